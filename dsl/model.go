@@ -1,0 +1,227 @@
+// Package dsl turns cairn workflow YAML into a typed, position-carrying model with every expression compiled once.
+package dsl
+
+import (
+	"fmt"
+	"time"
+)
+
+// Pos is a 1-based line and column in a workflow source file.
+type Pos struct {
+	Line int `json:"line"`
+	Col  int `json:"col"`
+}
+
+func (p Pos) String() string { return fmt.Sprintf("%d:%d", p.Line, p.Col) }
+
+// StepID identifies a step inside one workflow definition. It is the author's
+// `id` when given, otherwise generated from the step's path (for example
+// "steps[2]" or "check.case[0][1]"), so it is stable for a given source.
+type StepID string
+
+// BlockID identifies a list of steps: "" is the workflow's top-level list;
+// nested lists are named after their owning step, e.g. "check#case0",
+// "check#default", "wait1#onTimeout", "discount#onError".
+type BlockID string
+
+// Workflow is a parsed and compiled workflow definition. It is immutable after
+// Parse and safe for concurrent use.
+type Workflow struct {
+	Name        string
+	Description string
+	File        string // the file name given to Parse, used in messages
+	Source      []byte // the YAML exactly as given
+	Hash        string // hex sha256 of Source: the definition's identity
+
+	Input  *JSONSchema // nil when the workflow declares no input schema
+	Status *JSONSchema // nil when the workflow declares no status schema
+
+	Activities map[string]*ActivityOptions // options per activity name, from `activities:`
+
+	Steps []Step
+
+	// Blocks maps every step list of the definition, including Steps under
+	// BlockID(""), so a cursor frame can be resolved in O(1).
+	Blocks map[BlockID][]Step
+	// ByID maps every step's id to the step.
+	ByID map[StepID]Step
+}
+
+// ActivityOptions are the per-activity settings from the workflow's
+// `activities:` section.
+type ActivityOptions struct {
+	Pos     Pos
+	Timeout time.Duration // start-to-close; 0 = none
+	Retry   *RetryPolicy  // nil = a single attempt
+	// Binding says how the activity runs; nil means the default binding
+	// (an external worker). The activity runtime interprets it.
+	Binding *Binding
+}
+
+// RetryPolicy: the delay before retry n (0-based) is FirstInterval ×
+// Backoff^n, capped at MaxInterval, until MaxAttempts attempts in all or
+// RetryTimeout since the first attempt.
+type RetryPolicy struct {
+	MaxAttempts   int           // ≥ 1; attempts in all, the first included
+	FirstInterval time.Duration // > 0
+	Backoff       float64       // ≥ 1; default 2
+	MaxInterval   time.Duration // 0 = uncapped
+	RetryTimeout  time.Duration // 0 = none
+}
+
+// Delay returns the delay before retry n (0-based).
+func (r *RetryPolicy) Delay(n int) time.Duration {
+	d := float64(r.FirstInterval)
+	for i := 0; i < n; i++ {
+		d *= r.Backoff
+		if r.MaxInterval > 0 && d >= float64(r.MaxInterval) {
+			return r.MaxInterval
+		}
+	}
+	if r.MaxInterval > 0 && d > float64(r.MaxInterval) {
+		return r.MaxInterval
+	}
+	return time.Duration(d)
+}
+
+// BindingKind is how an activity is executed.
+type BindingKind string
+
+const (
+	BindWorker BindingKind = "worker" // an external worker long-polls for the task (default)
+	BindGo     BindingKind = "go"     // a Go handler registered in-process
+	BindHTTP   BindingKind = "http"   // POST the input as JSON to a URL
+	BindExpr   BindingKind = "expr"   // a pure expression over the input, computed in-process
+)
+
+// Binding is the `binding`-related part of an activity's options.
+type Binding struct {
+	Kind    BindingKind
+	URL     string
+	Method  string
+	Headers map[string]*Value
+	Timeout time.Duration
+	Expr    *Value // for BindExpr: evaluated with `input` in scope
+}
+
+// Step is one step of a workflow. It is implemented only by the step types of
+// this package; the interpreter dispatches on them with a type switch.
+type Step interface {
+	// Base returns the fields every step kind has.
+	Base() *StepBase
+	isStep()
+}
+
+// StepBase holds what every step has.
+type StepBase struct {
+	ID  StepID
+	Pos Pos        // position of the step's mapping in the source
+	If  *Condition // nil when the step has no `if`
+}
+
+func (b *StepBase) Base() *StepBase { return b }
+func (*StepBase) isStep()           {}
+
+// ActivityStep calls an activity.
+type ActivityStep struct {
+	StepBase
+	Activity string
+	Input    *Value // nil = null input
+	Result   string // variable that receives the result; "" = discard
+	// OnError, when present, runs after the final failure with the error in
+	// variable `error` ({type, message, attempt}); nil = fail the instance.
+	OnError      []Step
+	OnErrorBlock BlockID
+}
+
+// WaitStep waits for an external event or a durable timer.
+type WaitStep struct {
+	StepBase
+	// Event wait: Event is non-empty.
+	Event   string
+	Timeout *Value // duration ("60s") or number of seconds; nil = wait forever
+	Result  string // variable that receives the event's payload
+	// OnTimeout runs when the timeout fires; nil (HasOnTimeout false) fails
+	// the instance with a timeout error.
+	OnTimeout      []Step
+	HasOnTimeout   bool
+	OnTimeoutBlock BlockID
+
+	// Timer wait: exactly one of Duration and Until is set.
+	Duration *Value // duration string ("90s", "1h30m") or seconds
+	Until    *Value // RFC 3339 time
+}
+
+// SetStatusStep sets the custom status.
+type SetStatusStep struct {
+	StepBase
+	Value *Value
+}
+
+// Assignment is one `name: value` of a set step, in source order.
+type Assignment struct {
+	Name  string
+	Pos   Pos
+	Value *Value
+}
+
+// SetStep sets variables.
+type SetStep struct {
+	StepBase
+	Vars []Assignment
+}
+
+// Case is one `when` branch of a switch.
+type Case struct {
+	Pos   Pos
+	When  *Condition
+	Steps []Step
+	Block BlockID
+}
+
+// SwitchStep runs the first case whose condition holds, else Default.
+type SwitchStep struct {
+	StepBase
+	Cases        []Case
+	Default      []Step
+	HasDefault   bool
+	DefaultBlock BlockID
+}
+
+// ReturnStep completes the instance with a value.
+type ReturnStep struct {
+	StepBase
+	Value *Value // nil = null output
+}
+
+// FailStep fails the instance with an error.
+type FailStep struct {
+	StepBase
+	Error   *Value // the error type/code, a string
+	Message *Value
+}
+
+var (
+	_ Step = (*ActivityStep)(nil)
+	_ Step = (*WaitStep)(nil)
+	_ Step = (*SetStatusStep)(nil)
+	_ Step = (*SetStep)(nil)
+	_ Step = (*SwitchStep)(nil)
+	_ Step = (*ReturnStep)(nil)
+	_ Step = (*FailStep)(nil)
+)
+
+// Env is what expressions see at run time.
+type Env struct {
+	Input    any
+	Vars     map[string]any
+	Instance InstanceInfo
+	Now      time.Time // when the current step began; now() returns it
+}
+
+// InstanceInfo is the `instance` object of the expression environment.
+type InstanceInfo struct {
+	ID          string    `expr:"id" json:"id"`
+	Name        string    `expr:"name" json:"name"`
+	CreatedTime time.Time `expr:"createdTime" json:"createdTime"`
+}

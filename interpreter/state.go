@@ -1,0 +1,231 @@
+package interpreter
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/cairnhq/cairn/dsl"
+)
+
+// InstanceID names one workflow instance.
+type InstanceID string
+
+// RuntimeStatus is an instance's lifecycle state. The strings are persisted
+// and are the Durable Functions names; never renumber or rename them.
+type RuntimeStatus string
+
+const (
+	StatusPending    RuntimeStatus = "Pending"
+	StatusRunning    RuntimeStatus = "Running"
+	StatusSuspended  RuntimeStatus = "Suspended"
+	StatusCompleted  RuntimeStatus = "Completed"
+	StatusFailed     RuntimeStatus = "Failed"
+	StatusTerminated RuntimeStatus = "Terminated"
+)
+
+// Terminal reports whether no further transition can happen.
+func (s RuntimeStatus) Terminal() bool {
+	return s == StatusCompleted || s == StatusFailed || s == StatusTerminated
+}
+
+// ParseRuntimeStatus maps a name (case-insensitive) to a RuntimeStatus.
+func ParseRuntimeStatus(s string) (RuntimeStatus, bool) {
+	for _, v := range []RuntimeStatus{StatusPending, StatusRunning, StatusSuspended, StatusCompleted, StatusFailed, StatusTerminated} {
+		if equalFold(string(v), s) {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+func equalFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// Frame is one level of the cursor: the next step to run in a step list.
+type Frame struct {
+	Block dsl.BlockID `json:"b"`
+	Index int         `json:"i"`
+}
+
+// WaitKind says what a blocked instance waits for.
+type WaitKind string
+
+const (
+	WaitActivity WaitKind = "activity"
+	WaitEvent    WaitKind = "event"
+	WaitTimer    WaitKind = "timer"
+	WaitRetry    WaitKind = "retry" // the delay before an activity's next attempt
+)
+
+// Pending describes what a blocked instance waits for.
+type Pending struct {
+	Kind     WaitKind   `json:"kind"`
+	StepID   dsl.StepID `json:"step"`
+	Activity string     `json:"activity,omitempty"` // activity name (activity/retry)
+	TaskID   string     `json:"task,omitempty"`     // the scheduled task (activity)
+	Attempt  int        `json:"attempt,omitempty"`  // 1-based attempt (activity/retry)
+	// FirstAttempt is when attempt 1 was scheduled, for RetryTimeout.
+	FirstAttempt time.Time  `json:"first,omitzero"`
+	Event        string     `json:"event,omitempty"` // event name (event)
+	TimerID      string     `json:"timer,omitempty"` // the timer that ends the wait, if any
+	Deadline     *time.Time `json:"until,omitempty"` // when TimerID fires
+}
+
+// ErrorInfo is a failure: of an activity, of an expression, of the instance.
+type ErrorInfo struct {
+	Type    string     `json:"type"`
+	Message string     `json:"message"`
+	StepID  dsl.StepID `json:"step,omitempty"`
+	Attempt int        `json:"attempt,omitempty"`
+	// Retryable is set by whoever reports an activity failure; a false
+	// value stops retries.
+	Retryable bool `json:"retryable,omitempty"`
+}
+
+// BufferedEvent is an external event that arrived while no wait wanted it.
+type BufferedEvent struct {
+	Name string          `json:"name"`
+	Data json.RawMessage `json:"data"`
+	Time time.Time       `json:"time"`
+}
+
+// State is everything the engine persists about one instance. The store
+// writes it back atomically after each transition.
+type State struct {
+	ID       InstanceID    `json:"id"`
+	Name     string        `json:"name"` // workflow name
+	DefHash  string        `json:"def"`  // definition content hash it runs on
+	Status   RuntimeStatus `json:"status"`
+	Revision int64         `json:"rev"` // bumped by every commit; compare-and-set guard
+
+	Input        json.RawMessage `json:"input,omitempty"`  // nil = null
+	Output       json.RawMessage `json:"output,omitempty"` // nil = null; for Failed the ErrorInfo; for Terminated the reason
+	CustomStatus json.RawMessage `json:"custom,omitempty"` // nil = never set
+
+	Vars    map[string]json.RawMessage `json:"vars,omitempty"`
+	Cursor  []Frame                    `json:"cursor,omitempty"`
+	Pending *Pending                   `json:"pending,omitempty"`
+	// Buffered holds external events no wait has consumed yet, FIFO per name.
+	Buffered []BufferedEvent `json:"buffered,omitempty"`
+	// Held holds events that arrived while Suspended, applied on resume.
+	Held []Event `json:"held,omitempty"`
+	// Seq numbers tasks and timers so their ids are unique per instance.
+	Seq int64 `json:"seq"`
+
+	CreatedTime     time.Time `json:"created"`
+	LastUpdatedTime time.Time `json:"updated"`
+}
+
+// CurrentStep returns the id of the step the instance is on ("" when none).
+func (s *State) CurrentStep() dsl.StepID {
+	if s.Pending != nil {
+		return s.Pending.StepID
+	}
+	return ""
+}
+
+// EventKind names a work item applied to an instance. The strings are
+// persisted; never rename them.
+type EventKind string
+
+const (
+	EvStart     EventKind = "ExecutionStarted"
+	EvCompleted EventKind = "TaskCompleted"
+	EvFailed    EventKind = "TaskFailed"
+	EvTimer     EventKind = "TimerFired"
+	EvRaised    EventKind = "EventRaised"
+	EvTerminate EventKind = "ExecutionTerminated"
+	EvSuspend   EventKind = "ExecutionSuspended"
+	EvResume    EventKind = "ExecutionResumed"
+)
+
+// Event is one work item for an instance: the "event" of
+// Step(definition, state, event).
+type Event struct {
+	Kind   EventKind       `json:"k"`
+	Time   time.Time       `json:"t"`              // when it was enqueued; now() of the steps it runs
+	TaskID string          `json:"task,omitempty"` // EvCompleted, EvFailed
+	Timer  string          `json:"timer,omitempty"`
+	Name   string          `json:"name,omitempty"` // EvRaised: event name
+	Data   json.RawMessage `json:"data,omitempty"` // EvRaised payload, EvCompleted result
+	Error  *ErrorInfo      `json:"err,omitempty"`  // EvFailed
+	Reason string          `json:"reason,omitempty"`
+}
+
+// Command is an effect the store must apply in the same commit as the new
+// state. It is one of *ScheduleTask, *StartTimer, *CancelTimer.
+type Command interface{ isCommand() }
+
+// ScheduleTask enqueues an activity task for the activity runtime.
+type ScheduleTask struct {
+	TaskID   string          `json:"task"`
+	Instance InstanceID      `json:"instance"`
+	Activity string          `json:"activity"`
+	Input    json.RawMessage `json:"input"`
+	Attempt  int             `json:"attempt"`
+	StepID   dsl.StepID      `json:"step"`
+	DefHash  string          `json:"def"` // so the runtime can read the activity's binding
+	Workflow string          `json:"workflow"`
+}
+
+// StartTimer asks for an EvTimer work item with Timer = ID at Due.
+type StartTimer struct {
+	ID  string
+	Due time.Time
+}
+
+// CancelTimer drops a timer that is no longer wanted; a timer that already
+// fired is ignored by the interpreter anyway.
+type CancelTimer struct {
+	ID  string
+	Due time.Time
+}
+
+func (*ScheduleTask) isCommand() {}
+func (*StartTimer) isCommand()   {}
+func (*CancelTimer) isCommand()  {}
+
+// HistoryEvent is one line of an instance's bounded history.
+type HistoryEvent struct {
+	Type      string          `json:"EventType"`
+	Timestamp time.Time       `json:"Timestamp"`
+	StepID    dsl.StepID      `json:"StepId,omitempty"`
+	Name      string          `json:"Name,omitempty"` // activity / event / function name
+	Data      json.RawMessage `json:"Data,omitempty"` // input/result/status/output
+	Attempt   int             `json:"Attempt,omitempty"`
+	Reason    string          `json:"Reason,omitempty"`
+}
+
+// Transition is the outcome of applying one Event: the new state, the
+// commands to apply with it and the history lines to append, all committed
+// atomically.
+type Transition struct {
+	State    *State
+	Commands []Command
+	History  []HistoryEvent
+	// FromRevision is the revision the transition was computed from; the
+	// commit succeeds only if the stored revision still equals it.
+	FromRevision int64
+	// WorkID is the store's id of the work item it consumed, acknowledged
+	// inside the commit ("" for none).
+	WorkID string
+	// Statuses records whether CustomStatus or Status changed, so the store
+	// publishes a change notice only when something a client sees changed.
+	StatusChanged bool
+}

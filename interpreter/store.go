@@ -1,0 +1,117 @@
+package interpreter
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+)
+
+// Errors a Store returns (wrapped or bare); callers test them with errors.Is.
+var (
+	// ErrNotFound: no such instance or definition.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: the stored revision moved since the state was loaded.
+	ErrConflict = errors.New("revision conflict")
+	// ErrDuplicate: the work item was already applied (acknowledged).
+	ErrDuplicate = errors.New("work item already applied")
+	// ErrAlreadyRunning: an instance with that id is Pending, Running or Suspended.
+	ErrAlreadyRunning = errors.New("instance already running")
+	// ErrFinished: the instance is Completed, Failed or Terminated.
+	ErrFinished = errors.New("instance already finished")
+)
+
+// WorkItem is an Event addressed to an instance, as read from a partition's
+// work stream.
+type WorkItem struct {
+	ID        string // the store's id for acknowledging it
+	Partition int
+	Instance  InstanceID
+	Event     Event
+}
+
+// Store is what the engine needs from durable storage. Every method is one
+// round trip to the store, whatever the number of items.
+type Store interface {
+	// Partitions is the fixed number of partitions P.
+	Partitions() int
+	// ReadWork returns up to max new work items of the given partitions for
+	// this consumer, waiting up to block for the first one.
+	ReadWork(ctx context.Context, consumer string, partitions []int, max int, block time.Duration) ([]WorkItem, error)
+	// ReclaimWork takes over work items that another consumer has held
+	// unacknowledged for longer than minIdle (it died).
+	ReclaimWork(ctx context.Context, consumer string, partition int, minIdle time.Duration, max int) ([]WorkItem, error)
+	// LoadStates reads the states of the instances; nil for a missing one.
+	LoadStates(ctx context.Context, ids []InstanceID) ([]*State, error)
+	// Commit applies the transitions in order, each atomically with its
+	// commands, history and the acknowledgement of its work item, guarded by
+	// FromRevision. It returns one error per transition: nil, ErrConflict or
+	// ErrDuplicate (nothing written), or another failure.
+	Commit(ctx context.Context, ts []*Transition) ([]error, error)
+	// AckWork acknowledges work items that need no transition (their
+	// instance is gone, or they are stale).
+	AckWork(ctx context.Context, items []WorkItem) error
+	// FireDueTimers moves up to max timers due at or before now from the
+	// partition's timer set into its work stream, and returns how many moved
+	// and the due time of the next one left (zero when none).
+	FireDueTimers(ctx context.Context, partition int, now time.Time, max int) (int, time.Time, error)
+	// LoadDefinition returns the YAML source stored under name and hash.
+	LoadDefinition(ctx context.Context, name, hash string) ([]byte, error)
+}
+
+// NewInstance is what starting an instance writes.
+type NewInstance struct {
+	State *State // status Pending, revision 0
+	Start Event  // the EvStart work item
+}
+
+// InstanceStatus is everything GET status shows, read in one round trip.
+type InstanceStatus struct {
+	ID              InstanceID
+	Name            string
+	DefHash         string
+	Status          RuntimeStatus
+	Input           json.RawMessage // nil = null
+	Output          json.RawMessage
+	CustomStatus    json.RawMessage
+	CreatedTime     time.Time
+	LastUpdatedTime time.Time
+	Pending         *Pending // what it waits for, if blocked
+	Revision        int64
+}
+
+// ListQuery filters and pages a listing of instances. Order is by created
+// time, then id, ascending.
+type ListQuery struct {
+	Statuses          []RuntimeStatus // empty = all
+	CreatedFrom       time.Time       // zero = unbounded
+	CreatedTo         time.Time       // zero = unbounded
+	Prefix            string
+	Top               int    // page size
+	ContinuationToken string // from the previous page; "" = first page
+	WithInput         bool
+}
+
+// DefinitionInfo describes one stored workflow definition.
+type DefinitionInfo struct {
+	Name     string    `json:"name"`
+	Latest   string    `json:"latestHash"`
+	Versions []Version `json:"versions"`
+}
+
+// Version is one stored content version of a workflow.
+type Version struct {
+	Hash    string    `json:"hash"`
+	Created time.Time `json:"createdTime"`
+}
+
+// StatusChange is a notice that an instance's runtime or custom status
+// changed, published by the commit that changed it.
+type StatusChange struct {
+	Instance     InstanceID      `json:"instanceId"`
+	Status       RuntimeStatus   `json:"runtimeStatus"`
+	CustomStatus json.RawMessage `json:"customStatus"`
+	Output       json.RawMessage `json:"output,omitempty"`
+	Revision     int64           `json:"revision"`
+	Time         time.Time       `json:"lastUpdatedTime"`
+}

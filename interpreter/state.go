@@ -182,7 +182,17 @@ type ScheduleTask struct {
 	StepID   dsl.StepID      `json:"step"`
 	DefHash  string          `json:"def"` // so the runtime can read the activity's binding
 	Workflow string          `json:"workflow"`
+	// Queue is the task stream it goes to: "local" for activities the
+	// in-process runtime runs (go, http, expr bindings), else the activity
+	// name, where external workers long-poll for it.
+	Queue string `json:"queue"`
+	// Timeout is the start-to-close limit (0 = none), so the runtime can
+	// stop waiting; the interpreter enforces it with a durable timer too.
+	Timeout time.Duration `json:"timeout,omitempty"`
 }
+
+// LocalQueue is the task queue of the in-process activity runtime.
+const LocalQueue = "local"
 
 // StartTimer asks for an EvTimer work item with Timer = ID at Due.
 type StartTimer struct {

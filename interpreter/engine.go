@@ -1,0 +1,338 @@
+package interpreter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"sync"
+	"time"
+)
+
+// EngineOptions configure an Engine. Zero values take the defaults.
+type EngineOptions struct {
+	// Consumer names this engine in the work streams' consumer group; it
+	// must be unique among live engines. Default: host-pid-random.
+	Consumer    string
+	Interpreter *Interpreter
+	Clock       func() time.Time
+	Logger      *slog.Logger
+	// Batch is the most work items one read takes (default 128).
+	Batch int
+	// Block is how long one read waits for work (default 2s).
+	Block time.Duration
+	// Workers is the number of read loops; loop i serves the partitions p
+	// with p % Workers == i, so one engine applies a partition's work in
+	// order (default 2).
+	Workers int
+	// TimerTick is how often due timers are checked (default 50ms);
+	// TimerSweep is how often every partition is checked even when this
+	// engine knows of no timer due there (default 1s).
+	TimerTick  time.Duration
+	TimerSweep time.Duration
+	// ReclaimAfter is how long a work item may stay unacknowledged before
+	// another engine takes it over (default 30s).
+	ReclaimAfter time.Duration
+}
+
+// Engine reads work items from a Store, runs the interpreter and commits
+// each transition. Any number of engines may share one store.
+type Engine struct {
+	store Store
+	cat   *Catalog
+	in    *Interpreter
+	opts  EngineOptions
+	log   *slog.Logger
+
+	mu      sync.Mutex
+	nextDue map[int]time.Time // earliest timer this engine knows of, per partition
+}
+
+// NewEngine returns an Engine; Run starts it.
+func NewEngine(store Store, cat *Catalog, opts EngineOptions) *Engine {
+	if opts.Consumer == "" {
+		host, _ := os.Hostname()
+		opts.Consumer = fmt.Sprintf("%s-%d-%06x", host, os.Getpid(), rand.Uint32()&0xffffff)
+	}
+	if opts.Interpreter == nil {
+		opts.Interpreter = New(Options{})
+	}
+	if opts.Clock == nil {
+		opts.Clock = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Batch <= 0 {
+		opts.Batch = 128
+	}
+	if opts.Block <= 0 {
+		opts.Block = 2 * time.Second
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = 2
+	}
+	if opts.Workers > store.Partitions() {
+		opts.Workers = store.Partitions()
+	}
+	if opts.TimerTick <= 0 {
+		opts.TimerTick = 50 * time.Millisecond
+	}
+	if opts.TimerSweep <= 0 {
+		opts.TimerSweep = time.Second
+	}
+	if opts.ReclaimAfter <= 0 {
+		opts.ReclaimAfter = 30 * time.Second
+	}
+	return &Engine{store: store, cat: cat, in: opts.Interpreter, opts: opts,
+		log: opts.Logger.With("engine", opts.Consumer), nextDue: map[int]time.Time{}}
+}
+
+// Consumer returns the engine's consumer name.
+func (e *Engine) Consumer() string { return e.opts.Consumer }
+
+// Run works until ctx is cancelled, then returns after the transitions in
+// flight are committed. Work read but not committed stays pending in the
+// store and is reclaimed by another engine after ReclaimAfter.
+func (e *Engine) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	n := e.store.Partitions()
+	for w := 0; w < e.opts.Workers; w++ {
+		var parts []int
+		for p := w; p < n; p += e.opts.Workers {
+			parts = append(parts, p)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e.readLoop(ctx, parts)
+		}()
+	}
+	wg.Add(2)
+	go func() { defer wg.Done(); e.timerLoop(ctx) }()
+	go func() { defer wg.Done(); e.reclaimLoop(ctx) }()
+	wg.Wait()
+	return nil
+}
+
+func (e *Engine) readLoop(ctx context.Context, parts []int) {
+	backoff := 50 * time.Millisecond
+	for ctx.Err() == nil {
+		items, err := e.store.ReadWork(ctx, e.opts.Consumer, parts, e.opts.Batch, e.opts.Block)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			e.log.Warn("reading work failed; retrying", "err", err, "in", backoff)
+			sleep(ctx, backoff)
+			backoff = min(backoff*2, 2*time.Second)
+			continue
+		}
+		backoff = 50 * time.Millisecond
+		if len(items) > 0 {
+			// Finish what was read even when ctx is cancelled meanwhile.
+			e.Process(context.WithoutCancel(ctx), items)
+		}
+	}
+}
+
+// Process applies work items: one load and one commit round trip for the
+// whole batch, repeated only for instances whose commit lost a race.
+func (e *Engine) Process(ctx context.Context, items []WorkItem) {
+	var order []InstanceID
+	work := map[InstanceID][]WorkItem{}
+	for _, it := range items {
+		if _, ok := work[it.Instance]; !ok {
+			order = append(order, it.Instance)
+		}
+		work[it.Instance] = append(work[it.Instance], it)
+	}
+	for attempt := 0; len(order) > 0; attempt++ {
+		if attempt == 8 {
+			e.log.Warn("giving up on contended instances for now; their work will be reclaimed", "instances", len(order))
+			return
+		}
+		states, err := e.store.LoadStates(ctx, order)
+		if err != nil {
+			e.log.Warn("loading instances failed; work stays pending", "err", err)
+			return
+		}
+		type owner struct {
+			inst InstanceID
+			idx  int
+			part int
+		}
+		var ts []*Transition
+		var owners []owner
+		var acks []WorkItem
+		for i, id := range order {
+			its := work[id]
+			st := states[i]
+			if st == nil {
+				acks = append(acks, its...) // purged or never created
+				continue
+			}
+			def, err := e.cat.Get(ctx, st.Name, st.DefHash)
+			if err != nil {
+				e.log.Error("instance's definition unavailable; dropping its work", "instance", id, "err", err)
+				acks = append(acks, its...)
+				continue
+			}
+			cur := st
+			for j, it := range its {
+				tr, err := e.in.Step(def, cur, it.Event)
+				if err != nil {
+					e.log.Error("transition failed; dropping work item", "instance", id, "event", it.Event.Kind, "err", err)
+					acks = append(acks, it)
+					continue
+				}
+				if tr == nil {
+					acks = append(acks, it)
+					continue
+				}
+				tr.WorkID = it.ID
+				ts = append(ts, tr)
+				owners = append(owners, owner{id, j, it.Partition})
+				cur = tr.State
+			}
+		}
+		if len(acks) > 0 {
+			if err := e.store.AckWork(ctx, acks); err != nil {
+				e.log.Warn("acknowledging work failed", "err", err)
+			}
+		}
+		if len(ts) == 0 {
+			return
+		}
+		errs, err := e.store.Commit(ctx, ts)
+		if err != nil {
+			e.log.Warn("commit failed; work stays pending", "err", err)
+			return
+		}
+		retry := map[InstanceID]int{} // instance → first item index to redo
+		for k, err := range errs {
+			o := owners[k]
+			switch {
+			case err == nil:
+				e.noteTimers(o.part, ts[k].Commands)
+			case errors.Is(err, ErrDuplicate):
+				// Applied by another engine already; later items of this
+				// instance conflict and are redone below.
+			case errors.Is(err, ErrConflict):
+				if _, ok := retry[o.inst]; !ok {
+					retry[o.inst] = o.idx
+				}
+			default:
+				e.log.Warn("commit of one transition failed; its work stays pending", "instance", o.inst, "err", err)
+			}
+		}
+		order = order[:0:0]
+		next := map[InstanceID][]WorkItem{}
+		for id, idx := range retry {
+			order = append(order, id)
+			next[id] = work[id][idx:]
+		}
+		work = next
+	}
+}
+
+// noteTimers remembers timers this engine created so it fires them on time
+// without sweeping every partition at every tick.
+func (e *Engine) noteTimers(part int, cmds []Command) {
+	for _, c := range cmds {
+		if t, ok := c.(*StartTimer); ok {
+			e.mu.Lock()
+			if d, ok := e.nextDue[part]; !ok || d.IsZero() || t.Due.Before(d) {
+				e.nextDue[part] = t.Due
+			}
+			e.mu.Unlock()
+		}
+	}
+}
+
+func (e *Engine) timerLoop(ctx context.Context) {
+	tick := time.NewTicker(e.opts.TimerTick)
+	defer tick.Stop()
+	var lastSweep time.Time
+	for {
+		now := e.opts.Clock()
+		sweep := now.Sub(lastSweep) >= e.opts.TimerSweep || now.Before(lastSweep)
+		if sweep {
+			lastSweep = now
+		}
+		for p := 0; p < e.store.Partitions(); p++ {
+			e.mu.Lock()
+			due, known := e.nextDue[p]
+			e.mu.Unlock()
+			if !sweep && (!known || due.IsZero() || now.Before(due)) {
+				continue
+			}
+			e.FireTimers(ctx, p, now)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// FireTimers moves the timers of partition p due at now into its work
+// stream.
+func (e *Engine) FireTimers(ctx context.Context, p int, now time.Time) {
+	for {
+		n, next, err := e.store.FireDueTimers(ctx, p, now, 512)
+		if err != nil {
+			if ctx.Err() == nil {
+				e.log.Warn("firing timers failed", "partition", p, "err", err)
+			}
+			return
+		}
+		if n < 512 {
+			e.mu.Lock()
+			e.nextDue[p] = next
+			e.mu.Unlock()
+			return
+		}
+	}
+}
+
+func (e *Engine) reclaimLoop(ctx context.Context) {
+	every := e.opts.ReclaimAfter / 2
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(every):
+		}
+		e.Reclaim(ctx)
+	}
+}
+
+// Reclaim takes over and applies work that a dead engine left pending.
+func (e *Engine) Reclaim(ctx context.Context) {
+	for p := 0; p < e.store.Partitions(); p++ {
+		items, err := e.store.ReclaimWork(ctx, e.opts.Consumer, p, e.opts.ReclaimAfter, e.opts.Batch)
+		if err != nil {
+			if ctx.Err() == nil {
+				e.log.Warn("reclaiming work failed", "partition", p, "err", err)
+			}
+			continue
+		}
+		if len(items) > 0 {
+			e.log.Info("reclaimed work from a dead engine", "partition", p, "items", len(items))
+			e.Process(context.WithoutCancel(ctx), items)
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

@@ -1,0 +1,172 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"runtime/debug"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/cairnhq/cairn/dsl"
+	"github.com/cairnhq/cairn/interpreter"
+)
+
+// apiError is an error the API reports as is: status, stable code, message.
+type apiError struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *apiError) Error() string { return e.Message }
+
+func badRequest(code, format string, args ...any) *apiError {
+	return &apiError{http.StatusBadRequest, code, fmt.Sprintf(format, args...)}
+}
+
+// errorBody is every error response: {"error": code, "message": text}, plus
+// the located problems of a rejected definition.
+type errorBody struct {
+	Error   string     `json:"error"`
+	Message string     `json:"message"`
+	Issues  dsl.Issues `json:"issues,omitempty"`
+}
+
+// statusOf maps an error to its HTTP status and error code. It is the only
+// place that translates store and interpreter errors for clients.
+func statusOf(err error) (int, string) {
+	var (
+		ae  *apiError
+		mbe *http.MaxBytesError
+		iss dsl.Issues
+	)
+	switch {
+	case errors.As(err, &ae):
+		return ae.Status, ae.Code
+	case errors.As(err, &mbe):
+		return http.StatusRequestEntityTooLarge, "payload-too-large"
+	case errors.As(err, &iss):
+		return http.StatusUnprocessableEntity, "invalid-workflow"
+	case errors.Is(err, interpreter.ErrNotFound):
+		return http.StatusNotFound, "not-found"
+	case errors.Is(err, interpreter.ErrAlreadyRunning):
+		return http.StatusConflict, "already-running"
+	case errors.Is(err, interpreter.ErrConflict):
+		return http.StatusConflict, "conflict"
+	case errors.Is(err, interpreter.ErrFinished):
+		return http.StatusGone, "finished"
+	case errors.Is(err, context.DeadlineExceeded):
+		return http.StatusServiceUnavailable, "timeout"
+	case errors.Is(err, context.Canceled):
+		// The client went away; nobody reads this.
+		return 499, "canceled"
+	}
+	return http.StatusInternalServerError, "internal"
+}
+
+// fail writes err as the JSON error response and stops the handler chain.
+// Messages of unexpected errors are logged, not sent.
+func (s *server) fail(c *gin.Context, err error) {
+	status, code := statusOf(err)
+	body := errorBody{Error: code, Message: err.Error()}
+	var iss dsl.Issues
+	if errors.As(err, &iss) {
+		body.Message = fmt.Sprintf("the workflow has %d problem(s)", len(iss))
+		body.Issues = iss
+	}
+	if status >= 500 && code != "not-ready" {
+		s.log.Error("request failed", "method", c.Request.Method, "path", c.Request.URL.Path, "status", status, "err", err)
+		if code == "internal" {
+			body.Message = "internal error"
+		}
+	}
+	c.AbortWithStatusJSON(status, body)
+}
+
+// recovery turns a panic in a handler into a logged JSON 500.
+func (s *server) recovery(c *gin.Context) {
+	defer func() {
+		v := recover()
+		if v == nil {
+			return
+		}
+		if v == http.ErrAbortHandler {
+			panic(v)
+		}
+		s.log.Error("panic serving request", "method", c.Request.Method, "path", c.Request.URL.Path,
+			"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+		if !c.Writer.Written() {
+			c.AbortWithStatusJSON(http.StatusInternalServerError, errorBody{Error: "internal", Message: "internal error"})
+		} else {
+			c.Abort()
+		}
+	}()
+	c.Next()
+}
+
+// hashKeys keeps only digests of the API keys, so comparisons take the same
+// time whatever the length or content of the key sent.
+func hashKeys(keys []string) [][32]byte {
+	var out [][32]byte
+	for _, k := range keys {
+		if k != "" {
+			out = append(out, sha256.Sum256([]byte(k)))
+		}
+	}
+	return out
+}
+
+// auth accepts a key from Authorization: Bearer, x-functions-key or ?code=.
+// With no key configured every request passes.
+func (s *server) auth(c *gin.Context) {
+	if len(s.keys) == 0 {
+		return
+	}
+	key := ""
+	if h := c.GetHeader("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		key = strings.TrimSpace(h[7:])
+	} else if h := c.GetHeader("x-functions-key"); h != "" {
+		key = h
+	} else {
+		key = c.Query("code")
+	}
+	if key == "" {
+		s.fail(c, &apiError{http.StatusUnauthorized, "unauthorized", "an API key is required (Authorization: Bearer, x-functions-key or ?code=)"})
+		return
+	}
+	sum := sha256.Sum256([]byte(key))
+	ok := 0
+	for i := range s.keys {
+		ok |= subtle.ConstantTimeCompare(sum[:], s.keys[i][:])
+	}
+	if ok != 1 {
+		s.fail(c, &apiError{http.StatusUnauthorized, "unauthorized", "the API key is not valid"})
+		return
+	}
+}
+
+// writeJSON writes v with status, without HTML escaping so URLs and
+// messages stay readable.
+func writeJSON(c *gin.Context, status int, v any) {
+	b, err := marshal(v)
+	if err != nil {
+		panic(err) // only our own types get here
+	}
+	c.Data(status, "application/json; charset=utf-8", b)
+}
+
+func marshal(v any) ([]byte, error) {
+	var sb strings.Builder
+	enc := json.NewEncoder(&sb)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return []byte(strings.TrimSuffix(sb.String(), "\n")), nil
+}

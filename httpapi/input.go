@@ -1,0 +1,234 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/cairnhq/cairn/interpreter"
+)
+
+// MaxInstanceIDLen is the longest instance id accepted (DF's limit).
+const MaxInstanceIDLen = 256
+
+// checkInstanceID applies DF's instance id rules and names the one broken.
+func checkInstanceID(id string) error {
+	switch {
+	case id == "":
+		return badRequest("invalid-instance-id", "instance id must not be empty")
+	case utf8.RuneCountInString(id) > MaxInstanceIDLen:
+		return badRequest("invalid-instance-id", "instance id must be at most %d characters", MaxInstanceIDLen)
+	case !utf8.ValidString(id):
+		return badRequest("invalid-instance-id", "instance id must be valid UTF-8")
+	case id[0] == '@':
+		return badRequest("invalid-instance-id", "instance id must not start with '@' (reserved for entities)")
+	}
+	for _, r := range id {
+		switch {
+		case r == '/' || r == '\\' || r == '#' || r == '?':
+			return badRequest("invalid-instance-id", "instance id must not contain %q", r)
+		case r < 0x20 || (r >= 0x7f && r <= 0x9f):
+			return badRequest("invalid-instance-id", "instance id must not contain control characters (found U+%04X)", r)
+		}
+	}
+	return nil
+}
+
+// instanceID reads and checks the :id path parameter.
+func instanceID(c *gin.Context) (interpreter.InstanceID, error) {
+	id := c.Param("id")
+	if err := checkInstanceID(id); err != nil {
+		return "", err
+	}
+	return interpreter.InstanceID(id), nil
+}
+
+// checkName checks an event name: non-empty, bounded, printable.
+func checkEventName(name string) error {
+	if name == "" || len(name) > 256 || !utf8.ValidString(name) {
+		return badRequest("invalid-event-name", "event name must be 1 to 256 bytes of UTF-8")
+	}
+	for _, r := range name {
+		if r < 0x20 || r == 0x7f {
+			return badRequest("invalid-event-name", "event name must not contain control characters")
+		}
+	}
+	return nil
+}
+
+// readBody reads the whole body, at most s.maxBody bytes (413 above).
+func (s *server) readBody(c *gin.Context) ([]byte, error) {
+	tooLarge := func(err error) error {
+		return fmt.Errorf("the request body exceeds the limit of %s: %w", fmtSize(s.maxBody), err)
+	}
+	if c.Request.ContentLength > s.maxBody {
+		return nil, tooLarge(&http.MaxBytesError{Limit: s.maxBody})
+	}
+	b, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, s.maxBody))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, tooLarge(err)
+		}
+		return nil, badRequest("bad-body", "reading the request body: %v", err)
+	}
+	return b, nil
+}
+
+// readJSON reads an optional JSON body: empty = nil (JSON null). It
+// returns the value compacted, or a 400 that says where the JSON breaks.
+func (s *server) readJSON(c *gin.Context) (json.RawMessage, error) {
+	b, err := s.readBody(c)
+	if err != nil {
+		return nil, err
+	}
+	return parseJSON(b)
+}
+
+func parseJSON(b []byte) (json.RawMessage, error) {
+	b = bytes.TrimPrefix(b, []byte("\xef\xbb\xbf")) // a UTF-8 BOM some clients send
+	if len(bytes.TrimSpace(b)) == 0 {
+		return nil, nil
+	}
+	if !utf8.Valid(b) {
+		off := invalidUTF8Offset(b)
+		line, col := lineCol(b, off)
+		return nil, badRequest("invalid-utf8", "the body is not valid UTF-8 at line %d, column %d (byte offset %d)", line, col, off)
+	}
+	var raw json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			off := int(se.Offset)
+			line, col := lineCol(b, off)
+			return nil, badRequest("invalid-json", "malformed JSON at line %d, column %d (byte offset %d): %v", line, col, off, se)
+		}
+		return nil, badRequest("invalid-json", "malformed JSON: %v", err)
+	}
+	var out bytes.Buffer
+	if err := json.Compact(&out, raw); err != nil {
+		return nil, badRequest("invalid-json", "malformed JSON: %v", err)
+	}
+	if out.String() == "null" {
+		return nil, nil
+	}
+	return out.Bytes(), nil
+}
+
+func invalidUTF8Offset(b []byte) int {
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n <= 1 {
+			return i
+		}
+		i += n
+	}
+	return len(b)
+}
+
+// lineCol turns a byte offset into a 1-based line and column (in runes).
+func lineCol(b []byte, off int) (int, int) {
+	if off > len(b) {
+		off = len(b)
+	}
+	line, col := 1, 1
+	for _, r := range string(b[:off]) {
+		if r == '\n' {
+			line, col = line+1, 1
+		} else {
+			col++
+		}
+	}
+	return line, col
+}
+
+// requireJSONContent refuses a body whose Content-Type is not JSON, as DF
+// does for raiseEvent (400).
+func requireJSONContent(c *gin.Context) error {
+	ct := c.GetHeader("Content-Type")
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil || !(mt == "application/json" || strings.HasSuffix(mt, "+json")) {
+		return badRequest("json-required", "only application/json request content is supported (Content-Type was %q)", ct)
+	}
+	return nil
+}
+
+// boolQuery reads a true/false query parameter.
+func boolQuery(c *gin.Context, name string, def bool) (bool, error) {
+	v, ok := c.GetQuery(name)
+	if !ok || v == "" {
+		return def, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, badRequest("bad-parameter", "%s must be true or false, not %q", name, v)
+	}
+	return b, nil
+}
+
+// timeQuery reads an RFC 3339 (ISO 8601) time query parameter; zero when
+// absent.
+func timeQuery(c *gin.Context, name string) (time.Time, error) {
+	v := c.Query(name)
+	if v == "" {
+		return time.Time{}, nil
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02"} {
+		if t, err := time.Parse(layout, v); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, badRequest("bad-parameter", "%s must be an RFC 3339 time such as 2026-01-02T15:04:05Z, not %q", name, v)
+}
+
+// statusesQuery reads runtimeStatus=Running,Pending.
+func statusesQuery(c *gin.Context) ([]interpreter.RuntimeStatus, error) {
+	var out []interpreter.RuntimeStatus
+	for _, v := range c.QueryArray("runtimeStatus") {
+		for _, name := range strings.Split(v, ",") {
+			name = strings.TrimSpace(name)
+			if name == "" {
+				continue
+			}
+			st, ok := interpreter.ParseRuntimeStatus(name)
+			if !ok {
+				return nil, badRequest("bad-parameter", "runtimeStatus: unknown status %q (Pending, Running, Suspended, Completed, Failed, Terminated)", name)
+			}
+			out = append(out, st)
+		}
+	}
+	return out, nil
+}
+
+// secondsQuery reads a duration given in (possibly fractional) seconds.
+func secondsQuery(c *gin.Context, name string) (time.Duration, bool, error) {
+	v := c.Query(name)
+	if v == "" {
+		return 0, false, nil
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f < 0 || f > 24*3600 {
+		return 0, false, badRequest("bad-parameter", "%s must be a number of seconds between 0 and 86400, not %q", name, v)
+	}
+	return time.Duration(f * float64(time.Second)), true, nil
+}
+
+func fmtSize(n int64) string {
+	if n%(1<<20) == 0 {
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	if n%(1<<10) == 0 {
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}

@@ -109,7 +109,8 @@ func parseJSON(b []byte) (json.RawMessage, error) {
 	if err := json.Unmarshal(b, &raw); err != nil {
 		var se *json.SyntaxError
 		if errors.As(err, &se) {
-			off := int(se.Offset)
+			// Offset counts the bytes read up to and including the bad one.
+			off := max(int(se.Offset)-1, 0)
 			line, col := lineCol(b, off)
 			return nil, badRequest("invalid-json", "malformed JSON at line %d, column %d (byte offset %d): %v", line, col, off, se)
 		}

@@ -1,0 +1,97 @@
+package dsl
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// MaxStatusBytes is the largest custom status: its JSON text, counted as
+// UTF-16 code units × 2 as Durable Functions does.
+const MaxStatusBytes = 16384
+
+// maxDuration is the longest duration cairn accepts anywhere; it keeps
+// seconds×1e9 far from overflowing time.Duration.
+const maxDuration = 10 * 365 * 24 * time.Hour
+
+// ToDuration converts a duration as written in a workflow, or as computed by
+// an expression, to a time.Duration: a Go duration string ("60s", "1h30m")
+// or a number of seconds. Negative, non-finite and overlong durations are
+// errors.
+func ToDuration(v any) (time.Duration, error) {
+	var d time.Duration
+	switch x := v.(type) {
+	case string:
+		s := strings.TrimSpace(x)
+		var err error
+		d, err = time.ParseDuration(s)
+		if err != nil {
+			return 0, fmt.Errorf("'%s' is not a duration: write it like 90s, 5m or 1h30m, or as a number of seconds", x)
+		}
+	case float64:
+		if math.IsNaN(x) || math.IsInf(x, 0) || x > maxDuration.Seconds() {
+			return 0, fmt.Errorf("%v seconds is not a usable duration", x)
+		}
+		d = time.Duration(x * float64(time.Second))
+	case int:
+		return ToDuration(float64(x))
+	case int64:
+		return ToDuration(float64(x))
+	case time.Duration:
+		d = x
+	default:
+		return 0, fmt.Errorf("a duration must be a string like 90s or a number of seconds, not %s", typeName(v))
+	}
+	if d < 0 {
+		return 0, fmt.Errorf("duration %s is negative", d)
+	}
+	if d > maxDuration {
+		return 0, fmt.Errorf("duration %s is longer than the limit of %s", d, maxDuration)
+	}
+	return d, nil
+}
+
+// ToTime converts an RFC 3339 time ("2025-06-01T09:00:00Z") to a time.Time.
+func ToTime(v any) (time.Time, error) {
+	switch x := v.(type) {
+	case string:
+		t, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(x))
+		if err != nil {
+			return time.Time{}, fmt.Errorf("'%s' is not an RFC 3339 time like 2025-06-01T09:00:00Z", x)
+		}
+		return t, nil
+	case time.Time:
+		return x, nil
+	}
+	return time.Time{}, fmt.Errorf("a time must be an RFC 3339 string, not %s", typeName(v))
+}
+
+// StatusSize is the size of a custom status as Durable Functions counts it:
+// UTF-16 code units × 2 of its JSON text. HTML characters are not escaped,
+// since the escaped forms (\u003c) would count a single '<' as six units.
+func StatusSize(v any) (int, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return 0, fmt.Errorf("the status is not JSON: %w", err)
+	}
+	b := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	if !utf8.Valid(b) {
+		return 0, errors.New("the status is not valid UTF-8")
+	}
+	units := 0
+	for _, r := range string(b) {
+		if r >= 0x10000 {
+			units += 2
+		} else {
+			units++
+		}
+	}
+	return units * 2, nil
+}

@@ -1,0 +1,573 @@
+package dsl
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"reflect"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/builtin"
+	"github.com/expr-lang/expr/conf"
+	"github.com/expr-lang/expr/file"
+	exprparser "github.com/expr-lang/expr/parser"
+	"github.com/expr-lang/expr/types"
+	"github.com/expr-lang/expr/vm"
+	"gopkg.in/yaml.v3"
+)
+
+const (
+	// MaxExprNodes bounds the size of one expression at compile time.
+	MaxExprNodes = 1000
+	// MaxExprMemory is the run-time memory budget of one evaluation, in the
+	// units of expr's VM (roughly elements allocated): a runaway range or map
+	// fails its step instead of eating the engine's memory.
+	MaxExprMemory = 1_000_000
+)
+
+// Reserved names: the expression environment defines them, so no `result:`
+// or `set:` may take them.
+var reservedNames = map[string]bool{"input": true, "instance": true, "now": true, "error": true}
+
+// keywords of the expression language, which cannot be variable names.
+var exprKeywords = map[string]bool{
+	"true": true, "false": true, "nil": true, "in": true, "not": true, "and": true, "or": true,
+	"let": true, "if": true, "else": true, "matches": true, "contains": true,
+	"startsWith": true, "endsWith": true,
+}
+
+var (
+	instanceType = types.Map{"id": types.String, "name": types.String, "createdTime": types.TypeOf(time.Time{})}
+	nowType      = types.TypeOf(func() time.Time { return time.Time{} })
+)
+
+// scope is what an expression may name: the variables that some path can
+// have set before it, plus `error` inside onError and nothing but `input` in
+// activity bindings. Scopes are immutable once built and shared.
+type scope struct {
+	vars    map[string]bool
+	onError bool // `error` is defined
+	binding bool // only `input` is defined
+	env     types.Map
+}
+
+func (s *scope) with(names ...string) *scope {
+	fresh := false
+	for _, n := range names {
+		if n != "" && !s.vars[n] {
+			fresh = true
+		}
+	}
+	if !fresh {
+		return s
+	}
+	ns := &scope{vars: make(map[string]bool, len(s.vars)+len(names)), onError: s.onError}
+	for n := range s.vars {
+		ns.vars[n] = true
+	}
+	for _, n := range names {
+		if n != "" {
+			ns.vars[n] = true
+		}
+	}
+	return ns
+}
+
+func (s *scope) union(o *scope) *scope {
+	names := make([]string, 0, len(o.vars))
+	for n := range o.vars {
+		names = append(names, n)
+	}
+	return s.with(names...)
+}
+
+func (s *scope) names() []string {
+	out := []string{"input"}
+	if s.binding {
+		return out
+	}
+	out = append(out, "instance", "now")
+	if s.onError {
+		out = append(out, "error")
+	}
+	for n := range s.vars {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (s *scope) types() types.Map {
+	if s.env == nil {
+		env := types.Map{"input": types.Any}
+		if !s.binding {
+			env["instance"] = instanceType
+			env["now"] = nowType
+			if s.onError {
+				env["error"] = types.Any
+			}
+			for n := range s.vars {
+				env[n] = types.Any
+			}
+		}
+		s.env = env
+	}
+	return s.env
+}
+
+// compiled is one expression: its text, where each of its runes stands in
+// the source, and its program once compiled.
+type compiled struct {
+	src    string
+	node   *yaml.Node // the scalar holding it
+	off    int        // rune offset of src within node.Value
+	sc     *scope
+	asBool bool
+	pos    []Pos // source position of each rune of src; filled at compile
+	prog   *vm.Program
+}
+
+// at returns the source position of rune offset i of the expression.
+func (c *compiled) at(i int) Pos {
+	if len(c.pos) == 0 {
+		return nodePos(c.node)
+	}
+	if i < 0 {
+		i = 0
+	}
+	if i >= len(c.pos) {
+		last := c.pos[len(c.pos)-1]
+		return Pos{last.Line, last.Col + 1}
+	}
+	return c.pos[i]
+}
+
+func (c *compiled) run(env *Env, binding bool) (any, error) {
+	if c.prog == nil {
+		return nil, &EvalError{Pos: c.at(0), Expr: c.src, Err: errors.New("expression was not compiled")}
+	}
+	machine := vm.VM{MemoryBudget: MaxExprMemory}
+	out, err := machine.Run(c.prog, env.exprEnv(binding))
+	if err != nil {
+		pos := c.at(0)
+		var fe *file.Error
+		if errors.As(err, &fe) {
+			pos = c.at(fe.From)
+			err = errors.New(fe.Message)
+		}
+		return nil, &EvalError{Pos: pos, Expr: c.src, Err: err}
+	}
+	return out, nil
+}
+
+// exprEnv is the run-time environment of an expression.
+func (e *Env) exprEnv(binding bool) map[string]any {
+	if binding {
+		return map[string]any{"input": e.Input}
+	}
+	m := make(map[string]any, len(e.Vars)+3)
+	for k, v := range e.Vars {
+		m[k] = v
+	}
+	m["input"] = e.Input
+	m["instance"] = map[string]any{"id": e.Instance.ID, "name": e.Instance.Name, "createdTime": e.Instance.CreatedTime}
+	now := e.Now
+	m["now"] = func() time.Time { return now }
+	return m
+}
+
+// Condition is a compiled boolean expression (`when:`, `if:`).
+type Condition struct {
+	Pos    Pos
+	Source string
+	c      *compiled
+}
+
+// Eval computes the condition in env. Errors are *EvalError.
+func (c *Condition) Eval(env *Env) (bool, error) {
+	out, err := c.c.run(env, false)
+	if err != nil {
+		return false, err
+	}
+	b, ok := out.(bool)
+	if !ok {
+		return false, &EvalError{Pos: c.Pos, Expr: c.Source, Err: fmt.Errorf("condition yielded %s, not a boolean", typeName(out))}
+	}
+	return b, nil
+}
+
+// valueKind says which of Value's fields hold it.
+type valueKind uint8
+
+const (
+	valLiteral valueKind = iota // lit
+	valExpr                     // expr: a string that is one `${ }`
+	valInterp                   // parts: a string with `${ }` inside text
+	valList                     // items
+	valMap                      // keys, fields
+)
+
+// Value is a YAML value in which any string may hold `${ expr }`: a string
+// that is exactly one `${ expr }` yields the expression's value (any JSON
+// type); other strings with `${ }` inside interpolate to a string, where a
+// string result is inserted as is and any other result as its JSON text
+// (null for nil). `$${` writes a literal `${`. Values are compiled at Parse
+// time.
+type Value struct {
+	Pos Pos
+
+	kind   valueKind
+	lit    any // the whole value when it holds no expression
+	expr   *compiled
+	parts  []part
+	items  []*Value
+	keys   []string
+	fields []*Value
+	static bool // no expression anywhere: lit is the value
+	// binding is set on activity-binding values, which see only `input`.
+	binding bool
+}
+
+type part struct {
+	text string
+	expr *compiled
+}
+
+// Eval computes the value in env. The result is JSON-compatible (nil, bool,
+// float64, string, []any, map[string]any): integers become float64, times
+// RFC 3339 strings, durations Go duration strings. Errors are *EvalError.
+func (v *Value) Eval(env *Env) (any, error) {
+	if v == nil {
+		return nil, nil
+	}
+	if v.static {
+		return copyJSON(v.lit), nil
+	}
+	switch v.kind {
+	case valExpr:
+		out, err := v.expr.run(env, v.binding)
+		if err != nil {
+			return nil, err
+		}
+		j, err := normalize(out, 0)
+		if err != nil {
+			return nil, &EvalError{Pos: v.expr.at(0), Expr: v.expr.src, Err: err}
+		}
+		return j, nil
+	case valInterp:
+		var sb strings.Builder
+		for _, p := range v.parts {
+			if p.expr == nil {
+				sb.WriteString(p.text)
+				continue
+			}
+			out, err := p.expr.run(env, v.binding)
+			if err != nil {
+				return nil, err
+			}
+			j, err := normalize(out, 0)
+			if err != nil {
+				return nil, &EvalError{Pos: p.expr.at(0), Expr: p.expr.src, Err: err}
+			}
+			if s, ok := j.(string); ok {
+				sb.WriteString(s)
+			} else {
+				b, _ := json.Marshal(j)
+				sb.Write(b)
+			}
+			if sb.Len() > MaxSourceBytes {
+				return nil, &EvalError{Pos: v.Pos, Expr: p.expr.src, Err: errors.New("interpolated string is larger than 1 MiB")}
+			}
+		}
+		return sb.String(), nil
+	case valList:
+		out := make([]any, len(v.items))
+		for i, it := range v.items {
+			x, err := it.Eval(env)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = x
+		}
+		return out, nil
+	case valMap:
+		out := make(map[string]any, len(v.keys))
+		for i, k := range v.keys {
+			x, err := v.fields[i].Eval(env)
+			if err != nil {
+				return nil, err
+			}
+			out[k] = x
+		}
+		return out, nil
+	}
+	return copyJSON(v.lit), nil
+}
+
+// Literal returns the value when it holds no expression at all.
+func (v *Value) Literal() (any, bool) {
+	if v == nil {
+		return nil, true
+	}
+	if !v.static {
+		return nil, false
+	}
+	return copyJSON(v.lit), true
+}
+
+// copyJSON deep-copies a JSON value so callers may not alter the model.
+func copyJSON(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		m := make(map[string]any, len(x))
+		for k, e := range x {
+			m[k] = copyJSON(e)
+		}
+		return m
+	case []any:
+		s := make([]any, len(x))
+		for i, e := range x {
+			s[i] = copyJSON(e)
+		}
+		return s
+	}
+	return v
+}
+
+// normalize turns an expression result into the JSON-compatible shape the
+// rest of cairn stores: float64 numbers, string-keyed maps, RFC 3339 times.
+func normalize(v any, depth int) (any, error) {
+	if depth > 256 {
+		return nil, errors.New("value is nested too deeply")
+	}
+	switch x := v.(type) {
+	case nil, bool, string:
+		return x, nil
+	case float64:
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return nil, fmt.Errorf("%v is not a JSON number", x)
+		}
+		return x, nil
+	case int:
+		return float64(x), nil
+	case int64:
+		return float64(x), nil
+	case time.Time:
+		return x.Format(time.RFC3339Nano), nil
+	case time.Duration:
+		return x.String(), nil
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			n, err := normalize(e, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = n
+		}
+		return out, nil
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			n, err := normalize(e, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			out[k] = n
+		}
+		return out, nil
+	case json.Number:
+		return x.Float64()
+	}
+	rv := reflect.ValueOf(v)
+	switch rv.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return float64(rv.Int()), nil
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		return float64(rv.Uint()), nil
+	case reflect.Float32:
+		return normalize(rv.Float(), depth)
+	case reflect.Slice, reflect.Array:
+		out := make([]any, rv.Len())
+		for i := range out {
+			n, err := normalize(rv.Index(i).Interface(), depth+1)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = n
+		}
+		return out, nil
+	case reflect.Map:
+		if rv.Type().Key().Kind() != reflect.String {
+			break
+		}
+		out := make(map[string]any, rv.Len())
+		it := rv.MapRange()
+		for it.Next() {
+			n, err := normalize(it.Value().Interface(), depth+1)
+			if err != nil {
+				return nil, err
+			}
+			out[it.Key().String()] = n
+		}
+		return out, nil
+	case reflect.Struct, reflect.Pointer:
+		b, err := json.Marshal(v)
+		if err != nil {
+			return nil, fmt.Errorf("value of type %T is not JSON: %v", v, err)
+		}
+		var out any
+		if err := json.Unmarshal(b, &out); err != nil {
+			return nil, err
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("a %s is not a JSON value", typeName(v))
+}
+
+func typeName(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "a boolean"
+	case string:
+		return "a string"
+	case float64, int, int64:
+		return "a number"
+	case []any:
+		return "a list"
+	case map[string]any:
+		return "an object"
+	}
+	if reflect.TypeOf(v).Kind() == reflect.Func {
+		return "function"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+// newExpr records an expression for compilation in the second pass.
+func (p *parser) newExpr(src string, node *yaml.Node, off int, sc *scope, asBool bool) *compiled {
+	c := &compiled{src: src, node: node, off: off, sc: sc, asBool: asBool}
+	p.exprs = append(p.exprs, c)
+	return c
+}
+
+// compileAll compiles every expression once all scopes and every assigned
+// name are known, so messages can tell "never set" from "not set yet".
+func (p *parser) compileAll() {
+	positions := map[*yaml.Node][]Pos{}
+	for _, c := range p.exprs {
+		all, ok := positions[c.node]
+		if !ok {
+			all = p.scalarPositions(c.node)
+			positions[c.node] = all
+		}
+		n := len([]rune(c.src))
+		if all != nil && c.off+n <= len(all) {
+			c.pos = all[c.off : c.off+n]
+		}
+		p.compile(c)
+	}
+}
+
+func (p *parser) compile(c *compiled) {
+	cfg := conf.CreateNew()
+	cfg.MaxNodes = MaxExprNodes
+	cfg.Disabled["now"] = true
+	if _, err := exprparser.ParseWithConfig(c.src, cfg); err != nil {
+		p.exprError(c, err, CodeExprSyntax)
+		return
+	}
+	opts := []expr.Option{expr.Env(c.sc.types()), expr.MaxNodes(MaxExprNodes), expr.DisableBuiltin("now")}
+	if c.asBool {
+		opts = append(opts, expr.AsBool())
+	}
+	prog, err := compileSafely(c.src, opts)
+	if err != nil {
+		p.exprError(c, err, "")
+		return
+	}
+	c.prog = prog
+}
+
+// compileSafely turns a panic inside the expression compiler into an error:
+// a definition must never crash the process that loads it.
+func compileSafely(src string, opts []expr.Option) (prog *vm.Program, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("the expression compiler failed: %v", r)
+		}
+	}()
+	return expr.Compile(src, opts...)
+}
+
+// exprError reports a compile error at the offending token inside the
+// scalar, with a suggestion for a misspelt name.
+func (p *parser) exprError(c *compiled, err error, code string) {
+	var fe *file.Error
+	if !errors.As(err, &fe) {
+		msg := err.Error()
+		if strings.HasPrefix(msg, "expected bool") {
+			p.errorf(c.at(leadingSpace(c.src)), CodeExprNotBool, "a condition must be a boolean, but this expression %s", strings.TrimPrefix(msg, "expected bool, but "))
+			return
+		}
+		p.errorf(c.at(leadingSpace(c.src)), CodeExprType, "%s", msg)
+		return
+	}
+	pos := c.at(fe.From)
+	msg := fe.Message
+	switch {
+	case strings.Contains(msg, "exceeds maximum allowed nodes"):
+		p.errorf(c.at(leadingSpace(c.src)), CodeExprTooComplex, "the expression is too large (more than %d nodes)", MaxExprNodes)
+	case code == CodeExprSyntax:
+		p.errorf(pos, CodeExprSyntax, "expression syntax: %s", msg)
+	case strings.HasPrefix(msg, "unknown name "):
+		name := strings.TrimPrefix(msg, "unknown name ")
+		rest := []rune(c.src)
+		if end := fe.From + len([]rune(name)); end <= len(rest) && strings.HasPrefix(strings.TrimLeft(string(rest[end:]), " \t"), "(") {
+			p.errorf(pos, CodeExprFunction, "unknown function '%s'%s", name, suggest(name, functionNames()))
+			return
+		}
+		if at, ok := p.assigned[name]; ok && !c.sc.binding {
+			p.errorf(pos, CodeExprUnknown, "variable '%s' is not set on any path before this expression (it is set at %s)", name, at)
+			return
+		}
+		if c.sc.binding {
+			p.errorf(pos, CodeExprUnknown, "unknown name '%s': an activity binding sees only 'input'%s", name, suggest(name, c.sc.names()))
+			return
+		}
+		p.errorf(pos, CodeExprUnknown, "unknown name '%s'%s", name, suggest(name, c.sc.names()))
+	case strings.HasPrefix(msg, "unknown field "):
+		name := strings.TrimPrefix(msg, "unknown field ")
+		p.errorf(pos, CodeExprField, "unknown field '%s'%s", name, suggest(name, []string{"id", "name", "createdTime"}))
+	default:
+		p.errorf(pos, CodeExprType, "%s", msg)
+	}
+}
+
+func leadingSpace(s string) int {
+	n := 0
+	for _, r := range s {
+		if r != ' ' && r != '\t' && r != '\n' {
+			break
+		}
+		n++
+	}
+	return n
+}
+
+// functionNames lists what an expression may call.
+func functionNames() []string {
+	names := []string{"now"}
+	for _, f := range builtin.Builtins {
+		if f.Name != "now" {
+			names = append(names, f.Name)
+		}
+	}
+	return names
+}

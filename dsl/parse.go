@@ -1,0 +1,145 @@
+package dsl
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"regexp"
+	"sort"
+
+	"gopkg.in/yaml.v3"
+)
+
+// parser holds the state of one Parse call.
+type parser struct {
+	file   string
+	src    []byte
+	issues Issues
+	lines  [][]rune
+
+	wf       *Workflow
+	ids      map[StepID]Pos
+	exprs    []*compiled
+	assigned map[string]Pos // every variable some step sets → where first
+	statuses []*SetStatusStep
+	statusNd map[*SetStatusStep]*yaml.Node
+}
+
+func (p *parser) errorf(pos Pos, code, format string, args ...any) {
+	p.issues = append(p.issues, Issue{File: p.file, Pos: pos, Severity: SevError, Code: code, Message: fmt.Sprintf(format, args...)})
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_.-]{0,99}$`)
+
+// Parse reads, checks and compiles one workflow. On any error it returns a
+// nil Workflow and an Issues error holding every problem found, sorted by
+// position; warnings alone do not prevent a Workflow.
+//
+// It works in two passes: the first decodes the YAML into the typed model
+// and records every expression with the variables in scope where it stands;
+// the second compiles them all, now that every assigned name is known, and
+// checks literal statuses against the status schema.
+func Parse(filename string, src []byte) (*Workflow, error) {
+	p := &parser{file: filename, src: src, ids: map[StepID]Pos{}, assigned: map[string]Pos{}, statusNd: map[*SetStatusStep]*yaml.Node{}}
+	sum := sha256.Sum256(src)
+	p.wf = &Workflow{
+		File:       filename,
+		Source:     src,
+		Hash:       hex.EncodeToString(sum[:]),
+		Activities: map[string]*ActivityOptions{},
+		Blocks:     map[BlockID][]Step{},
+		ByID:       map[StepID]Step{},
+	}
+	if root := p.loadYAML(); root != nil {
+		p.workflow(root)
+		p.compileAll()
+		p.checkStatuses()
+	}
+	p.sortIssues()
+	if p.issues.HasErrors() {
+		return nil, p.issues
+	}
+	if len(p.issues) > 0 {
+		return p.wf, p.issues
+	}
+	return p.wf, nil
+}
+
+// sortIssues orders issues by position and drops exact repeats (an alias
+// can make one mistake visible twice).
+func (p *parser) sortIssues() {
+	sort.SliceStable(p.issues, func(i, j int) bool {
+		a, b := p.issues[i].Pos, p.issues[j].Pos
+		if a.Line != b.Line {
+			return a.Line < b.Line
+		}
+		return a.Col < b.Col
+	})
+	out := p.issues[:0]
+	seen := map[Issue]bool{}
+	for _, is := range p.issues {
+		if !seen[is] {
+			seen[is] = true
+			out = append(out, is)
+		}
+	}
+	p.issues = out
+}
+
+var topFields = []string{"name", "description", "input", "status", "activities", "steps"}
+
+func (p *parser) workflow(root *yaml.Node) {
+	root = resolve(root)
+	if root.Kind != yaml.MappingNode {
+		p.errorf(nodePos(root), CodeTypeMismatch, "a workflow must be a mapping with name and steps, not %s", kindName(root))
+		return
+	}
+	var stepsKey, stepsNode *yaml.Node
+	seen := map[string]bool{}
+	for _, kv := range pairs(root) {
+		k, v := kv[0], kv[1]
+		if seen[k.Value] {
+			continue // reported as a duplicate key
+		}
+		seen[k.Value] = true
+		switch k.Value {
+		case "name":
+			if !isString(v) {
+				p.errorf(nodePos(v), CodeTypeMismatch, "'name' must be a string, not %s", kindName(v))
+			} else if !nameRE.MatchString(resolve(v).Value) {
+				p.errorf(nodePos(v), CodeInvalidName, "workflow name '%s' must start with a letter and hold only letters, digits, '_', '.' and '-' (at most 100)", resolve(v).Value)
+			} else {
+				p.wf.Name = resolve(v).Value
+			}
+		case "description":
+			if !isString(v) {
+				p.errorf(nodePos(v), CodeTypeMismatch, "'description' must be a string, not %s", kindName(v))
+			} else {
+				p.wf.Description = resolve(v).Value
+			}
+		case "input":
+			p.wf.Input = p.compileSchema("input", k, v)
+		case "status":
+			p.wf.Status = p.compileSchema("status", k, v)
+		case "activities":
+			p.activities(v)
+		case "steps":
+			stepsKey, stepsNode = k, v
+		default:
+			p.errorf(nodePos(k), CodeUnknownField, "unknown field '%s' in a workflow%s", k.Value, suggest(k.Value, topFields))
+		}
+	}
+	if !seen["name"] {
+		p.errorf(nodePos(root), CodeMissingField, "the workflow has no 'name'")
+	}
+	if stepsNode == nil {
+		p.errorf(nodePos(root), CodeMissingField, "the workflow has no 'steps'")
+		return
+	}
+	if isNull(stepsNode) || (resolve(stepsNode).Kind == yaml.SequenceNode && len(resolve(stepsNode).Content) == 0) {
+		p.errorf(nodePos(stepsKey), CodeEmptySteps, "the workflow has no steps; add at least one")
+		return
+	}
+	root0 := &scope{vars: map[string]bool{}}
+	p.wf.Steps, _ = p.steps(stepsNode, "steps", "", root0)
+}

@@ -1,0 +1,179 @@
+package redisstore
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/cairnhq/cairn/dsl"
+	"github.com/cairnhq/cairn/interpreter"
+)
+
+// Stored encodings. Times are unix milliseconds; JSON keys are short
+// because every instance carries them.
+
+// meta is the fMeta field: what GET status shows besides the payloads.
+type meta struct {
+	Name    string               `json:"n"`
+	Def     string               `json:"d"`
+	Created int64                `json:"c"`
+	Updated int64                `json:"u"`
+	Pending *interpreter.Pending `json:"p,omitempty"`
+}
+
+// runtime is the fRuntime field: what only the engine reads.
+type runtime struct {
+	Vars     map[string]json.RawMessage  `json:"v,omitempty"`
+	Cursor   []interpreter.Frame         `json:"c,omitempty"`
+	Buffered []interpreter.BufferedEvent `json:"b,omitempty"`
+	Held     []interpreter.Event         `json:"h,omitempty"`
+	Seq      int64                       `json:"s,omitempty"`
+}
+
+// histLine is one history stream entry (field h).
+type histLine struct {
+	Type    string          `json:"y"`
+	Time    int64           `json:"t"`
+	StepID  dsl.StepID      `json:"s,omitempty"`
+	Name    string          `json:"n,omitempty"`
+	Data    json.RawMessage `json:"d,omitempty"`
+	Attempt int             `json:"a,omitempty"`
+	Reason  string          `json:"r,omitempty"`
+}
+
+func ms(t time.Time) int64 { return t.UnixMilli() }
+
+func fromMS(v int64) time.Time { return time.UnixMilli(v).UTC() }
+
+// terminalStatuses are the finished statuses, passed to the scripts so
+// that the Lua code holds no list of its own.
+var terminalStatuses = func() []any {
+	var out []any
+	for _, s := range []interpreter.RuntimeStatus{
+		interpreter.StatusPending, interpreter.StatusRunning, interpreter.StatusSuspended,
+		interpreter.StatusCompleted, interpreter.StatusFailed, interpreter.StatusTerminated,
+	} {
+		if s.Terminal() {
+			out = append(out, string(s))
+		}
+	}
+	return out
+}()
+
+// stateFields encodes the parts of a state that every write stores.
+func stateFields(st *interpreter.State) (metaJSON, rtJSON []byte, err error) {
+	metaJSON, err = json.Marshal(meta{
+		Name: st.Name, Def: st.DefHash,
+		Created: ms(st.CreatedTime), Updated: ms(st.LastUpdatedTime),
+		Pending: st.Pending,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	rtJSON, err = json.Marshal(runtime{
+		Vars: st.Vars, Cursor: st.Cursor, Buffered: st.Buffered, Held: st.Held, Seq: st.Seq,
+	})
+	return metaJSON, rtJSON, err
+}
+
+// raw turns an absent or empty JSON value into "" for the scripts.
+func raw(v json.RawMessage) string { return string(v) }
+
+// statusFields are the hash fields FetchStatus reads: never the runtime.
+var statusFields = []string{fStatus, fRev, fMeta, fOutput, fCustom, fInput}
+
+// stateFieldNames are the hash fields LoadStates reads.
+var stateFieldNames = []string{fStatus, fRev, fMeta, fOutput, fCustom, fInput, fRuntime}
+
+// decodeStatus decodes the HMGET reply of statusFields (or a prefix of
+// stateFieldNames); nil when the instance does not exist.
+func decodeStatus(id interpreter.InstanceID, vals []any) (*interpreter.InstanceStatus, error) {
+	st, ok := vals[0].(string)
+	if !ok {
+		return nil, nil
+	}
+	s := &interpreter.InstanceStatus{ID: id, Status: interpreter.RuntimeStatus(st)}
+	if v, ok := vals[1].(string); ok {
+		rev, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("redisstore: instance %s: bad revision %q", id, v)
+		}
+		s.Revision = rev
+	}
+	if v, ok := vals[2].(string); ok {
+		var m meta
+		if err := json.Unmarshal([]byte(v), &m); err != nil {
+			return nil, fmt.Errorf("redisstore: instance %s: bad meta: %w", id, err)
+		}
+		s.Name, s.DefHash, s.Pending = m.Name, m.Def, m.Pending
+		s.CreatedTime, s.LastUpdatedTime = fromMS(m.Created), fromMS(m.Updated)
+	}
+	s.Output = rawField(vals[3])
+	s.CustomStatus = rawField(vals[4])
+	if len(vals) > 5 {
+		s.Input = rawField(vals[5])
+	}
+	return s, nil
+}
+
+func rawField(v any) json.RawMessage {
+	if s, ok := v.(string); ok && s != "" {
+		return json.RawMessage(s)
+	}
+	return nil
+}
+
+// decodeState decodes the HMGET reply of stateFieldNames.
+func decodeState(id interpreter.InstanceID, vals []any) (*interpreter.State, error) {
+	s, err := decodeStatus(id, vals)
+	if s == nil || err != nil {
+		return nil, err
+	}
+	st := &interpreter.State{
+		ID: id, Name: s.Name, DefHash: s.DefHash, Status: s.Status, Revision: s.Revision,
+		Input: s.Input, Output: s.Output, CustomStatus: s.CustomStatus, Pending: s.Pending,
+		CreatedTime: s.CreatedTime, LastUpdatedTime: s.LastUpdatedTime,
+	}
+	if v, ok := vals[6].(string); ok && v != "" {
+		var rt runtime
+		if err := json.Unmarshal([]byte(v), &rt); err != nil {
+			return nil, fmt.Errorf("redisstore: instance %s: bad runtime: %w", id, err)
+		}
+		st.Vars, st.Cursor, st.Buffered, st.Held, st.Seq = rt.Vars, rt.Cursor, rt.Buffered, rt.Held, rt.Seq
+	}
+	return st, nil
+}
+
+func encodeHistory(h interpreter.HistoryEvent) (string, error) {
+	b, err := json.Marshal(histLine{
+		Type: h.Type, Time: ms(h.Timestamp), StepID: h.StepID, Name: h.Name,
+		Data: h.Data, Attempt: h.Attempt, Reason: h.Reason,
+	})
+	return string(b), err
+}
+
+func decodeHistory(s string) (interpreter.HistoryEvent, error) {
+	var l histLine
+	if err := json.Unmarshal([]byte(s), &l); err != nil {
+		return interpreter.HistoryEvent{}, err
+	}
+	return interpreter.HistoryEvent{
+		Type: l.Type, Timestamp: fromMS(l.Time), StepID: l.StepID, Name: l.Name,
+		Data: l.Data, Attempt: l.Attempt, Reason: l.Reason,
+	}, nil
+}
+
+// decodeWork decodes a work stream entry: i = instance id, e = event JSON.
+func decodeWork(id string, p int, values map[string]any) (interpreter.WorkItem, error) {
+	inst, _ := values["i"].(string)
+	ev, _ := values["e"].(string)
+	it := interpreter.WorkItem{ID: id, Partition: p, Instance: interpreter.InstanceID(inst)}
+	if inst == "" {
+		return it, fmt.Errorf("redisstore: work item %s has no instance", id)
+	}
+	if err := json.Unmarshal([]byte(ev), &it.Event); err != nil {
+		return it, fmt.Errorf("redisstore: work item %s: bad event: %w", id, err)
+	}
+	return it, nil
+}

@@ -1,0 +1,278 @@
+package redisstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cairnhq/cairn/interpreter"
+)
+
+// This file is the engine side: the interpreter.Store methods.
+
+// ReadWork returns new work items of the partitions for this consumer,
+// waiting up to block (0 = not at all) for the first. It reads at most
+// ceil(max/len(partitions)) items per partition, so it may return up to
+// len(partitions)-1 more than max. One round trip (a cluster polls).
+func (s *Store) ReadWork(ctx context.Context, consumer string, partitions []int, max int, block time.Duration) ([]interpreter.WorkItem, error) {
+	if len(partitions) == 0 {
+		return nil, nil
+	}
+	streams := make([]string, len(partitions))
+	part := make(map[string]int, len(partitions))
+	for i, p := range partitions {
+		streams[i] = s.k.work(p)
+		part[streams[i]] = p
+	}
+	count := (max + len(partitions) - 1) / len(partitions)
+	res, err := s.readGroup(ctx, groupEngine, consumer, streams, count, block)
+	if err != nil {
+		return nil, err
+	}
+	var items []interpreter.WorkItem
+	for _, st := range res {
+		items = s.appendWork(ctx, items, st.Stream, part[st.Stream], st.Messages)
+	}
+	return items, nil
+}
+
+// appendWork decodes messages of one work stream; corrupt ones are dropped.
+func (s *Store) appendWork(ctx context.Context, items []interpreter.WorkItem, stream string, p int, msgs []redis.XMessage) []interpreter.WorkItem {
+	var bad []string
+	var cause error
+	for _, m := range msgs {
+		it, err := decodeWork(m.ID, p, m.Values)
+		if err != nil {
+			bad, cause = append(bad, m.ID), err
+			continue
+		}
+		items = append(items, it)
+	}
+	if len(bad) > 0 {
+		s.drop(ctx, groupEngine, map[string][]string{stream: bad}, cause)
+	}
+	return items
+}
+
+// ReclaimWork takes over up to max work items of the partition that other
+// consumers have held unacknowledged for longer than minIdle. One round
+// trip.
+func (s *Store) ReclaimWork(ctx context.Context, consumer string, partition int, minIdle time.Duration, max int) ([]interpreter.WorkItem, error) {
+	stream := s.k.work(partition)
+	msgs, _, err := s.client.XAutoClaim(ctx, &redis.XAutoClaimArgs{
+		Stream: stream, Group: groupEngine, Consumer: consumer,
+		MinIdle: minIdle, Start: "0-0", Count: int64(max),
+	}).Result()
+	if redis.HasErrorPrefix(err, "NOGROUP") {
+		return nil, nil // nothing was ever read there
+	}
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: reclaiming work: %w", err)
+	}
+	return s.appendWork(ctx, nil, stream, partition, msgs), nil
+}
+
+// LoadStates reads the states of the instances, nil for a missing one. One
+// round trip.
+func (s *Store) LoadStates(ctx context.Context, ids []interpreter.InstanceID) ([]*interpreter.State, error) {
+	cmds := make([]*redis.SliceCmd, len(ids))
+	if _, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, id := range ids {
+			cmds[i] = p.HMGet(ctx, s.k.inst(s.partition(id), id), stateFieldNames...)
+		}
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("redisstore: loading states: %w", err)
+	}
+	out := make([]*interpreter.State, len(ids))
+	for i, c := range cmds {
+		st, err := decodeState(ids[i], c.Val())
+		if err != nil {
+			return nil, err
+		}
+		out[i] = st
+	}
+	return out, nil
+}
+
+// Commit applies the transitions in order, each atomically in one script
+// run: the work item still pending, the revision still FromRevision, then
+// the state (at revision FromRevision+1, also set in t.State.Revision),
+// the tasks, timers, history and status notice. It returns one error per
+// transition: nil, ErrConflict or ErrDuplicate (nothing written), or
+// another failure. One round trip for the whole batch.
+func (s *Store) Commit(ctx context.Context, ts []*interpreter.Transition) ([]error, error) {
+	errs := make([]error, len(ts))
+	calls := make([]scriptCall, 0, len(ts))
+	idx := make([]int, 0, len(ts))
+	for i, t := range ts {
+		c, err := s.commitCall(t)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		calls = append(calls, c)
+		idx = append(idx, i)
+	}
+	if len(calls) == 0 {
+		return errs, nil
+	}
+	cmds, err := s.runScripts(ctx, calls)
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: commit: %w", err)
+	}
+	for j, c := range cmds {
+		i := idx[j]
+		code, err := c.Int64()
+		if err != nil {
+			errs[i] = fmt.Errorf("redisstore: commit %s: %w", ts[i].State.ID, err)
+			continue
+		}
+		if errs[i] = codeErr(code); errs[i] == nil {
+			ts[i].State.Revision = ts[i].FromRevision + 1
+		}
+	}
+	return errs, nil
+}
+
+// commitCall builds the commit_transition call of one transition.
+func (s *Store) commitCall(t *interpreter.Transition) (scriptCall, error) {
+	st := t.State
+	if st == nil {
+		return scriptCall{}, errors.New("redisstore: commit: transition without state")
+	}
+	p := s.partition(st.ID)
+	metaJSON, rtJSON, err := stateFields(st)
+	if err != nil {
+		return scriptCall{}, fmt.Errorf("redisstore: commit %s: %w", st.ID, err)
+	}
+	newRev := t.FromRevision + 1
+	var change []byte
+	if t.StatusChanged {
+		change, err = json.Marshal(interpreter.StatusChange{
+			Instance: st.ID, Status: st.Status, CustomStatus: st.CustomStatus,
+			Output: st.Output, Revision: newRev, Time: st.LastUpdatedTime,
+		})
+		if err != nil {
+			return scriptCall{}, fmt.Errorf("redisstore: commit %s: %w", st.ID, err)
+		}
+	}
+	keys := []string{s.k.inst(p, st.ID), s.k.hist(p, st.ID), s.k.work(p), s.k.timers(p)}
+	var tasks, adds, rems []any
+	for _, c := range t.Commands {
+		switch c := c.(type) {
+		case *interpreter.ScheduleTask:
+			b, err := json.Marshal(c)
+			if err != nil {
+				return scriptCall{}, fmt.Errorf("redisstore: commit %s: task: %w", st.ID, err)
+			}
+			keys = append(keys, s.k.tasks(p, queueOf(c.Queue)))
+			tasks = append(tasks, string(b))
+		case *interpreter.StartTimer:
+			adds = append(adds, ms(c.Due), timerMember(st.ID, c.ID))
+		case *interpreter.CancelTimer:
+			rems = append(rems, timerMember(st.ID, c.ID))
+		default:
+			return scriptCall{}, fmt.Errorf("redisstore: commit %s: unknown command %T", st.ID, c)
+		}
+	}
+	hist := make([]any, 0, len(t.History))
+	if s.histMax > 0 {
+		for _, h := range t.History {
+			line, err := encodeHistory(h)
+			if err != nil {
+				return scriptCall{}, fmt.Errorf("redisstore: commit %s: history: %w", st.ID, err)
+			}
+			hist = append(hist, line)
+		}
+	}
+	args := make([]any, 0, 16+len(tasks)+len(adds)+len(rems)+len(hist))
+	args = append(args,
+		groupEngine, t.WorkID, t.FromRevision, newRev,
+		string(st.Status), metaJSON, raw(st.Output), raw(st.CustomStatus), rtJSON,
+		s.histMax, s.k.status(p, st.ID), change,
+		len(tasks), len(adds)/2, len(rems), len(hist),
+	)
+	args = append(args, tasks...)
+	args = append(args, adds...)
+	args = append(args, rems...)
+	args = append(args, hist...)
+	return scriptCall{script: commitTransitionCmd, keys: keys, args: args}, nil
+}
+
+// queueOf is the task queue name, LocalQueue when unset.
+func queueOf(q string) string {
+	if q == "" {
+		return interpreter.LocalQueue
+	}
+	return q
+}
+
+// AckWork acknowledges and deletes work items that need no transition. One
+// round trip.
+func (s *Store) AckWork(ctx context.Context, items []interpreter.WorkItem) error {
+	if len(items) == 0 {
+		return nil
+	}
+	_, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, it := range items {
+			st := s.k.work(it.Partition)
+			p.XAck(ctx, st, groupEngine, it.ID)
+			p.XDel(ctx, st, it.ID)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("redisstore: acknowledging work: %w", err)
+	}
+	return nil
+}
+
+// FireDueTimers moves up to max timers due at or before now, earliest
+// first, from the partition's timers to its work stream. It returns how
+// many moved and the due time of the next one (zero when none). One round
+// trip.
+func (s *Store) FireDueTimers(ctx context.Context, partition int, now time.Time, max int) (int, time.Time, error) {
+	vals, err := s.runScript(ctx, fireTimersCmd,
+		[]string{s.k.timers(partition), s.k.work(partition)},
+		ms(now), max, string(interpreter.EvTimer), now.UTC().Format(time.RFC3339Nano),
+	).Int64Slice()
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("redisstore: firing timers: %w", err)
+	}
+	if len(vals) != 2 {
+		return 0, time.Time{}, fmt.Errorf("redisstore: firing timers: unexpected reply %v", vals)
+	}
+	var next time.Time
+	if vals[1] >= 0 {
+		next = fromMS(vals[1])
+	}
+	return int(vals[0]), next, nil
+}
+
+// LoadDefinition returns the YAML source stored under name and hash;
+// ErrNotFound when there is none. One round trip.
+func (s *Store) LoadDefinition(ctx context.Context, name, hash string) ([]byte, error) {
+	if !validHash(hash) {
+		return nil, fmt.Errorf("definition %s@%s: %w", name, hash, interpreter.ErrNotFound)
+	}
+	src, err := s.client.HGet(ctx, s.k.def(name), hash).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("definition %s@%s: %w", name, hash, interpreter.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: loading definition: %w", err)
+	}
+	return src, nil
+}
+
+// validHash reports whether a content hash cannot be mistaken for another
+// field of the definition hash.
+func validHash(h string) bool {
+	return h != "" && h != fLatest && !strings.HasPrefix(h, fCreatedPref)
+}

@@ -1,0 +1,209 @@
+package redisstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+	"unicode"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cairnhq/cairn/interpreter"
+)
+
+// This file is the client side used by the HTTP API: starting, messaging,
+// reading and purging instances.
+
+// historyScheduled is the history line CreateInstance writes; the
+// interpreter writes ExecutionStarted when the engine takes the start item.
+const historyScheduled = "ExecutionScheduled"
+
+// CreateInstance writes a new instance (State, normally Pending at revision
+// 0) and queues its start work item. An instance with that id that is
+// finished is replaced, its history dropped; one that is Pending, Running
+// or Suspended is not: ErrAlreadyRunning. One round trip.
+func (s *Store) CreateInstance(ctx context.Context, n interpreter.NewInstance) error {
+	st := n.State
+	if st == nil {
+		return errors.New("redisstore: create instance: no state")
+	}
+	if err := checkID(st.ID); err != nil {
+		return err
+	}
+	metaJSON, rtJSON, err := stateFields(st)
+	if err != nil {
+		return fmt.Errorf("redisstore: create instance %s: %w", st.ID, err)
+	}
+	start, err := json.Marshal(n.Start)
+	if err != nil {
+		return fmt.Errorf("redisstore: create instance %s: %w", st.ID, err)
+	}
+	line, err := encodeHistory(interpreter.HistoryEvent{Type: historyScheduled, Timestamp: n.Start.Time, Name: st.Name})
+	if err != nil {
+		return fmt.Errorf("redisstore: create instance %s: %w", st.ID, err)
+	}
+	p := s.partition(st.ID)
+	args := append([]any{
+		string(st.ID), string(st.Status), st.Revision, metaJSON, raw(st.Input), rtJSON,
+		ms(st.CreatedTime), start, s.histMax, line,
+	}, terminalStatuses...)
+	return s.runCode(ctx, "create instance", createInstanceCmd,
+		[]string{s.k.inst(p, st.ID), s.k.hist(p, st.ID), s.k.index(p), s.k.work(p)}, args...)
+}
+
+// checkID refuses ids the key layout cannot hold: empty, or with control
+// characters (timer members use "\n" as a separator).
+func checkID(id interpreter.InstanceID) error {
+	if id == "" {
+		return errors.New("redisstore: empty instance id")
+	}
+	for _, r := range id {
+		if unicode.IsControl(r) {
+			return fmt.Errorf("redisstore: instance id %q has a control character", id)
+		}
+	}
+	return nil
+}
+
+// RaiseEvent queues an external event for the instance: ErrNotFound when
+// there is none, ErrFinished when it is finished. One round trip.
+func (s *Store) RaiseEvent(ctx context.Context, id interpreter.InstanceID, name string, data json.RawMessage, now time.Time) error {
+	return s.enqueue(ctx, id, interpreter.Event{Kind: interpreter.EvRaised, Time: now, Name: name, Data: data})
+}
+
+// SendControl queues a terminate, suspend or resume message (ev.Kind) for
+// the instance: ErrNotFound, ErrFinished as RaiseEvent. One round trip.
+func (s *Store) SendControl(ctx context.Context, id interpreter.InstanceID, ev interpreter.Event) error {
+	switch ev.Kind {
+	case interpreter.EvTerminate, interpreter.EvSuspend, interpreter.EvResume:
+	default:
+		return fmt.Errorf("redisstore: %q is not a control message", ev.Kind)
+	}
+	return s.enqueue(ctx, id, ev)
+}
+
+func (s *Store) enqueue(ctx context.Context, id interpreter.InstanceID, ev interpreter.Event) error {
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return fmt.Errorf("redisstore: %s %s: %w", ev.Kind, id, err)
+	}
+	p := s.partition(id)
+	if err := s.runCode(ctx, string(ev.Kind), enqueueEventCmd,
+		[]string{s.k.inst(p, id), s.k.work(p)},
+		append([]any{string(id), b}, terminalStatuses...)...); err != nil {
+		return fmt.Errorf("instance %s: %w", id, err)
+	}
+	return nil
+}
+
+// FetchStatus reads what GET status shows, never the variables; ErrNotFound
+// when there is no such instance. One round trip (one HMGET).
+func (s *Store) FetchStatus(ctx context.Context, id interpreter.InstanceID) (*interpreter.InstanceStatus, error) {
+	vals, err := s.client.HMGet(ctx, s.k.inst(s.partition(id), id), statusFields...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: fetching status: %w", err)
+	}
+	st, err := decodeStatus(id, vals)
+	if err != nil {
+		return nil, err
+	}
+	if st == nil {
+		return nil, fmt.Errorf("instance %s: %w", id, interpreter.ErrNotFound)
+	}
+	return st, nil
+}
+
+// FetchHistory returns the instance's retained history, oldest first;
+// ErrNotFound when there is no such instance. One round trip.
+func (s *Store) FetchHistory(ctx context.Context, id interpreter.InstanceID) ([]interpreter.HistoryEvent, error) {
+	p := s.partition(id)
+	var exists *redis.IntCmd
+	var rng *redis.XMessageSliceCmd
+	if _, err := s.client.Pipelined(ctx, func(pl redis.Pipeliner) error {
+		exists = pl.Exists(ctx, s.k.inst(p, id))
+		rng = pl.XRange(ctx, s.k.hist(p, id), "-", "+")
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("redisstore: fetching history: %w", err)
+	}
+	if exists.Val() == 0 {
+		return nil, fmt.Errorf("instance %s: %w", id, interpreter.ErrNotFound)
+	}
+	out := make([]interpreter.HistoryEvent, 0, len(rng.Val()))
+	for _, m := range rng.Val() {
+		line, _ := m.Values["h"].(string)
+		h, err := decodeHistory(line)
+		if err != nil {
+			return nil, fmt.Errorf("redisstore: instance %s: history entry %s: %w", id, m.ID, err)
+		}
+		out = append(out, h)
+	}
+	return out, nil
+}
+
+// Purge deletes a finished instance and its history: ErrNotFound when there
+// is none, ErrAlreadyRunning when it is not finished. One round trip.
+func (s *Store) Purge(ctx context.Context, id interpreter.InstanceID) error {
+	p := s.partition(id)
+	if err := s.runCode(ctx, "purge", purgeInstanceCmd,
+		[]string{s.k.inst(p, id), s.k.hist(p, id), s.k.index(p)},
+		append([]any{string(id)}, terminalStatuses...)...); err != nil {
+		return fmt.Errorf("instance %s: %w", id, err)
+	}
+	return nil
+}
+
+// WatchStatus subscribes to the instance's status changes (each commit that
+// changes its runtime or custom status publishes one). The channel closes
+// when ctx ends or stop is called; stop returns once it is closed.
+// Subscribe before reading the current status, so no change falls between.
+// Notices sent while the receiver lags far behind may be lost, as with any
+// Redis pub/sub. One round trip.
+func (s *Store) WatchStatus(ctx context.Context, id interpreter.InstanceID) (<-chan interpreter.StatusChange, func(), error) {
+	ps := s.client.Subscribe(ctx, s.k.status(s.partition(id), id))
+	if _, err := ps.Receive(ctx); err != nil {
+		_ = ps.Close()
+		return nil, nil, fmt.Errorf("redisstore: watching %s: %w", id, err)
+	}
+	msgs := ps.Channel()
+	out := make(chan interpreter.StatusChange, 16)
+	done, exited := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	stop := func() {
+		once.Do(func() { close(done) })
+		<-exited
+	}
+	go func() {
+		defer close(exited)
+		defer close(out)
+		defer ps.Close()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case m, ok := <-msgs:
+				if !ok {
+					return
+				}
+				var c interpreter.StatusChange
+				if err := json.Unmarshal([]byte(m.Payload), &c); err != nil {
+					s.log.Error("redisstore: bad status notice", "instance", id, "err", err)
+					continue
+				}
+				select {
+				case out <- c:
+				case <-done:
+					return
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	return out, stop, nil
+}

@@ -1,0 +1,78 @@
+package redisstore
+
+import (
+	"hash/fnv"
+	"strconv"
+	"strings"
+
+	"github.com/cairnhq/cairn/interpreter"
+)
+
+// This file is the only place Redis key and channel names are formatted.
+// The table in doc.go documents them; keys_test.go checks the two agree.
+
+// Consumer groups.
+const (
+	groupEngine  = "engine"  // on every partition's work stream
+	groupWorkers = "workers" // on every task stream
+)
+
+// Fields of the instance hash.
+const (
+	fStatus  = "st"   // runtime status name
+	fRev     = "rev"  // revision, an integer
+	fMeta    = "meta" // JSON: name, definition hash, times, pending
+	fInput   = "in"   // input JSON; absent = null
+	fOutput  = "out"  // output JSON; absent = null
+	fCustom  = "cs"   // custom status JSON; absent = never set
+	fRuntime = "rt"   // JSON: variables, cursor, buffered and held events, seq
+)
+
+// Fields of the definition hash other than the content hashes themselves.
+const (
+	fLatest      = "latest"
+	fCreatedPref = "t:"
+)
+
+type keys struct{ prefix string } // ends with ":"
+
+func newKeys(prefix string) keys {
+	prefix = strings.TrimSuffix(prefix, ":")
+	if prefix == "" {
+		prefix = "cairn"
+	}
+	return keys{prefix: prefix + ":"}
+}
+
+// partitionOf is fnv32a(id) mod n.
+func partitionOf(id interpreter.InstanceID, n int) int {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(id))
+	return int(h.Sum32() % uint32(n))
+}
+
+// part is the prefix of every key of partition p: the hash tag {p} puts
+// them all in one cluster slot.
+func (k keys) part(p int) string { return k.prefix + "{" + strconv.Itoa(p) + "}:" }
+
+func (k keys) inst(p int, id interpreter.InstanceID) string { return k.part(p) + "inst:" + string(id) }
+func (k keys) hist(p int, id interpreter.InstanceID) string { return k.part(p) + "hist:" + string(id) }
+func (k keys) work(p int) string                            { return k.part(p) + "work" }
+func (k keys) timers(p int) string                          { return k.part(p) + "timers" }
+func (k keys) tasks(p int, queue string) string             { return k.part(p) + "tasks:" + queue }
+func (k keys) index(p int) string                           { return k.part(p) + "index" }
+
+// status is the pub/sub channel of an instance's status changes.
+func (k keys) status(p int, id interpreter.InstanceID) string {
+	return k.part(p) + "status:" + string(id)
+}
+
+func (k keys) def(name string) string { return k.prefix + "def:" + name }
+func (k keys) defs() string           { return k.prefix + "defs" }
+
+// timerMember is the timers zset member of one timer. Instance ids hold no
+// control characters, so the first "\n" separates the two parts
+// (fire_timers.lua splits there).
+func timerMember(id interpreter.InstanceID, timer string) string {
+	return string(id) + "\n" + timer
+}

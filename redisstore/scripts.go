@@ -1,0 +1,157 @@
+package redisstore
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cairnhq/cairn/interpreter"
+)
+
+// One script per transition; each file starts with its KEYS/ARGV/returns
+// contract.
+var (
+	//go:embed scripts/create_instance.lua
+	createInstanceSrc string
+	//go:embed scripts/commit_transition.lua
+	commitTransitionSrc string
+	//go:embed scripts/enqueue_event.lua
+	enqueueEventSrc string
+	//go:embed scripts/fire_timers.lua
+	fireTimersSrc string
+	//go:embed scripts/finish_task.lua
+	finishTaskSrc string
+	//go:embed scripts/extend_task.lua
+	extendTaskSrc string
+	//go:embed scripts/purge_instance.lua
+	purgeInstanceSrc string
+	//go:embed scripts/purge_many.lua
+	purgeManySrc string
+	//go:embed scripts/page_index.lua
+	pageIndexSrc string
+	//go:embed scripts/describe_definition.lua
+	describeDefinitionSrc string
+)
+
+var (
+	createInstanceCmd     = redis.NewScript(createInstanceSrc)
+	commitTransitionCmd   = redis.NewScript(commitTransitionSrc)
+	enqueueEventCmd       = redis.NewScript(enqueueEventSrc)
+	fireTimersCmd         = redis.NewScript(fireTimersSrc)
+	finishTaskCmd         = redis.NewScript(finishTaskSrc)
+	extendTaskCmd         = redis.NewScript(extendTaskSrc)
+	purgeInstanceCmd      = redis.NewScript(purgeInstanceSrc)
+	purgeManyCmd          = redis.NewScript(purgeManySrc)
+	pageIndexCmd          = redis.NewScript(pageIndexSrc)
+	describeDefinitionCmd = redis.NewScript(describeDefinitionSrc)
+
+	allScripts = []*redis.Script{
+		createInstanceCmd, commitTransitionCmd, enqueueEventCmd, fireTimersCmd,
+		finishTaskCmd, extendTaskCmd, purgeInstanceCmd, purgeManyCmd,
+		pageIndexCmd, describeDefinitionCmd,
+	}
+)
+
+// Result codes of the scripts, shared by all of them.
+const (
+	codeOK             = 0
+	codeNotFound       = 1 // no such instance
+	codeConflict       = 2 // the revision moved
+	codeDuplicate      = 3 // work item or task already acknowledged
+	codeAlreadyRunning = 4 // an unfinished instance has this id
+	codeFinished       = 5 // the instance is finished
+	codeGone           = 6 // commit: the instance was purged since it was loaded
+	codeNotFinished    = 7 // purge: the instance still runs
+)
+
+// codeErr maps a script result code to the sentinel error callers test
+// with errors.Is. It is the only place codes become errors.
+func codeErr(code int64) error {
+	switch code {
+	case codeOK:
+		return nil
+	case codeNotFound:
+		return interpreter.ErrNotFound
+	case codeConflict:
+		return interpreter.ErrConflict
+	case codeDuplicate:
+		return interpreter.ErrDuplicate
+	case codeAlreadyRunning:
+		return interpreter.ErrAlreadyRunning
+	case codeFinished:
+		return interpreter.ErrFinished
+	case codeGone:
+		return fmt.Errorf("instance no longer exists: %w", interpreter.ErrConflict)
+	case codeNotFinished:
+		return fmt.Errorf("instance not finished: %w", interpreter.ErrAlreadyRunning)
+	}
+	return fmt.Errorf("redisstore: script returned unknown code %d", code)
+}
+
+// scriptCall is one script invocation in a pipeline.
+type scriptCall struct {
+	script *redis.Script
+	keys   []string
+	args   []any
+}
+
+// runScripts runs the calls in one pipeline of EVALSHA (one round trip).
+// Calls that fail with NOSCRIPT (the server's script cache was flushed, e.g.
+// by a restart) are run again with EVAL in a second pipeline; they wrote
+// nothing the first time. Per-call errors are left in the returned
+// commands; the error is for the pipeline as a whole (network, context).
+func (s *Store) runScripts(ctx context.Context, calls []scriptCall) ([]*redis.Cmd, error) {
+	cmds := make([]*redis.Cmd, len(calls))
+	if _, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, c := range calls {
+			cmds[i] = c.script.EvalSha(ctx, p, c.keys, c.args...)
+		}
+		return nil
+	}); err != nil && !isRedisError(err) {
+		return nil, err
+	}
+	var again []int
+	for i, c := range cmds {
+		if errors.Is(c.Err(), redis.ErrNoScript) || redis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
+			again = append(again, i)
+		}
+	}
+	if len(again) == 0 {
+		return cmds, nil
+	}
+	if _, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, i := range again {
+			c := calls[i]
+			cmds[i] = c.script.Eval(ctx, p, c.keys, c.args...)
+		}
+		return nil
+	}); err != nil && !isRedisError(err) {
+		return nil, err
+	}
+	return cmds, nil
+}
+
+// runScript runs one script in one round trip (two after a script cache
+// flush) and returns its reply.
+func (s *Store) runScript(ctx context.Context, sc *redis.Script, keys []string, args ...any) *redis.Cmd {
+	return sc.Run(ctx, s.client, keys, args...)
+}
+
+// runCode runs a script that returns a result code and maps it.
+func (s *Store) runCode(ctx context.Context, name string, sc *redis.Script, keys []string, args ...any) error {
+	code, err := s.runScript(ctx, sc, keys, args...).Int64()
+	if err != nil {
+		return fmt.Errorf("redisstore: %s: %w", name, err)
+	}
+	return codeErr(code)
+}
+
+// isRedisError reports whether err is a reply error of one command (as
+// opposed to a network or context failure of the whole pipeline).
+func isRedisError(err error) bool {
+	var re redis.Error
+	return errors.As(err, &re)
+}

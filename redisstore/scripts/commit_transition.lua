@@ -1,0 +1,61 @@
+-- commit_transition: apply one interpreter transition atomically: check
+-- the work item is still unacknowledged and the revision unchanged, then
+-- acknowledge (and delete) the work item, write the state, enqueue the
+-- tasks, add and remove timers, append history and publish a status change.
+-- Nothing is written unless every check passes.
+--
+-- KEYS[1] instance hash   KEYS[2] history stream
+-- KEYS[3] work stream     KEYS[4] timers zset
+-- KEYS[5..] one task stream per scheduled task, in ARGV order
+-- ARGV[1] work group         ARGV[2] work item id ('' = none)
+-- ARGV[3] from revision      ARGV[4] new revision
+-- ARGV[5] status             ARGV[6] meta JSON
+-- ARGV[7] output ('' = null)     ARGV[8] custom status ('' = never set)
+-- ARGV[9] runtime JSON
+-- ARGV[10] history max entries (0 = keep no history)
+-- ARGV[11] status channel    ARGV[12] status change JSON ('' = publish nothing)
+-- ARGV[13] n tasks  ARGV[14] n timers to add  ARGV[15] n timers to remove
+-- ARGV[16] n history lines
+-- then n tasks task JSONs (field j), n adds (due ms, member) pairs,
+-- n removes members, n history lines (field h).
+-- Returns 0 committed | 6 the instance is gone | 2 the revision moved |
+-- 3 the work item was already acknowledged.
+if ARGV[2] ~= '' then
+  local p = redis.call('XPENDING', KEYS[3], ARGV[1], ARGV[2], ARGV[2], 1)
+  if #p == 0 then return 3 end
+end
+local rev = redis.call('HGET', KEYS[1], 'rev')
+if not rev then return 6 end
+if rev ~= ARGV[3] then return 2 end
+if ARGV[2] ~= '' then
+  if redis.call('XACK', KEYS[3], ARGV[1], ARGV[2]) == 0 then return 3 end
+  redis.call('XDEL', KEYS[3], ARGV[2])
+end
+
+redis.call('HSET', KEYS[1], 'st', ARGV[5], 'rev', ARGV[4], 'meta', ARGV[6], 'rt', ARGV[9])
+if ARGV[7] == '' then redis.call('HDEL', KEYS[1], 'out') else redis.call('HSET', KEYS[1], 'out', ARGV[7]) end
+if ARGV[8] == '' then redis.call('HDEL', KEYS[1], 'cs') else redis.call('HSET', KEYS[1], 'cs', ARGV[8]) end
+
+local ntasks, nadd, nrem, nhist = tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15]), tonumber(ARGV[16])
+local a = 17
+for i = 1, ntasks do
+  redis.call('XADD', KEYS[4 + i], '*', 'j', ARGV[a])
+  a = a + 1
+end
+for _ = 1, nadd do
+  redis.call('ZADD', KEYS[4], ARGV[a], ARGV[a + 1])
+  a = a + 2
+end
+for _ = 1, nrem do
+  redis.call('ZREM', KEYS[4], ARGV[a])
+  a = a + 1
+end
+local hmax = tonumber(ARGV[10])
+for _ = 1, nhist do
+  if hmax > 0 then
+    redis.call('XADD', KEYS[2], 'MAXLEN', '~', hmax, '*', 'h', ARGV[a])
+  end
+  a = a + 1
+end
+if ARGV[12] ~= '' then redis.call('PUBLISH', ARGV[11], ARGV[12]) end
+return 0

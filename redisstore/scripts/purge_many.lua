@@ -1,0 +1,37 @@
+-- purge_many: delete those of the given instances of one partition whose
+-- status is one of the given ones and whose index score lies in a range.
+--
+-- KEYS[1] index zset
+-- KEYS[2i], KEYS[2i+1] instance hash and history stream of candidate i
+-- ARGV[1] min created ms   ARGV[2] max created ms ('' = no bound)
+-- ARGV[3] n statuses       ARGV[4 .. 3+n] the statuses to purge
+-- ARGV[4+n ..] candidate instance ids, in KEYS order
+-- Returns the number of instances deleted.
+local n = tonumber(ARGV[3])
+local lo = tonumber(ARGV[1])
+local hi = nil
+if ARGV[2] ~= '' then hi = tonumber(ARGV[2]) end
+local deleted = 0
+local c = 0
+for a = 4 + n, #ARGV do
+  c = c + 1
+  local id = ARGV[a]
+  local st = redis.call('HGET', KEYS[2 * c], 'st')
+  local score = redis.call('ZSCORE', KEYS[1], id)
+  if st and score then
+    score = tonumber(score)
+    local ok = score >= lo and (hi == nil or score <= hi)
+    if ok then
+      ok = false
+      for i = 4, 3 + n do
+        if ARGV[i] == st then ok = true end
+      end
+    end
+    if ok then
+      redis.call('DEL', KEYS[2 * c], KEYS[2 * c + 1])
+      redis.call('ZREM', KEYS[1], id)
+      deleted = deleted + 1
+    end
+  end
+end
+return deleted

@@ -1,0 +1,217 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cairnhq/cairn/interpreter"
+)
+
+// NoHistory as Options.HistoryMax keeps no instance history at all.
+const NoHistory = -1
+
+// Options configures a Store. The zero value is the default.
+type Options struct {
+	// Partitions is the fixed number of partitions P (default 16). Every
+	// process sharing a Redis must use the same value.
+	Partitions int
+	// Prefix starts every key (default "cairn").
+	Prefix string
+	// HistoryMax bounds the history lines kept per instance, approximately
+	// (the stream is trimmed with MAXLEN ~). 0 means the default, 100;
+	// NoHistory keeps none.
+	HistoryMax int
+	// Logger receives reports of corrupt entries dropped from the streams
+	// (default slog.Default()).
+	Logger *slog.Logger
+}
+
+// Store keeps workflow instances, their work, timers, activity tasks and
+// definitions in Redis. It implements interpreter.Store for the engine and
+// serves the HTTP API and the activity runtime. It is safe for concurrent
+// use.
+type Store struct {
+	client  redis.UniversalClient
+	k       keys
+	n       int
+	histMax int
+	log     *slog.Logger
+	// perStream: the client is a cluster client, where one XREADGROUP may
+	// not name streams of several slots; reads go stream by stream.
+	perStream bool
+}
+
+// New returns a Store over client. Call Init once at start-up to create
+// the consumer groups and load the scripts (both also happen lazily).
+func New(client redis.UniversalClient, opts Options) *Store {
+	if opts.Partitions <= 0 {
+		opts.Partitions = 16
+	}
+	switch {
+	case opts.HistoryMax == 0:
+		opts.HistoryMax = 100
+	case opts.HistoryMax < 0:
+		opts.HistoryMax = 0
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	_, cluster := client.(*redis.ClusterClient)
+	return &Store{
+		client: client, k: newKeys(opts.Prefix), n: opts.Partitions,
+		histMax: opts.HistoryMax, log: opts.Logger, perStream: cluster,
+	}
+}
+
+// Init creates the engine consumer group of every partition's work stream
+// and loads the scripts into the server (on every node of a cluster).
+func (s *Store) Init(ctx context.Context) error {
+	ws := make([]string, s.n)
+	for p := range ws {
+		ws[p] = s.k.work(p)
+	}
+	if err := s.createGroups(ctx, groupEngine, ws); err != nil {
+		return err
+	}
+	for _, sc := range allScripts {
+		if err := sc.Load(ctx, s.client).Err(); err != nil {
+			return fmt.Errorf("redisstore: loading scripts: %w", err)
+		}
+	}
+	return nil
+}
+
+// Ping checks that Redis answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.client.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redisstore: ping: %w", err)
+	}
+	return nil
+}
+
+// Partitions is the fixed number of partitions P.
+func (s *Store) Partitions() int { return s.n }
+
+// partition is the partition of an instance.
+func (s *Store) partition(id interpreter.InstanceID) int { return partitionOf(id, s.n) }
+
+// createGroups creates a consumer group reading every stream from its
+// start (so nothing added before is missed), creating the streams if need
+// be. Existing groups are left alone. One round trip.
+func (s *Store) createGroups(ctx context.Context, group string, streams []string) error {
+	cmds, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, st := range streams {
+			p.XGroupCreateMkStream(ctx, st, group, "0")
+		}
+		return nil
+	})
+	if err != nil && !isRedisError(err) {
+		return fmt.Errorf("redisstore: creating consumer groups: %w", err)
+	}
+	for _, c := range cmds {
+		if err := c.Err(); err != nil && !redis.HasErrorPrefix(err, "BUSYGROUP") {
+			return fmt.Errorf("redisstore: creating consumer groups: %w", err)
+		}
+	}
+	return nil
+}
+
+// readGroup reads new entries of the streams for a consumer of group,
+// COUNT per stream, waiting up to block (0 = do not wait) for the first.
+// A missing group (new queue, or a Redis that lost its data) is created and
+// the read retried once.
+func (s *Store) readGroup(ctx context.Context, group, consumer string, streams []string, count int, block time.Duration) ([]redis.XStream, error) {
+	res, err := s.readGroupOnce(ctx, group, consumer, streams, count, block)
+	if redis.HasErrorPrefix(err, "NOGROUP") {
+		if err := s.createGroups(ctx, group, streams); err != nil {
+			return nil, err
+		}
+		res, err = s.readGroupOnce(ctx, group, consumer, streams, count, block)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: reading %s streams: %w", group, err)
+	}
+	return res, nil
+}
+
+func (s *Store) readGroupOnce(ctx context.Context, group, consumer string, streams []string, count int, block time.Duration) ([]redis.XStream, error) {
+	if s.perStream && len(streams) > 1 {
+		return s.pollGroup(ctx, group, consumer, streams, count, block)
+	}
+	args := &redis.XReadGroupArgs{
+		Group: group, Consumer: consumer, Count: int64(count), Block: -1,
+		Streams: make([]string, 0, 2*len(streams)),
+	}
+	if block > 0 {
+		args.Block = block
+	}
+	args.Streams = append(args.Streams, streams...)
+	for range streams {
+		args.Streams = append(args.Streams, ">")
+	}
+	res, err := s.client.XReadGroup(ctx, args).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	return res, err
+}
+
+// pollGroup is readGroupOnce for a cluster: a pipeline of non-blocking
+// reads, one per stream (one round trip per node), repeated until
+// something arrives or block has passed.
+func (s *Store) pollGroup(ctx context.Context, group, consumer string, streams []string, count int, block time.Duration) ([]redis.XStream, error) {
+	deadline := time.Now().Add(block)
+	for {
+		cmds := make([]*redis.XStreamSliceCmd, len(streams))
+		_, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, st := range streams {
+				cmds[i] = p.XReadGroup(ctx, &redis.XReadGroupArgs{
+					Group: group, Consumer: consumer, Count: int64(count), Block: -1,
+					Streams: []string{st, ">"},
+				})
+			}
+			return nil
+		})
+		if err != nil && !isRedisError(err) {
+			return nil, err
+		}
+		var out []redis.XStream
+		for _, c := range cmds {
+			res, err := c.Result()
+			if errors.Is(err, redis.Nil) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, res...)
+		}
+		wait := min(time.Until(deadline), 50*time.Millisecond)
+		if len(out) > 0 || wait <= 0 {
+			return out, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
+
+// drop acknowledges and deletes entries that cannot be decoded, so they
+// do not come back forever. One round trip.
+func (s *Store) drop(ctx context.Context, group string, entries map[string][]string, cause error) {
+	s.log.Error("redisstore: dropping corrupt stream entries", "group", group, "entries", entries, "err", cause)
+	_, _ = s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for st, ids := range entries {
+			p.XAck(ctx, st, group, ids...)
+			p.XDel(ctx, st, ids...)
+		}
+		return nil
+	})
+}

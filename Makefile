@@ -1,0 +1,65 @@
+# cairn — make run | make test | make lint | make build
+#
+# run and test install redis-server (and, for the race detector, a C
+# compiler) with apt-get when they are missing; sudo is used only when not
+# running as root.
+
+GO       ?= go
+BIN      ?= bin/cairn
+ADDR     ?= 127.0.0.1:8080
+TIMEOUT  ?= 15m
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: all build run test vet lint deps-run deps-test clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) .
+
+# run: serve on $(ADDR) with workflows/ deployed and a private redis-server
+# (data in .cairn/redis). Ctrl-C stops it.
+run: deps-run build
+	./$(BIN) serve --addr $(ADDR) --workflows workflows/
+
+test: deps-test
+	$(GO) vet ./...
+	$(GO) test -race -timeout $(TIMEOUT) ./...
+
+vet:
+	$(GO) vet ./...
+
+lint: build
+	./$(BIN) lint workflows/
+
+clean:
+	rm -rf bin
+
+deps-run:
+	@$(call install_missing,redis-server:redis-server)
+
+# The race detector needs cgo, hence a C compiler.
+deps-test:
+	@$(call install_missing,redis-server:redis-server gcc:gcc+libc6-dev)
+
+# install_missing CMD:PKG[+PKG]...: apt-get install the packages of every
+# CMD not on PATH, in one go; apt-get update runs only when something is
+# missing.
+define install_missing
+	missing=""; \
+	for pair in $(1); do \
+	  command -v "$${pair%%:*}" >/dev/null 2>&1 || missing="$$missing $$(echo "$${pair#*:}" | tr + ' ')"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if ! command -v apt-get >/dev/null 2>&1; then \
+	    echo "missing:$$missing — apt-get is not available, install them yourself (macOS: brew install redis) and retry" >&2; exit 1; \
+	  fi; \
+	  if [ "$$(id -u)" != 0 ] && ! command -v sudo >/dev/null 2>&1; then \
+	    echo "missing:$$missing — run as root or install sudo, or install them yourself" >&2; exit 1; \
+	  fi; \
+	  echo "installing$$missing"; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+endef

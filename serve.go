@@ -1,0 +1,436 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cairnhq/cairn/dsl"
+	"github.com/cairnhq/cairn/httpapi"
+	"github.com/cairnhq/cairn/interpreter"
+	"github.com/cairnhq/cairn/redisstore"
+	"github.com/cairnhq/cairn/schema"
+)
+
+// Shutdown bounds.
+const (
+	// streamGrace is how long ordinary requests get to finish before the
+	// status streams (which never end on their own) are cut.
+	streamGrace = time.Second
+	// httpShutdownTimeout bounds the whole HTTP shutdown.
+	httpShutdownTimeout = 15 * time.Second
+)
+
+// privateRedisDir holds the embedded default's data, relative to the
+// working directory.
+var privateRedisDir = filepath.Join(".cairn", "redis")
+
+// serveConfig is what cairn serve runs with.
+type serveConfig struct {
+	addr       string
+	redisURL   string // "" = start a private redis-server
+	workflows  string // folder of *.yaml deployed at start; "" = none
+	apiKeys    []string
+	partitions int
+	role       string // api, engine or all
+}
+
+func (c *serveConfig) http() bool   { return c.role == "api" || c.role == "all" }
+func (c *serveConfig) engine() bool { return c.role == "engine" || c.role == "all" }
+
+func (a *app) serve(args []string) int {
+	fs := a.flagSet("serve", "[flags]", `
+Run cairn: the HTTP API (Durable Functions compatible, plus /v1) and the
+engine that runs workflow instances, against Redis. Without --redis it
+starts a private redis-server on a free loopback port with its data in
+.cairn/redis (append-only file on) and stops it on exit. Workflows in
+--workflows are linted and deployed at start; any lint error stops the
+start. Without an API key the API only listens on loopback addresses.
+Every flag has an environment variable; the flag wins.
+SIGINT/SIGTERM stop it gracefully: HTTP first, then the engine's
+in-flight transitions, then the private redis.`, `
+  cairn serve --workflows workflows/
+  cairn serve --addr 0.0.0.0:8080 --api-key "$(openssl rand -hex 16)" --redis redis://redis.internal:6379/0
+  CAIRN_REDIS=rediss://:secret@cache:6380 cairn serve --role engine     # engine only, scale out
+  cairn serve --role api --redis redis://127.0.0.1:6379                 # API only`)
+	cfg := serveConfig{}
+	fs.StringVar(&cfg.addr, "addr", a.env("CAIRN_ADDR", "127.0.0.1:8080"), "HTTP listen address (env CAIRN_ADDR)")
+	fs.StringVar(&cfg.redisURL, "redis", a.getenv("CAIRN_REDIS"), "Redis URL redis://[user:pass@]host:port[/db] or rediss:// for TLS; a comma list of URLs means Redis Cluster nodes (env CAIRN_REDIS; default: a private redis-server)")
+	fs.StringVar(&cfg.workflows, "workflows", a.getenv("CAIRN_WORKFLOWS"), "folder whose *.yaml workflows are linted and deployed at start (env CAIRN_WORKFLOWS)")
+	keys := fs.String("api-key", a.getenv("CAIRN_API_KEYS"), "accepted API keys, comma list (env CAIRN_API_KEYS); without one the API serves loopback only")
+	fs.IntVar(&cfg.partitions, "partitions", envInt(a, "CAIRN_PARTITIONS", 16), "number of partitions, fixed per deployment (env CAIRN_PARTITIONS)")
+	fs.StringVar(&cfg.role, "role", a.env("CAIRN_ROLE", "all"), "what this process runs: api, engine or all (env CAIRN_ROLE)")
+	pos, err := a.parse(fs, args)
+	if err != nil {
+		return parseExit(err)
+	}
+	if len(pos) != 0 {
+		return a.usageError(fs, "unexpected argument %q", pos[0])
+	}
+	cfg.apiKeys = splitList(*keys)
+	if err := cfg.check(); err != nil {
+		fmt.Fprintf(a.stderr, "cairn serve: %v\n", err)
+		return exitUsage
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log := slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	if err := runServe(ctx, stop, cfg, log, a.stderr); err != nil {
+		fmt.Fprintf(a.stderr, "cairn serve: %v\n", err)
+		return exitFailure
+	}
+	return exitOK
+}
+
+func envInt(a *app, name string, def int) int {
+	if v := a.getenv(name); v != "" {
+		if n, err := strconv.Atoi(v); err == nil {
+			return n
+		}
+		return -1 // reported by check
+	}
+	return def
+}
+
+func (c *serveConfig) check() error {
+	switch c.role {
+	case "api", "engine", "all":
+	default:
+		return fmt.Errorf("--role must be api, engine or all, not %q", c.role)
+	}
+	if c.partitions < 1 || c.partitions > 4096 {
+		return fmt.Errorf("--partitions must be a number from 1 to 4096")
+	}
+	if c.http() {
+		host, _, err := net.SplitHostPort(c.addr)
+		if err != nil {
+			return fmt.Errorf("--addr %q: %v (want host:port, e.g. 127.0.0.1:8080)", c.addr, err)
+		}
+		if len(c.apiKeys) == 0 && !isLoopback(host) {
+			return fmt.Errorf("refusing to serve %s without an API key: anyone who reaches it could start and terminate workflows. "+
+				"Set --api-key / CAIRN_API_KEYS, or listen on a loopback address such as 127.0.0.1:8080", c.addr)
+		}
+	}
+	if c.redisURL != "" {
+		if _, err := redisOptions(c.redisURL); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// runServe runs until ctx is cancelled or a component fails, then shuts
+// down in order: HTTP, engine, Redis. stop restores the default signal
+// handling, so a second Ctrl-C ends the process at once.
+func runServe(ctx context.Context, stop func(), cfg serveConfig, log *slog.Logger, out io.Writer) (err error) {
+	// Lint before anything starts: a broken workflow stops the start.
+	defs, err := loadWorkflows(cfg.workflows, log)
+	if err != nil {
+		return err
+	}
+
+	// failed receives the first component failure.
+	failed := make(chan error, 3)
+
+	redisURL, redisNote := cfg.redisURL, ""
+	if redisURL == "" {
+		priv, err := startPrivateRedis(ctx, privateRedisDir)
+		if err != nil {
+			return err
+		}
+		stopping := make(chan struct{})
+		defer func() {
+			close(stopping)
+			if serr := priv.Stop(); serr != nil {
+				log.Error("stopping the private redis", "err", serr)
+				err = errors.Join(err, serr)
+			} else {
+				log.Info("private redis stopped")
+			}
+		}()
+		go func() {
+			select {
+			case <-stopping:
+			case <-priv.Done():
+				failed <- fmt.Errorf("the private redis-server exited: %s", priv.logTail())
+			}
+		}()
+		redisURL = priv.URL()
+		redisNote = " (private redis-server, data in " + privateRedisDir + ")"
+	}
+
+	opt, err := redisOptions(redisURL)
+	if err != nil {
+		return err
+	}
+	rdb := redis.NewUniversalClient(opt)
+	defer rdb.Close()
+	store := redisstore.New(rdb, redisstore.Options{Partitions: cfg.partitions})
+	if err := store.Init(ctx); err != nil {
+		return fmt.Errorf("redis %s: %w", redactURL(redisURL), err)
+	}
+
+	cat := interpreter.NewCatalog(store)
+	now := time.Now()
+	for _, d := range defs {
+		created, err := store.PutDefinition(ctx, d.def.Name, d.def.Hash, d.src, now)
+		if err != nil {
+			return fmt.Errorf("deploying %s from %s: %w", d.def.Name, d.file, err)
+		}
+		cat.Add(d.def)
+		log.Info("workflow deployed", "name", d.def.Name, "hash", shortHash(d.def.Hash), "file", d.file, "new", created)
+	}
+
+	// The engine gets its own context: it stops after HTTP, and finishes
+	// the transitions in flight before Run returns.
+	engineCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopEngine()
+	var engineDone sync.WaitGroup
+	if cfg.engine() {
+		eng := interpreter.NewEngine(store, cat, interpreter.EngineOptions{Logger: log})
+		engineDone.Add(1)
+		go func() {
+			defer engineDone.Done()
+			if err := eng.Run(engineCtx); err != nil {
+				failed <- fmt.Errorf("engine: %w", err)
+			}
+		}()
+		log.Info("engine running", "consumer", eng.Consumer(), "partitions", cfg.partitions)
+	}
+
+	var srv *http.Server
+	var stopStreams context.CancelFunc
+	if cfg.http() {
+		ln, err := net.Listen("tcp", cfg.addr)
+		if err != nil {
+			stopEngine()
+			engineDone.Wait()
+			return fmt.Errorf("--addr: %w", err)
+		}
+		var streamsCtx context.Context
+		streamsCtx, stopStreams = context.WithCancel(context.WithoutCancel(ctx))
+		defer stopStreams()
+		srv = &http.Server{
+			Handler: httpapi.New(httpapi.Config{
+				Backend: store,
+				Catalog: cat,
+				APIKeys: cfg.apiKeys,
+				Logger:  log,
+			}),
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			BaseContext:       func(net.Listener) context.Context { return streamsCtx },
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		}
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				failed <- fmt.Errorf("http: %w", err)
+			}
+		}()
+		printURLs(out, ln.Addr().String(), cfg, redactURL(redisURL)+redisNote, defs)
+	} else {
+		fmt.Fprintf(out, "cairn: engine only, on %s%s\n", redactURL(redisURL), redisNote)
+	}
+
+	select {
+	case <-ctx.Done():
+	case err = <-failed:
+		log.Error("stopping", "err", err)
+	}
+	stop() // a second Ctrl-C now ends the process at once
+	log.Info("shutting down (Ctrl-C again to force)")
+
+	if srv != nil {
+		t := time.AfterFunc(streamGrace, stopStreams)
+		sctx, cancel := context.WithTimeout(context.Background(), httpShutdownTimeout)
+		if serr := srv.Shutdown(sctx); serr != nil {
+			_ = srv.Close()
+		}
+		cancel()
+		t.Stop()
+		log.Info("http stopped")
+	}
+	stopEngine()
+	engineDone.Wait()
+	if cfg.engine() {
+		log.Info("engine stopped")
+	}
+	return err
+}
+
+// deployment is one workflow file ready to deploy.
+type deployment struct {
+	file string
+	src  []byte
+	def  *dsl.Workflow
+}
+
+// loadWorkflows lints and parses every workflow under dir. Any lint error,
+// or two files with one workflow name, is an error listing every problem
+// with its location. Warnings are logged.
+func loadWorkflows(dir string, log *slog.Logger) ([]deployment, error) {
+	if dir == "" {
+		return nil, nil
+	}
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		if err == nil {
+			err = errors.New("not a folder")
+		}
+		return nil, fmt.Errorf("--workflows %s: %v", dir, err)
+	}
+	files, err := workflowFiles(dir)
+	if err != nil {
+		return nil, fmt.Errorf("--workflows: %w", err)
+	}
+	var (
+		out      []deployment
+		problems strings.Builder
+		byName   = map[string]string{}
+	)
+	for _, f := range files {
+		src, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("--workflows: %w", err)
+		}
+		issues := schema.Lint(f, src)
+		if issues.HasErrors() {
+			problems.WriteString(ensureNewline(schema.FormatText(issues, src)))
+			continue
+		}
+		for _, i := range issues {
+			log.Warn(i.String())
+		}
+		def, err := dsl.Parse(f, src)
+		if err != nil {
+			problems.WriteString(ensureNewline(err.Error()))
+			continue
+		}
+		if other, dup := byName[def.Name]; dup {
+			fmt.Fprintf(&problems, "%s: workflow %s is also defined in %s\n", f, def.Name, other)
+			continue
+		}
+		byName[def.Name] = f
+		out = append(out, deployment{file: f, src: src, def: def})
+	}
+	if problems.Len() > 0 {
+		return nil, fmt.Errorf("workflows in %s do not lint clean; nothing was started:\n%s", dir, strings.TrimRight(problems.String(), "\n"))
+	}
+	if len(out) == 0 {
+		log.Warn("no workflow files found", "folder", dir)
+	}
+	return out, nil
+}
+
+// redisOptions reads --redis: one redis:// or rediss:// URL (a bare
+// host:port means redis://host:port), or a comma list of them naming the
+// nodes of a Redis Cluster (credentials and TLS from the first).
+func redisOptions(raw string) (*redis.UniversalOptions, error) {
+	var urls []string
+	for _, u := range splitList(raw) {
+		if !strings.Contains(u, "://") {
+			u = "redis://" + u
+		}
+		urls = append(urls, u)
+	}
+	if len(urls) == 0 {
+		return nil, errors.New("--redis is empty")
+	}
+	var opts []*redis.Options
+	for _, u := range urls {
+		o, err := redis.ParseURL(u)
+		if err != nil {
+			return nil, fmt.Errorf("--redis %s: %v (want redis://[user:password@]host:port[/db] or rediss://...)", redactURL(u), err)
+		}
+		opts = append(opts, o)
+	}
+	o := opts[0]
+	uo := &redis.UniversalOptions{
+		Addrs:     []string{o.Addr},
+		DB:        o.DB,
+		Username:  o.Username,
+		Password:  o.Password,
+		TLSConfig: o.TLSConfig,
+	}
+	if len(opts) > 1 {
+		uo.IsClusterMode = true
+		for _, x := range opts[1:] {
+			uo.Addrs = append(uo.Addrs, x.Addr)
+		}
+		if o.DB != 0 {
+			return nil, errors.New("--redis: Redis Cluster has only database 0")
+		}
+	}
+	return uo, nil
+}
+
+// redactURL hides a password in a Redis URL.
+func redactURL(raw string) string {
+	var out []string
+	for _, s := range strings.Split(raw, ",") {
+		if u, err := url.Parse(strings.TrimSpace(s)); err == nil && u.User != nil {
+			s = u.Redacted()
+		}
+		out = append(out, s)
+	}
+	return strings.Join(out, ",")
+}
+
+func shortHash(h string) string {
+	if len(h) > 12 {
+		return h[:12]
+	}
+	return h
+}
+
+// printURLs tells the user where to go once the API listens.
+func printURLs(w io.Writer, addr string, cfg serveConfig, redisDesc string, defs []deployment) {
+	host, port, _ := net.SplitHostPort(addr)
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	base := "http://" + net.JoinHostPort(host, port)
+	df := base + "/runtime/webhooks/durabletask"
+	fmt.Fprintf(w, "cairn: serving %s (role %s, %d partitions, redis %s)\n", base, cfg.role, cfg.partitions, redisDesc)
+	key := ""
+	if len(cfg.apiKeys) > 0 {
+		key = ` -H "x-functions-key: $CAIRN_API_KEY"`
+	}
+	name := "NAME"
+	if len(defs) > 0 {
+		name = defs[0].def.Name
+		for _, d := range defs {
+			if d.def.Name == "ReserveTicket" {
+				name = d.def.Name
+			}
+		}
+	}
+	fmt.Fprintf(w, "  health:     %s/healthz\n", base)
+	fmt.Fprintf(w, "  workflows:  curl%s %s/v1/workflows\n", key, base)
+	fmt.Fprintf(w, "  start one:  curl%s -X POST %s/orchestrators/%s -H 'Content-Type: application/json' -d '\"user1\"'\n", key, df, name)
+	fmt.Fprintf(w, "  instances:  curl%s %s/instances\n", key, df)
+	fmt.Fprintf(w, "  or:         cairn start %s --input '\"user1\"' && cairn list\n", name)
+}

@@ -223,13 +223,13 @@ func (p *parser) httpBinding(n *yaml.Node) *Binding {
 			b.URL = rv.Value
 		case "method":
 			rv := resolve(v)
-			m := strings.ToUpper(rv.Value)
+			m := rv.Value
 			ok := false
 			for _, x := range httpMethods {
 				ok = ok || x == m
 			}
 			if !isString(rv) || !ok {
-				p.errorf(nodePos(v), CodeBinding, "'method' must be one of %s", strings.Join(httpMethods, ", "))
+				p.errorf(nodePos(v), CodeBinding, "'method' must be one of %s (in capitals)", strings.Join(httpMethods, ", "))
 				continue
 			}
 			b.Method = m

@@ -94,8 +94,23 @@ func SchemaProblems(ve *jsonschema.ValidationError) []SchemaProblem {
 	var out []SchemaProblem
 	var visit func(e *jsonschema.ValidationError)
 	visit = func(e *jsonschema.ValidationError) {
+		if pn, ok := e.ErrorKind.(*kind.PropertyNames); ok {
+			// The name was validated as an instance of its own; report it
+			// at the key, with the reason from below.
+			msg := fmt.Sprintf("property name '%s' is not allowed", pn.Property)
+			if sub := SchemaProblems(&jsonschema.ValidationError{ErrorKind: &kind.Group{}, Causes: e.Causes}); len(sub) > 0 {
+				msg += ": " + sub[0].Message
+			}
+			out = append(out, SchemaProblem{Path: e.InstanceLocation, Keyword: "propertyNames", Message: msg, Props: []string{pn.Property}})
+			return
+		}
 		if len(e.Causes) > 0 {
-			for _, c := range e.Causes {
+			causes := e.Causes
+			switch e.ErrorKind.(type) {
+			case *kind.OneOf, *kind.AnyOf:
+				causes = bestBranches(causes)
+			}
+			for _, c := range causes {
 				visit(c)
 			}
 			return
@@ -105,6 +120,12 @@ func SchemaProblems(ve *jsonschema.ValidationError) []SchemaProblem {
 			p.Keyword = kp[len(kp)-1]
 		}
 		p.Props = propsOf(e.ErrorKind)
+		if _, ok := e.ErrorKind.(*kind.FalseSchema); ok {
+			p.Keyword = "false"
+			if len(p.Path) > 0 {
+				p.Message = fmt.Sprintf("'%s' is not allowed here", p.Path[len(p.Path)-1])
+			}
+		}
 		out = append(out, p)
 	}
 	visit(ve)
@@ -119,6 +140,35 @@ func SchemaProblems(ve *jsonschema.ValidationError) []SchemaProblem {
 		}
 	}
 	return uniq
+}
+
+// bestBranches keeps, of the failed branches of a oneOf/anyOf, those that
+// got deepest into the instance: the branch the author most likely meant.
+func bestBranches(causes []*jsonschema.ValidationError) []*jsonschema.ValidationError {
+	depth := func(e *jsonschema.ValidationError) int {
+		d := len(e.InstanceLocation)
+		var walk func(*jsonschema.ValidationError)
+		walk = func(x *jsonschema.ValidationError) {
+			if len(x.InstanceLocation) > d {
+				d = len(x.InstanceLocation)
+			}
+			for _, c := range x.Causes {
+				walk(c)
+			}
+		}
+		walk(e)
+		return d
+	}
+	best, out := -1, []*jsonschema.ValidationError(nil)
+	for _, c := range causes {
+		switch d := depth(c); {
+		case d > best:
+			best, out = d, []*jsonschema.ValidationError{c}
+		case d == best:
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // NodeAt finds the YAML node a JSON pointer names inside n, and for a
@@ -157,6 +207,12 @@ func NodeAt(n *yaml.Node, path []string) (value, key *yaml.Node) {
 // key for an unexpected property, else the value.
 func ProblemNode(root *yaml.Node, p SchemaProblem) *yaml.Node {
 	v, _ := NodeAt(root, p.Path)
+	if p.Keyword == "false" && len(p.Path) > 0 {
+		// A property the schema forbids by name: point at its key.
+		if _, k := NodeAt(root, p.Path); k != nil {
+			return k
+		}
+	}
 	if p.Keyword == "additionalProperties" || p.Keyword == "unevaluatedProperties" || p.Keyword == "propertyNames" {
 		if len(p.Props) > 0 {
 			if _, k := NodeAt(v, []string{p.Props[0]}); k != nil {

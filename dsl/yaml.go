@@ -305,3 +305,20 @@ func (p *parser) sourceLines() [][]rune {
 func describe(n *yaml.Node) string {
 	return fmt.Sprintf("%s at %s", kindName(n), nodePos(n))
 }
+
+// ReadYAML reads a workflow source the way Parse does, under the same limits,
+// and returns its root node and the JSON document it denotes, for tools that
+// check the document as JSON (schema.Lint). The issues are the YAML-level
+// problems; when there are any, root and doc are nil.
+func ReadYAML(filename string, src []byte) (root *yaml.Node, doc any, issues Issues) {
+	p := &parser{file: filename, src: src}
+	root = p.loadYAML()
+	if root != nil {
+		doc = p.toJSON(root)
+	}
+	if len(p.issues) > 0 {
+		p.sortIssues()
+		return nil, nil, p.issues
+	}
+	return root, doc, nil
+}

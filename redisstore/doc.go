@@ -1,0 +1,52 @@
+// Package redisstore persists cairn's workflow instances, their work items,
+// timers, activity tasks and definitions in Redis; it is the only package
+// that knows Redis.
+//
+// # Keys
+//
+// Instances are spread over P partitions (Options.Partitions, default 16,
+// fixed per deployment): p = fnv32a(id) mod P. Every key of partition p
+// carries the hash tag {p}, so each transition touches one cluster slot and
+// is one Lua script, on a single Redis or on Redis Cluster alike. Keys are
+// formatted only in keys.go; scripts receive every key through KEYS.
+// With the default prefix "cairn":
+//
+//	key                          type    meaning
+//	cairn:{p}:inst:<id>          hash    instance: st (status), rev (revision), meta (JSON: name, definition hash, created and updated ms, pending), in (input), out (output), cs (custom status), rt (JSON: variables, cursor, buffered and held events, seq)
+//	cairn:{p}:hist:<id>          stream  instance history, field h (JSON line), trimmed with MAXLEN ~ Options.HistoryMax
+//	cairn:{p}:work               stream  work items of the partition's instances, fields i (instance id) and e (event JSON); consumer group engine
+//	cairn:{p}:timers             zset    timers, member "<id>\n<timer id>", score due unix ms
+//	cairn:{p}:tasks:<queue>      stream  activity tasks of one queue, field j (ScheduleTask JSON); consumer group workers
+//	cairn:{p}:index              zset    instance ids by created unix ms, for listing and bulk purge
+//	cairn:{p}:status:<id>        channel pub/sub: StatusChange JSON on every runtime or custom status change
+//	cairn:def:<name>             hash    workflow definition: <hash> → YAML source, latest → hash, t:<hash> → created unix ms
+//	cairn:defs                   set     workflow definition names
+//
+// Work items and tasks are deleted from their streams when acknowledged,
+// so the streams hold only what is pending.
+//
+// # Transitions
+//
+// Every change of an instance is one script in scripts/ (each headed by its
+// KEYS/ARGV/returns contract) and therefore atomic: creating it, committing
+// a transition (guarded by the revision and by the work item still being
+// pending, so a redelivered item is applied once), queuing an event or a
+// control message, firing due timers, finishing an activity task, purging.
+// Time always comes from the caller, never from the server. Script result
+// codes become interpreter's sentinel errors in one place (codeErr).
+//
+// Not atomic, and said so: PutDefinition is a pipeline of single-key
+// idempotent commands (definitions and the names set live in different
+// slots); AckWork pipelines XACK and XDEL; PurgeMany and ListInstances read
+// the index, then act, per batch.
+//
+// # Round trips
+//
+// Every method is one round trip to Redis (a pipeline where several keys
+// are involved), except: ListDefinitions (2), ListInstances (2 per index
+// page, usually one page), PurgeMany (2 per batch), ReadTasks and
+// ReclaimTasks (a second one only to hand back a surplus), and any script
+// call right after the server lost its script cache (one retry with EVAL).
+// On Redis Cluster one XREADGROUP cannot span slots, so reads of several
+// partitions poll the streams with a pipeline instead of blocking.
+package redisstore

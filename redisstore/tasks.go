@@ -1,0 +1,229 @@
+package redisstore
+
+import (
+	"cmp"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cairnhq/cairn/interpreter"
+)
+
+// This file is the activity side. A commit puts each ScheduleTask on the
+// task stream of its instance's partition and queue; the activity runtime
+// (in process, or external workers through the HTTP API) reads tasks with a
+// lease, completes or fails them, extends the lease by heartbeats, and
+// reclaims tasks whose lease expired because their consumer died.
+
+// releasedIdle is the idle time given to tasks handed back by a read that
+// got more than asked: any ReclaimTasks takes them at once.
+const releasedIdle = 30 * 24 * time.Hour
+
+// TaskRef addresses one delivered activity task. Its String form is an
+// opaque token for workers; ParseTaskRef reads it back.
+type TaskRef struct {
+	Partition int                    `json:"p"`
+	Queue     string                 `json:"q"`
+	EntryID   string                 `json:"e"` // the task stream entry
+	Instance  interpreter.InstanceID `json:"i"`
+	TaskID    string                 `json:"t"`
+}
+
+// String is the opaque token form of r.
+func (r TaskRef) String() string {
+	b, _ := json.Marshal(r)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// ParseTaskRef reads a TaskRef token; a malformed one is ErrNotFound.
+func ParseTaskRef(token string) (TaskRef, error) {
+	var r TaskRef
+	b, err := base64.RawURLEncoding.DecodeString(token)
+	if err == nil {
+		err = json.Unmarshal(b, &r)
+	}
+	if err != nil || r.EntryID == "" || r.Instance == "" || r.Partition < 0 {
+		return TaskRef{}, fmt.Errorf("malformed task token: %w", interpreter.ErrNotFound)
+	}
+	return r, nil
+}
+
+// Task is one activity task leased to a consumer.
+type Task struct {
+	Ref      TaskRef
+	Schedule interpreter.ScheduleTask
+}
+
+// ReadTasks leases up to max new tasks of queue ("" = LocalQueue) from
+// every partition to consumer, waiting up to block (0 = not at all) for the
+// first. One round trip; a second when more than max arrived at once (the
+// surplus is handed back for ReclaimTasks to take at once).
+func (s *Store) ReadTasks(ctx context.Context, consumer, queue string, max int, block time.Duration) ([]Task, error) {
+	queue = queueOf(queue)
+	streams := make([]string, s.n)
+	for p := range streams {
+		streams[p] = s.k.tasks(p, queue)
+	}
+	res, err := s.readGroup(ctx, groupWorkers, consumer, streams, max, block)
+	if err != nil {
+		return nil, err
+	}
+	var tasks []Task
+	for _, st := range res {
+		tasks = s.appendTasks(ctx, tasks, queue, st.Stream, st.Messages)
+	}
+	return s.keep(ctx, consumer, tasks, max), nil
+}
+
+// ReclaimTasks takes over up to max tasks of queue whose consumer has not
+// completed, failed or extended them for minIdle. One round trip; a second
+// when more than max were taken.
+func (s *Store) ReclaimTasks(ctx context.Context, consumer, queue string, minIdle time.Duration, max int) ([]Task, error) {
+	queue = queueOf(queue)
+	cmds := make([]*redis.XAutoClaimCmd, s.n)
+	if _, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i := range cmds {
+			cmds[i] = p.XAutoClaim(ctx, &redis.XAutoClaimArgs{
+				Stream: s.k.tasks(i, queue), Group: groupWorkers, Consumer: consumer,
+				MinIdle: minIdle, Start: "0-0", Count: int64(max),
+			})
+		}
+		return nil
+	}); err != nil && !isRedisError(err) {
+		return nil, fmt.Errorf("redisstore: reclaiming tasks: %w", err)
+	}
+	var tasks []Task
+	for p, c := range cmds {
+		msgs, _, err := c.Result()
+		if redis.HasErrorPrefix(err, "NOGROUP") {
+			continue // never read
+		}
+		if err != nil {
+			return nil, fmt.Errorf("redisstore: reclaiming tasks: %w", err)
+		}
+		tasks = s.appendTasks(ctx, tasks, queue, s.k.tasks(p, queue), msgs)
+	}
+	return s.keep(ctx, consumer, tasks, max), nil
+}
+
+// appendTasks decodes the entries of one task stream; corrupt ones are
+// dropped.
+func (s *Store) appendTasks(ctx context.Context, tasks []Task, queue, stream string, msgs []redis.XMessage) []Task {
+	p := s.taskPartition(stream, queue)
+	var bad []string
+	var cause error
+	for _, m := range msgs {
+		var t Task
+		j, _ := m.Values["j"].(string)
+		if err := json.Unmarshal([]byte(j), &t.Schedule); err != nil || t.Schedule.Instance == "" {
+			bad, cause = append(bad, m.ID), fmt.Errorf("task entry %s: %q: %v", m.ID, j, err)
+			continue
+		}
+		t.Ref = TaskRef{Partition: p, Queue: queue, EntryID: m.ID, Instance: t.Schedule.Instance, TaskID: t.Schedule.TaskID}
+		tasks = append(tasks, t)
+	}
+	if len(bad) > 0 {
+		s.drop(ctx, groupWorkers, map[string][]string{stream: bad}, cause)
+	}
+	return tasks
+}
+
+func (s *Store) taskPartition(stream, queue string) int {
+	for p := range s.n {
+		if s.k.tasks(p, queue) == stream {
+			return p
+		}
+	}
+	return -1
+}
+
+// keep returns the max oldest tasks and hands the others back: they stay
+// pending but look long idle, so the next ReclaimTasks takes them.
+func (s *Store) keep(ctx context.Context, consumer string, tasks []Task, max int) []Task {
+	if max <= 0 || len(tasks) <= max {
+		return tasks
+	}
+	slices.SortFunc(tasks, func(a, b Task) int { return compareIDs(a.Ref.EntryID, b.Ref.EntryID) })
+	extra := tasks[max:]
+	_, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, t := range extra {
+			p.Do(ctx, "XCLAIM", s.k.tasks(t.Ref.Partition, t.Ref.Queue), groupWorkers, consumer,
+				0, t.Ref.EntryID, "IDLE", releasedIdle.Milliseconds(), "JUSTID")
+		}
+		return nil
+	})
+	_ = err // if handing back fails, the lease simply expires
+	return tasks[:max]
+}
+
+// compareIDs orders stream entry ids "ms-seq" numerically.
+func compareIDs(a, b string) int {
+	am, as, _ := strings.Cut(a, "-")
+	bm, bs, _ := strings.Cut(b, "-")
+	return cmp.Or(cmp.Compare(len(am), len(bm)), strings.Compare(am, bm),
+		cmp.Compare(len(as), len(bs)), strings.Compare(as, bs))
+}
+
+// CompleteTask acknowledges the task and queues its result for the
+// instance, atomically. A task already completed, failed or never leased
+// is ErrDuplicate and queues nothing, so repeating a completion is safe.
+// One round trip.
+func (s *Store) CompleteTask(ctx context.Context, ref TaskRef, result json.RawMessage, now time.Time) error {
+	return s.finish(ctx, ref, interpreter.Event{Kind: interpreter.EvCompleted, Time: now, TaskID: ref.TaskID, Data: result})
+}
+
+// FailTask acknowledges the task and queues its failure for the instance,
+// as CompleteTask. One round trip.
+func (s *Store) FailTask(ctx context.Context, ref TaskRef, info interpreter.ErrorInfo, now time.Time) error {
+	return s.finish(ctx, ref, interpreter.Event{Kind: interpreter.EvFailed, Time: now, TaskID: ref.TaskID, Error: &info})
+}
+
+// validRef reports whether ref can address a task: its partition is its
+// instance's (so the task and work streams share a slot).
+func (s *Store) validRef(ref TaskRef) error {
+	if ref.Instance == "" || ref.Partition != s.partition(ref.Instance) {
+		return fmt.Errorf("task %s: bad reference: %w", ref.TaskID, interpreter.ErrNotFound)
+	}
+	return nil
+}
+
+func (s *Store) finish(ctx context.Context, ref TaskRef, ev interpreter.Event) error {
+	if err := s.validRef(ref); err != nil {
+		return err
+	}
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return fmt.Errorf("redisstore: task %s: %w", ref.TaskID, err)
+	}
+	if err := s.runCode(ctx, "finish task", finishTaskCmd,
+		[]string{s.k.tasks(ref.Partition, queueOf(ref.Queue)), s.k.work(ref.Partition)},
+		groupWorkers, ref.EntryID, string(ref.Instance), b); err != nil {
+		return fmt.Errorf("task %s of %s: %w", ref.TaskID, ref.Instance, err)
+	}
+	return nil
+}
+
+// ExtendTask renews consumer's lease on the task (a heartbeat): its idle
+// time restarts, so ReclaimTasks leaves it alone. ErrNotFound when the
+// consumer no longer holds it (finished, or reclaimed by another). One
+// round trip.
+func (s *Store) ExtendTask(ctx context.Context, consumer string, ref TaskRef) error {
+	if err := s.validRef(ref); err != nil {
+		return err
+	}
+	err := s.runCode(ctx, "extend task", extendTaskCmd,
+		[]string{s.k.tasks(ref.Partition, queueOf(ref.Queue))}, groupWorkers, consumer, ref.EntryID)
+	if redis.HasErrorPrefix(err, "NOGROUP") {
+		err = interpreter.ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("task %s of %s: %w", ref.TaskID, ref.Instance, err)
+	}
+	return nil
+}

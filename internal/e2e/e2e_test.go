@@ -1,0 +1,417 @@
+// Package e2e runs the engine against a real redis-server: every example
+// workflow end to end, several engines at once, and engines killed mid-run.
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cairnhq/cairn/dsl"
+	"github.com/cairnhq/cairn/internal/redistest"
+	"github.com/cairnhq/cairn/interpreter"
+	"github.com/cairnhq/cairn/redisstore"
+)
+
+// env is one Redis with a store, a catalog and helpers to start instances.
+type env struct {
+	t      testing.TB
+	srv    *redistest.Server
+	client *redis.Client
+	store  *redisstore.Store
+	cat    *interpreter.Catalog
+	defs   map[string]*dsl.Workflow
+}
+
+func newEnv(t testing.TB) *env {
+	srv := redistest.Start(t)
+	return newEnvOn(t, srv)
+}
+
+func newEnvOn(t testing.TB, srv *redistest.Server) *env {
+	client := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	t.Cleanup(func() { client.Close() })
+	store := redisstore.New(client, redisstore.Options{})
+	if err := store.Init(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return &env{t: t, srv: srv, client: client, store: store, cat: interpreter.NewCatalog(store), defs: map[string]*dsl.Workflow{}}
+}
+
+// deploy parses and stores a workflow source.
+func (e *env) deploy(file string, src []byte) *dsl.Workflow {
+	e.t.Helper()
+	def, err := dsl.Parse(file, src)
+	if err != nil {
+		e.t.Fatalf("parse %s: %v", file, err)
+	}
+	if _, err := e.store.PutDefinition(context.Background(), def.Name, def.Hash, def.Source, time.Now()); err != nil {
+		e.t.Fatal(err)
+	}
+	e.cat.Add(def)
+	e.defs[def.Name] = def
+	return def
+}
+
+func (e *env) deployFile(path string) *dsl.Workflow {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return e.deploy(filepath.Base(path), src)
+}
+
+func (e *env) start(name, id string, input any) {
+	e.t.Helper()
+	raw, _ := json.Marshal(input)
+	ni := interpreter.NewInstanceState(e.defs[name], interpreter.InstanceID(id), raw, time.Now())
+	if err := e.store.CreateInstance(context.Background(), ni); err != nil {
+		e.t.Fatalf("start %s: %v", id, err)
+	}
+}
+
+func (e *env) raise(id, name string, data any) error {
+	raw, _ := json.Marshal(data)
+	return e.store.RaiseEvent(context.Background(), interpreter.InstanceID(id), name, raw, time.Now())
+}
+
+// run starts an engine and a local activity runner until the test ends.
+func (e *env) run(opts interpreter.EngineOptions) {
+	ctx, cancel := context.WithCancel(context.Background())
+	eng := interpreter.NewEngine(e.store, e.cat, opts)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); eng.Run(ctx) }()
+	go func() { defer wg.Done(); runActivities(ctx, e.store, e.cat, opts.Consumer+"-act") }()
+	e.t.Cleanup(func() { cancel(); wg.Wait() })
+}
+
+// runActivities is a minimal stand-in for the activity runtime: it computes
+// expr-bound activities from the local queue, and answers "Echo" with its
+// input, so the engine tests depend on nothing but the store.
+func runActivities(ctx context.Context, store *redisstore.Store, cat *interpreter.Catalog, consumer string) {
+	for ctx.Err() == nil {
+		tasks, err := store.ReadTasks(ctx, consumer, interpreter.LocalQueue, 64, 200*time.Millisecond)
+		if err != nil {
+			continue
+		}
+		for _, tk := range tasks {
+			s := tk.Schedule
+			var result any
+			var input any
+			json.Unmarshal(s.Input, &input)
+			def, err := cat.Get(ctx, s.Workflow, s.DefHash)
+			if err == nil {
+				if o := def.Activities[s.Activity]; o != nil && o.Binding != nil && o.Binding.Expr != nil {
+					result, err = o.Binding.Expr.Eval(&dsl.Env{Input: input, Vars: map[string]any{}})
+				} else {
+					result = input
+				}
+			}
+			if err != nil {
+				store.FailTask(context.WithoutCancel(ctx), tk.Ref, interpreter.ErrorInfo{Type: "Error", Message: err.Error()}, time.Now())
+				continue
+			}
+			raw, _ := json.Marshal(result)
+			store.CompleteTask(context.WithoutCancel(ctx), tk.Ref, raw, time.Now())
+		}
+	}
+}
+
+// waitDone polls until the instance is finished.
+func (e *env) waitDone(id string, within time.Duration) *interpreter.InstanceStatus {
+	e.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		st, err := e.store.FetchStatus(context.Background(), interpreter.InstanceID(id))
+		if err == nil && st.Status.Terminal() {
+			return st
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("instance %s not finished after %s: %+v %v", id, within, st, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitFor polls until the instance waits for the given event.
+func (e *env) waitFor(id, event string) {
+	e.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		st, err := e.store.FetchStatus(context.Background(), interpreter.InstanceID(id))
+		if err == nil && st.Pending != nil && st.Pending.Kind == interpreter.WaitEvent && st.Pending.Event == event {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	e.t.Fatalf("instance %s never waited for %s", id, event)
+}
+
+func jsonEq(t testing.TB, what string, got json.RawMessage, want string) {
+	t.Helper()
+	var a, b any
+	json.Unmarshal(got, &a)
+	if err := json.Unmarshal([]byte(want), &b); err != nil {
+		t.Fatalf("bad want %q", want)
+	}
+	ga, _ := json.Marshal(a)
+	gb, _ := json.Marshal(b)
+	if string(ga) != string(gb) {
+		t.Fatalf("%s = %s, want %s", what, ga, gb)
+	}
+}
+
+// watch collects the custom statuses an instance publishes, in order.
+func (e *env) watch(id string) func() []string {
+	ch, stop, err := e.store.WatchStatus(context.Background(), interpreter.InstanceID(id))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var seen []string
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		last := ""
+		for c := range ch {
+			mu.Lock()
+			if s := string(c.CustomStatus); s != "" && s != "null" && s != last {
+				seen = append(seen, s)
+				last = s
+			}
+			fin := c.Status.Terminal()
+			mu.Unlock()
+			if fin {
+				return
+			}
+		}
+	}()
+	return func() []string {
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+		}
+		stop()
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), seen...)
+	}
+}
+
+func normal(t testing.TB, s string) string {
+	var v any
+	if err := json.Unmarshal([]byte(s), &v); err != nil {
+		t.Fatalf("not JSON: %s", s)
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+func wantStatuses(t testing.TB, got []string, want ...string) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("custom statuses\n got %q\nwant %q", got, want)
+	}
+	for i := range want {
+		if normal(t, got[i]) != normal(t, want[i]) {
+			t.Fatalf("custom status %d\n got %s\nwant %s", i, got[i], want[i])
+		}
+	}
+}
+
+func TestExampleWorkflows(t *testing.T) {
+	e := newEnv(t)
+	for _, f := range []string{"reserve-ticket.yaml", "city-recommender.yaml", "set-status-test.yaml", "order-pipeline.yaml"} {
+		e.deployFile(filepath.Join("..", "..", "workflows", f))
+	}
+	e.run(interpreter.EngineOptions{Consumer: "e1"})
+
+	t.Run("ReserveTicket confirmed", func(t *testing.T) {
+		collect := e.watch("rt-1")
+		e.start("ReserveTicket", "rt-1", "user1")
+		e.waitFor("rt-1", "BookingConfirmed")
+		if err := e.raise("rt-1", "BookingConfirmed", true); err != nil {
+			t.Fatal(err)
+		}
+		st := e.waitDone("rt-1", 10*time.Second)
+		if st.Status != interpreter.StatusCompleted {
+			t.Fatalf("status %s output %s", st.Status, st.Output)
+		}
+		jsonEq(t, "output", st.Output, `true`)
+		// len("user1") = 5 → 10 + 5%3*5 = 20
+		wantStatuses(t, collect(),
+			`{"discount":20,"discountTimeout":60,"bookingUrl":"https://example.com/book/user1"}`,
+			`{"message":"Thank you for confirming your booking."}`)
+		if err := e.raise("rt-1", "BookingConfirmed", true); !errors.Is(err, interpreter.ErrFinished) {
+			t.Fatalf("event for a finished instance: %v, want ErrFinished", err)
+		}
+	})
+
+	t.Run("CityRecommender", func(t *testing.T) {
+		collect := e.watch("city-2")
+		e.start("CityRecommender", "city-2", 2)
+		e.waitFor("city-2", "CitySelected")
+		e.raise("city-2", "CitySelected", "London")
+		st := e.waitDone("city-2", 10*time.Second)
+		jsonEq(t, "output", st.Output, `"London"`)
+		got := collect()
+		wantStatuses(t, got[:1], `{"recommendedCities":["Seattle","London"],"recommendedSeasons":["Summer"]}`)
+		if len(got) != 2 {
+			t.Fatalf("statuses %q", got)
+		}
+		e.start("CityRecommender", "city-9", 9)
+		st = e.waitDone("city-9", 10*time.Second)
+		if st.Status != interpreter.StatusFailed {
+			t.Fatalf("choice 9: %s", st.Status)
+		}
+	})
+
+	t.Run("SetStatusTest", func(t *testing.T) {
+		collect := e.watch("sst")
+		e.start("SetStatusTest", "sst", nil)
+		st := e.waitDone("sst", 10*time.Second)
+		if st.Status != interpreter.StatusCompleted {
+			t.Fatalf("status %s output %s", st.Status, st.Output)
+		}
+		got := collect()
+		found := false
+		for _, s := range got {
+			if normal(t, s) == normal(t, `{"nextActions":["A","B","C"],"foo":2}`) {
+				found = true
+			}
+		}
+		if !found {
+			t.Fatalf("statuses %q lack nextActions", got)
+		}
+	})
+
+	t.Run("OrderPipeline", func(t *testing.T) {
+		collect := e.watch("order-1")
+		e.start("OrderPipeline", "order-1", map[string]any{"orderId": "A-1", "items": []any{map[string]any{"sku": "x", "quantity": 2, "price": 5}}})
+		st := e.waitDone("order-1", 30*time.Second)
+		if st.Status != interpreter.StatusCompleted {
+			t.Fatalf("status %s output %s", st.Status, st.Output)
+		}
+		if got := collect(); len(got) < 3 {
+			t.Fatalf("a progress workflow published only %d statuses: %q", len(got), got)
+		}
+	})
+}
+
+const shortTicket = `
+name: ShortTicket
+activities:
+  CalculateDiscount: {expr: "15"}
+steps:
+  - activity: CalculateDiscount
+    input: ${ input }
+    result: discount
+  - setStatus: {discount: "${ discount }", discountTimeout: 1, bookingUrl: ""}
+  - wait:
+      event: BookingConfirmed
+      timeout: 1s
+      result: confirmed
+      onTimeout:
+        - set: {confirmed: false}
+  - switch:
+      - when: confirmed == true
+        steps:
+          - setStatus: {message: Thank you for confirming your booking.}
+      - default:
+          - setStatus: {message: The booking was not confirmed on time. Please try again.}
+  - return: ${ confirmed }
+`
+
+func TestTimeoutFiresAndLateEventIsRefused(t *testing.T) {
+	e := newEnv(t)
+	e.deploy("short.yaml", []byte(shortTicket))
+	e.run(interpreter.EngineOptions{Consumer: "t1"})
+	e.start("ShortTicket", "late", "u")
+	st := e.waitDone("late", 15*time.Second)
+	jsonEq(t, "output", st.Output, `false`)
+	jsonEq(t, "custom status", st.CustomStatus, `{"message":"The booking was not confirmed on time. Please try again."}`)
+	if err := e.raise("late", "BookingConfirmed", true); !errors.Is(err, interpreter.ErrFinished) {
+		t.Fatalf("late event: %v", err)
+	}
+}
+
+func TestEventsBeforeAndInOrder(t *testing.T) {
+	e := newEnv(t)
+	e.deploy("two.yaml", []byte(`
+name: TwoWaits
+steps:
+  - wait: {duration: 300ms}
+  - wait: {event: E, result: a}
+  - wait: {event: E, result: b}
+  - return: ${ [a, b] }
+`))
+	e.start("TwoWaits", "two", nil)
+	// Raised before any engine runs: both are buffered, then consumed in order.
+	if err := e.raise("two", "E", "first"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.raise("two", "E", "second"); err != nil {
+		t.Fatal(err)
+	}
+	e.run(interpreter.EngineOptions{Consumer: "o1"})
+	st := e.waitDone("two", 10*time.Second)
+	jsonEq(t, "output", st.Output, `["first","second"]`)
+	if err := e.raise("nobody", "E", 1); !errors.Is(err, interpreter.ErrNotFound) {
+		t.Fatalf("event for unknown instance: %v", err)
+	}
+}
+
+// checkHistory asserts that every transition of a finished ReserveTicket-
+// shaped instance appears exactly once.
+func checkHistory(t testing.TB, store *redisstore.Store, id string) {
+	t.Helper()
+	h, err := store.FetchHistory(context.Background(), interpreter.InstanceID(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := map[string]int{}
+	for _, ev := range h {
+		count[ev.Type]++
+	}
+	for _, typ := range []string{"ExecutionStarted", "ExecutionCompleted", "TaskScheduled", "TaskCompleted"} {
+		if count[typ] != 1 {
+			t.Fatalf("%s: %s appears %d times in %v", id, typ, count[typ], count)
+		}
+	}
+}
+
+func TestTwoEnginesShareOneRedis(t *testing.T) {
+	n := 1000
+	if testing.Short() {
+		n = 200
+	}
+	e := newEnv(t)
+	e.deploy("short.yaml", []byte(shortTicket))
+	e.run(interpreter.EngineOptions{Consumer: "a", Batch: 32})
+	e.run(interpreter.EngineOptions{Consumer: "b", Batch: 32})
+	for i := 0; i < n; i++ {
+		id := fmt.Sprintf("two-%04d", i)
+		e.start("ShortTicket", id, "u")
+		// Half get their event before the wait (buffered), half never (timeout).
+		if i%2 == 0 {
+			if err := e.raise(id, "BookingConfirmed", true); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for i := 0; i < n; i++ {
+		id := fmt.Sprintf("two-%04d", i)
+		st := e.waitDone(id, 60*time.Second)
+		jsonEq(t, id+" output", st.Output, fmt.Sprint(i%2 == 0))
+		checkHistory(t, e.store, id)
+	}
+}

@@ -86,7 +86,8 @@ func (s *server) fail(c *gin.Context, err error) {
 			body.Message = "internal error"
 		}
 	}
-	c.AbortWithStatusJSON(status, body)
+	c.Abort()
+	writeJSON(c, status, body)
 }
 
 // recovery turns a panic in a handler into a logged JSON 500.
@@ -101,10 +102,9 @@ func (s *server) recovery(c *gin.Context) {
 		}
 		s.log.Error("panic serving request", "method", c.Request.Method, "path", c.Request.URL.Path,
 			"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+		c.Abort()
 		if !c.Writer.Written() {
-			c.AbortWithStatusJSON(http.StatusInternalServerError, errorBody{Error: "internal", Message: "internal error"})
-		} else {
-			c.Abort()
+			writeJSON(c, http.StatusInternalServerError, errorBody{Error: "internal", Message: "internal error"})
 		}
 	}()
 	c.Next()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cairnhq/cairn/dsl"
 	"github.com/cairnhq/cairn/interpreter"
+	"github.com/cairnhq/cairn/schema"
 )
 
 // workflowDoc is one workflow version as GET /v1/workflows/{name} shows it.
@@ -98,7 +99,9 @@ func (s *server) readYAML(c *gin.Context, filename string) (*dsl.Workflow, dsl.I
 		line, col := lineCol(src, off)
 		return nil, nil, badRequest("invalid-utf8", "the body is not valid UTF-8 at line %d, column %d (byte offset %d)", line, col, off)
 	}
-	issues := lint(filename, src)
+	// Lint runs the JSON Schema and the parser; Parse then gives the
+	// workflow (definitions are deployed rarely: parsing twice is fine).
+	issues := schema.Lint(filename, src)
 	if issues.HasErrors() {
 		return nil, nil, issues
 	}
@@ -164,18 +167,4 @@ func (s *server) validate(c *gin.Context) {
 		return
 	}
 	writeJSON(c, http.StatusOK, validateResult{Valid: true, Name: def.Name, Hash: def.Hash, Issues: issues})
-}
-
-// lint finds every problem of a definition.
-// TODO: schema.Lint once the schema package lands.
-func lint(filename string, src []byte) dsl.Issues {
-	_, err := dsl.Parse(filename, src)
-	var iss dsl.Issues
-	if errors.As(err, &iss) {
-		return iss
-	}
-	if err != nil {
-		return dsl.Issues{{File: filename, Pos: dsl.Pos{Line: 1, Col: 1}, Severity: dsl.SevError, Code: "parse", Message: err.Error()}}
-	}
-	return nil
 }

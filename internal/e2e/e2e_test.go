@@ -98,12 +98,30 @@ func (e *env) run(opts interpreter.EngineOptions) {
 // expr-bound activities from the local queue, and answers "Echo" with its
 // input, so the engine tests depend on nothing but the store.
 func runActivities(ctx context.Context, store *redisstore.Store, cat *interpreter.Catalog, consumer string) {
+	runActivitiesCounting(ctx, store, cat, consumer, 0, nil)
+}
+
+// runActivitiesCounting also takes over tasks leased longer than reclaim
+// (when > 0) and calls executed for every execution.
+func runActivitiesCounting(ctx context.Context, store *redisstore.Store, cat *interpreter.Catalog, consumer string, reclaim time.Duration, executed func(redisstore.Task)) {
+	lastReclaim := time.Now()
 	for ctx.Err() == nil {
 		tasks, err := store.ReadTasks(ctx, consumer, interpreter.LocalQueue, 64, 200*time.Millisecond)
 		if err != nil {
+			time.Sleep(20 * time.Millisecond)
 			continue
 		}
+		if reclaim > 0 && time.Since(lastReclaim) > reclaim/2 {
+			lastReclaim = time.Now()
+			more, err := store.ReclaimTasks(ctx, consumer, interpreter.LocalQueue, reclaim, 256)
+			if err == nil {
+				tasks = append(tasks, more...)
+			}
+		}
 		for _, tk := range tasks {
+			if executed != nil {
+				executed(tk)
+			}
 			s := tk.Schedule
 			var result any
 			var input any

@@ -1,0 +1,128 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cairnhq/cairn/interpreter"
+	"github.com/cairnhq/cairn/redisstore"
+)
+
+// roundTrips counts calls to Redis: a pipeline is one round trip.
+type roundTrips struct{ n atomic.Int64 }
+
+func (r *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (r *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		r.n.Add(1)
+		return next(ctx, cmd)
+	}
+}
+func (r *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		r.n.Add(1)
+		return next(ctx, cmds)
+	}
+}
+
+// commandsExecuted is the total of calls in INFO commandstats, which counts
+// the commands run inside Lua scripts too.
+func commandsExecuted(t testing.TB, c *redis.Client) int64 {
+	info, err := c.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total int64
+	for _, line := range strings.Split(info, "\n") {
+		if !strings.HasPrefix(line, "cmdstat_") {
+			continue
+		}
+		i := strings.Index(line, "calls=")
+		j := strings.Index(line[i:], ",")
+		n, _ := strconv.ParseInt(line[i+6:i+j], 10, 64)
+		total += n
+	}
+	return total
+}
+
+// TestReserveTicketCost measures Redis round trips and commands per
+// ReserveTicket instance, start to finish, status reads excluded. The
+// targets are 8 round trips and 40 commands.
+func TestReserveTicketCost(t *testing.T) {
+	const n = 1000
+	e := newEnv(t)
+	e.deployFile("../../workflows/reserve-ticket.yaml")
+	// The engine, the activity runner and the starts go through a counted
+	// client; the test's status polling does not.
+	var rt roundTrips
+	counted := redis.NewClient(&redis.Options{Addr: e.srv.Addr()})
+	defer counted.Close()
+	counted.AddHook(&rt)
+	store := redisstore.New(counted, redisstore.Options{})
+	if err := store.Init(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	cat := interpreter.NewCatalog(store)
+	cat.Add(e.defs["ReserveTicket"])
+	counted.ConfigResetStat(context.Background())
+	rt.n.Store(0)
+	cmd0 := commandsExecuted(t, e.client)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{}, 2)
+	go func() {
+		interpreter.NewEngine(store, cat, interpreter.EngineOptions{Consumer: "cost"}).Run(ctx)
+		done <- struct{}{}
+	}()
+	go func() { runActivities(ctx, store, cat, "cost-act"); done <- struct{}{} }()
+	def := e.defs["ReserveTicket"]
+	for i := 0; i < n; i++ {
+		id := interpreter.InstanceID(fmt.Sprintf("cost-%04d", i))
+		if err := store.CreateInstance(ctx, interpreter.NewInstanceState(def, id, []byte(`"user1"`), time.Now())); err != nil {
+			t.Fatal(err)
+		}
+		if err := store.RaiseEvent(ctx, id, "BookingConfirmed", []byte(`true`), time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < n; i++ {
+		st := e.waitDone(fmt.Sprintf("cost-%04d", i), 60*time.Second)
+		jsonEq(t, "output", st.Output, "true")
+	}
+	cancel()
+	<-done
+	<-done
+	// The test client's own INFO and polling commands are excluded by
+	// counting them: each FetchStatus is one HMGET, each INFO one call.
+	cmds := commandsExecuted(t, e.client) - cmd0
+	polls := int64(0)
+	info, _ := e.client.Info(context.Background(), "commandstats").Result()
+	for _, line := range strings.Split(info, "\n") {
+		if strings.HasPrefix(line, "cmdstat_hmget:") || strings.HasPrefix(line, "cmdstat_info:") {
+			i := strings.Index(line, "calls=")
+			j := strings.Index(line[i:], ",")
+			c, _ := strconv.ParseInt(line[i+6:i+j], 10, 64)
+			polls += c
+		}
+	}
+	if testing.Verbose() {
+		for _, line := range strings.Split(info, "\n") {
+			if strings.HasPrefix(line, "cmdstat_") {
+				t.Log(strings.TrimSpace(line))
+			}
+		}
+	}
+	perRT := float64(rt.n.Load()) / n
+	perCmd := float64(cmds-polls) / n
+	t.Logf("ReserveTicket, %d instances in a burst: %.2f round trips and %.1f Redis commands (Lua included) per instance", n, perRT, perCmd)
+	if perRT > 8 {
+		t.Errorf("%.2f round trips per instance; the budget is 8", perRT)
+	}
+}

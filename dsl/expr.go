@@ -513,7 +513,7 @@ func (p *parser) exprError(c *compiled, err error, code string) {
 	if !errors.As(err, &fe) {
 		msg := err.Error()
 		if strings.HasPrefix(msg, "expected bool") {
-			p.errorf(c.at(leadingSpace(c.src)), CodeExprNotBool, "a condition must be a boolean, but this expression %s", strings.TrimPrefix(msg, "expected bool, but "))
+			p.errorf(c.at(leadingSpace(c.src)), CodeExprNotBool, "a condition must yield a boolean, but this expression yields %s", strings.TrimPrefix(msg, "expected bool, but got "))
 			return
 		}
 		p.errorf(c.at(leadingSpace(c.src)), CodeExprType, "%s", msg)
@@ -531,6 +531,10 @@ func (p *parser) exprError(c *compiled, err error, code string) {
 		rest := []rune(c.src)
 		if end := fe.From + len([]rune(name)); end <= len(rest) && strings.HasPrefix(strings.TrimLeft(string(rest[end:]), " \t"), "(") {
 			p.errorf(pos, CodeExprFunction, "unknown function '%s'%s", name, suggest(name, functionNames()))
+			return
+		}
+		if name == "error" && !c.sc.binding {
+			p.errorf(pos, CodeExprUnknown, "'error' is defined only inside an activity's onError steps")
 			return
 		}
 		if at, ok := p.assigned[name]; ok && !c.sc.binding {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"sort"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 )
@@ -126,14 +127,21 @@ func (p *parser) workflow(root *yaml.Node) {
 		case "steps":
 			stepsKey, stepsNode = k, v
 		default:
-			p.errorf(nodePos(k), CodeUnknownField, "unknown field '%s' in a workflow%s", k.Value, suggest(k.Value, topFields))
+			hint := suggest(k.Value, topFields)
+			p.errorf(nodePos(k), CodeUnknownField, "unknown field '%s' in a workflow%s", k.Value, hint)
+			if hint != "" {
+				// A misspelt required field is reported once, here.
+				seen[strings.TrimSuffix(strings.TrimPrefix(hint, " (did you mean '"), "'?)")] = true
+			}
 		}
 	}
 	if !seen["name"] {
 		p.errorf(nodePos(root), CodeMissingField, "the workflow has no 'name'")
 	}
 	if stepsNode == nil {
-		p.errorf(nodePos(root), CodeMissingField, "the workflow has no 'steps'")
+		if !seen["steps"] {
+			p.errorf(nodePos(root), CodeMissingField, "the workflow has no 'steps'")
+		}
 		return
 	}
 	if isNull(stepsNode) || (resolve(stepsNode).Kind == yaml.SequenceNode && len(resolve(stepsNode).Content) == 0) {

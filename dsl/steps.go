@@ -453,6 +453,16 @@ func (p *parser) switchStep(base StepBase, n *yaml.Node, sc *scope) (Step, *scop
 	id := string(base.ID)
 	after := sc
 	var defaultNode *yaml.Node
+	defaults := 0
+	for _, cn := range n.Content {
+		if cn = resolve(cn); cn.Kind == yaml.MappingNode {
+			for _, kv := range pairs(cn) {
+				if kv[0].Value == "default" {
+					defaults++
+				}
+			}
+		}
+	}
 	for i, cn := range n.Content {
 		cn = resolve(cn)
 		if cn.Kind != yaml.MappingNode {
@@ -484,7 +494,7 @@ func (p *parser) switchStep(base StepBase, n *yaml.Node, sc *scope) (Step, *scop
 				continue
 			}
 			defaultNode = d[0]
-			if i != len(n.Content)-1 {
+			if i != len(n.Content)-1 && defaults == 1 {
 				p.errorf(nodePos(d[0]), CodeDefaultNotLast, "'default' must be the last case of the switch; the cases after it could never run")
 			}
 			s.HasDefault = true

@@ -283,7 +283,11 @@ func pairs(n *yaml.Node) [][2]*yaml.Node {
 	n = resolve(n)
 	out := make([][2]*yaml.Node, 0, len(n.Content)/2)
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		out = append(out, [2]*yaml.Node{resolve(n.Content[i]), n.Content[i+1]})
+		k := resolve(n.Content[i])
+		if k.Kind == yaml.ScalarNode && k.ShortTag() == "!!merge" {
+			continue // reported by the walker
+		}
+		out = append(out, [2]*yaml.Node{k, n.Content[i+1]})
 	}
 	return out
 }

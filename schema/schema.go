@@ -39,7 +39,8 @@ var compiled = sync.OnceValues(func() (*jsonschema.Schema, error) {
 
 // Lint checks one workflow source with the JSON Schema and with dsl.Parse
 // and returns every problem, sorted by position. A schema complaint about a
-// node is dropped when dsl.Parse reported a problem inside that node: the
+// node is dropped when dsl.Parse reported a problem inside that node or on
+// its line: the
 // parser's message names the actual mistake, the schema's only the place.
 func Lint(filename string, src []byte) dsl.Issues {
 	var issues dsl.Issues
@@ -55,7 +56,7 @@ func Lint(filename string, src []byte) dsl.Issues {
 	for _, sp := range validate(filename, src) {
 		covered := false
 		for _, is := range issues[:parsed] {
-			if is.Pos == sp.Pos || (sp.node != nil && within(is.Pos, sp.node)) {
+			if is.Pos.Line == sp.Pos.Line || (sp.node != nil && within(is.Pos, sp.node)) {
 				covered = true
 				break
 			}

@@ -1,0 +1,183 @@
+package dsl
+
+import (
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/invalid/*.golden from the parser's output")
+
+// TestInvalidFixtures parses each testdata/invalid/*.yaml and compares every
+// issue line with its .golden file. Each fixture is one mistake, described
+// on its first line.
+func TestInvalidFixtures(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("testdata", "invalid", "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) < 40 {
+		t.Fatalf("want at least 40 invalid fixtures, have %d", len(files))
+	}
+	codes := map[string]string{}
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			src, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wf, err := Parse(file, src)
+			if err == nil {
+				t.Fatalf("Parse accepted an invalid workflow")
+			}
+			if wf != nil {
+				t.Errorf("Parse returned a workflow along with errors")
+			}
+			var issues Issues
+			if !errors.As(err, &issues) {
+				t.Fatalf("error is %T, want Issues", err)
+			}
+			got := issues.Error() + "\n"
+			golden := strings.TrimSuffix(file, ".yaml") + ".golden"
+			if *update {
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("no golden file (run go test ./dsl -run TestInvalidFixtures -update): %v", err)
+			}
+			if got != string(want) {
+				t.Errorf("issues differ from %s\ngot:\n%s\nwant:\n%s", golden, got, want)
+			}
+			for _, is := range issues {
+				if is.Pos.Line < 1 || is.Pos.Col < 1 {
+					t.Errorf("issue without a position: %v", is)
+				}
+			}
+			codes[issues[0].Code] = file
+		})
+	}
+	t.Logf("%d fixtures, %d distinct leading codes", len(files), len(codes))
+}
+
+// TestValidFixtures parses each testdata/valid/*.yaml without any issue.
+func TestValidFixtures(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("testdata", "valid", "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) == 0 {
+		t.Fatal("no valid fixtures")
+	}
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			src, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wf, err := Parse(file, src)
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			checkModel(t, wf)
+		})
+	}
+}
+
+// TestWorkflows parses every example in workflows/ without any issue.
+func TestWorkflows(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("..", "workflows", "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) < 4 {
+		t.Fatalf("want the four example workflows, found %d", len(files))
+	}
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			src, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.HasPrefix(string(src), "# yaml-language-server: $schema=../schema/workflow.schema.json\n") {
+				t.Errorf("the first line must point editors at the schema")
+			}
+			wf, err := Parse(file, src)
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			checkModel(t, wf)
+		})
+	}
+}
+
+// checkModel checks the invariants of a parsed workflow: every step is in
+// ByID under its id, every list is in Blocks, nested block ids follow the
+// documented naming.
+func checkModel(t *testing.T, wf *Workflow) {
+	t.Helper()
+	if len(wf.Hash) != 64 {
+		t.Errorf("Hash = %q, want hex sha256", wf.Hash)
+	}
+	if len(wf.Blocks[""]) != len(wf.Steps) {
+		t.Errorf("Blocks[\"\"] has %d steps, Steps %d", len(wf.Blocks[""]), len(wf.Steps))
+	}
+	seen := map[StepID]bool{}
+	var walk func(block BlockID, steps []Step)
+	walk = func(block BlockID, steps []Step) {
+		got, ok := wf.Blocks[block]
+		if !ok {
+			t.Errorf("block %q missing from Blocks", block)
+		}
+		if len(got) != len(steps) {
+			t.Errorf("block %q has %d steps in Blocks, %d in the tree", block, len(got), len(steps))
+		}
+		for _, s := range steps {
+			b := s.Base()
+			if seen[b.ID] {
+				t.Errorf("step id %q used twice", b.ID)
+			}
+			seen[b.ID] = true
+			if wf.ByID[b.ID] != s {
+				t.Errorf("ByID[%q] is not the step", b.ID)
+			}
+			if b.Pos.Line < 1 {
+				t.Errorf("step %q has no position", b.ID)
+			}
+			switch s := s.(type) {
+			case *SwitchStep:
+				for i, c := range s.Cases {
+					if want := BlockID(string(b.ID) + "#case" + itoa(i)); c.Block != want {
+						t.Errorf("case block %q, want %q", c.Block, want)
+					}
+					walk(c.Block, c.Steps)
+				}
+				if s.HasDefault {
+					walk(s.DefaultBlock, s.Default)
+				}
+			case *WaitStep:
+				if s.HasOnTimeout {
+					walk(s.OnTimeoutBlock, s.OnTimeout)
+				}
+			case *ActivityStep:
+				if s.OnError != nil {
+					walk(s.OnErrorBlock, s.OnError)
+				}
+			}
+		}
+	}
+	walk("", wf.Steps)
+	if len(seen) != len(wf.ByID) {
+		t.Errorf("ByID has %d steps, the tree %d", len(wf.ByID), len(seen))
+	}
+}
+
+func itoa(i int) string {
+	return strings.TrimSpace(strings.Repeat(" ", 0) + string(rune('0'+i%10)))
+}

@@ -193,3 +193,5 @@ func ids(n int, f string) []string {
 	}
 	return out
 }
+
+type redisAddArgs = redis.XAddArgs

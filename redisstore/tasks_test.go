@@ -1,0 +1,229 @@
+package redisstore_test
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/cairnhq/cairn/interpreter"
+	"github.com/cairnhq/cairn/redisstore"
+)
+
+// schedule commits a transition of id scheduling one task on queue.
+func (e *env) schedule(id, task, queue string) {
+	e.t.Helper()
+	tr := e.transition(id, "", nil, &interpreter.ScheduleTask{
+		TaskID: task, Instance: interpreter.InstanceID(id), Activity: "Charge",
+		Input: json.RawMessage(`{"amount":3}`), Attempt: 1, StepID: "s1", DefHash: "h1",
+		Workflow: "Wf", Queue: queue, Timeout: time.Minute,
+	})
+	if errs := e.commit(tr); errs[0] != nil {
+		e.t.Fatal(errs[0])
+	}
+}
+
+func TestTasks(t *testing.T) {
+	e := newEnv(t, redisstore.Options{})
+	e.create("a", t0)
+	e.readAll("engine")
+	e.schedule("a", "t1", "")
+	e.schedule("a", "t2", "Charge")
+
+	local, err := e.s.ReadTasks(e.ctx, "w1", interpreter.LocalQueue, 10, 0)
+	if err != nil || len(local) != 1 {
+		t.Fatalf("local tasks %v %v", local, err)
+	}
+	task := local[0]
+	if task.Schedule.TaskID != "t1" || task.Schedule.Activity != "Charge" || string(task.Schedule.Input) != `{"amount":3}` ||
+		task.Schedule.Timeout != time.Minute || task.Ref.Instance != "a" || task.Ref.TaskID != "t1" || task.Ref.Queue != "local" {
+		t.Fatalf("task %+v", task)
+	}
+	ext, err := e.s.ReadTasks(e.ctx, "w2", "Charge", 10, 0)
+	if err != nil || len(ext) != 1 || ext[0].Schedule.TaskID != "t2" {
+		t.Fatalf("Charge tasks %v %v", ext, err)
+	}
+
+	ref, err := redisstore.ParseTaskRef(task.Ref.String())
+	if err != nil || ref != task.Ref {
+		t.Fatalf("ref round trip %+v %v", ref, err)
+	}
+	for _, bad := range []string{"", "x", task.Ref.String() + "x"} {
+		if _, err := redisstore.ParseTaskRef(bad); !errors.Is(err, interpreter.ErrNotFound) {
+			t.Fatalf("ParseTaskRef(%q): %v", bad, err)
+		}
+	}
+
+	if err := e.s.CompleteTask(e.ctx, ref, json.RawMessage(`{"ok":true}`), t0.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.s.CompleteTask(e.ctx, ref, json.RawMessage(`{"ok":false}`), t0.Add(time.Second)); !errors.Is(err, interpreter.ErrDuplicate) {
+		t.Fatalf("second completion: %v", err)
+	}
+	if err := e.s.FailTask(e.ctx, ref, interpreter.ErrorInfo{Type: "X"}, t0); !errors.Is(err, interpreter.ErrDuplicate) {
+		t.Fatalf("failure after completion: %v", err)
+	}
+	info := interpreter.ErrorInfo{Type: "Boom", Message: "no", Retryable: true}
+	if err := e.s.FailTask(e.ctx, ext[0].Ref, info, t0.Add(2*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	items := e.readAll("engine")
+	if len(items) != 2 {
+		t.Fatalf("work %+v", items)
+	}
+	if ev := items[0].Event; ev.Kind != interpreter.EvCompleted || ev.TaskID != "t1" || string(ev.Data) != `{"ok":true}` || !ev.Time.Equal(t0.Add(time.Second)) {
+		t.Fatalf("completion %+v", ev)
+	}
+	if ev := items[1].Event; ev.Kind != interpreter.EvFailed || ev.TaskID != "t2" || ev.Error == nil || *ev.Error != info {
+		t.Fatalf("failure %+v", ev)
+	}
+	// Finished tasks leave their streams.
+	for _, q := range []string{"local", "Charge"} {
+		if n := e.client.XLen(e.ctx, fmt.Sprintf("cairn:{%d}:tasks:%s", task.Ref.Partition, q)).Val(); n != 0 {
+			t.Fatalf("%s stream holds %d", q, n)
+		}
+	}
+	// A reference whose partition is not its instance's is refused.
+	forged := ref
+	forged.Partition = (ref.Partition + 1) % e.s.Partitions()
+	if err := e.s.CompleteTask(e.ctx, forged, nil, t0); !errors.Is(err, interpreter.ErrNotFound) {
+		t.Fatalf("forged ref: %v", err)
+	}
+}
+
+func TestReadTasksMax(t *testing.T) {
+	e := newEnv(t, redisstore.Options{})
+	ids := ids(12, "i%d")
+	for _, id := range ids {
+		e.create(id, t0)
+		e.schedule(id, "t-"+id, "")
+	}
+	got, err := e.s.ReadTasks(e.ctx, "w1", "", 2, 0)
+	if err != nil || len(got) != 2 {
+		t.Fatalf("read %d %v", len(got), err)
+	}
+	// The surplus was handed back: not new any more, but reclaimable now.
+	if more, _ := e.s.ReadTasks(e.ctx, "w2", "", 100, 0); len(more) != 0 {
+		t.Fatalf("surplus delivered as new: %d", len(more))
+	}
+	seen := map[string]bool{got[0].Ref.TaskID: true, got[1].Ref.TaskID: true}
+	for i := 0; i < 20 && len(seen) < len(ids); i++ {
+		re, err := e.s.ReclaimTasks(e.ctx, "w2", "", time.Minute, 3)
+		if err != nil || len(re) > 3 {
+			t.Fatalf("reclaim %d %v", len(re), err)
+		}
+		for _, r := range re {
+			if seen[r.Ref.TaskID] {
+				t.Fatalf("%s delivered twice", r.Ref.TaskID)
+			}
+			seen[r.Ref.TaskID] = true
+		}
+	}
+	if len(seen) != len(ids) {
+		t.Fatalf("saw %d of %d tasks", len(seen), len(ids))
+	}
+}
+
+func TestReadTasksBlocks(t *testing.T) {
+	e := newEnv(t, redisstore.Options{})
+	e.create("a", t0)
+	done := make(chan []redisstore.Task)
+	go func() {
+		got, err := e.s.ReadTasks(e.ctx, "w1", "", 1, 5*time.Second)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- got
+	}()
+	time.Sleep(100 * time.Millisecond)
+	e.schedule("a", "t1", "")
+	select {
+	case got := <-done:
+		if len(got) != 1 {
+			t.Fatalf("got %v", got)
+		}
+	case <-time.After(4 * time.Second):
+		t.Fatal("blocked read did not wake up")
+	}
+}
+
+func TestTaskLeases(t *testing.T) {
+	e := newEnv(t, redisstore.Options{})
+	e.create("a", t0)
+	e.schedule("a", "t1", "q")
+	e.schedule("a", "t2", "q")
+	got, err := e.s.ReadTasks(e.ctx, "dead", "q", 10, 0)
+	if err != nil || len(got) != 2 {
+		t.Fatalf("read %v %v", got, err)
+	}
+	if re, _ := e.s.ReclaimTasks(e.ctx, "alive", "q", time.Minute, 10); len(re) != 0 {
+		t.Fatalf("reclaimed a fresh lease: %v", re)
+	}
+	time.Sleep(150 * time.Millisecond)
+	// A heartbeat keeps t2's lease; t1's expires.
+	if err := e.s.ExtendTask(e.ctx, "dead", got[1].Ref); err != nil {
+		t.Fatal(err)
+	}
+	re, err := e.s.ReclaimTasks(e.ctx, "alive", "q", 100*time.Millisecond, 10)
+	if err != nil || len(re) != 1 || re[0].Ref != got[0].Ref {
+		t.Fatalf("reclaimed %v %v", re, err)
+	}
+	// The old holder lost t1: its heartbeat says so.
+	if err := e.s.ExtendTask(e.ctx, "dead", got[0].Ref); !errors.Is(err, interpreter.ErrNotFound) {
+		t.Fatalf("heartbeat of a lost lease: %v", err)
+	}
+	if err := e.s.ExtendTask(e.ctx, "alive", re[0].Ref); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.s.CompleteTask(e.ctx, re[0].Ref, nil, t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.s.ExtendTask(e.ctx, "alive", re[0].Ref); !errors.Is(err, interpreter.ErrNotFound) {
+		t.Fatalf("heartbeat of a finished task: %v", err)
+	}
+	if re, err := e.s.ReclaimTasks(e.ctx, "x", "never-read", 0, 10); err != nil || len(re) != 0 {
+		t.Fatalf("reclaim of an unread queue: %v %v", re, err)
+	}
+}
+
+func TestReclaimWork(t *testing.T) {
+	e := newEnv(t, redisstore.Options{Partitions: 1})
+	e.create("a", t0)
+	items, err := e.s.ReadWork(e.ctx, "dead", []int{0}, 10, 0)
+	if err != nil || len(items) != 1 {
+		t.Fatalf("read %v %v", items, err)
+	}
+	tr := e.transition("a", items[0].ID, nil)
+	if re, _ := e.s.ReclaimWork(e.ctx, "alive", 0, time.Minute, 10); len(re) != 0 {
+		t.Fatalf("reclaimed fresh work: %v", re)
+	}
+	time.Sleep(120 * time.Millisecond)
+	re, err := e.s.ReclaimWork(e.ctx, "alive", 0, 100*time.Millisecond, 10)
+	if err != nil || len(re) != 1 || re[0].ID != items[0].ID || re[0].Instance != "a" || re[0].Event.Kind != interpreter.EvStart {
+		t.Fatalf("reclaimed %v %v", re, err)
+	}
+	if errs := e.commit(e.transition("a", re[0].ID, nil)); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	// The dead engine wakes up and commits too late.
+	if errs := e.commit(tr); !errors.Is(errs[0], interpreter.ErrDuplicate) {
+		t.Fatalf("late commit: %v", errs[0])
+	}
+	if re, err := e.s.ReclaimWork(e.ctx, "x", 0, 0, 10); err != nil || len(re) != 0 {
+		t.Fatalf("reclaim after ack: %v %v", re, err)
+	}
+}
+
+func TestCorruptWorkDropped(t *testing.T) {
+	e := newEnv(t, redisstore.Options{Partitions: 1})
+	e.create("a", t0)
+	e.client.XAdd(e.ctx, &redisAddArgs{Stream: "cairn:{0}:work", Values: []string{"i", "a", "e", "{nope"}})
+	items := e.readAll("c")
+	if len(items) != 1 || items[0].Event.Kind != interpreter.EvStart {
+		t.Fatalf("items %v", items)
+	}
+	if n := e.client.XLen(e.ctx, "cairn:{0}:work").Val(); n != 1 {
+		t.Fatalf("stream holds %d entries", n)
+	}
+}

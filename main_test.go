@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cairnhq/cairn/internal/redistest"
 )
 
 // cairnBin is the cairn binary built once for the tests.
@@ -299,10 +301,12 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-var servingLine = regexp.MustCompile(`cairn: serving (http://\S+) \(.*redis (\S+)`)
+// readyLine is what serve prints once it runs: the API's URL (none for
+// role engine) and the Redis URL.
+var readyLine = regexp.MustCompile(`^cairn: (?:serving (http://\S+)|engine running) \(.*redis ([^\s)]+)`)
 
 // startServe runs `cairn serve` in dir with args and waits until it prints
-// where it serves. It is killed when the test ends if still running.
+// that it runs. It is killed when the test ends if still running.
 func startServe(t *testing.T, dir string, env []string, args ...string) *server {
 	t.Helper()
 	cmd := exec.Command(cairnBin, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)
@@ -330,7 +334,7 @@ func startServe(t *testing.T, dir string, env []string, args ...string) *server 
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
-			if m := servingLine.FindStringSubmatch(sc.Text()); m != nil {
+			if m := readyLine.FindStringSubmatch(sc.Text()); m != nil {
 				found <- m
 			}
 		}
@@ -437,16 +441,6 @@ func TestServeWithPrivateRedis(t *testing.T) {
 		t.Fatalf("cairn list: %s", r)
 	}
 
-	// The walk-through: a confirmed booking completes.
-	r = cairn(t, env, "raise", started.ID, "BookingConfirmed", "true")
-	if r.code != 0 {
-		t.Fatalf("cairn raise: %s", r)
-	}
-	r = cairn(t, env, "wait", started.ID, "--timeout", "30s")
-	if r.code != 0 || !strings.Contains(r.stdout, `"Completed"`) {
-		t.Fatalf("cairn wait: %s\nserver:\n%s", r, s.stderr)
-	}
-
 	// A terminated instance makes wait exit 1.
 	r = cairn(t, env, "start", "ReserveTicket", "--id", "to-terminate", "--input", `"user2"`)
 	if r.code != 0 {
@@ -478,9 +472,64 @@ func TestServeWithPrivateRedis(t *testing.T) {
 
 	// The data survives a restart (append-only file in .cairn/redis).
 	s = startServe(t, dir, nil)
-	r = cairn(t, []string{"CAIRN_SERVER=" + s.url}, "status", started.ID)
-	if r.code != 0 || !strings.Contains(r.stdout, `"Completed"`) {
+	r = cairn(t, []string{"CAIRN_SERVER=" + s.url}, "status", "to-terminate")
+	if r.code != 0 || !strings.Contains(r.stdout, `"Terminated"`) {
 		t.Fatalf("status after restart: %s", r)
 	}
 	s.stop(t)
+}
+
+// waitFor is a workflow with no activity: it publishes a status, waits for
+// the event Go and returns its payload.
+const waitFor = `name: WaitFor
+steps:
+  - setStatus: {waiting: Go}
+  - wait: {event: Go, timeout: 60s, result: v}
+  - setStatus:
+      got: ${ v }
+  - return: ${ v }
+`
+
+// TestSeveralEnginesShareOneRedis runs an API-only process and two
+// engine-only processes on one external Redis.
+func TestSeveralEnginesShareOneRedis(t *testing.T) {
+	rs := redistest.Start(t)
+	wf := t.TempDir()
+	if err := os.WriteFile(filepath.Join(wf, "wait-for.yaml"), []byte(waitFor), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"CAIRN_REDIS=" + rs.URL(), "CAIRN_PARTITIONS=4"}
+	api := startServe(t, t.TempDir(), env, "--role", "api", "--workflows", wf)
+	e1 := startServe(t, t.TempDir(), env, "--role", "engine")
+	e2 := startServe(t, t.TempDir(), env, "--role", "engine")
+	if api.redis != rs.URL() || e1.url != "" {
+		t.Fatalf("api on %s with redis %s; engine url %q", api.url, api.redis, e1.url)
+	}
+	cenv := []string{"CAIRN_SERVER=" + api.url}
+	ids := []string{"a1", "b2", "c3", "d4", "e5", "f6"}
+	for _, id := range ids {
+		if r := cairn(t, cenv, "start", "WaitFor", "--id", id); r.code != 0 {
+			t.Fatalf("cairn start: %s", r)
+		}
+	}
+	for i, id := range ids {
+		if r := cairn(t, cenv, "raise", id, "Go", fmt.Sprint(i)); r.code != 0 {
+			t.Fatalf("cairn raise: %s", r)
+		}
+	}
+	for i, id := range ids {
+		r := cairn(t, cenv, "wait", id, "--timeout", "30s")
+		want := fmt.Sprintf(`"output": %d`, i)
+		if r.code != 0 || !strings.Contains(r.stdout, want) || !strings.Contains(r.stdout, fmt.Sprintf(`"got": %d`, i)) {
+			t.Fatalf("cairn wait %s: want %s\n%s\napi:\n%s\nengine 1:\n%s\nengine 2:\n%s", id, want, r, api.stderr, e1.stderr, e2.stderr)
+		}
+	}
+	r := cairn(t, cenv, "list", "--status", "Completed")
+	var list []json.RawMessage
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &list) != nil || len(list) != len(ids) {
+		t.Fatalf("cairn list --status Completed: %s", r)
+	}
+	for _, s := range []*server{api, e1, e2} {
+		s.stop(t)
+	}
 }

@@ -91,7 +91,7 @@ in-flight transitions, then the private redis.`, `
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log := slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	if err := runServe(ctx, stop, cfg, log, a.stderr); err != nil {
+	if err := runServe(ctx, stop, cfg, log, a.stdout); err != nil {
 		fmt.Fprintf(a.stderr, "cairn serve: %v\n", err)
 		return exitFailure
 	}
@@ -253,7 +253,7 @@ func runServe(ctx context.Context, stop func(), cfg serveConfig, log *slog.Logge
 		}()
 		printURLs(out, ln.Addr().String(), cfg, redactURL(redisURL)+redisNote, defs)
 	} else {
-		fmt.Fprintf(out, "cairn: engine only, on %s%s\n", redactURL(redisURL), redisNote)
+		fmt.Fprintf(out, "cairn: engine running (role engine, %d partitions, redis %s%s)\n", cfg.partitions, redactURL(redisURL), redisNote)
 	}
 
 	select {

@@ -268,3 +268,43 @@ func TestWaitHonorsContext(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestWaitRidesOutAServerRestart(t *testing.T) {
+	var mu sync.Mutex
+	polls := 0
+	c := newTest(t, func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/events") {
+			http.NotFound(w, r)
+			return
+		}
+		mu.Lock()
+		polls++
+		n := polls
+		mu.Unlock()
+		switch {
+		case n == 1:
+			w.Header().Set("Retry-After", "0")
+			w.WriteHeader(http.StatusAccepted)
+			fmt.Fprint(w, `{"runtimeStatus":"Running"}`)
+		case n < 4:
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprint(w, `{"error":"unavailable","message":"store down"}`)
+		default:
+			fmt.Fprint(w, `{"runtimeStatus":"Completed"}`)
+		}
+	})
+	out, err := c.Wait(context.Background(), "i1", nil)
+	if err != nil || !strings.Contains(string(out), "Completed") {
+		t.Fatalf("out = %s, err = %v", out, err)
+	}
+}
+
+func TestWaitFailsAtOnceWhenTheServerNeverAnswered(t *testing.T) {
+	c := newTest(t, func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	})
+	start := time.Now()
+	if _, err := c.Wait(context.Background(), "i1", nil); err == nil || time.Since(start) > 5*time.Second {
+		t.Fatalf("err = %v after %s", err, time.Since(start))
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -19,6 +20,9 @@ const (
 	defaultPoll = time.Second
 	minPoll     = 200 * time.Millisecond
 	maxPoll     = time.Minute
+	// outage is how long Wait keeps retrying a server that answered
+	// before and is now unreachable.
+	outage = time.Minute
 )
 
 // maxEvent bounds one Server-Sent Event (a status change carries the output).
@@ -69,30 +73,31 @@ func (c *changes) see(v json.RawMessage) {
 // honoring Retry-After, when the stream is unavailable or breaks.
 func (c *Client) Wait(ctx context.Context, id string, onCustomStatus func(json.RawMessage)) (json.RawMessage, error) {
 	ch := &changes{last: "null", fn: onCustomStatus}
-	final, done, err := c.waitStream(ctx, id, ch)
+	final, done, answered, err := c.waitStream(ctx, id, ch)
 	if done || err != nil {
 		return final, err
 	}
-	return c.waitPoll(ctx, id, ch)
+	return c.waitPoll(ctx, id, ch, answered)
 }
 
 // waitStream follows the status stream. done=false with a nil error means
-// the stream was not available or broke: the caller polls instead.
-func (c *Client) waitStream(ctx context.Context, id string, ch *changes) (json.RawMessage, bool, error) {
+// the stream was not available or broke: the caller polls instead;
+// answered says whether the stream had started.
+func (c *Client) waitStream(ctx context.Context, id string, ch *changes) (final json.RawMessage, done, answered bool, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	req, err := c.newRequest(ctx, http.MethodGet, "/v1/instances/"+url.PathEscape(id)+"/events", nil, nil)
 	if err != nil {
-		return nil, false, err
+		return nil, false, false, err
 	}
 	req.Header.Set("Accept", "text/event-stream")
 	resp, err := c.httpClient().Do(req)
 	if err != nil {
-		return nil, false, ctx.Err()
+		return nil, false, false, ctx.Err()
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
-		return nil, false, nil
+		return nil, false, false, nil
 	}
 
 	// The stream starts with the current status, then every change in
@@ -115,22 +120,38 @@ func (c *Client) waitStream(ctx context.Context, id string, ch *changes) (json.R
 		return terminal
 	})
 	if !terminal {
-		return nil, false, ctx.Err()
+		return nil, false, true, ctx.Err()
 	}
 	// The event said it ended; the status document is the answer.
-	final, done, _, err := c.pollOnce(ctx, id, ch)
-	if err != nil || done {
-		return final, done, err
+	final, done, _, err = c.pollOnce(ctx, id, ch)
+	if err != nil && transient(err) && ctx.Err() == nil {
+		err = nil // the poll loop retries
 	}
-	return nil, false, nil
+	return final, done, true, err
 }
 
-// waitPoll polls GET status until the instance is done.
-func (c *Client) waitPoll(ctx context.Context, id string, ch *changes) (json.RawMessage, error) {
+// waitPoll polls GET status until the instance is done. Once the server
+// has answered, losing it (restart, rolling deploy) is retried for up to
+// outage before Wait gives up.
+func (c *Client) waitPoll(ctx context.Context, id string, ch *changes, answered bool) (json.RawMessage, error) {
+	var downSince time.Time
 	for {
 		final, done, delay, err := c.pollOnce(ctx, id, ch)
-		if done || err != nil {
-			return final, err
+		switch {
+		case err == nil:
+			answered, downSince = true, time.Time{}
+			if done {
+				return final, nil
+			}
+		case answered && transient(err) && ctx.Err() == nil:
+			if downSince.IsZero() {
+				downSince = time.Now()
+			} else if time.Since(downSince) > outage {
+				return nil, err
+			}
+			delay = defaultPoll
+		default:
+			return nil, err
 		}
 		t := time.NewTimer(delay)
 		select {
@@ -140,6 +161,15 @@ func (c *Client) waitPoll(ctx context.Context, id string, ch *changes) (json.Raw
 		case <-t.C:
 		}
 	}
+}
+
+// transient reports whether err may pass when the server is back.
+func transient(err error) bool {
+	var ae *APIError
+	if errors.As(err, &ae) {
+		return ae.StatusCode == http.StatusBadGateway || ae.StatusCode == http.StatusServiceUnavailable || ae.StatusCode == http.StatusGatewayTimeout
+	}
+	return errors.Is(err, ErrUnreachable)
 }
 
 // pollOnce reads the status once: done when the instance has finished,

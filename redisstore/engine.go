@@ -68,7 +68,7 @@ func (s *Store) ReclaimWork(ctx context.Context, consumer string, partition int,
 		Stream: stream, Group: groupEngine, Consumer: consumer,
 		MinIdle: minIdle, Start: "0-0", Count: int64(max),
 	}).Result()
-	if redis.HasErrorPrefix(err, "NOGROUP") {
+	if isReply(err, replyNoGroup) {
 		return nil, nil // nothing was ever read there
 	}
 	if err != nil {

@@ -115,7 +115,7 @@ func (s *Store) runScripts(ctx context.Context, calls []scriptCall) ([]*redis.Cm
 	}
 	var again []int
 	for i, c := range cmds {
-		if errors.Is(c.Err(), redis.ErrNoScript) || redis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
+		if isReply(c.Err(), replyNoScript) {
 			again = append(again, i)
 		}
 	}
@@ -147,6 +147,22 @@ func (s *Store) runCode(ctx context.Context, name string, sc *redis.Script, keys
 		return fmt.Errorf("redisstore: %s: %w", name, err)
 	}
 	return codeErr(code)
+}
+
+// Reply errors the store reacts to.
+const (
+	replyNoGroup   = "NOGROUP"   // the consumer group (or its stream) does not exist
+	replyBusyGroup = "BUSYGROUP" // the consumer group exists already
+	replyNoScript  = "NOSCRIPT"  // the server's script cache lacks the script
+)
+
+// isReply reports whether err is the server's reply error of that kind. It
+// is the only place where error text is read.
+func isReply(err error, kind string) bool {
+	if kind == replyNoScript && errors.Is(err, redis.ErrNoScript) {
+		return true
+	}
+	return redis.HasErrorPrefix(err, kind)
 }
 
 // isRedisError reports whether err is a reply error of one command (as

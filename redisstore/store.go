@@ -114,7 +114,7 @@ func (s *Store) createGroups(ctx context.Context, group string, streams []string
 		return fmt.Errorf("redisstore: creating consumer groups: %w", err)
 	}
 	for _, c := range cmds {
-		if err := c.Err(); err != nil && !redis.HasErrorPrefix(err, "BUSYGROUP") {
+		if err := c.Err(); err != nil && !isReply(err, replyBusyGroup) {
 			return fmt.Errorf("redisstore: creating consumer groups: %w", err)
 		}
 	}
@@ -127,7 +127,7 @@ func (s *Store) createGroups(ctx context.Context, group string, streams []string
 // the read retried once.
 func (s *Store) readGroup(ctx context.Context, group, consumer string, streams []string, count int, block time.Duration) ([]redis.XStream, error) {
 	res, err := s.readGroupOnce(ctx, group, consumer, streams, count, block)
-	if redis.HasErrorPrefix(err, "NOGROUP") {
+	if isReply(err, replyNoGroup) {
 		if err := s.createGroups(ctx, group, streams); err != nil {
 			return nil, err
 		}

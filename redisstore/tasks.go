@@ -101,7 +101,7 @@ func (s *Store) ReclaimTasks(ctx context.Context, consumer, queue string, minIdl
 	var tasks []Task
 	for p, c := range cmds {
 		msgs, _, err := c.Result()
-		if redis.HasErrorPrefix(err, "NOGROUP") {
+		if isReply(err, replyNoGroup) {
 			continue // never read
 		}
 		if err != nil {
@@ -219,7 +219,7 @@ func (s *Store) ExtendTask(ctx context.Context, consumer string, ref TaskRef) er
 	}
 	err := s.runCode(ctx, "extend task", extendTaskCmd,
 		[]string{s.k.tasks(ref.Partition, queueOf(ref.Queue))}, groupWorkers, consumer, ref.EntryID)
-	if redis.HasErrorPrefix(err, "NOGROUP") {
+	if isReply(err, replyNoGroup) {
 		err = interpreter.ErrNotFound
 	}
 	if err != nil {

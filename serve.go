@@ -428,6 +428,9 @@ func printURLs(w io.Writer, addr string, cfg serveConfig, redisDesc string, defs
 			}
 		}
 	}
+	if len(cfg.apiKeys) == 0 {
+		fmt.Fprintf(w, "  auth:       off (no API key), so only loopback addresses are served\n")
+	}
 	fmt.Fprintf(w, "  health:     %s/healthz\n", base)
 	fmt.Fprintf(w, "  workflows:  curl%s %s/v1/workflows\n", key, base)
 	fmt.Fprintf(w, "  start one:  curl%s -X POST %s/orchestrators/%s -H 'Content-Type: application/json' -d '\"user1\"'\n", key, df, name)

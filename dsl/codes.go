@@ -14,6 +14,7 @@ const (
 	CodeYAMLMerge      = "yaml-merge"       // merge keys (<<) are not supported
 	CodeYAMLTag        = "yaml-tag"         // a YAML tag cairn does not understand
 	CodeNotJSON        = "not-json"         // a value JSON cannot represent (.nan, .inf)
+	CodeTooMany        = "too-many"         // over MaxSteps, MaxVariables, MaxExpressions or the issue limit
 
 	// Structure.
 	CodeTypeMismatch   = "type-mismatch"   // a field holds the wrong kind of YAML value

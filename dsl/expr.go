@@ -47,42 +47,95 @@ var (
 
 // scope is what an expression may name: the variables that some path can
 // have set before it, plus `error` inside onError and nothing but `input` in
-// activity bindings. Scopes are immutable once built and shared.
+// activity bindings. Scopes are immutable and shared; the variables are a
+// bit set over the parser's registry of names, so that a workflow with many
+// steps and variables costs a few words per scope, not a map per step.
 type scope struct {
-	vars    map[string]bool
+	reg     *registry
+	bits    []uint64
 	onError bool // `error` is defined
 	binding bool // only `input` is defined
-	env     types.Map
+}
+
+// registry numbers every variable name of one workflow.
+type registry struct {
+	index map[string]int
+	names []string
+}
+
+func (r *registry) id(name string) int {
+	if i, ok := r.index[name]; ok {
+		return i
+	}
+	r.index[name] = len(r.names)
+	r.names = append(r.names, name)
+	return len(r.names) - 1
+}
+
+func (s *scope) has(i int) bool {
+	w := i / 64
+	return w < len(s.bits) && s.bits[w]&(1<<(i%64)) != 0
 }
 
 func (s *scope) with(names ...string) *scope {
-	fresh := false
+	var ns *scope
 	for _, n := range names {
-		if n != "" && !s.vars[n] {
-			fresh = true
+		if n == "" {
+			continue
 		}
+		i := s.reg.id(n)
+		if s.has(i) || (ns != nil && ns.has(i)) {
+			continue
+		}
+		if ns == nil {
+			ns = &scope{reg: s.reg, onError: s.onError, binding: s.binding, bits: append([]uint64(nil), s.bits...)}
+		}
+		for len(ns.bits) <= i/64 {
+			ns.bits = append(ns.bits, 0)
+		}
+		ns.bits[i/64] |= 1 << (i % 64)
 	}
-	if !fresh {
+	if ns == nil {
 		return s
-	}
-	ns := &scope{vars: make(map[string]bool, len(s.vars)+len(names)), onError: s.onError}
-	for n := range s.vars {
-		ns.vars[n] = true
-	}
-	for _, n := range names {
-		if n != "" {
-			ns.vars[n] = true
-		}
 	}
 	return ns
 }
 
 func (s *scope) union(o *scope) *scope {
-	names := make([]string, 0, len(o.vars))
-	for n := range o.vars {
-		names = append(names, n)
+	fresh := false
+	for w, b := range o.bits {
+		if w >= len(s.bits) || b&^s.bits[w] != 0 {
+			fresh = true
+			break
+		}
 	}
-	return s.with(names...)
+	if !fresh {
+		return s
+	}
+	ns := &scope{reg: s.reg, onError: s.onError, binding: s.binding, bits: make([]uint64, max(len(s.bits), len(o.bits)))}
+	copy(ns.bits, s.bits)
+	for w, b := range o.bits {
+		ns.bits[w] |= b
+	}
+	return ns
+}
+
+// withError is the scope of an onError list: the same variables and `error`.
+func (s *scope) withError() *scope {
+	return &scope{reg: s.reg, bits: s.bits, onError: true}
+}
+
+func (s *scope) vars() []string {
+	var out []string
+	if s.reg == nil {
+		return nil
+	}
+	for i, n := range s.reg.names {
+		if s.has(i) {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 func (s *scope) names() []string {
@@ -94,29 +147,27 @@ func (s *scope) names() []string {
 	if s.onError {
 		out = append(out, "error")
 	}
-	for n := range s.vars {
-		out = append(out, n)
-	}
+	out = append(out, s.vars()...)
 	sort.Strings(out)
 	return out
 }
 
+// types is the compile-time environment: every name in scope, typed any
+// except instance and now, so that expr reports any other name as unknown.
 func (s *scope) types() types.Map {
-	if s.env == nil {
-		env := types.Map{"input": types.Any}
-		if !s.binding {
-			env["instance"] = instanceType
-			env["now"] = nowType
-			if s.onError {
-				env["error"] = types.Any
-			}
-			for n := range s.vars {
-				env[n] = types.Any
-			}
-		}
-		s.env = env
+	env := types.Map{"input": types.Any}
+	if s.binding {
+		return env
 	}
-	return s.env
+	env["instance"] = instanceType
+	env["now"] = nowType
+	if s.onError {
+		env["error"] = types.Any
+	}
+	for _, n := range s.vars() {
+		env[n] = types.Any
+	}
+	return env
 }
 
 // compiled is one expression: its text, where each of its runes stands in
@@ -453,7 +504,9 @@ func typeName(v any) string {
 // newExpr records an expression for compilation in the second pass.
 func (p *parser) newExpr(src string, node *yaml.Node, off int, sc *scope, asBool bool) *compiled {
 	c := &compiled{src: src, node: node, off: off, sc: sc, asBool: asBool}
-	p.exprs = append(p.exprs, c)
+	if p.limit("expressions", len(p.exprs)+1, MaxExpressions, nodePos(node)) {
+		p.exprs = append(p.exprs, c)
+	}
 	return c
 }
 
@@ -462,6 +515,9 @@ func (p *parser) newExpr(src string, node *yaml.Node, off int, sc *scope, asBool
 func (p *parser) compileAll() {
 	positions := map[*yaml.Node][]Pos{}
 	for _, c := range p.exprs {
+		if p.full {
+			return
+		}
 		all, ok := positions[c.node]
 		if !ok {
 			all = p.scalarPositions(c.node)

@@ -22,12 +22,48 @@ type parser struct {
 	ids      map[StepID]Pos
 	exprs    []*compiled
 	assigned map[string]Pos // every variable some step sets → where first
+	vars     *registry
+	full     bool // maxIssues reached
+	limited  map[string]bool
+	nsteps   int
 	statuses []*SetStatusStep
 	statusNd map[*SetStatusStep]*yaml.Node
 }
 
+// Limits on the size of a definition. They are far above what a person
+// writes, and keep the cost of loading a hostile one (at most
+// MaxSourceBytes) to well under a second.
+const (
+	MaxSteps       = 10_000
+	MaxVariables   = 1_000
+	MaxExpressions = 10_000
+	// maxIssues stops a file with thousands of mistakes from producing
+	// thousands of messages (and spending time on each suggestion).
+	maxIssues = 200
+)
+
 func (p *parser) errorf(pos Pos, code, format string, args ...any) {
+	if p.full {
+		return
+	}
+	if len(p.issues) >= maxIssues {
+		p.full = true
+		p.issues = append(p.issues, Issue{File: p.file, Pos: pos, Severity: SevError, Code: CodeTooMany, Message: fmt.Sprintf("more than %d problems; stopping here", maxIssues)})
+		return
+	}
 	p.issues = append(p.issues, Issue{File: p.file, Pos: pos, Severity: SevError, Code: code, Message: fmt.Sprintf(format, args...)})
+}
+
+// limit reports, once per kind, a count over its maximum.
+func (p *parser) limit(what string, n, max int, pos Pos) bool {
+	if n <= max {
+		return true
+	}
+	if !p.limited[what] {
+		p.limited[what] = true
+		p.errorf(pos, CodeTooMany, "more than %d %s in one workflow", max, what)
+	}
+	return false
 }
 
 var nameRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_.-]{0,99}$`)
@@ -41,7 +77,7 @@ var nameRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_.-]{0,99}$`)
 // the second compiles them all, now that every assigned name is known, and
 // checks literal statuses against the status schema.
 func Parse(filename string, src []byte) (*Workflow, error) {
-	p := &parser{file: filename, src: src, ids: map[StepID]Pos{}, assigned: map[string]Pos{}, statusNd: map[*SetStatusStep]*yaml.Node{}}
+	p := &parser{file: filename, src: src, ids: map[StepID]Pos{}, assigned: map[string]Pos{}, statusNd: map[*SetStatusStep]*yaml.Node{}, vars: &registry{index: map[string]int{}}, limited: map[string]bool{}}
 	sum := sha256.Sum256(src)
 	p.wf = &Workflow{
 		File:       filename,
@@ -148,6 +184,6 @@ func (p *parser) workflow(root *yaml.Node) {
 		p.errorf(nodePos(stepsKey), CodeEmptySteps, "the workflow has no steps; add at least one")
 		return
 	}
-	root0 := &scope{vars: map[string]bool{}}
+	root0 := &scope{reg: p.vars}
 	p.wf.Steps, _ = p.steps(stepsNode, "steps", "", root0)
 }

@@ -64,6 +64,10 @@ func (p *parser) steps(n *yaml.Node, path string, block BlockID, sc *scope) ([]S
 	var out []Step
 	var ender Step // the unconditional return/fail that ends this list
 	for i, item := range n.Content {
+		p.nsteps++
+		if !p.limit("steps", p.nsteps, MaxSteps, nodePos(item)) || p.full {
+			break
+		}
 		if ender != nil && i > 0 {
 			p.errorf(nodePos(item), CodeUnreachable, "this step can never run: the %s at %s always ends the workflow", kindOf(ender), ender.Base().Pos)
 			ender = nil // report once per list
@@ -265,6 +269,9 @@ func (p *parser) varName(field string, n *yaml.Node) (string, bool) {
 		return "", false
 	}
 	if _, seen := p.assigned[name]; !seen {
+		if !p.limit("variables", len(p.assigned)+1, MaxVariables, nodePos(n)) {
+			return "", false
+		}
 		p.assigned[name] = nodePos(n)
 	}
 	return name, true
@@ -293,8 +300,7 @@ func (p *parser) activityStep(base StepBase, name *yaml.Node, fields map[string]
 	}
 	if kv, ok := fields["onError"]; ok {
 		s.OnErrorBlock = BlockID(string(base.ID) + "#onError")
-		inner := sc.with()
-		inner = &scope{vars: inner.vars, onError: true}
+		inner := sc.withError()
 		var end *scope
 		s.OnError, end = p.steps(kv[1], string(base.ID)+".onError", s.OnErrorBlock, inner)
 		if s.OnError == nil {

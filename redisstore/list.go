@@ -140,7 +140,7 @@ func (s *Store) ListInstances(ctx context.Context, q interpreter.ListQuery) ([]i
 	if !q.CreatedFrom.IsZero() {
 		from = ms(q.CreatedFrom)
 	}
-	cur, max := bounds(from, ms(q.CreatedTo), !q.CreatedTo.IsZero())
+	cur, maxScore := bounds(from, ms(q.CreatedTo), !q.CreatedTo.IsZero())
 	if q.ContinuationToken != "" {
 		c, err := parseToken(q.ContinuationToken)
 		if err != nil {
@@ -158,9 +158,16 @@ func (s *Store) ListInstances(ctx context.Context, q interpreter.ListQuery) ([]i
 		return len(q.Statuses) == 0 || slices.Contains(q.Statuses, st)
 	}
 
+	// Entries per partition and round: unfiltered, a little more than a
+	// fair share of the page (the boundary cut keeps the order exact, an
+	// unlucky spread costs another round); filtered, a wide sweep.
+	fetch := min(top, 2*((top+s.n-1)/s.n)+16)
+	if len(q.Statuses) > 0 || q.Prefix != "" {
+		fetch = max(top, 256)
+	}
 	var out []interpreter.InstanceStatus
 	for round := 0; round < listRounds; round++ {
-		cands, more, err := s.scanIndex(ctx, cur, max, top)
+		cands, more, err := s.scanIndex(ctx, cur, maxScore, fetch)
 		if err != nil {
 			return nil, "", err
 		}
@@ -233,10 +240,10 @@ func (s *Store) PurgeMany(ctx context.Context, from, to time.Time, statuses []in
 	if !from.IsZero() {
 		lo = ms(from)
 	}
-	cur, max := bounds(lo, ms(to), !to.IsZero())
+	cur, maxScore := bounds(lo, ms(to), !to.IsZero())
 	total := 0
 	for {
-		cands, more, err := s.scanIndex(ctx, cur, max, purgeBatch)
+		cands, more, err := s.scanIndex(ctx, cur, maxScore, purgeBatch)
 		if err != nil {
 			return total, err
 		}
@@ -252,7 +259,7 @@ func (s *Store) PurgeMany(ctx context.Context, from, to time.Time, statuses []in
 			keys := make([]string, 1, 1+2*len(es))
 			keys[0] = s.k.index(p)
 			args := make([]any, 0, 3+len(allowed)+len(es))
-			args = append(args, lo, max, len(allowed))
+			args = append(args, lo, maxScore, len(allowed))
 			args = append(args, allowed...)
 			for _, e := range es {
 				keys = append(keys, s.k.inst(p, e.id), s.k.hist(p, e.id))

@@ -17,9 +17,9 @@ import (
 
 // ReadWork returns new work items of the partitions for this consumer,
 // waiting up to block (0 = not at all) for the first. It reads at most
-// ceil(max/len(partitions)) items per partition, so it may return up to
-// len(partitions)-1 more than max. One round trip (a cluster polls).
-func (s *Store) ReadWork(ctx context.Context, consumer string, partitions []int, max int, block time.Duration) ([]interpreter.WorkItem, error) {
+// ceil(limit/len(partitions)) items per partition, so it may return up to
+// len(partitions)-1 more than limit. One round trip (a cluster polls).
+func (s *Store) ReadWork(ctx context.Context, consumer string, partitions []int, limit int, block time.Duration) ([]interpreter.WorkItem, error) {
 	if len(partitions) == 0 {
 		return nil, nil
 	}
@@ -29,7 +29,7 @@ func (s *Store) ReadWork(ctx context.Context, consumer string, partitions []int,
 		streams[i] = s.k.work(p)
 		part[streams[i]] = p
 	}
-	count := (max + len(partitions) - 1) / len(partitions)
+	count := max(1, (limit+len(partitions)-1)/len(partitions))
 	res, err := s.readGroup(ctx, groupEngine, consumer, streams, count, block)
 	if err != nil {
 		return nil, err

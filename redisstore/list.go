@@ -64,14 +64,14 @@ func parseToken(t string) (cursor, error) {
 	return cursor{}, fmt.Errorf("redisstore: malformed continuation token %q", t)
 }
 
-// scanIndex reads up to fetch index entries after cur (score at most max,
-// "" = unbounded) from every partition in one round trip. It returns the
+// scanIndex reads up to fetch index entries after cur (score at most
+// maxScore, "" = unbounded) from every partition in one round trip. It returns the
 // entries that are certainly the next ones in global order, sorted, and
 // whether more may follow them.
-func (s *Store) scanIndex(ctx context.Context, cur cursor, max string, fetch int) ([]entry, bool, error) {
+func (s *Store) scanIndex(ctx context.Context, cur cursor, maxScore string, fetch int) ([]entry, bool, error) {
 	calls := make([]scriptCall, s.n)
 	for p := range calls {
-		calls[p] = scriptCall{pageIndexCmd, []string{s.k.index(p)}, []any{cur.score, string(cur.id), max, fetch}}
+		calls[p] = scriptCall{pageIndexCmd, []string{s.k.index(p)}, []any{cur.score, string(cur.id), maxScore, fetch}}
 	}
 	cmds, err := s.runScripts(ctx, calls)
 	if err != nil {
@@ -119,11 +119,11 @@ func (s *Store) scanIndex(ctx context.Context, cur cursor, max string, fetch int
 
 // bounds turns a query's time range into a first cursor and a max score.
 func bounds(from, to int64, hasTo bool) (cursor, string) {
-	max := ""
+	maxScore := ""
 	if hasTo {
-		max = strconv.FormatInt(to, 10)
+		maxScore = strconv.FormatInt(to, 10)
 	}
-	return cursor{score: from}, max
+	return cursor{score: from}, maxScore
 }
 
 // ListInstances returns one page of instances in (created time, id) order

@@ -60,17 +60,18 @@ type Task struct {
 	Schedule interpreter.ScheduleTask
 }
 
-// ReadTasks leases up to max new tasks of queue ("" = LocalQueue) from
+// ReadTasks leases up to limit (at least 1) new tasks of queue ("" = LocalQueue) from
 // every partition to consumer, waiting up to block (0 = not at all) for the
-// first. One round trip; a second when more than max arrived at once (the
+// first. One round trip; a second when more than limit arrived at once (the
 // surplus is handed back for ReclaimTasks to take at once).
-func (s *Store) ReadTasks(ctx context.Context, consumer, queue string, max int, block time.Duration) ([]Task, error) {
+func (s *Store) ReadTasks(ctx context.Context, consumer, queue string, limit int, block time.Duration) ([]Task, error) {
 	queue = queueOf(queue)
+	limit = max(limit, 1)
 	streams := make([]string, s.n)
 	for p := range streams {
 		streams[p] = s.k.tasks(p, queue)
 	}
-	res, err := s.readGroup(ctx, groupWorkers, consumer, streams, max, block)
+	res, err := s.readGroup(ctx, groupWorkers, consumer, streams, limit, block)
 	if err != nil {
 		return nil, err
 	}
@@ -78,20 +79,21 @@ func (s *Store) ReadTasks(ctx context.Context, consumer, queue string, max int, 
 	for _, st := range res {
 		tasks = s.appendTasks(ctx, tasks, queue, st.Stream, st.Messages)
 	}
-	return s.keep(ctx, consumer, tasks, max), nil
+	return s.keep(ctx, consumer, tasks, limit), nil
 }
 
-// ReclaimTasks takes over up to max tasks of queue whose consumer has not
+// ReclaimTasks takes over up to limit (at least 1) tasks of queue whose consumer has not
 // completed, failed or extended them for minIdle. One round trip; a second
-// when more than max were taken.
-func (s *Store) ReclaimTasks(ctx context.Context, consumer, queue string, minIdle time.Duration, max int) ([]Task, error) {
+// when more than limit were taken.
+func (s *Store) ReclaimTasks(ctx context.Context, consumer, queue string, minIdle time.Duration, limit int) ([]Task, error) {
 	queue = queueOf(queue)
+	limit = max(limit, 1)
 	cmds := make([]*redis.XAutoClaimCmd, s.n)
 	if _, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i := range cmds {
 			cmds[i] = p.XAutoClaim(ctx, &redis.XAutoClaimArgs{
 				Stream: s.k.tasks(i, queue), Group: groupWorkers, Consumer: consumer,
-				MinIdle: minIdle, Start: "0-0", Count: int64(max),
+				MinIdle: minIdle, Start: "0-0", Count: int64(limit),
 			})
 		}
 		return nil
@@ -109,7 +111,7 @@ func (s *Store) ReclaimTasks(ctx context.Context, consumer, queue string, minIdl
 		}
 		tasks = s.appendTasks(ctx, tasks, queue, s.k.tasks(p, queue), msgs)
 	}
-	return s.keep(ctx, consumer, tasks, max), nil
+	return s.keep(ctx, consumer, tasks, limit), nil
 }
 
 // appendTasks decodes the entries of one task stream; corrupt ones are
@@ -143,14 +145,14 @@ func (s *Store) taskPartition(stream, queue string) int {
 	return -1
 }
 
-// keep returns the max oldest tasks and hands the others back: they stay
+// keep returns the limit oldest tasks and hands the others back: they stay
 // pending but look long idle, so the next ReclaimTasks takes them.
-func (s *Store) keep(ctx context.Context, consumer string, tasks []Task, max int) []Task {
-	if max <= 0 || len(tasks) <= max {
+func (s *Store) keep(ctx context.Context, consumer string, tasks []Task, limit int) []Task {
+	if len(tasks) <= limit {
 		return tasks
 	}
 	slices.SortFunc(tasks, func(a, b Task) int { return compareIDs(a.Ref.EntryID, b.Ref.EntryID) })
-	extra := tasks[max:]
+	extra := tasks[limit:]
 	_, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, t := range extra {
 			p.Do(ctx, "XCLAIM", s.k.tasks(t.Ref.Partition, t.Ref.Queue), groupWorkers, consumer,
@@ -159,7 +161,7 @@ func (s *Store) keep(ctx context.Context, consumer string, tasks []Task, max int
 		return nil
 	})
 	_ = err // if handing back fails, the lease simply expires
-	return tasks[:max]
+	return tasks[:limit]
 }
 
 // compareIDs orders stream entry ids "ms-seq" numerically.

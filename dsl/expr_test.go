@@ -110,6 +110,8 @@ func TestScopes(t *testing.T) {
 		"steps:\n  - activity: A\n    onError:\n      - set: {msg: '${ error.message }'}\n  - return: ${ msg }\n",
 		// wait result
 		"steps:\n  - wait: {event: E, result: ev}\n  - return: ${ ev }\n",
+		// a set sees its own earlier assignments
+		"steps:\n  - set: {a: 1, b: '${ a + 1 }'}\n  - return: ${ b }\n",
 		// builtins and the environment
 		"steps:\n  - if: now() > instance.createdTime && len(instance.id) > 0 && instance.name != ''\n    return: ${ upper(input) }\n  - return: ${ toJSON(input) }\n",
 	}
@@ -119,7 +121,7 @@ func TestScopes(t *testing.T) {
 	bad := map[string]string{
 		// the if of a step is evaluated before its result is set
 		"steps:\n  - if: r == 1\n    activity: A\n    result: r\n":                                                                        "variable 'r' is not set on any path before this expression",
-		"steps:\n  - set: {a: 1, b: '${ a }'}\n":                                                                                          "variable 'a' is not set on any path before this expression",
+		"steps:\n  - set: {b: '${ a }', a: 1}\n":                                                                                          "variable 'a' is not set on any path before this expression",
 		"steps:\n  - wait: {event: E, timeout: 1s, result: ev, onTimeout: [{return: '${ ev }'}]}\n":                                       "variable 'ev' is not set",
 		"steps:\n  - activity: A\n    onError:\n      - activity: B\n        onError: [{return: '${ error }'}]\n  - return: ${ error }\n": "'error' is defined only inside",
 	}

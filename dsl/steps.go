@@ -426,7 +426,6 @@ func (p *parser) setStep(base StepBase, n *yaml.Node, sc *scope) (Step, *scope) 
 		return nil, sc
 	}
 	s := &SetStep{StepBase: base}
-	var names []string
 	seen := map[string]bool{}
 	for _, kv := range pairs(n) {
 		if seen[kv[0].Value] {
@@ -434,15 +433,16 @@ func (p *parser) setStep(base StepBase, n *yaml.Node, sc *scope) (Step, *scope) 
 		}
 		seen[kv[0].Value] = true
 		name, ok := p.varName("set", kv[0])
-		// Every value sees the variables as they were before the step, so
-		// the scope grows only after it.
+		// Assignments run in source order, each value seeing the ones
+		// before it (as the interpreter evaluates them), so the scope
+		// grows after each.
 		val := p.value(kv[1], sc)
 		if ok {
 			s.Vars = append(s.Vars, Assignment{Name: name, Pos: nodePos(kv[0]), Value: val})
-			names = append(names, name)
+			sc = sc.with(name)
 		}
 	}
-	return s, sc.with(names...)
+	return s, sc
 }
 
 func (p *parser) switchStep(base StepBase, n *yaml.Node, sc *scope) (Step, *scope) {

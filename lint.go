@@ -62,7 +62,7 @@ or an unreadable path.`, `
 	if code == exitOK && all.HasErrors() {
 		code = exitFailure
 	}
-	if *format == "text" {
+	if *format == "text" && len(files) > 0 {
 		errs, warns := count(all)
 		fmt.Fprintf(a.stderr, "%s checked: %s, %s\n", plural(len(files), "file"), plural(errs, "error"), plural(warns, "warning"))
 	}

@@ -116,7 +116,7 @@ func (a *app) flagSet(name, synopsis, description, examples string) *flag.FlagSe
 			fs.PrintDefaults()
 		}
 		if examples != "" {
-			fmt.Fprintf(w, "\nexamples:\n%s\n", strings.TrimRight(examples, "\n"))
+			fmt.Fprintf(w, "\nexamples:\n%s\n", strings.Trim(examples, "\n"))
 		}
 	}
 	return fs

@@ -6,6 +6,7 @@ package httpapi
 // e2e_test.go against a real redis-server.
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -555,4 +556,92 @@ func TestOpenAPICoversRoutes(t *testing.T) {
 			}
 		}
 	}
+}
+
+func TestEventNames(t *testing.T) {
+	h := newHarness(t)
+	h.do("POST", df+"/orchestrators/Hello/en", nil)
+	for _, name := range []string{"a%01b", strings.Repeat("e", 257)} {
+		r := h.do("POST", df+"/instances/en/raiseEvent/"+name, []byte("1"), "Content-Type", "application/json")
+		if r.code != 400 || r.errBody(t).Error != "invalid-event-name" {
+			t.Errorf("event %q: %d %s", name, r.code, r.body)
+		}
+	}
+	if r := h.do("POST", df+"/instances/en/raiseEvent/"+strings.Repeat("e", 256), nil, "Content-Type", "application/json"); r.code != 202 {
+		t.Errorf("256-byte event name: %d %s", r.code, r.body)
+	}
+}
+
+func TestStreamKeepAlive(t *testing.T) {
+	h := newHarnessWith(t, func(c *Config) { c.KeepAlive = time.Millisecond })
+	h.do("POST", df+"/orchestrators/Hello/ka", nil)
+	res, err := http.Get(h.srv.URL + "/v1/instances/ka/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != 200 || res.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("events: %d %v", res.StatusCode, res.Header)
+	}
+	var lines []string
+	sc := bufio.NewScanner(res.Body)
+	for sc.Scan() && len(lines) < 5 {
+		lines = append(lines, sc.Text())
+	}
+	got := strings.Join(lines, "\n")
+	if !strings.HasPrefix(got, "id: 0\nevent: status\ndata: {\"instanceId\":\"ka\",\"runtimeStatus\":\"Pending\"") ||
+		!strings.HasSuffix(got, ": keep-alive") {
+		t.Errorf("stream began:\n%s", got)
+	}
+}
+
+// FuzzHandler: nothing a client sends makes the server answer 500, and
+// every error is {error, message} JSON.
+func FuzzHandler(f *testing.F) {
+	for _, s := range []struct{ method, path, ctype, body string }{
+		{"POST", df + "/orchestrators/Hello", "application/json", `{"a":1}`},
+		{"POST", df + "/orchestrators/Hello/x%00y", "", ""},
+		{"POST", df + "/orchestrators/Hello/id?timeout=1e308&pollingInterval=NaN", "", "[[[["},
+		{"GET", df + "/instances?top=99999999999999999999&createdTimeFrom=2026-13-45", "", ""},
+		{"GET", df + "/instances/%ZZ", "", ""},
+		{"POST", df + "/instances/a/raiseEvent/%", "application/json", "\xff"},
+		{"DELETE", df + "/instances?createdTimeFrom=2026-01-01T00:00:00Z&runtimeStatus=,,,", "", ""},
+		{"PUT", "/v1/workflows/Hello", "application/yaml", "name: Hello\nsteps: [{return: ${ 1 + }}]"},
+		{"PUT", "/v1/workflows/Hello", "application/yaml", "&a [*a]"},
+		{"POST", "/v1/validate", "application/yaml", "{{{{"},
+		{"GET", "/v1/instances/%2F/events", "", ""},
+		{"PATCH", "//..//runtime/webhooks/durabletask/instances", "", ""},
+	} {
+		f.Add(s.method, s.path, s.ctype, []byte(s.body))
+	}
+	be := newFake()
+	h := New(Config{Backend: be, Catalog: fakeCatalog{}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	f.Fuzz(func(t *testing.T, method, path, ctype string, body []byte) {
+		req, err := http.NewRequest(method, "http://cairn.test"+path, bytes.NewReader(body))
+		if err != nil || !strings.HasPrefix(req.URL.Path, "/") {
+			return
+		}
+		if ctype != "" {
+			req.Header.Set("Content-Type", ctype)
+		}
+		if strings.HasSuffix(req.URL.Path, "/events") {
+			return // a stream of a live instance does not end by itself
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req.WithContext(ctx))
+		if ctx.Err() != nil {
+			return // start-and-wait outlived the test's deadline
+		}
+		if rec.Code >= 500 {
+			t.Fatalf("%s %s: %d %s", method, path, rec.Code, rec.Body)
+		}
+		if rec.Code >= 400 {
+			var e errorBody
+			if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || e.Error == "" || e.Message == "" {
+				t.Fatalf("%s %s: %d with body %q", method, path, rec.Code, rec.Body)
+			}
+		}
+	})
 }

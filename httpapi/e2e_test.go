@@ -551,6 +551,10 @@ func TestListPaging(t *testing.T) {
 	if len(ids) != n {
 		t.Errorf("listed %d, want %d", len(ids), n)
 	}
+	// A token of "null" (what some DF clients echo for "none") is the first page.
+	if items, _ := page("?top=100", "null"); len(items) != 100 || items[0]["instanceId"] != ids[0] {
+		t.Errorf("token null: %d items", len(items))
+	}
 	// Filters.
 	if got := len(all("?top=100&runtimeStatus=Pending,Running")); got != n {
 		t.Errorf("Pending,Running: %d", got)

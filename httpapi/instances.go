@@ -292,6 +292,11 @@ func (s *server) list(c *gin.Context) {
 	if q.ContinuationToken == "" {
 		q.ContinuationToken = c.Query("continuationToken")
 	}
+	if q.ContinuationToken == "null" {
+		// DF answers a last page with an empty token that some clients
+		// echo back as "null".
+		q.ContinuationToken = ""
+	}
 	items, next, err := s.be.ListInstances(c.Request.Context(), q)
 	if err != nil {
 		s.fail(c, err)

@@ -3,7 +3,6 @@ package dsl
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"io"
 	"math"
 	"regexp"
@@ -304,10 +303,6 @@ func (p *parser) sourceLines() [][]rune {
 		}
 	}
 	return p.lines
-}
-
-func describe(n *yaml.Node) string {
-	return fmt.Sprintf("%s at %s", kindName(n), nodePos(n))
 }
 
 // ReadYAML reads a workflow source the way Parse does, under the same limits,

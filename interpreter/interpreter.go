@@ -381,13 +381,18 @@ func (r *run) exec(step dsl.Step) (bool, error) {
 			r.failExpr(step, err)
 			return false, nil
 		}
+		size, err := dsl.StatusSize(v)
+		if err != nil {
+			r.fail(s, ErrTypeStatus, fmt.Sprintf("step %s: %v", s.ID, err))
+			return false, nil
+		}
+		if size > dsl.MaxStatusBytes {
+			r.fail(s, ErrTypeStatus, fmt.Sprintf("step %s: custom status is %d bytes of UTF-16 JSON; the limit is %d", s.ID, size, dsl.MaxStatusBytes))
+			return false, nil
+		}
 		raw, err := json.Marshal(v)
 		if err != nil {
 			r.fail(s, ErrTypeStatus, fmt.Sprintf("step %s: custom status is not JSON: %v", s.ID, err))
-			return false, nil
-		}
-		if size := utf16JSONSize(raw); size > dsl.MaxStatusBytes {
-			r.fail(s, ErrTypeStatus, fmt.Sprintf("step %s: custom status is %d bytes of UTF-16 JSON; the limit is %d", s.ID, size, dsl.MaxStatusBytes))
 			return false, nil
 		}
 		if r.def.Status != nil {
@@ -752,18 +757,4 @@ func mustJSON(v any) json.RawMessage {
 		panic(err) // only called with plain structs and strings
 	}
 	return raw
-}
-
-// utf16JSONSize is the size of JSON text in UTF-16 bytes (code units × 2),
-// the measure Durable Functions applies to custom status.
-func utf16JSONSize(raw []byte) int {
-	n := 0
-	for _, c := range string(raw) {
-		if c >= 0x10000 {
-			n += 2
-		} else {
-			n++
-		}
-	}
-	return n * 2
 }

@@ -469,3 +469,14 @@ func TestHistoryRecordsEachTransition(t *testing.T) {
 		t.Fatalf("history\n got %s\nwant %s", got, want)
 	}
 }
+
+func TestStatusSizeIgnoresHTMLEscaping(t *testing.T) {
+	// "<" is one UTF-16 unit in the status's JSON text, as Durable Functions
+	// counts it, even though Go's encoder would write it as \u003c.
+	h := newHarness(t, `
+name: Angles
+steps:
+  - setStatus: ${ repeat("<", 8190) }
+`, nil)
+	h.wantStatus(StatusCompleted)
+}

@@ -39,7 +39,11 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
 	}
-	build := exec.Command(goBin, "build", "-o", cairnBin, ".")
+	args := []string{"build", "-o", cairnBin}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	build := exec.Command(goBin, append(args, ".")...)
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building cairn:", err)

@@ -13,7 +13,7 @@
 //
 //	key                          type    meaning
 //	cairn:{p}:inst:<id>          hash    instance: st (status), rev (revision), meta (JSON: name, definition hash, created and updated ms, pending), in (input), out (output), cs (custom status), rt (JSON: variables, cursor, buffered and held events, seq)
-//	cairn:{p}:hist:<id>          stream  instance history, field h (JSON line), trimmed with MAXLEN ~ Options.HistoryMax
+//	cairn:{p}:hist:<id>          stream  instance history, one entry per transition, field h (JSON array of lines), trimmed with MAXLEN ~ Options.HistoryMax
 //	cairn:{p}:work               stream  work items of the partition's instances, fields i (instance id) and e (event JSON); consumer group engine
 //	cairn:{p}:timers             zset    timers, member "<id>\n<timer id>", score due unix ms
 //	cairn:{p}:tasks:<queue>      stream  activity tasks of one queue, field j (ScheduleTask JSON); consumer group workers
@@ -29,8 +29,8 @@
 //
 // Every change of an instance is one script in scripts/ (each headed by its
 // KEYS/ARGV/returns contract) and therefore atomic: creating it, committing
-// a transition (guarded by the revision and by the work item still being
-// pending, so a redelivered item is applied once), queuing an event or a
+// a transition (guarded by the revision and by the acknowledgement of its
+// work item, so a redelivered item is applied once), queuing an event or a
 // control message, firing due timers, finishing an activity task, purging.
 // Time always comes from the caller, never from the server. Script result
 // codes become interpreter's sentinel errors in one place (codeErr).

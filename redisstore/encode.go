@@ -31,7 +31,8 @@ type runtime struct {
 	Seq      int64                       `json:"s,omitempty"`
 }
 
-// histLine is one history stream entry (field h).
+// histLine is one history line; a history stream entry (field h) holds
+// the lines of one transition.
 type histLine struct {
 	Type    string          `json:"y"`
 	Time    int64           `json:"t"`
@@ -145,23 +146,32 @@ func decodeState(id interpreter.InstanceID, vals []any) (*interpreter.State, err
 	return st, nil
 }
 
-func encodeHistory(h interpreter.HistoryEvent) (string, error) {
-	b, err := json.Marshal(histLine{
-		Type: h.Type, Time: ms(h.Timestamp), StepID: h.StepID, Name: h.Name,
-		Data: h.Data, Attempt: h.Attempt, Reason: h.Reason,
-	})
+// encodeHistory encodes the history lines of one transition as one
+// history stream entry: a JSON array.
+func encodeHistory(hs []interpreter.HistoryEvent) (string, error) {
+	lines := make([]histLine, len(hs))
+	for i, h := range hs {
+		lines[i] = histLine{
+			Type: h.Type, Time: ms(h.Timestamp), StepID: h.StepID, Name: h.Name,
+			Data: h.Data, Attempt: h.Attempt, Reason: h.Reason,
+		}
+	}
+	b, err := json.Marshal(lines)
 	return string(b), err
 }
 
-func decodeHistory(s string) (interpreter.HistoryEvent, error) {
-	var l histLine
-	if err := json.Unmarshal([]byte(s), &l); err != nil {
-		return interpreter.HistoryEvent{}, err
+func decodeHistory(out []interpreter.HistoryEvent, s string) ([]interpreter.HistoryEvent, error) {
+	var lines []histLine
+	if err := json.Unmarshal([]byte(s), &lines); err != nil {
+		return out, err
 	}
-	return interpreter.HistoryEvent{
-		Type: l.Type, Timestamp: fromMS(l.Time), StepID: l.StepID, Name: l.Name,
-		Data: l.Data, Attempt: l.Attempt, Reason: l.Reason,
-	}, nil
+	for _, l := range lines {
+		out = append(out, interpreter.HistoryEvent{
+			Type: l.Type, Timestamp: fromMS(l.Time), StepID: l.StepID, Name: l.Name,
+			Data: l.Data, Attempt: l.Attempt, Reason: l.Reason,
+		})
+	}
+	return out, nil
 }
 
 // decodeWork decodes a work stream entry: i = instance id, e = event JSON.

@@ -101,10 +101,13 @@ func (s *Store) LoadStates(ctx context.Context, ids []interpreter.InstanceID) ([
 }
 
 // Commit applies the transitions in order, each atomically in one script
-// run: the work item still pending, the revision still FromRevision, then
-// the state (at revision FromRevision+1, also set in t.State.Revision),
-// the tasks, timers, history and status notice. It returns one error per
-// transition: nil, ErrConflict or ErrDuplicate (nothing written), or
+// run: if the revision is still FromRevision (else ErrConflict) and the
+// work item is still unacknowledged (else ErrDuplicate), it acknowledges
+// the item and writes the state (at revision FromRevision+1, also set in
+// t.State.Revision), the tasks, timers, history and status notice. A
+// redelivered item whose effect is committed thus meets ErrConflict first,
+// then, recomputed on the fresh state, ErrDuplicate. It returns one error
+// per transition: nil, ErrConflict or ErrDuplicate (nothing written), or
 // another failure. One round trip for the whole batch.
 func (s *Store) Commit(ctx context.Context, ts []*interpreter.Transition) ([]error, error) {
 	errs := make([]error, len(ts))
@@ -181,27 +184,22 @@ func (s *Store) commitCall(t *interpreter.Transition) (scriptCall, error) {
 			return scriptCall{}, fmt.Errorf("redisstore: commit %s: unknown command %T", st.ID, c)
 		}
 	}
-	hist := make([]any, 0, len(t.History))
-	if s.histMax > 0 {
-		for _, h := range t.History {
-			line, err := encodeHistory(h)
-			if err != nil {
-				return scriptCall{}, fmt.Errorf("redisstore: commit %s: history: %w", st.ID, err)
-			}
-			hist = append(hist, line)
+	var hist string
+	if s.histMax > 0 && len(t.History) > 0 {
+		if hist, err = encodeHistory(t.History); err != nil {
+			return scriptCall{}, fmt.Errorf("redisstore: commit %s: history: %w", st.ID, err)
 		}
 	}
-	args := make([]any, 0, 16+len(tasks)+len(adds)+len(rems)+len(hist))
+	args := make([]any, 0, 16+len(tasks)+len(adds)+len(rems))
 	args = append(args,
 		groupEngine, t.WorkID, t.FromRevision, newRev,
 		string(st.Status), metaJSON, raw(st.Output), raw(st.CustomStatus), rtJSON,
 		s.histMax, s.k.status(p, st.ID), change,
-		len(tasks), len(adds)/2, len(rems), len(hist),
+		len(tasks), len(adds)/2, len(rems), hist,
 	)
 	args = append(args, tasks...)
 	args = append(args, adds...)
 	args = append(args, rems...)
-	args = append(args, hist...)
 	return scriptCall{script: commitTransitionCmd, keys: keys, args: args}, nil
 }
 

@@ -41,7 +41,7 @@ func (s *Store) CreateInstance(ctx context.Context, n interpreter.NewInstance) e
 	if err != nil {
 		return fmt.Errorf("redisstore: create instance %s: %w", st.ID, err)
 	}
-	line, err := encodeHistory(interpreter.HistoryEvent{Type: historyScheduled, Timestamp: n.Start.Time, Name: st.Name})
+	line, err := encodeHistory([]interpreter.HistoryEvent{{Type: historyScheduled, Timestamp: n.Start.Time, Name: st.Name}})
 	if err != nil {
 		return fmt.Errorf("redisstore: create instance %s: %w", st.ID, err)
 	}
@@ -132,14 +132,13 @@ func (s *Store) FetchHistory(ctx context.Context, id interpreter.InstanceID) ([]
 	if exists.Val() == 0 {
 		return nil, fmt.Errorf("instance %s: %w", id, interpreter.ErrNotFound)
 	}
-	out := make([]interpreter.HistoryEvent, 0, len(rng.Val()))
+	out := make([]interpreter.HistoryEvent, 0, 2*len(rng.Val()))
 	for _, m := range rng.Val() {
-		line, _ := m.Values["h"].(string)
-		h, err := decodeHistory(line)
-		if err != nil {
+		entry, _ := m.Values["h"].(string)
+		var err error
+		if out, err = decodeHistory(out, entry); err != nil {
 			return nil, fmt.Errorf("redisstore: instance %s: history entry %s: %w", id, m.ID, err)
 		}
-		out = append(out, h)
 	}
 	return out, nil
 }

@@ -22,8 +22,9 @@ type Options struct {
 	Partitions int
 	// Prefix starts every key (default "cairn").
 	Prefix string
-	// HistoryMax bounds the history lines kept per instance, approximately
-	// (the stream is trimmed with MAXLEN ~). 0 means the default, 100;
+	// HistoryMax bounds the history kept per instance, in transitions (each
+	// with its lines), approximately: the stream is trimmed with MAXLEN ~,
+	// which drops whole nodes of 100 entries. 0 means the default, 100;
 	// NoHistory keeps none.
 	HistoryMax int
 	// Logger receives reports of corrupt entries dropped from the streams

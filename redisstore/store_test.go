@@ -175,10 +175,14 @@ func TestDuplicateWork(t *testing.T) {
 	if st := e.load("a"); st.Revision != 1 || st.Seq == 99 {
 		t.Fatalf("duplicate wrote: %+v", st)
 	}
-	// The first transition again (stale and duplicate): duplicate wins.
+	// The first transition again (stale and duplicate): a conflict, and
+	// recomputed on the fresh state, a duplicate.
 	first.State.Revision = 1
-	if errs := e.commit(first); !errors.Is(errs[0], interpreter.ErrDuplicate) {
+	if errs := e.commit(first); !errors.Is(errs[0], interpreter.ErrConflict) {
 		t.Fatalf("replayed commit: %v", errs[0])
+	}
+	if errs := e.commit(e.transition("a", work, nil)); !errors.Is(errs[0], interpreter.ErrDuplicate) {
+		t.Fatalf("recomputed replay: %v", errs[0])
 	}
 	// Acknowledged items are deleted from the stream.
 	if n := e.client.XLen(e.ctx, workKey(e, "a")).Val(); n != 0 {
@@ -405,6 +409,22 @@ func TestHistory(t *testing.T) {
 	}
 	if _, err := e.s.FetchHistory(e.ctx, "nope"); !errors.Is(err, interpreter.ErrNotFound) {
 		t.Fatalf("unknown: %v", err)
+	}
+
+	// Several lines of one transition, in order.
+	e.create("b", t0)
+	tr := e.transition("b", "", nil)
+	tr.History = []interpreter.HistoryEvent{{Type: "A"}, {Type: "B"}, {Type: "C"}}
+	if errs := e.commit(tr); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	h, _ = e.s.FetchHistory(e.ctx, "b")
+	var types []string
+	for _, l := range h {
+		types = append(types, l.Type)
+	}
+	if want := []string{"ExecutionScheduled", "A", "B", "C"}; !slices.Equal(types, want) {
+		t.Fatalf("history %v, want %v", types, want)
 	}
 
 	off := newEnv(t, redisstore.Options{HistoryMax: redisstore.NoHistory})

@@ -60,10 +60,11 @@ type Task struct {
 	Schedule interpreter.ScheduleTask
 }
 
-// ReadTasks leases up to limit (at least 1) new tasks of queue ("" = LocalQueue) from
-// every partition to consumer, waiting up to block (0 = not at all) for the
-// first. One round trip; a second when more than limit arrived at once (the
-// surplus is handed back for ReclaimTasks to take at once).
+// ReadTasks leases up to limit (at least 1) new tasks of queue ("" =
+// LocalQueue) from every partition to consumer, waiting up to block (0 =
+// not at all) for the first. One round trip; a second when more than limit
+// arrived at once (the surplus is handed back for ReclaimTasks to take at
+// once).
 func (s *Store) ReadTasks(ctx context.Context, consumer, queue string, limit int, block time.Duration) ([]Task, error) {
 	queue = queueOf(queue)
 	limit = max(limit, 1)

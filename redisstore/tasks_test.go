@@ -206,9 +206,13 @@ func TestReclaimWork(t *testing.T) {
 	if errs := e.commit(e.transition("a", re[0].ID, nil)); errs[0] != nil {
 		t.Fatal(errs[0])
 	}
-	// The dead engine wakes up and commits too late.
-	if errs := e.commit(tr); !errors.Is(errs[0], interpreter.ErrDuplicate) {
+	// The dead engine wakes up and commits too late: its state is stale,
+	// and recomputed, its work item is done.
+	if errs := e.commit(tr); !errors.Is(errs[0], interpreter.ErrConflict) {
 		t.Fatalf("late commit: %v", errs[0])
+	}
+	if errs := e.commit(e.transition("a", items[0].ID, nil)); !errors.Is(errs[0], interpreter.ErrDuplicate) {
+		t.Fatalf("late recomputed commit: %v", errs[0])
 	}
 	if re, err := e.s.ReclaimWork(e.ctx, "x", 0, 0, 10); err != nil || len(re) != 0 {
 		t.Fatalf("reclaim after ack: %v %v", re, err)

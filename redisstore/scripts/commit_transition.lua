@@ -1,8 +1,9 @@
 -- commit_transition: apply one interpreter transition atomically: check
--- the work item is still unacknowledged and the revision unchanged, then
--- acknowledge (and delete) the work item, write the state, enqueue the
--- tasks, add and remove timers, append history and publish a status change.
--- Nothing is written unless every check passes.
+-- the revision is unchanged and acknowledge (and delete) the work item,
+-- then write the state, enqueue the tasks, add and remove timers, append
+-- history and publish a status change. Nothing is written unless both
+-- checks pass (a redelivered item whose transition is committed already
+-- fails the revision check first, then, recomputed, the acknowledgement).
 --
 -- KEYS[1] instance hash   KEYS[2] history stream
 -- KEYS[3] work stream     KEYS[4] timers zset
@@ -11,19 +12,16 @@
 -- ARGV[3] from revision      ARGV[4] new revision
 -- ARGV[5] status             ARGV[6] meta JSON
 -- ARGV[7] output ('' = null)     ARGV[8] custom status ('' = never set)
+-- (stored as '' too: one HSET writes every field)
 -- ARGV[9] runtime JSON
 -- ARGV[10] history max entries (0 = keep no history)
 -- ARGV[11] status channel    ARGV[12] status change JSON ('' = publish nothing)
 -- ARGV[13] n tasks  ARGV[14] n timers to add  ARGV[15] n timers to remove
--- ARGV[16] n history lines
+-- ARGV[16] history entry: the transition's lines as a JSON array ('' = none)
 -- then n tasks task JSONs (field j), n adds (due ms, member) pairs,
--- n removes members, n history lines (field h).
+-- n removes members.
 -- Returns 0 committed | 6 the instance is gone | 2 the revision moved |
 -- 3 the work item was already acknowledged.
-if ARGV[2] ~= '' then
-  local p = redis.call('XPENDING', KEYS[3], ARGV[1], ARGV[2], ARGV[2], 1)
-  if #p == 0 then return 3 end
-end
 local rev = redis.call('HGET', KEYS[1], 'rev')
 if not rev then return 6 end
 if rev ~= ARGV[3] then return 2 end
@@ -32,11 +30,10 @@ if ARGV[2] ~= '' then
   redis.call('XDEL', KEYS[3], ARGV[2])
 end
 
-redis.call('HSET', KEYS[1], 'st', ARGV[5], 'rev', ARGV[4], 'meta', ARGV[6], 'rt', ARGV[9])
-if ARGV[7] == '' then redis.call('HDEL', KEYS[1], 'out') else redis.call('HSET', KEYS[1], 'out', ARGV[7]) end
-if ARGV[8] == '' then redis.call('HDEL', KEYS[1], 'cs') else redis.call('HSET', KEYS[1], 'cs', ARGV[8]) end
+redis.call('HSET', KEYS[1], 'st', ARGV[5], 'rev', ARGV[4], 'meta', ARGV[6], 'rt', ARGV[9],
+  'out', ARGV[7], 'cs', ARGV[8])
 
-local ntasks, nadd, nrem, nhist = tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15]), tonumber(ARGV[16])
+local ntasks, nadd, nrem = tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15])
 local a = 17
 for i = 1, ntasks do
   redis.call('XADD', KEYS[4 + i], '*', 'j', ARGV[a])
@@ -51,11 +48,8 @@ for _ = 1, nrem do
   a = a + 1
 end
 local hmax = tonumber(ARGV[10])
-for _ = 1, nhist do
-  if hmax > 0 then
-    redis.call('XADD', KEYS[2], 'MAXLEN', '~', hmax, '*', 'h', ARGV[a])
-  end
-  a = a + 1
+if hmax > 0 and ARGV[16] ~= '' then
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', hmax, '*', 'h', ARGV[16])
 end
 if ARGV[12] ~= '' then redis.call('PUBLISH', ARGV[11], ARGV[12]) end
 return 0

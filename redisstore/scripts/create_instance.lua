@@ -5,11 +5,12 @@
 -- KEYS[3] partition index zset KEYS[4] partition work stream
 -- ARGV[1] instance id          ARGV[2] status
 -- ARGV[3] revision             ARGV[4] meta JSON
--- ARGV[5] input JSON ('' = null)   ARGV[6] runtime JSON
+-- ARGV[5] input JSON ('' = null)
+-- ARGV[6] runtime JSON
 -- ARGV[7] created time, unix ms (index score)
 -- ARGV[8] start event JSON (work item field e)
 -- ARGV[9] history max entries (0 = keep no history)
--- ARGV[10] first history line
+-- ARGV[10] first history entry (a JSON array of lines)
 -- ARGV[11..] the terminal status names
 -- Returns 0 created | 4 an unfinished instance has this id.
 local st = redis.call('HGET', KEYS[1], 'st')
@@ -21,8 +22,8 @@ if st then
   if not finished then return 4 end
   redis.call('DEL', KEYS[1], KEYS[2])
 end
-redis.call('HSET', KEYS[1], 'st', ARGV[2], 'rev', ARGV[3], 'meta', ARGV[4], 'rt', ARGV[6])
-if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'in', ARGV[5]) end
+redis.call('HSET', KEYS[1], 'st', ARGV[2], 'rev', ARGV[3], 'meta', ARGV[4], 'rt', ARGV[6],
+  'in', ARGV[5])
 redis.call('ZADD', KEYS[3], ARGV[7], ARGV[1])
 redis.call('XADD', KEYS[4], '*', 'i', ARGV[1], 'e', ARGV[8])
 local hmax = tonumber(ARGV[9])

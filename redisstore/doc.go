@@ -49,4 +49,7 @@
 // call right after the server lost its script cache (one retry with EVAL).
 // On Redis Cluster one XREADGROUP cannot span slots, so reads of several
 // partitions poll the streams with a pipeline instead of blocking.
+//
+// It needs Redis 6.2 or later (XAUTOCLAIM, ZRANGE BYSCORE); it is tested
+// against redis-server 7.
 package redisstore

@@ -303,8 +303,6 @@ func TestTerminalStatuses(t *testing.T) {
 		}
 		raise := e.s.RaiseEvent(e.ctx, interpreter.InstanceID(id), "E", nil, t0)
 		ctl := e.s.SendControl(e.ctx, interpreter.InstanceID(id), interpreter.Event{Kind: interpreter.EvTerminate})
-		create := e.s.CreateInstance(e.ctx, newInstance(id+"-x", t0, ""))
-		_ = create
 		recreate := e.s.CreateInstance(e.ctx, newInstance(id, t0, ""))
 		if st.Terminal() {
 			if !errors.Is(raise, interpreter.ErrFinished) || !errors.Is(ctl, interpreter.ErrFinished) || recreate != nil {

@@ -55,6 +55,8 @@ func statusOf(err error) (int, string) {
 		return http.StatusUnprocessableEntity, "invalid-workflow"
 	case errors.Is(err, interpreter.ErrNotFound):
 		return http.StatusNotFound, "not-found"
+	case errors.Is(err, interpreter.ErrInvalid):
+		return http.StatusBadRequest, "bad-request"
 	case errors.Is(err, interpreter.ErrAlreadyRunning):
 		return http.StatusConflict, "already-running"
 	case errors.Is(err, interpreter.ErrConflict):

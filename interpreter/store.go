@@ -19,6 +19,9 @@ var (
 	ErrAlreadyRunning = errors.New("instance already running")
 	// ErrFinished: the instance is Completed, Failed or Terminated.
 	ErrFinished = errors.New("instance already finished")
+	// ErrInvalid: the caller passed something malformed (a continuation
+	// token, a task token); the message says what.
+	ErrInvalid = errors.New("invalid argument")
 )
 
 // WorkItem is an Event addressed to an instance, as read from a partition's

@@ -61,7 +61,7 @@ func parseToken(t string) (cursor, error) {
 			}
 		}
 	}
-	return cursor{}, fmt.Errorf("redisstore: malformed continuation token %q", t)
+	return cursor{}, fmt.Errorf("redisstore: malformed continuation token %q: %w", t, interpreter.ErrInvalid)
 }
 
 // scanIndex reads up to fetch index entries after cur (score at most

@@ -61,10 +61,10 @@ type Task struct {
 }
 
 // ReadTasks leases up to limit (at least 1) new tasks of queue ("" =
-// LocalQueue) from every partition to consumer, waiting up to block (0 =
-// not at all) for the first. One round trip; a second when more than limit
-// arrived at once (the surplus is handed back for ReclaimTasks to take at
-// once).
+// LocalQueue) to consumer, taking at most ceil(limit/P) from each
+// partition, waiting up to block (0 = not at all) for the first. One round
+// trip; a second when more than limit arrived at once (the surplus, fewer
+// than P, is handed back for ReclaimTasks to take at once).
 func (s *Store) ReadTasks(ctx context.Context, consumer, queue string, limit int, block time.Duration) ([]Task, error) {
 	queue = queueOf(queue)
 	limit = max(limit, 1)
@@ -72,7 +72,9 @@ func (s *Store) ReadTasks(ctx context.Context, consumer, queue string, limit int
 	for p := range streams {
 		streams[p] = s.k.tasks(p, queue)
 	}
-	res, err := s.readGroup(ctx, groupWorkers, consumer, streams, limit, block)
+	// Ask each partition for its share only: surplus tasks cost a command
+	// each to hand back.
+	res, err := s.readGroup(ctx, groupWorkers, consumer, streams, (limit+s.n-1)/s.n, block)
 	if err != nil {
 		return nil, err
 	}

@@ -153,7 +153,7 @@ func TestTaskLeases(t *testing.T) {
 	e.create("a", t0)
 	e.schedule("a", "t1", "q")
 	e.schedule("a", "t2", "q")
-	got, err := e.s.ReadTasks(e.ctx, "dead", "q", 10, 0)
+	got, err := e.s.ReadTasks(e.ctx, "dead", "q", 32, 0) // 2 per partition
 	if err != nil || len(got) != 2 {
 		t.Fatalf("read %v %v", got, err)
 	}

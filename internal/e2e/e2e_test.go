@@ -98,11 +98,12 @@ func (e *env) run(opts interpreter.EngineOptions) {
 // expr-bound activities from the local queue, and answers "Echo" with its
 // input, so the engine tests depend on nothing but the store.
 func runActivities(ctx context.Context, store *redisstore.Store, cat *interpreter.Catalog, consumer string) {
-	runActivitiesCounting(ctx, store, cat, consumer, 0, nil)
+	runActivitiesCounting(ctx, store, cat, consumer, 30*time.Second, nil)
 }
 
-// runActivitiesCounting also takes over tasks leased longer than reclaim
-// (when > 0) and calls executed for every execution.
+// runActivitiesCounting takes over tasks leased longer than reclaim (and
+// those the store handed back at once), and calls executed for every
+// execution.
 func runActivitiesCounting(ctx context.Context, store *redisstore.Store, cat *interpreter.Catalog, consumer string, reclaim time.Duration, executed func(redisstore.Task)) {
 	lastReclaim := time.Now()
 	for ctx.Err() == nil {
@@ -111,7 +112,7 @@ func runActivitiesCounting(ctx context.Context, store *redisstore.Store, cat *in
 			time.Sleep(20 * time.Millisecond)
 			continue
 		}
-		if reclaim > 0 && time.Since(lastReclaim) > reclaim/2 {
+		if len(tasks) == 0 || time.Since(lastReclaim) > reclaim/2 {
 			lastReclaim = time.Now()
 			more, err := store.ReclaimTasks(ctx, consumer, interpreter.LocalQueue, reclaim, 256)
 			if err == nil {

@@ -1,0 +1,208 @@
+package activity
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cairnhq/cairn/dsl"
+)
+
+const (
+	// MaxResultBytes bounds an activity's result JSON (1 MiB, as every
+	// payload cairn accepts); a larger one is a non-retryable
+	// InvalidResult failure.
+	MaxResultBytes = 1 << 20
+	// DefaultHTTPTimeout bounds an http binding's request when neither the
+	// binding nor the activity sets a timeout.
+	DefaultHTTPTimeout = time.Minute
+	// bodyExcerptBytes is how much of a failed answer's body an HTTPError
+	// message quotes.
+	bodyExcerptBytes = 512
+)
+
+// runBinding runs one task by its binding: b is nil when the workflow
+// gives none (then a registered Go handler runs it).
+func (r *Runtime) runBinding(ctx context.Context, b *dsl.Binding, t Task) (json.RawMessage, error) {
+	kind := dsl.BindGo
+	if b != nil && b.Kind != dsl.BindWorker {
+		kind = b.Kind
+	}
+	switch kind {
+	case dsl.BindHTTP:
+		return r.runHTTP(ctx, b, t)
+	case dsl.BindExpr:
+		return runExpr(b, t)
+	}
+	h, ok := r.reg.lookup(t.Activity)
+	if !ok {
+		return nil, &Error{Type: ErrTypeNotRegistered, Message: fmt.Sprintf("no Go handler for activity %s is registered in this process", t.Activity)}
+	}
+	v, err := h(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	return marshalResult(v)
+}
+
+// marshalResult encodes a Go handler's result.
+func marshalResult(v any) (json.RawMessage, error) {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return nil, &Error{Type: ErrTypeInvalidResult, Message: fmt.Sprintf("the result is not JSON: %v", err), NonRetryable: true, Cause: err}
+	}
+	return checkResult(raw)
+}
+
+// checkResult holds a result to MaxResultBytes.
+func checkResult(raw json.RawMessage) (json.RawMessage, error) {
+	if len(raw) > MaxResultBytes {
+		return nil, &Error{Type: ErrTypeInvalidResult, Message: fmt.Sprintf("the result is %d bytes of JSON, more than the limit of %d", len(raw), MaxResultBytes), NonRetryable: true}
+	}
+	return raw, nil
+}
+
+// input decodes the task's input for expressions.
+func input(t Task) any {
+	var v any
+	_ = json.Unmarshal(t.Input, &v) // the interpreter wrote it; null if not
+	return v
+}
+
+// runExpr computes an expr binding: a pure expression over the input. Its
+// errors are final: the same input fails the same way every time.
+func runExpr(b *dsl.Binding, t Task) (json.RawMessage, error) {
+	v, err := b.Expr.Eval(&dsl.Env{Input: input(t)})
+	if err != nil {
+		return nil, &Error{Type: ErrTypeExpression, Message: fmt.Sprintf("activity %s: %v", t.Activity, err), NonRetryable: true, Cause: err}
+	}
+	return marshalResult(v)
+}
+
+// runHTTP calls an http binding: the input is the JSON body (none for GET
+// and DELETE), the JSON answer the result.
+func (r *Runtime) runHTTP(ctx context.Context, b *dsl.Binding, t Task) (json.RawMessage, error) {
+	timeout := b.Timeout
+	if _, has := ctx.Deadline(); timeout == 0 && !has {
+		timeout = DefaultHTTPTimeout
+	}
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	method := b.Method
+	if method == "" {
+		method = http.MethodPost
+	}
+	where := method + " " + redact(b.URL)
+	var body io.Reader
+	if method != http.MethodGet && method != http.MethodDelete {
+		body = bytes.NewReader(t.Input)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, b.URL, body)
+	if err != nil {
+		return nil, &Error{Type: ErrTypeHTTP, Message: fmt.Sprintf("%s: %v", where, err), NonRetryable: true, Cause: err}
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", "cairn-activity")
+	req.Header.Set("Cairn-Instance-Id", t.InstanceID)
+	req.Header.Set("Cairn-Task-Id", t.ID)
+	req.Header.Set("Cairn-Activity", t.Activity)
+	req.Header.Set("Cairn-Attempt", strconv.Itoa(t.Attempt))
+	if len(b.Headers) > 0 {
+		env := &dsl.Env{Input: input(t)}
+		for name, v := range b.Headers {
+			val, err := v.Eval(env)
+			if err != nil {
+				return nil, &Error{Type: ErrTypeExpression, Message: fmt.Sprintf("activity %s: header %s: %v", t.Activity, name, err), NonRetryable: true, Cause: err}
+			}
+			s, ok := val.(string)
+			if !ok {
+				j, _ := json.Marshal(val)
+				s = string(j)
+			}
+			req.Header.Set(name, s)
+		}
+	}
+
+	resp, err := r.http.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // its text repeats the URL, query and all
+		}
+		if ctx.Err() != nil {
+			return nil, &Error{Type: ErrTypeTimeout, Message: fmt.Sprintf("%s: no answer in time: %v", where, err), Cause: err}
+		}
+		return nil, &Error{Type: ErrTypeNetwork, Message: fmt.Sprintf("%s: %v", where, err), Cause: err}
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxResultBytes+1))
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return nil, &Error{
+			Type:         ErrTypeHTTP,
+			Message:      fmt.Sprintf("%s answered %s: %s", where, resp.Status, excerpt(data)),
+			NonRetryable: !retryableStatus(resp.StatusCode),
+		}
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, &Error{Type: ErrTypeTimeout, Message: fmt.Sprintf("%s: the answer did not arrive in time: %v", where, err), Cause: err}
+		}
+		return nil, &Error{Type: ErrTypeNetwork, Message: fmt.Sprintf("%s: reading the answer: %v", where, err), Cause: err}
+	}
+	if len(data) > MaxResultBytes {
+		return nil, &Error{Type: ErrTypeInvalidResult, Message: fmt.Sprintf("%s answered more than %d bytes", where, MaxResultBytes), NonRetryable: true}
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return json.RawMessage("null"), nil
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, data); err != nil {
+		return nil, &Error{Type: ErrTypeInvalidResult, Message: fmt.Sprintf("%s answered %s that is not JSON: %s", where, resp.Status, excerpt(data)), NonRetryable: true, Cause: err}
+	}
+	return buf.Bytes(), nil
+}
+
+// retryableStatus: request timeout, too many requests and server errors
+// may go away; any other status will not.
+func retryableStatus(code int) bool {
+	return code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500
+}
+
+// redact drops the user info and query from a URL, which may hold secrets.
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(bad URL)"
+	}
+	u.User, u.RawQuery, u.ForceQuery, u.Fragment, u.RawFragment = nil, "", false, "", ""
+	return u.String()
+}
+
+// excerpt quotes the start of a body for an error message.
+func excerpt(b []byte) string {
+	s := strings.TrimSpace(string(b))
+	if s == "" {
+		return "(empty body)"
+	}
+	s = strings.Map(func(r rune) rune {
+		if r < ' ' && r != '\t' {
+			return ' '
+		}
+		return r
+	}, truncate(s, bodyExcerptBytes))
+	return s
+}

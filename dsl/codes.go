@@ -42,6 +42,8 @@ const (
 	CodeJSONSchema     = "invalid-json-schema"
 	CodeOptionRange    = "option-out-of-range" // activity timeout/retry values out of range
 	CodeBinding        = "invalid-binding"
+	CodeInBranch       = "not-in-branch"  // return or continueAsNew inside a parallel branch or forEach body
+	CodeEmptyParallel  = "empty-parallel" // a parallel step without branches
 
 	// Expressions.
 	CodeExprSyntax      = "expr-syntax"

@@ -120,6 +120,17 @@ func (s *scope) union(o *scope) *scope {
 	return ns
 }
 
+// without is s less one variable.
+func (s *scope) without(name string) *scope {
+	i, ok := s.reg.index[name]
+	if !ok || !s.has(i) {
+		return s
+	}
+	ns := &scope{reg: s.reg, onError: s.onError, binding: s.binding, bits: append([]uint64(nil), s.bits...)}
+	ns.bits[i/64] &^= 1 << (i % 64)
+	return ns
+}
+
 // withError is the scope of an onError list: the same variables and `error`.
 func (s *scope) withError() *scope {
 	return &scope{reg: s.reg, bits: s.bits, onError: true}
@@ -590,11 +601,19 @@ func (p *parser) exprError(c *compiled, err error, code string) {
 			return
 		}
 		if name == "error" && !c.sc.binding {
-			p.errorf(pos, CodeExprUnknown, "'error' is defined only inside an activity's onError steps")
+			p.errorf(pos, CodeExprUnknown, "'error' is defined only inside onError and catch steps")
 			return
 		}
 		if at, ok := p.assigned[name]; ok && !c.sc.binding {
+			if !p.shared[name] {
+				p.errorf(pos, CodeExprUnknown, "variable '%s' is set only inside a parallel branch or forEach body (at %s); other branches and the steps after do not see it, only the step's result", name, at)
+				return
+			}
 			p.errorf(pos, CodeExprUnknown, "variable '%s' is not set on any path before this expression (it is set at %s)", name, at)
+			return
+		}
+		if what, ok := p.locals[name]; ok && !c.sc.binding {
+			p.errorf(pos, CodeExprUnknown, "'%s' is %s, visible only inside its steps", name, what)
 			return
 		}
 		if c.sc.binding {

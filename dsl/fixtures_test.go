@@ -150,29 +150,54 @@ func checkModel(t *testing.T, wf *Workflow) {
 			if b.Pos.Line < 1 {
 				t.Errorf("step %q has no position", b.ID)
 			}
+			sub := func(block BlockID, steps []Step) {
+				if wf.Owner[block] != s {
+					t.Errorf("Owner[%q] is not step %q", block, b.ID)
+				}
+				walk(block, steps)
+			}
+			if b.OnError != nil {
+				if want := BlockID(string(b.ID) + "#onError"); b.OnErrorBlock != want {
+					t.Errorf("onError block %q, want %q", b.OnErrorBlock, want)
+				}
+				sub(b.OnErrorBlock, b.OnError)
+			}
 			switch s := s.(type) {
 			case *SwitchStep:
 				for i, c := range s.Cases {
 					if want := BlockID(string(b.ID) + "#case" + itoa(i)); c.Block != want {
 						t.Errorf("case block %q, want %q", c.Block, want)
 					}
-					walk(c.Block, c.Steps)
+					sub(c.Block, c.Steps)
 				}
 				if s.HasDefault {
-					walk(s.DefaultBlock, s.Default)
+					sub(s.DefaultBlock, s.Default)
 				}
 			case *WaitStep:
 				if s.HasOnTimeout {
-					walk(s.OnTimeoutBlock, s.OnTimeout)
+					sub(s.OnTimeoutBlock, s.OnTimeout)
 				}
-			case *ActivityStep:
-				if s.OnError != nil {
-					walk(s.OnErrorBlock, s.OnError)
+			case *WhileStep:
+				sub(s.Block, s.Steps)
+			case *TryStep:
+				sub(s.Block, s.Steps)
+				sub(s.Catch.Block, s.Catch.Steps)
+			case *ForEachStep:
+				sub(s.Block, s.Steps)
+			case *ParallelStep:
+				for i, br := range s.Branches {
+					if want := BlockID(string(b.ID) + "#branch" + itoa(i)); br.Block != want {
+						t.Errorf("branch block %q, want %q", br.Block, want)
+					}
+					sub(br.Block, br.Steps)
 				}
 			}
 		}
 	}
 	walk("", wf.Steps)
+	if len(wf.Owner) != len(wf.Blocks)-1 {
+		t.Errorf("Owner has %d blocks, Blocks %d besides the top level", len(wf.Owner), len(wf.Blocks)-1)
+	}
 	if len(seen) != len(wf.ByID) {
 		t.Errorf("ByID has %d steps, the tree %d", len(wf.ByID), len(seen))
 	}

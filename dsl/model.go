@@ -38,11 +38,19 @@ type Workflow struct {
 
 	Activities map[string]*ActivityOptions // options per activity name, from `activities:`
 
+	// Timeout bounds each run of the workflow (from its start, or from
+	// its last continueAsNew) to its end; 0 = none.
+	Timeout time.Duration
+
 	Steps []Step
 
 	// Blocks maps every step list of the definition, including Steps under
 	// BlockID(""), so a cursor frame can be resolved in O(1).
 	Blocks map[BlockID][]Step
+	// Owner maps every nested step list to the step it belongs to (the
+	// switch of a case, the try of its catch, the step of an onError); the
+	// top-level list has no owner.
+	Owner map[BlockID]Step
 	// ByID maps every step's id to the step.
 	ByID map[StepID]Step
 }
@@ -117,6 +125,14 @@ type StepBase struct {
 	ID  StepID
 	Pos Pos        // position of the step's mapping in the source
 	If  *Condition // nil when the step has no `if`
+	// OnError, when present (non-nil, possibly empty), runs when the step
+	// fails — an activity after its last attempt, an expression, a wait's
+	// timeout, a fail step, an error raised in a nested list and not handled
+	// there — with the error in variable `error` ({type, message, step,
+	// attempt, data}); then the workflow goes on after the step. nil = the
+	// error goes up to the enclosing try or onError, or fails the instance.
+	OnError      []Step
+	OnErrorBlock BlockID
 }
 
 func (b *StepBase) Base() *StepBase { return b }
@@ -128,19 +144,22 @@ type ActivityStep struct {
 	Activity string
 	Input    *Value // nil = null input
 	Result   string // variable that receives the result; "" = discard
-	// OnError, when present, runs after the final failure with the error in
-	// variable `error` ({type, message, attempt}); nil = fail the instance.
-	OnError      []Step
-	OnErrorBlock BlockID
 }
 
-// WaitStep waits for an external event or a durable timer.
+// WaitStep waits for an external event, for several, or a durable timer.
 type WaitStep struct {
 	StepBase
-	// Event wait: Event is non-empty.
+	// Event wait: Event is non-empty. Several events: Events holds their
+	// names (distinct, in source order) and All says whether every one must
+	// come (`all`) or the first suffices (`any`).
 	Event   string
+	Events  []string
+	All     bool
 	Timeout *Value // duration ("60s") or number of seconds; nil = wait forever
-	Result  string // variable that receives the event's payload
+	// Result receives the event's payload; for `any` {event, data} of the
+	// event that came; for `all` an object from event name to payload (on
+	// timeout, of the events that came).
+	Result string
 	// OnTimeout runs when the timeout fires; nil (HasOnTimeout false) fails
 	// the instance with a timeout error.
 	OnTimeout      []Step
@@ -194,11 +213,105 @@ type ReturnStep struct {
 	Value *Value // nil = null output
 }
 
-// FailStep fails the instance with an error.
+// FailStep raises an error: it fails the instance unless an enclosing try
+// or onError handles it.
 type FailStep struct {
 	StepBase
-	Error   *Value // the error type/code, a string
+	Error   *Value // the error type, a name such as OutOfStock; catch can select on it
 	Message *Value
+	Data    *Value // any JSON value carried with the error; nil = none
+}
+
+// WhileStep runs Steps while Condition holds, at most Max times; one more
+// iteration is the error LoopLimitExceeded.
+type WhileStep struct {
+	StepBase
+	Condition *Condition
+	Max       int
+	Steps     []Step
+	Block     BlockID
+}
+
+// TryStep runs Steps; an error raised in them and not handled there runs
+// Catch instead of failing.
+type TryStep struct {
+	StepBase
+	Steps []Step
+	Block BlockID
+	Catch Catch
+}
+
+// Catch is the handler of a try.
+type Catch struct {
+	Pos Pos
+	// As names the variable that holds the error inside Steps ("error" by
+	// default); it is not visible after them.
+	As string
+	// Errors lists the error types it handles; empty = every type.
+	Errors []string
+	Steps  []Step
+	Block  BlockID
+}
+
+// Handles reports whether the catch takes errors of type typ.
+func (c *Catch) Handles(typ string) bool {
+	if len(c.Errors) == 0 {
+		return true
+	}
+	for _, e := range c.Errors {
+		if e == typ {
+			return true
+		}
+	}
+	return false
+}
+
+// ForEachStep runs Steps once per element of Items, each run in its own
+// branch: the element is variable As, variables set in the body stay in it,
+// and Result receives, in the order of the items, one object per run with
+// the variables it set. Parallel runs up to MaxConcurrency of them at once
+// (0 = all); otherwise one after the other.
+type ForEachStep struct {
+	StepBase
+	Items          *Value
+	As             string
+	Parallel       bool
+	MaxConcurrency int
+	Steps          []Step
+	Block          BlockID
+	Result         string
+}
+
+// ParallelStep runs its branches at once and goes on when all have ended.
+// Each branch has its own variables; Result receives, in branch order, one
+// object per branch with the variables it set. A branch's unhandled error
+// cancels the others and is the step's error.
+type ParallelStep struct {
+	StepBase
+	Branches []Branch
+	Result   string
+}
+
+// Branch is one list of steps of a parallel step.
+type Branch struct {
+	Pos   Pos
+	Steps []Step
+	Block BlockID
+}
+
+// ContinueAsNewStep restarts the instance with a new input and no
+// variables, keeping its id, buffered events and custom status.
+type ContinueAsNewStep struct {
+	StepBase
+	Input *Value // nil = null
+}
+
+// CallStep runs another workflow as a child instance and waits for it.
+type CallStep struct {
+	StepBase
+	Workflow string
+	Input    *Value // nil = null
+	Result   string // receives the child's output
 }
 
 var (
@@ -209,7 +322,35 @@ var (
 	_ Step = (*SwitchStep)(nil)
 	_ Step = (*ReturnStep)(nil)
 	_ Step = (*FailStep)(nil)
+	_ Step = (*WhileStep)(nil)
+	_ Step = (*TryStep)(nil)
+	_ Step = (*ForEachStep)(nil)
+	_ Step = (*ParallelStep)(nil)
+	_ Step = (*ContinueAsNewStep)(nil)
+	_ Step = (*CallStep)(nil)
 )
+
+// Limits of the flow steps.
+const (
+	MaxWhile       = 100_000 // the largest `max` of a while
+	MaxConcurrency = 1_000   // the largest maxConcurrency, and of branches started at once
+	MaxBranches    = 100     // branches of one parallel step
+)
+
+// IsHandler reports whether block is the error handler of its owner (an
+// onError list or a catch): errors raised inside it go past the owner.
+func IsHandler(owner Step, block BlockID) bool {
+	if owner == nil {
+		return false
+	}
+	if b := owner.Base(); b.OnError != nil && b.OnErrorBlock == block {
+		return true
+	}
+	if t, ok := owner.(*TryStep); ok && t.Catch.Block == block {
+		return true
+	}
+	return false
+}
 
 // Env is what expressions see at run time.
 type Env struct {

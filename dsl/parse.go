@@ -22,12 +22,20 @@ type parser struct {
 	ids      map[StepID]Pos
 	exprs    []*compiled
 	assigned map[string]Pos // every variable some step sets → where first
-	vars     *registry
-	full     bool // maxIssues reached
-	limited  map[string]bool
-	nsteps   int
-	statuses []*SetStatusStep
-	statusNd map[*SetStatusStep]*yaml.Node
+	// shared holds the variables set somewhere outside every parallel
+	// branch and forEach body; a name assigned only inside them is local to
+	// its branch, which messages explain.
+	shared map[string]bool
+	// locals holds the names that only a nested list sees (a forEach's
+	// item, a catch's error) and what they are, for messages.
+	locals      map[string]string
+	branchDepth int // > 0 while parsing a parallel branch or forEach body
+	vars        *registry
+	full        bool // maxIssues reached
+	limited     map[string]bool
+	nsteps      int
+	statuses    []*SetStatusStep
+	statusNd    map[*SetStatusStep]*yaml.Node
 }
 
 // Limits on the size of a definition. They are far above what a person
@@ -77,7 +85,7 @@ var nameRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_.-]{0,99}$`)
 // the second compiles them all, now that every assigned name is known, and
 // checks literal statuses against the status schema.
 func Parse(filename string, src []byte) (*Workflow, error) {
-	p := &parser{file: filename, src: src, ids: map[StepID]Pos{}, assigned: map[string]Pos{}, statusNd: map[*SetStatusStep]*yaml.Node{}, vars: &registry{index: map[string]int{}}, limited: map[string]bool{}}
+	p := &parser{file: filename, src: src, ids: map[StepID]Pos{}, assigned: map[string]Pos{}, shared: map[string]bool{}, locals: map[string]string{}, statusNd: map[*SetStatusStep]*yaml.Node{}, vars: &registry{index: map[string]int{}}, limited: map[string]bool{}}
 	sum := sha256.Sum256(src)
 	p.wf = &Workflow{
 		File:       filename,
@@ -85,6 +93,7 @@ func Parse(filename string, src []byte) (*Workflow, error) {
 		Hash:       hex.EncodeToString(sum[:]),
 		Activities: map[string]*ActivityOptions{},
 		Blocks:     map[BlockID][]Step{},
+		Owner:      map[BlockID]Step{},
 		ByID:       map[StepID]Step{},
 	}
 	if root := p.loadYAML(); root != nil {
@@ -123,7 +132,10 @@ func (p *parser) sortIssues() {
 	p.issues = out
 }
 
-var topFields = []string{"name", "description", "input", "status", "activities", "steps"}
+var topFields = []string{"name", "description", "input", "status", "activities", "timeout", "steps"}
+
+// maxWorkflowTimeout bounds a workflow's timeout, like an activity's.
+const maxWorkflowTimeout = maxActivityTimeout
 
 func (p *parser) workflow(root *yaml.Node) {
 	root = resolve(root)
@@ -160,6 +172,10 @@ func (p *parser) workflow(root *yaml.Node) {
 			p.wf.Status = p.compileSchema("status", k, v)
 		case "activities":
 			p.activities(v)
+		case "timeout":
+			if d, ok := p.staticDuration("timeout", v, true, maxWorkflowTimeout); ok {
+				p.wf.Timeout = d
+			}
 		case "steps":
 			stepsKey, stepsNode = k, v
 		default:

@@ -10,7 +10,8 @@ import (
 
 // The step kinds, by the key that names them. This file is the only place
 // the kind strings appear.
-var stepKinds = []string{"activity", "wait", "setStatus", "set", "switch", "return", "fail"}
+var stepKinds = []string{"activity", "wait", "setStatus", "set", "switch", "return", "fail",
+	"while", "try", "forEach", "parallel", "continueAsNew", "call"}
 
 // Kinds reserved for later versions: rejected with a clear message.
 var laterKinds = map[string]string{
@@ -18,20 +19,22 @@ var laterKinds = map[string]string{
 	"forEach":       "forEach loops",
 	"call":          "calling a sub-workflow",
 	"continueAsNew": "continueAsNew",
-	"while":         "while loops",
-	"try":           "try blocks",
 }
 
-// Fields each kind allows besides its own key, id and if.
+// Fields each kind allows besides its own key and the common fields.
 var kindFields = map[string][]string{
-	"activity": {"input", "result", "onError"},
+	"activity": {"input", "result"},
+	"call":     {"input", "result"},
 }
+
+// commonFields are allowed on every step.
+var commonFields = []string{"id", "if", "onError"}
 
 var (
 	stepIDRE   = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_.-]*$`)
 	varNameRE  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	waitFields = []string{"event", "timeout", "result", "onTimeout", "duration", "until"}
-	failFields = []string{"error", "message"}
+	waitFields = []string{"event", "any", "all", "timeout", "result", "onTimeout", "duration", "until"}
+	failFields = []string{"error", "message", "data"}
 )
 
 func isKind(k string) bool {
@@ -43,9 +46,24 @@ func isKind(k string) bool {
 	return false
 }
 
+// supportedKinds lists the kinds this version runs.
+func supportedKinds() []string {
+	var out []string
+	for _, k := range stepKinds {
+		if laterKinds[k] == "" {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// kindOnlyFields are the fields some kind allows besides the common ones.
+var kindOnlyFields = []string{"input", "result"}
+
 func allStepFields() []string {
-	out := append([]string{"id", "if"}, stepKinds...)
-	return append(out, kindFields["activity"]...)
+	out := append([]string(nil), commonFields...)
+	out = append(out, stepKinds...)
+	return append(out, kindOnlyFields...)
 }
 
 // steps decodes a list of steps. path prefixes generated ids ("steps",
@@ -79,8 +97,8 @@ func (p *parser) steps(n *yaml.Node, path string, block BlockID, sc *scope) ([]S
 		}
 		out = append(out, st)
 		switch st.(type) {
-		case *ReturnStep, *FailStep:
-			if st.Base().If == nil && i < len(n.Content)-1 {
+		case *ReturnStep, *FailStep, *ContinueAsNewStep:
+			if st.Base().If == nil && st.Base().OnError == nil && i < len(n.Content)-1 {
 				ender = st
 			}
 		}
@@ -105,6 +123,18 @@ func kindOf(s Step) string {
 		return "return"
 	case *FailStep:
 		return "fail"
+	case *WhileStep:
+		return "while"
+	case *TryStep:
+		return "try"
+	case *ForEachStep:
+		return "forEach"
+	case *ParallelStep:
+		return "parallel"
+	case *ContinueAsNewStep:
+		return "continueAsNew"
+	case *CallStep:
+		return "call"
 	}
 	panic(fmt.Sprintf("dsl: unknown step type %T", s))
 }
@@ -128,6 +158,9 @@ func (p *parser) step(n *yaml.Node, genID string, sc *scope) (Step, *scope) {
 		}
 		fields[k.Value] = kv
 		switch {
+		case laterKinds[k.Value] != "":
+			p.errorf(nodePos(k), CodeUnsupported, "%s ('%s') are not supported yet", laterKinds[k.Value], k.Value)
+			return nil, sc
 		case isKind(k.Value):
 			if kindKey != nil {
 				p.errorf(nodePos(k), CodeMultipleKinds, "a step has one kind, but this one has '%s' and '%s'; split it into two steps", kindKey.Value, k.Value)
@@ -135,17 +168,14 @@ func (p *parser) step(n *yaml.Node, genID string, sc *scope) (Step, *scope) {
 				continue
 			}
 			kindKey, kindVal = k, kv[1]
-		case laterKinds[k.Value] != "":
-			p.errorf(nodePos(k), CodeUnsupported, "%s ('%s') are not supported yet", laterKinds[k.Value], k.Value)
-			return nil, sc
-		case k.Value == "id" || k.Value == "if":
+		case contains(commonFields, k.Value):
 		default:
 			unknown = append(unknown, kv)
 		}
 	}
 	if kindKey == nil {
 		if len(unknown) == 0 {
-			p.errorf(nodePos(n), CodeMissingKind, "the step has no kind; give it one of %s", strings.Join(stepKinds, ", "))
+			p.errorf(nodePos(n), CodeMissingKind, "the step has no kind; give it one of %s", strings.Join(supportedKinds(), ", "))
 			return nil, sc
 		}
 	}
@@ -156,19 +186,19 @@ func (p *parser) step(n *yaml.Node, genID string, sc *scope) (Step, *scope) {
 		}
 		ok = false
 		switch {
-		case kindKey == nil && !contains(kindFields["activity"], k.Value):
+		case kindKey == nil && !contains(kindOnlyFields, k.Value):
 			p.errorf(nodePos(k), CodeUnknownKind, "unknown step kind '%s'%s", k.Value, suggest(k.Value, stepKinds))
 		case kindKey == nil:
 			continue // e.g. result with no kind; the missing kind is reported below
 		case contains(allStepFields(), k.Value):
 			p.errorf(nodePos(k), CodeUnknownField, "'%s' does not belong in %s step", k.Value, article(kindKey.Value))
 		default:
-			p.errorf(nodePos(k), CodeUnknownField, "unknown field '%s' in %s step%s", k.Value, article(kindKey.Value), suggest(k.Value, append([]string{"id", "if"}, kindFields[kindKey.Value]...)))
+			p.errorf(nodePos(k), CodeUnknownField, "unknown field '%s' in %s step%s", k.Value, article(kindKey.Value), suggest(k.Value, append(append([]string(nil), commonFields...), kindFields[kindKey.Value]...)))
 		}
 	}
 	if kindKey == nil {
 		if ok {
-			p.errorf(nodePos(n), CodeMissingKind, "the step has no kind; give it one of %s", strings.Join(stepKinds, ", "))
+			p.errorf(nodePos(n), CodeMissingKind, "the step has no kind; give it one of %s", strings.Join(supportedKinds(), ", "))
 		}
 		return nil, sc
 	}
@@ -199,13 +229,13 @@ func (p *parser) step(n *yaml.Node, genID string, sc *scope) (Step, *scope) {
 	}
 
 	var st Step
-	after := sc
+	after, inner := sc, sc
 	id := string(base.ID)
 	switch kindKey.Value {
 	case "activity":
 		st, after = p.activityStep(base, kindVal, fields, sc)
 	case "wait":
-		st, after = p.waitStep(base, kindVal, sc)
+		st, after, inner = p.waitStep(base, kindVal, sc)
 	case "setStatus":
 		s := &SetStatusStep{StepBase: base, Value: p.value(kindVal, sc)}
 		p.statuses = append(p.statuses, s)
@@ -213,8 +243,10 @@ func (p *parser) step(n *yaml.Node, genID string, sc *scope) (Step, *scope) {
 		st = s
 	case "set":
 		st, after = p.setStep(base, kindVal, sc)
+		inner = after
 	case "switch":
 		st, after = p.switchStep(base, kindVal, sc)
+		inner = after
 	case "return":
 		var v *Value
 		if !isNull(kindVal) {
@@ -223,9 +255,40 @@ func (p *parser) step(n *yaml.Node, genID string, sc *scope) (Step, *scope) {
 		st = &ReturnStep{StepBase: base, Value: v}
 	case "fail":
 		st = p.failStep(base, kindVal, sc)
+	case "while":
+		st, after = p.whileStep(base, kindVal, sc)
+		inner = after
+	case "try":
+		st, after = p.tryStep(base, kindVal, sc)
+		inner = after
+	case "forEach":
+		st, after = p.forEachStep(base, kindVal, sc)
+	case "parallel":
+		st, after = p.parallelStep(base, kindVal, sc)
+	case "continueAsNew":
+		st = p.continueAsNewStep(base, kindVal, sc)
+	case "call":
+		st, after = p.callStep(base, kindVal, fields, sc)
 	}
 	if st == nil {
 		return nil, after
+	}
+	switch st.(type) {
+	case *ReturnStep, *ContinueAsNewStep:
+		if p.branchDepth > 0 {
+			p.errorf(nodePos(kindKey), CodeInBranch, "'%s' ends the whole workflow, so it cannot stand inside a parallel branch or a forEach body; set a variable and act on the step's result after it", kindKey.Value)
+		}
+	}
+	if kv, ok := fields["onError"]; ok {
+		b := st.Base()
+		b.OnErrorBlock = BlockID(id + "#onError")
+		p.wf.Owner[b.OnErrorBlock] = st
+		var end *scope
+		b.OnError, end = p.steps(kv[1], id+".onError", b.OnErrorBlock, inner.withError())
+		if b.OnError == nil {
+			b.OnError = []Step{} // present but empty: the error is swallowed
+		}
+		after = after.union(end)
 	}
 	if _, dup := p.wf.ByID[StepID(id)]; !dup {
 		p.wf.ByID[StepID(id)] = st
@@ -268,6 +331,9 @@ func (p *parser) varName(field string, n *yaml.Node) (string, bool) {
 		p.errorf(nodePos(n), CodeVariableName, "'%s' is a keyword of the expression language and cannot be a variable name", name)
 		return "", false
 	}
+	if p.branchDepth == 0 {
+		p.shared[name] = true
+	}
 	if _, seen := p.assigned[name]; !seen {
 		if !p.limit("variables", len(p.assigned)+1, MaxVariables, nodePos(n)) {
 			return "", false
@@ -298,24 +364,14 @@ func (p *parser) activityStep(base StepBase, name *yaml.Node, fields map[string]
 			after = after.with(v)
 		}
 	}
-	if kv, ok := fields["onError"]; ok {
-		s.OnErrorBlock = BlockID(string(base.ID) + "#onError")
-		inner := sc.withError()
-		var end *scope
-		s.OnError, end = p.steps(kv[1], string(base.ID)+".onError", s.OnErrorBlock, inner)
-		if s.OnError == nil {
-			s.OnError = []Step{} // present but empty: the error is swallowed
-		}
-		after = after.union(end)
-	}
 	return s, after
 }
 
-func (p *parser) waitStep(base StepBase, n *yaml.Node, sc *scope) (Step, *scope) {
+func (p *parser) waitStep(base StepBase, n *yaml.Node, sc *scope) (Step, *scope, *scope) {
 	n = resolve(n)
 	if n.Kind != yaml.MappingNode {
-		p.errorf(nodePos(n), CodeTypeMismatch, "'wait' must be a mapping with event, duration or until, not %s", kindName(n))
-		return nil, sc
+		p.errorf(nodePos(n), CodeTypeMismatch, "'wait' must be a mapping with event, any, all, duration or until, not %s", kindName(n))
+		return nil, sc, sc
 	}
 	s := &WaitStep{StepBase: base}
 	f := map[string][2]*yaml.Node{}
@@ -329,39 +385,63 @@ func (p *parser) waitStep(base StepBase, n *yaml.Node, sc *scope) (Step, *scope)
 		}
 		f[kv[0].Value] = kv
 	}
+	var kinds []string // what the wait is for, in source order
+	for _, kv := range pairs(n) {
+		switch k := kv[0].Value; k {
+		case "event", "any", "all", "duration", "until":
+			if !contains(kinds, k) {
+				kinds = append(kinds, k)
+			}
+		}
+	}
 	_, ev := f["event"]
 	_, du := f["duration"]
 	_, un := f["until"]
+	_, anyOK := f["any"]
+	_, allOK := f["all"]
+	events := ev || anyOK || allOK
 	switch {
-	case !ev && !du && !un:
-		p.errorf(nodePos(n), CodeWaitKind, "a wait needs 'event' (wait for an event) or 'duration' or 'until' (a timer)")
-		return nil, sc
+	case len(kinds) == 0:
+		p.errorf(nodePos(n), CodeWaitKind, "a wait needs 'event' (wait for an event), 'any' or 'all' (for several) or 'duration' or 'until' (a timer)")
+		return nil, sc, sc
 	case ev && (du || un):
 		other := "duration"
 		if un {
 			other = "until"
 		}
 		p.errorf(nodePos(f[other][0]), CodeWaitKind, "a wait is either for an event or a timer: it cannot have both 'event' and '%s' (use 'timeout' to bound an event wait)", other)
-		return nil, sc
+		return nil, sc, sc
 	case du && un:
 		p.errorf(nodePos(f["until"][0]), CodeWaitKind, "a timer has 'duration' or 'until', not both")
-		return nil, sc
+		return nil, sc, sc
+	case len(kinds) > 1:
+		p.errorf(nodePos(f[kinds[1]][0]), CodeWaitKind, "a wait has one of 'event', 'any', 'all', 'duration' and 'until'; this one has '%s' and '%s'", kinds[0], kinds[1])
+		return nil, sc, sc
 	}
-	after := sc
-	if ev {
-		en := resolve(f["event"][1])
-		if !isString(en) || !nameRE.MatchString(en.Value) {
-			p.errorf(nodePos(en), CodeInvalidName, "event name must start with a letter and hold only letters, digits, '_', '.' and '-'")
-		} else {
-			s.Event = en.Value
+	after, inner := sc, sc
+	if events {
+		switch {
+		case ev:
+			en := resolve(f["event"][1])
+			if !isString(en) || !nameRE.MatchString(en.Value) {
+				p.errorf(nodePos(en), CodeInvalidName, "event name must start with a letter and hold only letters, digits, '_', '.' and '-'")
+			} else {
+				s.Event = en.Value
+			}
+		case anyOK:
+			s.Events = p.eventList("any", f["any"][1])
+		default:
+			s.All = true
+			s.Events = p.eventList("all", f["all"][1])
 		}
 		if kv, ok := f["timeout"]; ok {
 			s.Timeout = p.durationValue("timeout", kv[1], sc)
 		}
+		var result string
 		if kv, ok := f["result"]; ok {
 			if v, ok := p.varName("result", kv[1]); ok {
 				s.Result = v
-				after = after.with(v)
+				result = v
 			}
 		}
 		if kv, ok := f["onTimeout"]; ok {
@@ -370,11 +450,18 @@ func (p *parser) waitStep(base StepBase, n *yaml.Node, sc *scope) (Step, *scope)
 			}
 			s.HasOnTimeout = true
 			s.OnTimeoutBlock = BlockID(string(base.ID) + "#onTimeout")
+			p.wf.Owner[s.OnTimeoutBlock] = s
+			// After an `all` times out, its result holds the events that came.
+			tsc := sc
+			if s.All {
+				tsc = sc.with(result)
+			}
 			var end *scope
-			s.OnTimeout, end = p.steps(kv[1], string(base.ID)+".onTimeout", s.OnTimeoutBlock, sc)
+			s.OnTimeout, end = p.steps(kv[1], string(base.ID)+".onTimeout", s.OnTimeoutBlock, tsc)
 			after = after.union(end)
+			inner = inner.union(end)
 		}
-		return s, after
+		return s, after.with(result), inner
 	}
 	for _, k := range []string{"timeout", "result", "onTimeout"} {
 		if kv, ok := f[k]; ok {
@@ -386,7 +473,52 @@ func (p *parser) waitStep(base StepBase, n *yaml.Node, sc *scope) (Step, *scope)
 	} else {
 		s.Until = p.timeValue(f["until"][1], sc)
 	}
-	return s, after
+	return s, after, inner
+}
+
+// eventList reads the events of `any` or `all`: a list of {event: Name},
+// at least one, each name once.
+func (p *parser) eventList(field string, n *yaml.Node) []string {
+	n = resolve(n)
+	if n.Kind != yaml.SequenceNode {
+		p.errorf(nodePos(n), CodeWaitKind, "'%s' must be a list of events such as [{event: Approved}, {event: Rejected}], not %s", field, kindName(n))
+		return nil
+	}
+	if len(n.Content) == 0 {
+		p.errorf(nodePos(n), CodeWaitKind, "'%s' needs at least one event", field)
+		return nil
+	}
+	var out []string
+	seen := map[string]Pos{}
+	for _, item := range n.Content {
+		item = resolve(item)
+		if item.Kind != yaml.MappingNode {
+			p.errorf(nodePos(item), CodeWaitKind, "each item of '%s' is a mapping {event: Name}, not %s", field, kindName(item))
+			continue
+		}
+		var name *yaml.Node
+		for _, kv := range pairs(item) {
+			if kv[0].Value == "event" {
+				name = resolve(kv[1])
+				continue
+			}
+			p.errorf(nodePos(kv[0]), CodeUnknownField, "unknown field '%s' in an item of '%s'; it holds only 'event'", kv[0].Value, field)
+		}
+		switch {
+		case name == nil:
+			p.errorf(nodePos(item), CodeWaitKind, "each item of '%s' needs 'event'", field)
+		case !isString(name) || !nameRE.MatchString(name.Value):
+			p.errorf(nodePos(name), CodeInvalidName, "event name must start with a letter and hold only letters, digits, '_', '.' and '-'")
+		default:
+			if first, dup := seen[name.Value]; dup {
+				p.errorf(nodePos(name), CodeWaitKind, "event '%s' is already in this '%s' (at %s)", name.Value, field, first)
+				continue
+			}
+			seen[name.Value] = nodePos(name)
+			out = append(out, name.Value)
+		}
+	}
+	return out
 }
 
 // durationValue reads a duration that may also be an expression, checked
@@ -505,6 +637,7 @@ func (p *parser) switchStep(base StepBase, n *yaml.Node, sc *scope) (Step, *scop
 			}
 			s.HasDefault = true
 			s.DefaultBlock = BlockID(id + "#default")
+			p.wf.Owner[s.DefaultBlock] = s
 			var end *scope
 			s.Default, end = p.steps(d[1], fmt.Sprintf("%s.default", id), s.DefaultBlock, sc)
 			after = after.union(end)
@@ -524,6 +657,7 @@ func (p *parser) switchStep(base StepBase, n *yaml.Node, sc *scope) (Step, *scop
 		}
 		k := len(s.Cases)
 		c := Case{Pos: nodePos(cn), When: p.condition("when", w[1], sc), Block: BlockID(fmt.Sprintf("%s#case%d", id, k))}
+		p.wf.Owner[c.Block] = s
 		var end *scope
 		c.Steps, end = p.steps(st[1], fmt.Sprintf("%s.case[%d]", id, k), c.Block, sc)
 		after = after.union(end)
@@ -543,8 +677,15 @@ func (p *parser) failStep(base StepBase, n *yaml.Node, sc *scope) Step {
 		switch kv[0].Value {
 		case "error":
 			s.Error = p.stringValue("error", kv[1], sc)
+			if lit, ok := s.Error.Literal(); ok {
+				if str, isStr := lit.(string); isStr && !nameRE.MatchString(str) {
+					p.errorf(s.Error.Pos, CodeInvalidName, "the error type '%s' must be a name (a letter, then letters, digits, '_', '.' or '-') that a catch can select; put the prose in 'message'", str)
+				}
+			}
 		case "message":
 			s.Message = p.stringValue("message", kv[1], sc)
+		case "data":
+			s.Data = p.value(kv[1], sc)
 		default:
 			p.errorf(nodePos(kv[0]), CodeUnknownField, "unknown field '%s' in a fail%s", kv[0].Value, suggest(kv[0].Value, failFields))
 		}

@@ -4,6 +4,8 @@ package interpreter
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cairnhq/cairn/dsl"
@@ -11,10 +13,13 @@ import (
 
 // Limits on what one instance may hold.
 const (
-	MaxVarsBytes = 1 << 20 // all variables' JSON together
-	// maxStepsPerTransition stops a definition that would spin without
-	// blocking; v1 has no loops, so reaching it means a bug, not a workflow.
-	maxStepsPerTransition = 100000
+	MaxVarsBytes = 1 << 20 // all variables' JSON together, every branch's included
+	// MaxItems bounds the list a forEach goes over.
+	MaxItems = 10_000
+	// maxStepsPerTransition bounds the work of one transition: a thread
+	// that would run more steps yields and goes on in the next transition
+	// (on a timer due at once), so a long loop never holds an engine.
+	maxStepsPerTransition = 10_000
 )
 
 // Error types an instance can fail with (ErrorInfo.Type).
@@ -28,6 +33,8 @@ const (
 	ErrTypeDefinition   = "DefinitionError"
 	ErrTypeFail         = "WorkflowFailed"
 	ErrTypeInternalStep = "InternalError"
+	ErrTypeLoopLimit    = "LoopLimitExceeded" // a while ran max iterations and would run one more
+	ErrTypeItems        = "InvalidItems"      // a forEach's items are not a list or too many
 )
 
 // Options configure an Interpreter.
@@ -76,8 +83,9 @@ func (in *Interpreter) Step(def *dsl.Workflow, st *State, ev Event) (*Transition
 	if st.Status.Terminal() {
 		return nil, nil
 	}
-	r := &run{in: in, def: def, st: st.clone(), ev: ev, now: ev.Time.UTC()}
+	r := &run{in: in, def: def, st: st.clone(), ev: ev, now: ev.Time.UTC(), views: map[string]map[string]any{}}
 	r.tr = &Transition{State: r.st, FromRevision: st.Revision}
+	r.load()
 	changed, err := r.dispatch(ev)
 	if err != nil {
 		return nil, err
@@ -85,6 +93,7 @@ func (in *Interpreter) Step(def *dsl.Workflow, st *State, ev Event) (*Transition
 	if !changed {
 		return nil, nil
 	}
+	r.save()
 	r.st.Revision = st.Revision + 1
 	r.st.LastUpdatedTime = r.now
 	if r.st.Status != st.Status || string(r.st.CustomStatus) != string(st.CustomStatus) {
@@ -93,42 +102,108 @@ func (in *Interpreter) Step(def *dsl.Workflow, st *State, ev Event) (*Transition
 	return r.tr, nil
 }
 
-// run is one Step call's working set.
+// run is one Step call's working set. The main path and the branches are
+// all threads here: the main path is threads[0], with id "", loaded from
+// and saved back to State.Cursor, State.Pending and State.Vars.
 type run struct {
-	in   *Interpreter
-	def  *dsl.Workflow
-	st   *State
-	ev   Event
-	now  time.Time
-	tr   *Transition
-	vars map[string]any // decoded lazily from st.Vars
+	in  *Interpreter
+	def *dsl.Workflow
+	st  *State
+	ev  Event
+	now time.Time
+	tr  *Transition
+
+	main    *Thread
+	threads []*Thread // main first, then the branches in the order they started
+	queue   []*Thread // threads to run, in order
+	running *Thread   // the thread runThread is running
+	steps   int       // steps run in this transition
+
+	input     any // the decoded input
+	haveInput bool
+	views     map[string]map[string]any // decoded variables each thread sees
 }
 
 func (s *State) clone() *State {
 	c := *s
-	if s.Vars != nil {
-		c.Vars = make(map[string]json.RawMessage, len(s.Vars))
-		for k, v := range s.Vars {
-			c.Vars[k] = v
-		}
-	}
+	c.Vars = cloneVars(s.Vars)
 	c.Cursor = append([]Frame(nil), s.Cursor...)
 	c.Buffered = append([]BufferedEvent(nil), s.Buffered...)
 	c.Held = append([]Event(nil), s.Held...)
-	if s.Pending != nil {
-		p := *s.Pending
-		c.Pending = &p
+	c.Pending = s.Pending.clone()
+	if s.Threads != nil {
+		c.Threads = make([]Thread, len(s.Threads))
+		for i, t := range s.Threads {
+			t.Cursor = append([]Frame(nil), t.Cursor...)
+			t.Pending = t.Pending.clone()
+			t.Vars = cloneVars(t.Vars)
+			c.Threads[i] = t
+		}
+	}
+	if s.Joins != nil {
+		c.Joins = make([]Join, len(s.Joins))
+		for i, j := range s.Joins {
+			j.Items = append([]json.RawMessage(nil), j.Items...)
+			j.Results = append([]json.RawMessage(nil), j.Results...)
+			c.Joins[i] = j
+		}
+	}
+	if s.Timeout != nil {
+		t := *s.Timeout
+		c.Timeout = &t
 	}
 	return &c
+}
+
+func (p *Pending) clone() *Pending {
+	if p == nil {
+		return nil
+	}
+	c := *p
+	c.Events = append([]string(nil), p.Events...)
+	c.Got = append([]string(nil), p.Got...)
+	return &c
+}
+
+func cloneVars(m map[string]json.RawMessage) map[string]json.RawMessage {
+	if m == nil {
+		return nil
+	}
+	c := make(map[string]json.RawMessage, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
+}
+
+// load builds the threads from the state.
+func (r *run) load() {
+	r.main = &Thread{Cursor: r.st.Cursor, Pending: r.st.Pending, Vars: r.st.Vars}
+	r.threads = make([]*Thread, 0, 1+len(r.st.Threads))
+	r.threads = append(r.threads, r.main)
+	for i := range r.st.Threads {
+		t := r.st.Threads[i]
+		r.threads = append(r.threads, &t)
+	}
+}
+
+// save writes the threads back into the state.
+func (r *run) save() {
+	r.st.Cursor, r.st.Pending, r.st.Vars = r.main.Cursor, r.main.Pending, r.main.Vars
+	r.st.Threads = nil
+	for _, t := range r.threads[1:] {
+		r.st.Threads = append(r.st.Threads, *t)
+	}
+	if len(r.st.Joins) == 0 {
+		r.st.Joins = nil
+	}
 }
 
 // dispatch applies ev and reports whether anything changed.
 func (r *run) dispatch(ev Event) (bool, error) {
 	switch ev.Kind {
 	case EvTerminate:
-		r.cancelPendingTimer()
-		r.st.Pending = nil
-		r.st.Cursor = nil
+		r.stopAll()
 		r.st.Status = StatusTerminated
 		r.st.Output = mustJSON(ev.Reason)
 		r.history(HistoryEvent{Type: "ExecutionTerminated", Reason: ev.Reason})
@@ -148,7 +223,7 @@ func (r *run) dispatch(ev Event) (bool, error) {
 		held := r.st.Held
 		r.st.Held = nil
 		r.st.Status = StatusRunning
-		if r.st.Cursor == nil && r.st.Pending == nil {
+		if r.main.Cursor == nil && r.main.Pending == nil {
 			r.st.Status = StatusPending // suspended before it started
 		}
 		for _, h := range held {
@@ -173,115 +248,173 @@ func (r *run) dispatch(ev Event) (bool, error) {
 
 // apply handles the events that advance the workflow.
 func (r *run) apply(ev Event) (bool, error) {
-	p := r.st.Pending
 	switch ev.Kind {
 	case EvStart:
-		if r.st.Status != StatusPending || r.st.Cursor != nil {
+		if r.st.Status != StatusPending || r.main.Cursor != nil {
 			return false, nil
 		}
 		r.st.Status = StatusRunning
-		r.st.Cursor = []Frame{{Block: "", Index: 0}}
+		r.main.Cursor = []Frame{{Block: "", Index: 0}}
 		r.history(HistoryEvent{Type: "ExecutionStarted", Name: r.st.Name, Data: r.st.Input})
-		return true, r.runSteps()
+		r.startTimeout()
+		r.enqueue(r.main)
+		return true, r.runQueue()
 
 	case EvRaised:
 		r.history(HistoryEvent{Type: "EventRaised", Name: ev.Name, Data: ev.Data})
-		if p != nil && p.Kind == WaitEvent && p.Event == ev.Name && r.st.Status == StatusRunning {
-			step, ok := r.waitStep()
-			if !ok {
-				return false, fmt.Errorf("cursor does not point at the wait step %q", p.StepID)
+		if r.st.Status == StatusRunning {
+			for _, th := range r.threads {
+				if th.Pending == nil || !th.Pending.waitsFor(ev.Name) {
+					continue
+				}
+				step, err := r.waitStep(th)
+				if err != nil {
+					return false, err
+				}
+				if !r.receive(th, step, th.Pending, ev.Name, ev.Data) {
+					return true, nil // an `all` that waits for more
+				}
+				r.cancelTimer(th)
+				th.Pending = nil
+				if r.checkVars(th, step) {
+					r.advance(th)
+				}
+				r.enqueue(th)
+				return true, r.runQueue()
 			}
-			r.cancelPendingTimer()
-			r.st.Pending = nil
-			if step.Result != "" {
-				r.setVar(step.Result, decodeJSON(ev.Data))
-			}
-			r.advance()
-			return true, r.runSteps()
 		}
 		r.st.Buffered = append(r.st.Buffered, BufferedEvent{Name: ev.Name, Data: ev.Data, Time: ev.Time})
 		return true, nil
 
 	case EvCompleted:
-		if p == nil || p.Kind != WaitActivity || p.TaskID != ev.TaskID {
+		th := r.find(func(p *Pending) bool { return p.Kind == WaitActivity && p.TaskID == ev.TaskID })
+		if th == nil {
 			return false, nil // late or duplicate completion
 		}
-		step, ok := r.activityStep()
-		if !ok {
-			return false, fmt.Errorf("cursor does not point at the activity step %q", p.StepID)
+		step, err := r.activityStep(th)
+		if err != nil {
+			return false, err
 		}
-		r.cancelPendingTimer()
-		r.st.Pending = nil
+		p := th.Pending
+		r.cancelTimer(th)
+		th.Pending = nil
 		r.history(HistoryEvent{Type: "TaskCompleted", StepID: step.ID, Name: step.Activity, Data: ev.Data, Attempt: p.Attempt})
 		if step.Result != "" {
-			r.setVar(step.Result, decodeJSON(ev.Data))
+			r.setVar(th, step.Result, decodeJSON(ev.Data))
 		}
-		r.advance()
-		return true, r.runSteps()
+		if r.checkVars(th, step) {
+			r.advance(th)
+		}
+		r.enqueue(th)
+		return true, r.runQueue()
 
 	case EvFailed:
-		if p == nil || p.Kind != WaitActivity || p.TaskID != ev.TaskID {
+		th := r.find(func(p *Pending) bool { return p.Kind == WaitActivity && p.TaskID == ev.TaskID })
+		if th == nil {
 			return false, nil
 		}
 		info := ErrorInfo{Type: ErrTypeActivity, Message: "activity failed", Retryable: true}
 		if ev.Error != nil {
 			info = *ev.Error
 		}
-		return true, r.activityFailed(info)
+		if err := r.activityFailed(th, info); err != nil {
+			return false, err
+		}
+		return true, r.runQueue()
 
 	case EvTimer:
-		if p == nil || p.TimerID == "" || p.TimerID != ev.Timer {
+		if t := r.st.Timeout; t != nil && t.ID == ev.Timer {
+			r.st.Timeout = nil
+			r.history(HistoryEvent{Type: "TimerFired", Name: ev.Timer})
+			r.failInstance(ErrorInfo{Type: ErrTypeTimeout, Message: fmt.Sprintf("the workflow did not finish within its timeout of %s", r.def.Timeout)})
+			return true, nil
+		}
+		th := r.find(func(p *Pending) bool { return p.TimerID != "" && p.TimerID == ev.Timer })
+		if th == nil {
 			return false, nil // cancelled or superseded timer
 		}
-		r.history(HistoryEvent{Type: "TimerFired", StepID: p.StepID, Name: ev.Timer})
-		switch p.Kind {
-		case WaitTimer:
-			r.st.Pending = nil
-			r.advance()
-			return true, r.runSteps()
-		case WaitEvent:
-			step, ok := r.waitStep()
-			if !ok {
-				return false, fmt.Errorf("cursor does not point at the wait step %q", p.StepID)
-			}
-			r.st.Pending = nil
-			if !step.HasOnTimeout {
-				r.fail(step, ErrTypeTimeout, fmt.Sprintf("step %s: event %q did not arrive before the timeout", step.ID, step.Event))
-				return true, nil
-			}
-			r.advance()
-			r.push(step.OnTimeoutBlock)
-			return true, r.runSteps()
-		case WaitRetry:
-			step, ok := r.activityStep()
-			if !ok {
-				return false, fmt.Errorf("cursor does not point at the activity step %q", p.StepID)
-			}
-			r.st.Pending = nil
-			return true, r.schedule(step, p.Attempt+1, p.FirstAttempt)
-		case WaitActivity:
-			// The activity's start-to-close timeout: a retryable failure.
-			r.st.Pending.TimerID = ""
-			return true, r.activityFailed(ErrorInfo{
-				Type:      ErrTypeActTimeout,
-				Message:   fmt.Sprintf("activity %s did not finish within its timeout", p.Activity),
-				Retryable: true,
-			})
+		if err := r.timerFired(th, ev); err != nil {
+			return false, err
 		}
-		return false, nil
+		return true, r.runQueue()
 	}
 	return false, fmt.Errorf("unknown event kind %q", ev.Kind)
 }
 
-// activityFailed retries the pending activity or, after the last attempt,
-// runs its onError steps or fails the instance.
-func (r *run) activityFailed(info ErrorInfo) error {
-	p := r.st.Pending
-	step, ok := r.activityStep()
-	if !ok {
-		return fmt.Errorf("cursor does not point at the activity step %q", p.StepID)
+// timerFired handles the timer a thread waits on.
+func (r *run) timerFired(th *Thread, ev Event) error {
+	p := th.Pending
+	if p.Kind != WaitYield {
+		r.history(HistoryEvent{Type: "TimerFired", StepID: p.StepID, Name: ev.Timer})
 	}
-	r.cancelPendingTimer()
+	switch p.Kind {
+	case WaitTimer, WaitYield:
+		th.Pending = nil
+		if p.Kind == WaitTimer {
+			r.advance(th)
+		}
+		r.enqueue(th)
+	case WaitEvent:
+		step, err := r.waitStep(th)
+		if err != nil {
+			return err
+		}
+		th.Pending = nil
+		if !step.HasOnTimeout {
+			r.raise(th, ErrorInfo{Type: ErrTypeTimeout, Message: fmt.Sprintf("step %s: %s before the timeout", step.ID, missing(step, p))})
+			return nil
+		}
+		r.advance(th)
+		r.push(th, step.OnTimeoutBlock)
+		r.enqueue(th)
+	case WaitRetry:
+		step, err := r.activityStep(th)
+		if err != nil {
+			return err
+		}
+		th.Pending = nil
+		r.enqueue(th)
+		return r.schedule(th, step, p.Attempt+1, p.FirstAttempt)
+	case WaitActivity:
+		// The activity's start-to-close timeout: a retryable failure.
+		p.TimerID = ""
+		return r.activityFailed(th, ErrorInfo{
+			Type:      ErrTypeActTimeout,
+			Message:   fmt.Sprintf("activity %s did not finish within its timeout", p.Activity),
+			Retryable: true,
+		})
+	}
+	return nil
+}
+
+// missing says which events a wait that timed out did not get.
+func missing(s *dsl.WaitStep, p *Pending) string {
+	switch {
+	case s.Event != "":
+		return fmt.Sprintf("event %q did not arrive", s.Event)
+	case s.All:
+		return fmt.Sprintf("events %s did not all arrive (missing %s)", quoteAll(s.Events), quoteAll(p.Events))
+	}
+	return fmt.Sprintf("none of the events %s arrived", quoteAll(s.Events))
+}
+
+func quoteAll(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = fmt.Sprintf("%q", n)
+	}
+	return strings.Join(q, ", ")
+}
+
+// activityFailed retries the activity a thread waits on or, after the last
+// attempt, raises its error.
+func (r *run) activityFailed(th *Thread, info ErrorInfo) error {
+	p := th.Pending
+	step, err := r.activityStep(th)
+	if err != nil {
+		return err
+	}
+	r.cancelTimer(th)
 	info.Attempt = p.Attempt
 	info.StepID = step.ID
 	r.history(HistoryEvent{Type: "TaskFailed", StepID: step.ID, Name: step.Activity, Data: mustJSON(info), Attempt: p.Attempt})
@@ -290,21 +423,16 @@ func (r *run) activityFailed(info ErrorInfo) error {
 			delay := pol.Delay(p.Attempt - 1)
 			if pol.RetryTimeout <= 0 || r.now.Add(delay).Sub(p.FirstAttempt) <= pol.RetryTimeout {
 				due := r.now.Add(delay)
-				timer := r.newTimer(due)
-				r.st.Pending = &Pending{Kind: WaitRetry, StepID: step.ID, Activity: step.Activity, Attempt: p.Attempt,
+				timer := r.newTimer(th, due)
+				th.Pending = &Pending{Kind: WaitRetry, StepID: step.ID, Activity: step.Activity, Attempt: p.Attempt,
 					FirstAttempt: p.FirstAttempt, TimerID: timer, Deadline: &due}
 				return nil
 			}
 		}
 	}
-	r.st.Pending = nil
-	if step.OnError != nil {
-		r.setVar("error", map[string]any{"type": info.Type, "message": info.Message, "attempt": float64(info.Attempt)})
-		r.advance()
-		r.push(step.OnErrorBlock)
-		return r.runSteps()
-	}
-	r.fail(step, info.Type, fmt.Sprintf("step %s: activity %s failed after %d attempt(s): %s", step.ID, step.Activity, info.Attempt, info.Message))
+	th.Pending = nil
+	info.Retryable = false
+	r.raise(th, info)
 	return nil
 }
 
@@ -315,172 +443,263 @@ func (r *run) retryPolicy(activity string) *dsl.RetryPolicy {
 	return nil
 }
 
-// runSteps runs non-blocking steps until the instance blocks or ends.
-func (r *run) runSteps() error {
-	for n := 0; ; n++ {
-		if n > maxStepsPerTransition {
-			r.fail(nil, ErrTypeInternalStep, "too many steps in one transition")
-			return nil
+// enqueue marks a thread to run (once) after the current one.
+func (r *run) enqueue(th *Thread) {
+	if th == r.running {
+		return
+	}
+	for _, q := range r.queue {
+		if q == th {
+			return
 		}
-		if len(r.st.Cursor) == 0 {
-			r.complete(nil, nil)
-			return nil
-		}
-		top := &r.st.Cursor[len(r.st.Cursor)-1]
-		block, ok := r.def.Blocks[top.Block]
-		if !ok {
-			return fmt.Errorf("cursor names unknown block %q", top.Block)
-		}
-		if top.Index >= len(block) {
-			r.st.Cursor = r.st.Cursor[:len(r.st.Cursor)-1]
+	}
+	r.queue = append(r.queue, th)
+}
+
+// runQueue runs the queued threads, in order, each until it blocks or
+// ends, until none is left or the instance has ended.
+func (r *run) runQueue() error {
+	for len(r.queue) > 0 && !r.st.Status.Terminal() {
+		th := r.queue[0]
+		r.queue = r.queue[1:]
+		if !r.alive(th) {
 			continue
 		}
+		if err := r.runThread(th); err != nil {
+			return err
+		}
+	}
+	r.queue = nil
+	return nil
+}
+
+// runThread runs a thread's non-blocking steps until it blocks or ends.
+func (r *run) runThread(th *Thread) error {
+	r.running = th
+	defer func() { r.running = nil }()
+	for !r.st.Status.Terminal() && r.alive(th) && th.Pending == nil {
+		if len(th.Cursor) == 0 {
+			r.threadDone(th)
+			return nil
+		}
+		top := &th.Cursor[len(th.Cursor)-1]
+		block, ok := r.def.Blocks[top.Block]
+		if !ok {
+			return fmt.Errorf("thread %q: cursor names unknown block %q", th.ID, top.Block)
+		}
+		if top.Index >= len(block) {
+			r.popFrame(th)
+			continue
+		}
+		r.steps++
+		if r.steps > maxStepsPerTransition {
+			r.yield(th)
+			return nil
+		}
 		step := block[top.Index]
-		base := step.Base()
-		if base.If != nil {
-			ok, err := base.If.Eval(r.env())
+		if base := step.Base(); base.If != nil && top.Iter == 0 {
+			ok, err := base.If.Eval(r.env(th))
 			if err != nil {
-				r.failExpr(step, err)
-				return nil
+				r.raise(th, r.exprError(step, err))
+				continue
 			}
 			if !ok {
-				top.Index++
+				r.advance(th)
 				continue
 			}
 		}
-		blocked, err := r.exec(step)
-		if err != nil {
+		if err := r.exec(th, step); err != nil {
 			return err
 		}
-		if blocked || r.st.Status.Terminal() {
-			return nil
-		}
 	}
+	return nil
 }
 
-// exec runs one step; it reports whether the instance now waits.
-func (r *run) exec(step dsl.Step) (bool, error) {
+// yield parks a thread on a timer due now, so that it goes on in the next
+// transition.
+func (r *run) yield(th *Thread) {
+	now := r.now
+	th.Pending = &Pending{Kind: WaitYield, StepID: r.currentStepID(th), Deadline: &now}
+	th.Pending.TimerID = r.newTimer(th, now)
+}
+
+// exec runs one step of a thread; the thread's cursor points at it.
+func (r *run) exec(th *Thread, step dsl.Step) error {
 	switch s := step.(type) {
 	case *dsl.SetStep:
 		for _, a := range s.Vars {
-			v, err := a.Value.Eval(r.env())
+			v, err := a.Value.Eval(r.env(th))
 			if err != nil {
-				r.failExpr(step, err)
-				return false, nil
+				r.raise(th, r.exprError(step, err))
+				return nil
 			}
-			r.setVar(a.Name, v)
+			r.setVar(th, a.Name, v)
 		}
-		if r.checkVars(step) {
-			r.advance()
+		if r.checkVars(th, step) {
+			r.advance(th)
 		}
-		return false, nil
+		return nil
 
 	case *dsl.SetStatusStep:
-		v, err := s.Value.Eval(r.env())
-		if err != nil {
-			r.failExpr(step, err)
-			return false, nil
-		}
-		size, err := dsl.StatusSize(v)
-		if err != nil {
-			r.fail(s, ErrTypeStatus, fmt.Sprintf("step %s: %v", s.ID, err))
-			return false, nil
-		}
-		if size > dsl.MaxStatusBytes {
-			r.fail(s, ErrTypeStatus, fmt.Sprintf("step %s: custom status is %d bytes of UTF-16 JSON; the limit is %d", s.ID, size, dsl.MaxStatusBytes))
-			return false, nil
-		}
-		raw, err := json.Marshal(v)
-		if err != nil {
-			r.fail(s, ErrTypeStatus, fmt.Sprintf("step %s: custom status is not JSON: %v", s.ID, err))
-			return false, nil
-		}
-		if r.def.Status != nil {
-			if err := r.def.Status.Validate(v); err != nil {
-				r.fail(s, ErrTypeStatus, fmt.Sprintf("step %s: custom status does not satisfy the workflow's status schema: %v", s.ID, err))
-				return false, nil
-			}
-		}
-		r.st.CustomStatus = raw
-		r.history(HistoryEvent{Type: "CustomStatusUpdated", StepID: s.ID, Data: raw})
-		r.advance()
-		return false, nil
+		r.setStatus(th, s)
+		return nil
 
 	case *dsl.SwitchStep:
-		r.advance()
 		for _, c := range s.Cases {
-			ok, err := c.When.Eval(r.env())
+			ok, err := c.When.Eval(r.env(th))
 			if err != nil {
-				r.failExpr(step, err)
-				return false, nil
+				r.raise(th, r.exprError(step, err))
+				return nil
 			}
 			if ok {
-				r.push(c.Block)
-				return false, nil
+				r.advance(th)
+				r.push(th, c.Block)
+				return nil
 			}
 		}
+		r.advance(th)
 		if s.HasDefault {
-			r.push(s.DefaultBlock)
+			r.push(th, s.DefaultBlock)
 		}
-		return false, nil
+		return nil
 
 	case *dsl.ReturnStep:
 		var out any
 		if s.Value != nil {
-			v, err := s.Value.Eval(r.env())
+			v, err := s.Value.Eval(r.env(th))
 			if err != nil {
-				r.failExpr(step, err)
-				return false, nil
+				r.raise(th, r.exprError(step, err))
+				return nil
 			}
 			out = v
 		}
+		if th != r.main {
+			r.raise(th, ErrorInfo{Type: ErrTypeDefinition, Message: fmt.Sprintf("step %s: return inside a branch", s.ID)})
+			return nil
+		}
 		r.complete(s, out)
-		return false, nil
+		return nil
 
 	case *dsl.FailStep:
-		typ, msg := ErrTypeFail, "the workflow failed"
+		info := ErrorInfo{Type: ErrTypeFail, Message: "the workflow failed", StepID: s.ID}
 		if s.Error != nil {
-			v, err := s.Error.Eval(r.env())
+			v, err := s.Error.Eval(r.env(th))
 			if err != nil {
-				r.failExpr(step, err)
-				return false, nil
+				r.raise(th, r.exprError(step, err))
+				return nil
 			}
-			typ = fmt.Sprint(v)
+			info.Type = fmt.Sprint(v)
 		}
 		if s.Message != nil {
-			v, err := s.Message.Eval(r.env())
+			v, err := s.Message.Eval(r.env(th))
 			if err != nil {
-				r.failExpr(step, err)
-				return false, nil
+				r.raise(th, r.exprError(step, err))
+				return nil
 			}
-			msg = fmt.Sprint(v)
+			info.Message = fmt.Sprint(v)
 		}
-		r.fail(s, typ, msg)
-		return false, nil
+		if s.Data != nil {
+			v, err := s.Data.Eval(r.env(th))
+			if err != nil {
+				r.raise(th, r.exprError(step, err))
+				return nil
+			}
+			info.Data = JSONText(mustJSON(v))
+		}
+		r.raise(th, info)
+		return nil
 
 	case *dsl.ActivityStep:
-		return true, r.schedule(s, 1, r.now)
+		return r.schedule(th, s, 1, r.now)
 
 	case *dsl.WaitStep:
-		return r.wait(s)
+		return r.wait(th, s)
+
+	case *dsl.WhileStep:
+		top := &th.Cursor[len(th.Cursor)-1]
+		ok, err := s.Condition.Eval(r.env(th))
+		if err != nil {
+			r.raise(th, r.exprError(step, err))
+			return nil
+		}
+		if !ok {
+			r.advance(th)
+			return nil
+		}
+		if top.Iter >= s.Max {
+			r.raise(th, ErrorInfo{Type: ErrTypeLoopLimit, Message: fmt.Sprintf("step %s: the loop ran its %d iterations (max) and its condition still holds", s.ID, s.Max)})
+			return nil
+		}
+		top.Iter++
+		r.push(th, s.Block)
+		return nil
+
+	case *dsl.TryStep:
+		r.advance(th)
+		r.push(th, s.Block)
+		return nil
+
+	case *dsl.ForEachStep:
+		return r.forEach(th, s)
+
+	case *dsl.ParallelStep:
+		r.fork(th, s, len(s.Branches), len(s.Branches), nil)
+		return nil
+
+	case *dsl.ContinueAsNewStep:
+		return r.continueAsNew(th, s)
 	}
-	return false, fmt.Errorf("step %s: unknown step type %T", step.Base().ID, step)
+	return fmt.Errorf("step %s: unknown step type %T", step.Base().ID, step)
+}
+
+func (r *run) setStatus(th *Thread, s *dsl.SetStatusStep) {
+	v, err := s.Value.Eval(r.env(th))
+	if err != nil {
+		r.raise(th, r.exprError(s, err))
+		return
+	}
+	statusErr := func(format string, args ...any) {
+		r.raise(th, ErrorInfo{Type: ErrTypeStatus, Message: fmt.Sprintf("step %s: ", s.ID) + fmt.Sprintf(format, args...)})
+	}
+	size, err := dsl.StatusSize(v)
+	if err != nil {
+		statusErr("%v", err)
+		return
+	}
+	if size > dsl.MaxStatusBytes {
+		statusErr("custom status is %d bytes of UTF-16 JSON; the limit is %d", size, dsl.MaxStatusBytes)
+		return
+	}
+	raw, err := json.Marshal(v)
+	if err != nil {
+		statusErr("custom status is not JSON: %v", err)
+		return
+	}
+	if r.def.Status != nil {
+		if err := r.def.Status.Validate(v); err != nil {
+			statusErr("custom status does not satisfy the workflow's status schema: %v", err)
+			return
+		}
+	}
+	r.st.CustomStatus = raw
+	r.history(HistoryEvent{Type: "CustomStatusUpdated", StepID: s.ID, Data: raw})
+	r.advance(th)
 }
 
 // schedule enqueues attempt n of an activity step and waits for it.
-func (r *run) schedule(s *dsl.ActivityStep, attempt int, first time.Time) error {
+func (r *run) schedule(th *Thread, s *dsl.ActivityStep, attempt int, first time.Time) error {
 	var input any
 	if s.Input != nil {
-		v, err := s.Input.Eval(r.env())
+		v, err := s.Input.Eval(r.env(th))
 		if err != nil {
-			r.failExpr(s, err)
+			r.raise(th, r.exprError(s, err))
 			return nil
 		}
 		input = v
 	}
 	raw, err := json.Marshal(input)
 	if err != nil {
-		r.fail(s, ErrTypeExpression, fmt.Sprintf("step %s: activity input is not JSON: %v", s.ID, err))
+		r.raise(th, ErrorInfo{Type: ErrTypeExpression, Message: fmt.Sprintf("step %s: activity input is not JSON: %v", s.ID, err)})
 		return nil
 	}
 	r.st.Seq++
@@ -500,10 +719,10 @@ func (r *run) schedule(s *dsl.ActivityStep, attempt int, first time.Time) error 
 	p := &Pending{Kind: WaitActivity, StepID: s.ID, Activity: s.Activity, TaskID: task, Attempt: attempt, FirstAttempt: first}
 	if timeout > 0 {
 		due := r.now.Add(timeout)
-		p.TimerID = r.newTimer(due)
+		p.TimerID = r.newTimer(th, due)
 		p.Deadline = &due
 	}
-	r.st.Pending = p
+	th.Pending = p
 	r.tr.Commands = append(r.tr.Commands, &ScheduleTask{
 		TaskID: task, Instance: r.st.ID, Activity: s.Activity, Input: raw, Attempt: attempt,
 		StepID: s.ID, DefHash: r.def.Hash, Workflow: r.def.Name, Queue: queue, Timeout: timeout,
@@ -512,68 +731,108 @@ func (r *run) schedule(s *dsl.ActivityStep, attempt int, first time.Time) error 
 	return nil
 }
 
-// wait handles a wait step: consume a buffered event, or block.
-func (r *run) wait(s *dsl.WaitStep) (bool, error) {
-	if s.Event != "" {
-		for i, b := range r.st.Buffered {
-			if b.Name == s.Event {
-				r.st.Buffered = append(r.st.Buffered[:i:i], r.st.Buffered[i+1:]...)
-				if s.Result != "" {
-					r.setVar(s.Result, decodeJSON(b.Data))
-					if !r.checkVars(s) {
-						return false, nil
-					}
+// wait handles a wait step: consume buffered events, or block.
+func (r *run) wait(th *Thread, s *dsl.WaitStep) error {
+	if s.Event != "" || len(s.Events) > 0 {
+		p := &Pending{Kind: WaitEvent, StepID: s.ID, Event: s.Event, All: s.All}
+		p.Events = append(p.Events, s.Events...)
+		if s.All && s.Result != "" {
+			r.setVar(th, s.Result, map[string]any{})
+		}
+		for i := 0; i < len(r.st.Buffered); {
+			b := r.st.Buffered[i]
+			if !p.waitsFor(b.Name) {
+				i++
+				continue
+			}
+			r.st.Buffered = append(r.st.Buffered[:i:i], r.st.Buffered[i+1:]...)
+			if r.receive(th, s, p, b.Name, b.Data) {
+				if r.checkVars(th, s) {
+					r.advance(th)
 				}
-				r.advance()
-				return false, nil
+				return nil
 			}
 		}
-		p := &Pending{Kind: WaitEvent, StepID: s.ID, Event: s.Event}
 		if s.Timeout != nil {
-			d, err := r.duration(s.Timeout)
+			d, err := r.duration(th, s.Timeout)
 			if err != nil {
-				r.failExpr(s, err)
-				return false, nil
+				r.raise(th, r.exprError(s, err))
+				return nil
 			}
 			due := r.now.Add(d)
-			p.TimerID = r.newTimer(due)
+			p.TimerID = r.newTimer(th, due)
 			p.Deadline = &due
 		}
-		r.st.Pending = p
-		return true, nil
+		th.Pending = p
+		return nil
 	}
 	var due time.Time
 	switch {
 	case s.Duration != nil:
-		d, err := r.duration(s.Duration)
+		d, err := r.duration(th, s.Duration)
 		if err != nil {
-			r.failExpr(s, err)
-			return false, nil
+			r.raise(th, r.exprError(s, err))
+			return nil
 		}
 		due = r.now.Add(d)
 	case s.Until != nil:
-		v, err := s.Until.Eval(r.env())
+		v, err := s.Until.Eval(r.env(th))
 		if err == nil {
 			due, err = dsl.ToTime(v)
 		}
 		if err != nil {
-			r.failExpr(s, err)
-			return false, nil
+			r.raise(th, r.exprError(s, err))
+			return nil
 		}
 	default:
-		return false, fmt.Errorf("step %s: wait has neither event nor timer", s.ID)
+		return fmt.Errorf("step %s: wait has neither event nor timer", s.ID)
 	}
 	if !due.After(r.now) {
-		r.advance()
-		return false, nil
+		r.advance(th)
+		return nil
 	}
 	due = due.UTC()
-	r.st.Pending = &Pending{Kind: WaitTimer, StepID: s.ID, TimerID: r.newTimer(due), Deadline: &due}
-	return true, nil
+	th.Pending = &Pending{Kind: WaitTimer, StepID: s.ID, Deadline: &due}
+	th.Pending.TimerID = r.newTimer(th, due)
+	return nil
 }
 
-func (r *run) duration(v *dsl.Value) (time.Duration, error) {
-	x, err := v.Eval(r.env())
+// receive gives an event to an event wait and reports whether the wait is
+// over: at once for `event` and `any`, with the last missing one for `all`.
+func (r *run) receive(th *Thread, s *dsl.WaitStep, p *Pending, name string, data json.RawMessage) bool {
+	switch {
+	case s.Event != "":
+		if s.Result != "" {
+			r.setVar(th, s.Result, decodeJSON(data))
+		}
+		return true
+	case !s.All:
+		if s.Result != "" {
+			r.setVar(th, s.Result, map[string]any{"event": name, "data": decodeJSON(data)})
+		}
+		return true
+	}
+	for i, e := range p.Events {
+		if e == name {
+			p.Events = append(p.Events[:i:i], p.Events[i+1:]...)
+			break
+		}
+	}
+	p.Got = append(p.Got, name)
+	if s.Result != "" {
+		got, _ := r.view(th)[s.Result].(map[string]any)
+		next := make(map[string]any, len(got)+1)
+		for k, v := range got {
+			next[k] = v
+		}
+		next[name] = decodeJSON(data)
+		r.setVar(th, s.Result, next)
+	}
+	return len(p.Events) == 0
+}
+
+func (r *run) duration(th *Thread, v *dsl.Value) (time.Duration, error) {
+	x, err := v.Eval(r.env(th))
 	if err != nil {
 		return 0, err
 	}
@@ -587,84 +846,523 @@ func (r *run) duration(v *dsl.Value) (time.Duration, error) {
 	return d, nil
 }
 
+// forEach starts the branches of a forEach over its items.
+func (r *run) forEach(th *Thread, s *dsl.ForEachStep) error {
+	v, err := s.Items.Eval(r.env(th))
+	if err != nil {
+		r.raise(th, r.exprError(s, err))
+		return nil
+	}
+	items, ok := v.([]any)
+	switch {
+	case !ok:
+		r.raise(th, ErrorInfo{Type: ErrTypeItems, Message: fmt.Sprintf("step %s: the items are %s, not a list", s.ID, typeOf(v))})
+		return nil
+	case len(items) > MaxItems:
+		r.raise(th, ErrorInfo{Type: ErrTypeItems, Message: fmt.Sprintf("step %s: %d items; a forEach goes over at most %d", s.ID, len(items), MaxItems)})
+		return nil
+	}
+	raws := make([]json.RawMessage, len(items))
+	for i, it := range items {
+		raws[i] = mustJSON(it)
+	}
+	limit := 1
+	if s.Parallel {
+		limit = s.MaxConcurrency
+		if limit <= 0 || limit > dsl.MaxConcurrency {
+			limit = dsl.MaxConcurrency
+		}
+	}
+	r.fork(th, s, len(items), limit, raws)
+	return nil
+}
+
+func typeOf(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "a boolean"
+	case float64:
+		return "a number"
+	case string:
+		return "a string"
+	case map[string]any:
+		return "an object"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+// fork starts up to limit of the n branches of a parallel or forEach step
+// and makes the thread wait for them all.
+func (r *run) fork(th *Thread, step dsl.Step, n, limit int, items []json.RawMessage) {
+	id := step.Base().ID
+	if n == 0 {
+		if res := resultOf(step); res != "" {
+			r.setVar(th, res, []any{})
+		}
+		r.advance(th)
+		return
+	}
+	j := Join{Thread: th.ID, StepID: id, Total: n, Results: make([]json.RawMessage, n)}
+	if limit < n {
+		j.Items = items // kept to start the later branches
+	}
+	r.st.Joins = append(r.st.Joins, j)
+	th.Pending = &Pending{Kind: WaitBranches, StepID: id, Branches: n}
+	for i := 0; i < min(n, limit); i++ {
+		var item json.RawMessage
+		if items != nil {
+			item = items[i]
+		}
+		r.startBranch(th, step, item)
+	}
+}
+
+func resultOf(step dsl.Step) string {
+	switch s := step.(type) {
+	case *dsl.ForEachStep:
+		return s.Result
+	case *dsl.ParallelStep:
+		return s.Result
+	}
+	return ""
+}
+
+// startBranch starts the next branch of the step th waits at.
+func (r *run) startBranch(parent *Thread, step dsl.Step, item json.RawMessage) {
+	j := r.join(parent.ID)
+	i := j.Started
+	j.Started++
+	prefix := ""
+	if parent != r.main {
+		prefix = parent.ID + "/"
+	}
+	t := &Thread{ID: prefix + string(step.Base().ID) + "/" + strconv.Itoa(i), Parent: parent.ID, Branch: i}
+	switch s := step.(type) {
+	case *dsl.ParallelStep:
+		t.Cursor = []Frame{{Block: s.Branches[i].Block}}
+	case *dsl.ForEachStep:
+		t.Cursor = []Frame{{Block: s.Block}}
+		t.Vars = map[string]json.RawMessage{s.As: item}
+	}
+	r.threads = append(r.threads, t)
+	r.enqueue(t)
+}
+
+// threadDone ends a thread whose steps have all run: the main path
+// completes the instance; a branch hands its variables to its join.
+func (r *run) threadDone(th *Thread) {
+	if th == r.main {
+		r.complete(nil, nil)
+		return
+	}
+	parent := r.thread(th.Parent)
+	j := r.join(th.Parent)
+	if parent == nil || j == nil {
+		r.failInstance(ErrorInfo{Type: ErrTypeInternalStep, Message: fmt.Sprintf("branch %s has no join", th.ID)})
+		return
+	}
+	step := r.def.ByID[j.StepID]
+	out := th.Vars
+	if fe, ok := step.(*dsl.ForEachStep); ok && out != nil {
+		out = cloneVars(out)
+		delete(out, fe.As)
+	}
+	if out == nil {
+		out = map[string]json.RawMessage{}
+	}
+	j.Results[th.Branch] = mustJSON(out)
+	r.removeThread(th)
+	parent.Pending.Done++
+	switch {
+	case j.Started < j.Total:
+		var item json.RawMessage
+		if j.Items != nil {
+			item = j.Items[j.Started]
+		}
+		r.startBranch(parent, step, item)
+	case parent.Pending.Done >= j.Total:
+		r.joined(parent, step)
+	}
+}
+
+// joined goes on after a parallel or forEach step whose branches have all
+// ended: its result is their variables, in order.
+func (r *run) joined(th *Thread, step dsl.Step) {
+	j := r.join(th.ID)
+	var b strings.Builder
+	b.WriteByte('[')
+	for i, res := range j.Results {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.Write(res)
+	}
+	b.WriteByte(']')
+	r.dropJoin(th.ID)
+	th.Pending = nil
+	if res := resultOf(step); res != "" {
+		r.setVar(th, res, decodeJSON(json.RawMessage(b.String())))
+		if !r.checkVars(th, step) {
+			r.enqueue(th)
+			return
+		}
+	}
+	r.advance(th)
+	r.enqueue(th)
+}
+
+// continueAsNew restarts the instance with a new input: no variables, the
+// cursor at the first step, the same id, buffered events and custom status.
+func (r *run) continueAsNew(th *Thread, s *dsl.ContinueAsNewStep) error {
+	var input any
+	if s.Input != nil {
+		v, err := s.Input.Eval(r.env(th))
+		if err != nil {
+			r.raise(th, r.exprError(s, err))
+			return nil
+		}
+		input = v
+	}
+	if th != r.main {
+		r.raise(th, ErrorInfo{Type: ErrTypeDefinition, Message: fmt.Sprintf("step %s: continueAsNew inside a branch", s.ID)})
+		return nil
+	}
+	raw := mustJSON(input)
+	if string(raw) == "null" {
+		raw = nil
+	}
+	r.stopAll()
+	r.st.Input = raw
+	r.haveInput = false
+	r.st.Generation++
+	r.main.Vars = nil
+	r.views = map[string]map[string]any{}
+	r.main.Cursor = []Frame{{Block: "", Index: 0}}
+	r.history(HistoryEvent{Type: "ContinuedAsNew", StepID: s.ID, Data: raw})
+	r.startTimeout()
+	return nil
+}
+
+// startTimeout starts the workflow's timeout timer, if it has one.
+func (r *run) startTimeout() {
+	if r.def.Timeout <= 0 {
+		return
+	}
+	due := r.now.Add(r.def.Timeout).UTC()
+	r.st.Seq++
+	id := fmt.Sprintf("w%d", r.st.Seq)
+	r.tr.Commands = append(r.tr.Commands, &StartTimer{ID: id, Due: due})
+	r.history(HistoryEvent{Type: "TimerCreated", Name: id, Data: mustJSON(due.Format(time.RFC3339Nano))})
+	r.st.Timeout = &Timer{ID: id, Due: due}
+}
+
+// raise handles an error of the step a thread's cursor points at: the
+// nearest onError or catch that takes it runs, in that thread; a branch
+// with none ends, with its siblings, and the error goes on at the parallel
+// or forEach step; the main path with none fails the instance.
+func (r *run) raise(th *Thread, info ErrorInfo) {
+	if info.StepID == "" {
+		info.StepID = r.currentStepID(th)
+	}
+	for {
+		r.cancelTimer(th)
+		th.Pending = nil
+		if r.handle(th, info) {
+			r.history(HistoryEvent{Type: "ErrorHandled", StepID: info.StepID, Data: mustJSON(info)})
+			r.enqueue(th)
+			return
+		}
+		if th == r.main {
+			r.failInstance(info)
+			return
+		}
+		parent := r.thread(th.Parent)
+		if parent == nil {
+			r.failInstance(info)
+			return
+		}
+		r.history(HistoryEvent{Type: "BranchFailed", StepID: info.StepID, Name: th.ID, Data: mustJSON(info)})
+		r.dropBranches(parent)
+		th = parent
+	}
+}
+
+// handle moves a thread's cursor into the handler that takes the error of
+// its current step: the step's own onError, else that of the nearest
+// enclosing step (a try's catch when it takes the error's type). Errors
+// raised inside a handler go past the step that owns it.
+func (r *run) handle(th *Thread, info ErrorInfo) bool {
+	top := len(th.Cursor) - 1
+	if top < 0 {
+		return false
+	}
+	if step, ok := r.stepAt(th.Cursor[top]); ok {
+		if b := step.Base(); b.OnError != nil {
+			r.advance(th)
+			r.enterHandler(th, b.OnErrorBlock, "error", info)
+			return true
+		}
+	}
+	for k := top; k >= 1; k-- {
+		block := th.Cursor[k].Block
+		owner := r.def.Owner[block]
+		if owner == nil {
+			continue
+		}
+		b := owner.Base()
+		if b.OnError != nil && block == b.OnErrorBlock {
+			continue
+		}
+		hblock, name := dsl.BlockID(""), ""
+		if t, ok := owner.(*dsl.TryStep); ok && block == t.Block && t.Catch.Handles(info.Type) {
+			hblock, name = t.Catch.Block, t.Catch.As
+		} else if b.OnError != nil {
+			hblock, name = b.OnErrorBlock, "error"
+		} else {
+			continue
+		}
+		for len(th.Cursor) > k {
+			r.popFrame(th)
+		}
+		f := &th.Cursor[k-1]
+		f.Index = indexOf(r.def.Blocks[f.Block], owner) + 1
+		f.Iter = 0
+		r.enterHandler(th, hblock, name, info)
+		return true
+	}
+	return false
+}
+
+func indexOf(block []dsl.Step, s dsl.Step) int {
+	for i, x := range block {
+		if x == s {
+			return i
+		}
+	}
+	return len(block)
+}
+
+// enterHandler pushes an onError or catch list with the error in variable
+// name, remembering the thread's own value of it to put back after.
+func (r *run) enterHandler(th *Thread, block dsl.BlockID, name string, info ErrorInfo) {
+	th.Cursor = append(th.Cursor, Frame{Block: block, Saved: th.Vars[name]})
+	e := map[string]any{"type": info.Type, "message": info.Message}
+	if info.StepID != "" {
+		e["step"] = string(info.StepID)
+	}
+	if info.Attempt > 0 {
+		e["attempt"] = float64(info.Attempt)
+	}
+	if info.Data != "" {
+		e["data"] = decodeJSON(json.RawMessage(info.Data))
+	}
+	r.setVar(th, name, e)
+}
+
+// popFrame leaves the top list of a thread's cursor; leaving an onError or
+// catch list puts back the variable that held the error.
+func (r *run) popFrame(th *Thread) {
+	f := th.Cursor[len(th.Cursor)-1]
+	th.Cursor = th.Cursor[:len(th.Cursor)-1]
+	owner := r.def.Owner[f.Block]
+	if owner == nil {
+		return
+	}
+	name := ""
+	if b := owner.Base(); b.OnError != nil && f.Block == b.OnErrorBlock {
+		name = "error"
+	} else if t, ok := owner.(*dsl.TryStep); ok && f.Block == t.Catch.Block {
+		name = t.Catch.As
+	}
+	if name == "" {
+		return
+	}
+	if f.Saved == nil {
+		r.delVar(th, name)
+	} else {
+		r.setVar(th, name, decodeJSON(f.Saved))
+	}
+}
+
+// dropBranches cancels every branch under a thread (what they wait for
+// included) and the join it waits at.
+func (r *run) dropBranches(parent *Thread) {
+	prefix := ""
+	if parent != r.main {
+		prefix = parent.ID + "/"
+	}
+	kept := r.threads[:0:0]
+	for _, t := range r.threads {
+		if t != r.main && strings.HasPrefix(t.ID, prefix) {
+			r.cancelTimer(t)
+			delete(r.views, t.ID)
+			r.dropJoin(t.ID)
+			continue
+		}
+		kept = append(kept, t)
+	}
+	r.threads = kept
+	r.dropJoin(parent.ID)
+	if parent.Pending != nil && parent.Pending.Kind == WaitBranches {
+		parent.Pending = nil
+	}
+}
+
+// stopAll cancels everything the instance waits for: every branch, every
+// timer, the workflow's timeout.
+func (r *run) stopAll() {
+	r.cancelTimer(r.main)
+	r.dropBranches(r.main)
+	r.main.Pending = nil
+	r.main.Cursor = nil
+	if t := r.st.Timeout; t != nil {
+		r.tr.Commands = append(r.tr.Commands, &CancelTimer{ID: t.ID, Due: t.Due})
+		r.st.Timeout = nil
+	}
+	r.st.Joins = nil
+}
+
+func (r *run) removeThread(th *Thread) {
+	for i, t := range r.threads {
+		if t == th {
+			r.threads = append(r.threads[:i:i], r.threads[i+1:]...)
+			break
+		}
+	}
+	delete(r.views, th.ID)
+}
+
+func (r *run) alive(th *Thread) bool {
+	if th == r.main {
+		return true
+	}
+	for _, t := range r.threads {
+		if t == th {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *run) thread(id string) *Thread {
+	for _, t := range r.threads {
+		if t.ID == id {
+			return t
+		}
+	}
+	return nil
+}
+
+// find returns the first thread whose wait matches.
+func (r *run) find(match func(*Pending) bool) *Thread {
+	for _, t := range r.threads {
+		if t.Pending != nil && match(t.Pending) {
+			return t
+		}
+	}
+	return nil
+}
+
+func (r *run) join(thread string) *Join {
+	for i := range r.st.Joins {
+		if r.st.Joins[i].Thread == thread {
+			return &r.st.Joins[i]
+		}
+	}
+	return nil
+}
+
+func (r *run) dropJoin(thread string) {
+	for i := range r.st.Joins {
+		if r.st.Joins[i].Thread == thread {
+			r.st.Joins = append(r.st.Joins[:i:i], r.st.Joins[i+1:]...)
+			return
+		}
+	}
+}
+
 // newTimer allocates a timer id and the command that starts it.
-func (r *run) newTimer(due time.Time) string {
+func (r *run) newTimer(th *Thread, due time.Time) string {
 	r.st.Seq++
 	id := fmt.Sprintf("w%d", r.st.Seq)
 	r.tr.Commands = append(r.tr.Commands, &StartTimer{ID: id, Due: due.UTC()})
-	r.history(HistoryEvent{Type: "TimerCreated", StepID: r.currentStepID(), Name: id, Data: mustJSON(due.UTC().Format(time.RFC3339Nano))})
+	r.history(HistoryEvent{Type: "TimerCreated", StepID: r.currentStepID(th), Name: id, Data: mustJSON(due.UTC().Format(time.RFC3339Nano))})
 	return id
 }
 
-func (r *run) cancelPendingTimer() {
-	if p := r.st.Pending; p != nil && p.TimerID != "" && p.Deadline != nil {
+// cancelTimer cancels the timer a thread waits on, if any.
+func (r *run) cancelTimer(th *Thread) {
+	if p := th.Pending; p != nil && p.TimerID != "" && p.Deadline != nil {
 		r.tr.Commands = append(r.tr.Commands, &CancelTimer{ID: p.TimerID, Due: *p.Deadline})
 		p.TimerID = ""
 	}
 }
 
-func (r *run) currentStepID() dsl.StepID {
-	if s, ok := r.current(); ok {
+func (r *run) currentStepID(th *Thread) dsl.StepID {
+	if s, ok := r.current(th); ok {
 		return s.Base().ID
 	}
 	return ""
 }
 
-// current returns the step the top frame points at.
-func (r *run) current() (dsl.Step, bool) {
-	if len(r.st.Cursor) == 0 {
+// current returns the step a thread's top frame points at.
+func (r *run) current(th *Thread) (dsl.Step, bool) {
+	if len(th.Cursor) == 0 {
 		return nil, false
 	}
-	top := r.st.Cursor[len(r.st.Cursor)-1]
-	block := r.def.Blocks[top.Block]
-	if top.Index < 0 || top.Index >= len(block) {
+	return r.stepAt(th.Cursor[len(th.Cursor)-1])
+}
+
+func (r *run) stepAt(f Frame) (dsl.Step, bool) {
+	block := r.def.Blocks[f.Block]
+	if f.Index < 0 || f.Index >= len(block) {
 		return nil, false
 	}
-	return block[top.Index], true
+	return block[f.Index], true
 }
 
-func (r *run) waitStep() (*dsl.WaitStep, bool) {
-	s, ok := r.current()
-	if !ok {
-		return nil, false
+func (r *run) waitStep(th *Thread) (*dsl.WaitStep, error) {
+	s, _ := r.current(th)
+	if w, ok := s.(*dsl.WaitStep); ok {
+		return w, nil
 	}
-	w, ok := s.(*dsl.WaitStep)
-	return w, ok
+	return nil, fmt.Errorf("thread %q: cursor does not point at the wait step %q", th.ID, th.Pending.StepID)
 }
 
-func (r *run) activityStep() (*dsl.ActivityStep, bool) {
-	s, ok := r.current()
-	if !ok {
-		return nil, false
+func (r *run) activityStep(th *Thread) (*dsl.ActivityStep, error) {
+	s, _ := r.current(th)
+	if a, ok := s.(*dsl.ActivityStep); ok {
+		return a, nil
 	}
-	a, ok := s.(*dsl.ActivityStep)
-	return a, ok
+	return nil, fmt.Errorf("thread %q: cursor does not point at the activity step %q", th.ID, th.Pending.StepID)
 }
 
-// advance moves the top frame past its current step.
-func (r *run) advance() {
-	if n := len(r.st.Cursor); n > 0 {
-		r.st.Cursor[n-1].Index++
+// advance moves a thread's top frame past its current step.
+func (r *run) advance(th *Thread) {
+	if n := len(th.Cursor); n > 0 {
+		th.Cursor[n-1].Index++
+		th.Cursor[n-1].Iter = 0
 	}
 }
 
-func (r *run) push(b dsl.BlockID) {
-	r.st.Cursor = append(r.st.Cursor, Frame{Block: b})
+func (r *run) push(th *Thread, b dsl.BlockID) {
+	th.Cursor = append(th.Cursor, Frame{Block: b})
 }
 
 func (r *run) complete(s *dsl.ReturnStep, out any) {
 	raw, err := json.Marshal(out)
 	if err != nil {
-		r.fail(s, ErrTypeExpression, fmt.Sprintf("output is not JSON: %v", err))
+		r.failInstance(ErrorInfo{Type: ErrTypeExpression, Message: fmt.Sprintf("output is not JSON: %v", err)})
 		return
 	}
 	if string(raw) == "null" {
 		raw = nil
 	}
+	r.stopAll()
 	r.st.Status = StatusCompleted
 	r.st.Output = raw
-	r.st.Cursor = nil
-	r.st.Pending = nil
 	h := HistoryEvent{Type: "ExecutionCompleted", Data: raw}
 	if s != nil {
 		h.StepID = s.ID
@@ -672,22 +1370,22 @@ func (r *run) complete(s *dsl.ReturnStep, out any) {
 	r.history(h)
 }
 
-// fail ends the instance as Failed; its output is the ErrorInfo.
-func (r *run) fail(step dsl.Step, typ, msg string) {
-	r.cancelPendingTimer()
-	info := ErrorInfo{Type: typ, Message: msg}
-	if step != nil {
-		info.StepID = step.Base().ID
+// failInstance ends the instance as Failed; its output is the ErrorInfo.
+func (r *run) failInstance(info ErrorInfo) {
+	if info.Attempt > 0 {
+		if a, ok := r.def.ByID[info.StepID].(*dsl.ActivityStep); ok {
+			info.Message = fmt.Sprintf("step %s: activity %s failed after %d attempt(s): %s", info.StepID, a.Activity, info.Attempt, info.Message)
+		}
 	}
+	info.Retryable = false
+	r.stopAll()
 	r.st.Status = StatusFailed
 	r.st.Output = mustJSON(info)
-	r.st.Cursor = nil
-	r.st.Pending = nil
 	r.history(HistoryEvent{Type: "ExecutionFailed", StepID: info.StepID, Data: r.st.Output})
 }
 
-func (r *run) failExpr(step dsl.Step, err error) {
-	r.fail(step, ErrTypeExpression, fmt.Sprintf("step %s: %v", step.Base().ID, err))
+func (r *run) exprError(step dsl.Step, err error) ErrorInfo {
+	return ErrorInfo{Type: ErrTypeExpression, Message: fmt.Sprintf("step %s: %v", step.Base().ID, err), StepID: step.Base().ID}
 }
 
 func (r *run) history(h HistoryEvent) {
@@ -697,44 +1395,74 @@ func (r *run) history(h HistoryEvent) {
 	r.tr.History = append(r.tr.History, h)
 }
 
-// env builds the expression environment; variables are decoded once per
-// transition.
-func (r *run) env() *dsl.Env {
-	if r.vars == nil {
-		r.vars = make(map[string]any, len(r.st.Vars))
-		for k, v := range r.st.Vars {
-			r.vars[k] = decodeJSON(v)
-		}
+// env builds the expression environment of a thread.
+func (r *run) env(th *Thread) *dsl.Env {
+	if !r.haveInput {
+		r.input, r.haveInput = decodeJSON(r.st.Input), true
 	}
 	return &dsl.Env{
-		Input:    decodeJSON(r.st.Input),
-		Vars:     r.vars,
+		Input:    r.input,
+		Vars:     r.view(th),
 		Instance: dsl.InstanceInfo{ID: string(r.st.ID), Name: r.st.Name, CreatedTime: r.st.CreatedTime},
 		Now:      r.now,
 	}
 }
 
-func (r *run) setVar(name string, v any) {
-	r.env()
-	r.vars[name] = v
+// view returns the variables a thread sees, decoded once per transition:
+// its own over its parents'. A parent waits while its branches run, so
+// what it sees cannot change under them.
+func (r *run) view(th *Thread) map[string]any {
+	if m, ok := r.views[th.ID]; ok {
+		return m
+	}
+	var m map[string]any
+	if th == r.main {
+		m = make(map[string]any, len(th.Vars))
+	} else {
+		var base map[string]any
+		if p := r.thread(th.Parent); p != nil {
+			base = r.view(p)
+		}
+		m = make(map[string]any, len(base)+len(th.Vars))
+		for k, v := range base {
+			m[k] = v
+		}
+	}
+	for k, v := range th.Vars {
+		m[k] = decodeJSON(v)
+	}
+	r.views[th.ID] = m
+	return m
+}
+
+func (r *run) setVar(th *Thread, name string, v any) {
+	r.view(th)[name] = v
 	raw, err := json.Marshal(v)
 	if err != nil {
 		raw = []byte("null")
 	}
-	if r.st.Vars == nil {
-		r.st.Vars = map[string]json.RawMessage{}
+	if th.Vars == nil {
+		th.Vars = map[string]json.RawMessage{}
 	}
-	r.st.Vars[name] = raw
+	th.Vars[name] = raw
 }
 
-// checkVars fails the instance when its variables outgrow MaxVarsBytes.
-func (r *run) checkVars(step dsl.Step) bool {
+func (r *run) delVar(th *Thread, name string) {
+	delete(th.Vars, name)
+	delete(r.views, th.ID) // it may now see a parent's value
+}
+
+// checkVars raises VariablesTooLarge when the variables of every thread
+// together outgrow MaxVarsBytes.
+func (r *run) checkVars(th *Thread, step dsl.Step) bool {
 	total := 0
-	for k, v := range r.st.Vars {
-		total += len(k) + len(v)
+	for _, t := range r.threads {
+		for k, v := range t.Vars {
+			total += len(k) + len(v)
+		}
 	}
 	if total > MaxVarsBytes {
-		r.fail(step, ErrTypeVariables, fmt.Sprintf("step %s: variables are %d bytes of JSON; the limit is %d", step.Base().ID, total, MaxVarsBytes))
+		r.raise(th, ErrorInfo{Type: ErrTypeVariables, Message: fmt.Sprintf("step %s: variables are %d bytes of JSON; the limit is %d", step.Base().ID, total, MaxVarsBytes), StepID: step.Base().ID})
 		return false
 	}
 	return true
@@ -754,7 +1482,7 @@ func decodeJSON(raw json.RawMessage) any {
 func mustJSON(v any) json.RawMessage {
 	raw, err := json.Marshal(v)
 	if err != nil {
-		panic(err) // only called with plain structs and strings
+		panic(err) // only called with plain structs, strings and decoded JSON
 	}
 	return raw
 }

@@ -343,7 +343,7 @@ func TestRetryThenOnError(t *testing.T) {
 	}
 	h.wantStatus(StatusCompleted)
 	h.wantJSON("output", h.st.Output, `"handled"`)
-	h.wantJSON("custom status", h.st.CustomStatus, `{"type":"Boom","message":"no luck","attempt":3}`)
+	h.wantJSON("custom status", h.st.CustomStatus, `{"type":"Boom","message":"no luck","attempt":3,"step":"call"}`)
 }
 
 func TestNonRetryableFailureFailsInstance(t *testing.T) {
@@ -479,4 +479,13 @@ steps:
   - setStatus: ${ repeat("<", 8190) }
 `, nil)
 	h.wantStatus(StatusCompleted)
+}
+
+func (h *harness) wantErrorType(typ string) {
+	h.t.Helper()
+	h.wantStatus(StatusFailed)
+	var info ErrorInfo
+	if err := json.Unmarshal(h.st.Output, &info); err != nil || info.Type != typ {
+		h.t.Fatalf("failed with %s, want type %s", h.st.Output, typ)
+	}
 }

@@ -61,6 +61,13 @@ func equalFold(a, b string) bool {
 type Frame struct {
 	Block dsl.BlockID `json:"b"`
 	Index int         `json:"i"`
+	// Iter counts the iterations of the while at Index (0 when the step
+	// there has not started looping).
+	Iter int `json:"n,omitempty"`
+	// Saved is, for an onError or catch list, the thread's own value of
+	// the error variable before the list set it (nil = it had none), put
+	// back when the list is left.
+	Saved json.RawMessage `json:"sv,omitempty"`
 }
 
 // WaitKind says what a blocked instance waits for.
@@ -71,6 +78,11 @@ const (
 	WaitEvent    WaitKind = "event"
 	WaitTimer    WaitKind = "timer"
 	WaitRetry    WaitKind = "retry" // the delay before an activity's next attempt
+	// WaitBranches: a parallel or forEach step waits for its branches.
+	WaitBranches WaitKind = "branches"
+	// WaitYield: a transition ran its share of steps; the thread goes on in
+	// the next one, on a timer due at once.
+	WaitYield WaitKind = "yield"
 )
 
 // Pending describes what a blocked instance waits for.
@@ -81,10 +93,67 @@ type Pending struct {
 	TaskID   string     `json:"task,omitempty"`     // the scheduled task (activity)
 	Attempt  int        `json:"attempt,omitempty"`  // 1-based attempt (activity/retry)
 	// FirstAttempt is when attempt 1 was scheduled, for RetryTimeout.
-	FirstAttempt time.Time  `json:"first,omitzero"`
-	Event        string     `json:"event,omitempty"` // event name (event)
-	TimerID      string     `json:"timer,omitempty"` // the timer that ends the wait, if any
-	Deadline     *time.Time `json:"until,omitempty"` // when TimerID fires
+	FirstAttempt time.Time `json:"first,omitzero"`
+	Event        string    `json:"event,omitempty"` // event name (event)
+	// Events are the events an `any` or `all` wait still waits for; Got
+	// those an `all` has received, in order of arrival.
+	Events   []string   `json:"events,omitempty"`
+	All      bool       `json:"all,omitempty"`
+	Got      []string   `json:"got,omitempty"`
+	TimerID  string     `json:"timer,omitempty"` // the timer that ends the wait, if any
+	Deadline *time.Time `json:"until,omitempty"` // when TimerID fires
+	// Branches and Done count the branches of a parallel or forEach step
+	// and those that have ended (branches).
+	Branches int `json:"branches,omitempty"`
+	Done     int `json:"done,omitempty"`
+}
+
+// waitsFor reports whether an event wait takes an event of this name.
+func (p *Pending) waitsFor(name string) bool {
+	if p.Kind != WaitEvent {
+		return false
+	}
+	if p.Event == name {
+		return true
+	}
+	for _, e := range p.Events {
+		if e == name {
+			return true
+		}
+	}
+	return false
+}
+
+// Thread is one branch of a parallel or forEach step: its own cursor, what
+// it waits for and the variables it set. The main path of the instance is
+// State.Cursor, State.Pending and State.Vars.
+type Thread struct {
+	// ID is the parent's id, "/" (unless the parent is the main path), the
+	// step's id, "/" and the branch number: "fan/3", "fan/3/inner/0".
+	ID      string                     `json:"id"`
+	Parent  string                     `json:"parent,omitempty"` // "" = the main path
+	Branch  int                        `json:"n"`                // its index among the step's branches
+	Cursor  []Frame                    `json:"c,omitempty"`
+	Pending *Pending                   `json:"p,omitempty"`
+	Vars    map[string]json.RawMessage `json:"v,omitempty"` // set in this branch; it sees its parents' too
+}
+
+// Join is a parallel or forEach step waiting for its branches.
+type Join struct {
+	Thread  string            `json:"th"` // the waiting thread ("" = the main path)
+	StepID  dsl.StepID        `json:"step"`
+	Items   []json.RawMessage `json:"items,omitempty"` // forEach: the items, evaluated once
+	Total   int               `json:"total"`
+	Started int               `json:"started"`
+	// Results holds, per branch, the object of the variables it set; nil
+	// until the branch ends.
+	Results []json.RawMessage `json:"res"`
+}
+
+// Timer is a durable timer the instance owns.
+type Timer struct {
+	ID  string    `json:"id"`
+	Due time.Time `json:"due"`
 }
 
 // ErrorInfo is a failure: of an activity, of an expression, of the instance.
@@ -96,6 +165,26 @@ type ErrorInfo struct {
 	// Retryable is set by whoever reports an activity failure; a false
 	// value stops retries.
 	Retryable bool `json:"retryable,omitempty"`
+	// Data is what a fail step attached to the error.
+	Data JSONText `json:"data,omitempty"`
+}
+
+// JSONText is a JSON value kept as its text in a string, so that the
+// structs holding it stay comparable; "" is absent.
+type JSONText string
+
+// MarshalJSON writes the text as is (null when absent).
+func (j JSONText) MarshalJSON() ([]byte, error) {
+	if j == "" {
+		return []byte("null"), nil
+	}
+	return []byte(j), nil
+}
+
+// UnmarshalJSON keeps the text.
+func (j *JSONText) UnmarshalJSON(b []byte) error {
+	*j = JSONText(b)
+	return nil
 }
 
 // BufferedEvent is an external event that arrived while no wait wanted it.
@@ -127,6 +216,15 @@ type State struct {
 	Held []Event `json:"held,omitempty"`
 	// Seq numbers tasks and timers so their ids are unique per instance.
 	Seq int64 `json:"seq"`
+	// Threads are the live branches of parallel and forEach steps, in the
+	// order they started; Joins the steps waiting for them.
+	Threads []Thread `json:"threads,omitempty"`
+	Joins   []Join   `json:"joins,omitempty"`
+	// Timeout is the workflow's own timeout timer, when it has one.
+	Timeout *Timer `json:"timeout,omitempty"`
+	// Generation counts the continueAsNew restarts; Input is the current
+	// run's.
+	Generation int `json:"gen,omitempty"`
 
 	CreatedTime     time.Time `json:"created"`
 	LastUpdatedTime time.Time `json:"updated"`

@@ -29,6 +29,13 @@ type runtime struct {
 	Buffered []interpreter.BufferedEvent `json:"b,omitempty"`
 	Held     []interpreter.Event         `json:"h,omitempty"`
 	Seq      int64                       `json:"s,omitempty"`
+	Threads  []interpreter.Thread        `json:"t,omitempty"`
+	Joins    []interpreter.Join          `json:"j,omitempty"`
+	Timeout  *interpreter.Timer          `json:"to,omitempty"`
+	Gen      int                         `json:"g,omitempty"`
+	// Input is the current run's input after a continueAsNew (Gen > 0);
+	// the hash's input field keeps the one the instance started with.
+	Input json.RawMessage `json:"in,omitempty"`
 }
 
 // histLine is one history line; a history stream entry (field h) holds
@@ -72,9 +79,14 @@ func stateFields(st *interpreter.State) (metaJSON, rtJSON []byte, err error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	rtJSON, err = json.Marshal(runtime{
+	rt := runtime{
 		Vars: st.Vars, Cursor: st.Cursor, Buffered: st.Buffered, Held: st.Held, Seq: st.Seq,
-	})
+		Threads: st.Threads, Joins: st.Joins, Timeout: st.Timeout, Gen: st.Generation,
+	}
+	if st.Generation > 0 {
+		rt.Input = st.Input
+	}
+	rtJSON, err = json.Marshal(rt)
 	return metaJSON, rtJSON, err
 }
 
@@ -142,6 +154,10 @@ func decodeState(id interpreter.InstanceID, vals []any) (*interpreter.State, err
 			return nil, fmt.Errorf("redisstore: instance %s: bad runtime: %w", id, err)
 		}
 		st.Vars, st.Cursor, st.Buffered, st.Held, st.Seq = rt.Vars, rt.Cursor, rt.Buffered, rt.Held, rt.Seq
+		st.Threads, st.Joins, st.Timeout, st.Generation = rt.Threads, rt.Joins, rt.Timeout, rt.Gen
+		if rt.Gen > 0 {
+			st.Input = rt.Input
+		}
 	}
 	return st, nil
 }

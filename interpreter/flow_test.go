@@ -1,0 +1,390 @@
+package interpreter
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// Tests of the flow steps: while, try/catch, onError on any step, typed
+// fail, the workflow's timeout, wait any/all, forEach, parallel and
+// continueAsNew. Each drives the pure step function with a fake clock.
+
+func TestWhileLoopsUntilItsCondition(t *testing.T) {
+	h := newHarness(t, `
+name: Count
+steps:
+  - set: {i: 0, seen: []}
+  - while:
+      condition: i < 3
+      max: 10
+      steps:
+        - activity: Tick
+          input: ${ i }
+          result: r
+        - set: {i: "${ i + 1 }", seen: "${ concat(seen, [r]) }"}
+  - return: ${ seen }
+`, nil)
+	for n := 0; n < 3; n++ {
+		if got := string(h.lastTask().Input); got != itoa(n) {
+			t.Fatalf("iteration %d: input %s", n, got)
+		}
+		h.complete(n * 10)
+	}
+	h.wantStatus(StatusCompleted)
+	h.wantJSON("output", h.st.Output, `[0,10,20]`)
+}
+
+func itoa(n int) string { return strings.TrimSpace(strings.Repeat(" ", 0) + string(rune('0'+n))) }
+
+func TestWhileMaxIsLoopLimitExceeded(t *testing.T) {
+	h := newHarness(t, `
+name: Spin
+steps:
+  - set: {i: 0}
+  - id: loop
+    while:
+      condition: "true"
+      max: 5
+      steps:
+        - set: {i: "${ i + 1 }"}
+`, nil)
+	h.wantStatus(StatusFailed)
+	h.wantErrorType(ErrTypeLoopLimit)
+	if !strings.Contains(string(h.st.Output), `"step":"loop"`) {
+		t.Fatalf("output %s", h.st.Output)
+	}
+}
+
+func TestWhileIfIsCheckedOnceAndConditionSeesTheBody(t *testing.T) {
+	h := newHarness(t, `
+name: IfOnce
+steps:
+  - set: {n: 0}
+  - if: n == 0
+    while:
+      condition: done != true
+      max: 100
+      steps:
+        - set: {n: "${ n + 1 }"}
+        - set: {done: "${ n >= 4 }"}
+  - return: ${ n }
+`, nil)
+	h.wantStatus(StatusCompleted)
+	h.wantJSON("output", h.st.Output, `4`)
+}
+
+func TestLongLoopYieldsBetweenTransitions(t *testing.T) {
+	h := newHarness(t, `
+name: Long
+steps:
+  - set: {i: 0}
+  - while:
+      condition: i < 25000
+      max: 100000
+      steps:
+        - set: {i: "${ i + 1 }"}
+  - return: ${ i }
+`, nil)
+	yields := 0
+	for h.st.Status == StatusRunning {
+		if p := h.st.Pending; p == nil || p.Kind != WaitYield {
+			t.Fatalf("pending %+v", p)
+		}
+		yields++
+		h.fireNext()
+	}
+	h.wantStatus(StatusCompleted)
+	h.wantJSON("output", h.st.Output, `25000`)
+	if yields < 4 || yields > 6 {
+		t.Fatalf("%d yields for 50000 steps, want about 5", yields)
+	}
+}
+
+func TestTryCatchesAndGoesOn(t *testing.T) {
+	h := newHarness(t, `
+name: Try
+steps:
+  - try:
+      steps:
+        - set: {a: 1}
+        - id: boom
+          fail: {error: OutOfStock, message: "no ${ input }", data: {sku: "${ input }"}}
+      catch:
+        as: e
+        steps:
+          - set: {caught: "${ e }"}
+  - return: {a: "${ a }", caught: "${ caught }"}
+`, "X1")
+	h.wantStatus(StatusCompleted)
+	h.wantJSON("output", h.st.Output, `{"a":1,"caught":{"type":"OutOfStock","message":"no X1","step":"boom","data":{"sku":"X1"}}}`)
+	if _, ok := h.st.Vars["e"]; ok {
+		t.Fatal("the catch's variable outlived the catch")
+	}
+}
+
+func TestCatchSelectsByTypeAndRethrows(t *testing.T) {
+	src := `
+name: Typed
+steps:
+  - try:
+      steps:
+        - try:
+            steps:
+              - fail: {error: "${ input }", message: inner}
+            catch:
+              errors: [A]
+              steps:
+                - set: {by: inner}
+      catch:
+        errors: [B, C]
+        steps:
+          - set: {by: outer}
+          - if: error.type == "C"
+            fail: {error: Rethrown, message: "${ error.message }"}
+  - return: ${ by }
+`
+	for in, want := range map[string]string{"A": `"inner"`, "B": `"outer"`} {
+		h := newHarness(t, src, in)
+		h.wantStatus(StatusCompleted)
+		h.wantJSON("output", h.st.Output, want)
+	}
+	h := newHarness(t, src, "C")
+	h.wantErrorType("Rethrown")
+	h = newHarness(t, src, "D")
+	h.wantErrorType("D")
+}
+
+func TestCatchRestoresAShadowedVariable(t *testing.T) {
+	h := newHarness(t, `
+name: Shadow
+steps:
+  - set: {e: outer}
+  - try:
+      steps:
+        - fail: {error: X}
+      catch:
+        as: e
+        steps:
+          - set: {inside: "${ e.type }"}
+  - return: ["${ e }", "${ inside }"]
+`, nil)
+	h.wantJSON("output", h.st.Output, `["outer","X"]`)
+}
+
+func TestOnErrorOnAnyStepKind(t *testing.T) {
+	h := newHarness(t, `
+name: OnError
+steps:
+  - id: pick
+    set: {x: "${ input.a.b }"}
+    onError:
+      - set: {x: fallback, why: "${ error.type }"}
+  - id: sw
+    switch:
+      - when: x == "fallback"
+        steps:
+          - wait: {event: Go, timeout: 5s}
+    onError:
+      - set: {timedOut: "${ error.type }"}
+  - return: ["${ x }", "${ why }", "${ timedOut }"]
+`, map[string]any{})
+	h.wantStatus(StatusRunning)
+	h.fireNext()
+	h.wantStatus(StatusCompleted)
+	h.wantJSON("output", h.st.Output, `["fallback","ExpressionError","TimeoutError"]`)
+	if _, ok := h.st.Vars["error"]; ok {
+		t.Fatal("error outlived its onError")
+	}
+}
+
+func TestErrorInCatchGoesPastTheTry(t *testing.T) {
+	h := newHarness(t, `
+name: Past
+steps:
+  - try:
+      steps:
+        - try:
+            steps:
+              - fail: {error: First}
+            catch:
+              steps:
+                - fail: {error: Second}
+          onError:
+            - set: {got: "${ error.type }"}
+      catch:
+        steps:
+          - set: {got: never}
+  - return: ${ got }
+`, nil)
+	h.wantJSON("output", h.st.Output, `"Second"`)
+}
+
+func TestActivityErrorCaughtAroundALoop(t *testing.T) {
+	h := newHarness(t, `
+name: LoopTry
+steps:
+  - set: {i: 0}
+  - try:
+      steps:
+        - while:
+            condition: i < 10
+            max: 10
+            steps:
+              - set: {i: "${ i + 1 }"}
+              - activity: Work
+      catch:
+        steps:
+          - return: {i: "${ i }", error: "${ error }"}
+`, nil)
+	h.complete(1)
+	h.send(Event{Kind: EvFailed, TaskID: h.lastTask().TaskID, Error: &ErrorInfo{Type: "Down", Message: "gone"}})
+	h.wantJSON("output", h.st.Output, `{"i":2,"error":{"type":"Down","message":"gone","step":"steps[1].steps[0].steps[1]","attempt":1}}`)
+}
+
+func TestTypedFailIsTheOutput(t *testing.T) {
+	h := newHarness(t, `
+name: Fails
+steps:
+  - id: stop
+    fail: {error: InvalidChoice, message: "choice ${ input }", data: {choice: "${ input }"}}
+`, 9)
+	h.wantStatus(StatusFailed)
+	h.wantJSON("output", h.st.Output, `{"type":"InvalidChoice","message":"choice 9","step":"stop","data":{"choice":9}}`)
+}
+
+func TestWorkflowTimeout(t *testing.T) {
+	src := `
+name: Slow
+timeout: 10s
+steps:
+  - try:
+      steps:
+        - wait: {event: Never}
+      catch:
+        steps:
+          - return: caught
+`
+	h := newHarness(t, src, nil)
+	if h.st.Timeout == nil || !h.st.Timeout.Due.Equal(t0.Add(10*time.Second)) {
+		t.Fatalf("timeout %+v", h.st.Timeout)
+	}
+	h.fireNext()
+	h.wantStatus(StatusFailed)
+	h.wantErrorType(ErrTypeTimeout)
+	if len(h.timers) != 0 {
+		t.Fatalf("timers left: %v", h.timers)
+	}
+
+	// Finishing in time cancels the timeout's timer.
+	h = newHarness(t, src, nil)
+	h.raise("Never", 1)
+	h.wantStatus(StatusCompleted)
+	if len(h.timers) != 0 || h.st.Timeout != nil {
+		t.Fatalf("timers left: %v %+v", h.timers, h.st.Timeout)
+	}
+}
+
+func TestWaitAnyTakesTheFirstAndSaysWhich(t *testing.T) {
+	src := `
+name: Any
+steps:
+  - wait:
+      any: [{event: Approved}, {event: Rejected}]
+      timeout: 1h
+      result: d
+  - return: ${ d }
+`
+	h := newHarness(t, src, nil)
+	if p := h.st.Pending; p == nil || p.Kind != WaitEvent || len(p.Events) != 2 || p.Deadline == nil {
+		t.Fatalf("pending %+v", p)
+	}
+	h.raise("Other", 1)
+	h.raise("Rejected", "too dear")
+	h.wantStatus(StatusCompleted)
+	h.wantJSON("output", h.st.Output, `{"event":"Rejected","data":"too dear"}`)
+	if len(h.timers) != 0 || len(h.st.Buffered) != 1 {
+		t.Fatalf("timers %v buffered %v", h.timers, h.st.Buffered)
+	}
+
+	// Buffered events: the earliest of the names wins, the rest stay.
+	h = newHarness(t, `
+name: AnyBuffered
+steps:
+  - wait: {duration: 1s}
+  - wait:
+      any: [{event: A}, {event: B}]
+      result: d
+  - return: ${ d }
+`, nil)
+	h.raise("B", 2)
+	h.raise("A", 1)
+	h.fireNext()
+	h.wantJSON("output", h.st.Output, `{"event":"B","data":2}`)
+	if len(h.st.Buffered) != 1 || h.st.Buffered[0].Name != "A" {
+		t.Fatalf("buffered %v", h.st.Buffered)
+	}
+}
+
+func TestWaitAnyTimesOut(t *testing.T) {
+	h := newHarness(t, `
+name: AnyTimeout
+steps:
+  - id: w
+    wait:
+      any: [{event: A}, {event: B}]
+      timeout: 1m
+`, nil)
+	h.fireNext()
+	h.wantErrorType(ErrTypeTimeout)
+	if !strings.Contains(string(h.st.Output), `none of the events \"A\", \"B\" arrived`) {
+		t.Fatalf("output %s", h.st.Output)
+	}
+}
+
+func TestWaitAllCollectsEveryEvent(t *testing.T) {
+	src := `
+name: All
+steps:
+  - wait:
+      all: [{event: Signed}, {event: Paid}]
+      timeout: 1h
+      result: got
+      onTimeout:
+        - return: {partial: "${ got }"}
+  - return: ${ got }
+`
+	h := newHarness(t, src, nil)
+	h.raise("Paid", 10)
+	h.wantStatus(StatusRunning)
+	if p := h.st.Pending; len(p.Events) != 1 || p.Events[0] != "Signed" || len(p.Got) != 1 || p.Got[0] != "Paid" {
+		t.Fatalf("pending %+v", p)
+	}
+	h.raise("Paid", 11) // a second Paid is not wanted any more: buffered
+	h.raise("Signed", "ada")
+	h.wantStatus(StatusCompleted)
+	h.wantJSON("output", h.st.Output, `{"Paid":10,"Signed":"ada"}`)
+	if len(h.st.Buffered) != 1 || len(h.timers) != 0 {
+		t.Fatalf("buffered %v timers %v", h.st.Buffered, h.timers)
+	}
+
+	h = newHarness(t, src, nil)
+	h.raise("Signed", true)
+	h.fireNext()
+	h.wantJSON("output", h.st.Output, `{"partial":{"Signed":true}}`)
+
+	// Both buffered before the wait: it goes straight on.
+	h = newHarness(t, `
+name: AllBuffered
+steps:
+  - wait: {duration: 1s}
+  - wait:
+      all: [{event: A}, {event: B}]
+      result: got
+  - return: ${ got }
+`, nil)
+	h.raise("B", 2)
+	h.raise("A", 1)
+	h.fireNext()
+	h.wantJSON("output", h.st.Output, `{"A":1,"B":2}`)
+}

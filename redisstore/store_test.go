@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairnhq/cairn/activity"
 	"github.com/cairnhq/cairn/internal/redistest"
 	"github.com/cairnhq/cairn/interpreter"
 	"github.com/cairnhq/cairn/redisstore"
@@ -657,3 +658,5 @@ func TestDurableRestart(t *testing.T) {
 		t.Fatal(errs[0])
 	}
 }
+
+var _ activity.TaskStore = (*redisstore.Store)(nil)

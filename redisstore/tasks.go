@@ -25,23 +25,20 @@ import (
 // got more than asked: any ReclaimTasks takes them at once.
 const releasedIdle = 30 * 24 * time.Hour
 
-// TaskRef addresses one delivered activity task. Its String form is an
-// opaque token for workers; ParseTaskRef reads it back.
-type TaskRef struct {
-	Partition int                    `json:"p"`
-	Queue     string                 `json:"q"`
-	EntryID   string                 `json:"e"` // the task stream entry
-	Instance  interpreter.InstanceID `json:"i"`
-	TaskID    string                 `json:"t"`
-}
+// TaskRef addresses one delivered activity task; TaskToken turns it into
+// an opaque token for external workers and ParseTaskRef reads it back.
+type TaskRef = interpreter.TaskRef
 
-// String is the opaque token form of r.
-func (r TaskRef) String() string {
+// Task is one activity task leased to a consumer.
+type Task = interpreter.Task
+
+// TaskToken is the opaque token form of r, handed to external workers.
+func TaskToken(r TaskRef) string {
 	b, _ := json.Marshal(r)
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// ParseTaskRef reads a TaskRef token; a malformed one is ErrNotFound.
+// ParseTaskRef reads a TaskToken; a malformed one is ErrNotFound.
 func ParseTaskRef(token string) (TaskRef, error) {
 	var r TaskRef
 	b, err := base64.RawURLEncoding.DecodeString(token)
@@ -52,12 +49,6 @@ func ParseTaskRef(token string) (TaskRef, error) {
 		return TaskRef{}, fmt.Errorf("malformed task token: %w", interpreter.ErrNotFound)
 	}
 	return r, nil
-}
-
-// Task is one activity task leased to a consumer.
-type Task struct {
-	Ref      TaskRef
-	Schedule interpreter.ScheduleTask
 }
 
 // ReadTasks leases up to limit (at least 1) new tasks of queue ("" =

@@ -1,0 +1,604 @@
+// Command bench measures cairn against a throwaway redis-server and
+// compares it with go-workflows v1.2.0 on the same server, then writes
+// docs/benchmarks.md and raw JSON. Run it from bench/: go run . (see -h).
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/cairnhq/cairn/httpapi"
+	"github.com/cairnhq/cairn/interpreter"
+	"github.com/cairnhq/cairn/redisstore"
+)
+
+type options struct {
+	out, resultsDir, workflows  string
+	redisServer, redisBenchmark string
+	httpTool                    string
+	reps                        int
+	quick                       bool
+	small, big, paced           int
+	rate                        float64
+	backgrounds                 []int
+	peerBackground              int
+	httpConns                   int
+	httpDur                     time.Duration
+	only                        map[string]bool
+	cpuprofile, memprofile      string
+	timeout                     time.Duration
+	engines                     []int
+}
+
+func main() {
+	if addr := os.Getenv(childEnv); addr != "" {
+		childMain(addr)
+		return
+	}
+	var o options
+	var only, bgs string
+	flag.StringVar(&o.out, "out", "../docs/benchmarks.md", "the Markdown report to write")
+	flag.StringVar(&o.resultsDir, "results", "results", "directory for the raw JSON and profiles")
+	flag.StringVar(&o.workflows, "workflows", "../workflows", "cairn's example workflows (reserve-ticket.yaml)")
+	flag.StringVar(&o.redisServer, "redis-server", "redis-server", "redis-server binary")
+	flag.StringVar(&o.redisBenchmark, "redis-benchmark", "redis-benchmark", "redis-benchmark binary")
+	flag.StringVar(&o.httpTool, "http-load", "auto", "GET status load generator: wrk, go, or auto (wrk when on PATH)")
+	flag.IntVar(&o.reps, "reps", 3, "repetitions of every run")
+	flag.BoolVar(&o.quick, "quick", false, "a quick run: 1 repetition, smaller runs, 10,000 background instances at most")
+	flag.IntVar(&o.small, "small", 1000, "instances in the small burst")
+	flag.IntVar(&o.big, "big", 10000, "instances in the large burst")
+	flag.IntVar(&o.paced, "paced", 1000, "instances in the paced run")
+	flag.Float64Var(&o.rate, "rate", 200, "starts per second in the paced run")
+	flag.StringVar(&bgs, "background", "10000,100000", "waiting instances loaded before the growth runs (0 is the plain run)")
+	flag.IntVar(&o.peerBackground, "peer-background", 10000, "the largest background the peer is measured with (loading it runs at the peer's speed)")
+	flag.IntVar(&o.httpConns, "http-conns", 64, "GET status connections")
+	flag.DurationVar(&o.httpDur, "http-duration", 5*time.Second, "GET status load per repetition")
+	flag.StringVar(&only, "only", "", "comma-separated sections to run: cairn, engines2, growth, memory, peer, http, ceiling, profile (default all)")
+	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the whole bench process")
+	flag.StringVar(&o.memprofile, "memprofile", "", "write an allocation profile of the whole bench process")
+	flag.DurationVar(&o.timeout, "timeout", 5*time.Minute, "longest wait for one run's instances")
+	flag.Parse()
+	if o.quick {
+		o.reps, o.big, o.paced = 1, 2000, 400
+		o.httpDur = 2 * time.Second
+		if bgs == "10000,100000" {
+			bgs = "10000"
+		}
+		o.peerBackground = min(o.peerBackground, 2000)
+	}
+	for _, f := range strings.Split(bgs, ",") {
+		if n, err := strconv.Atoi(strings.TrimSpace(f)); err == nil && n > 0 {
+			o.backgrounds = append(o.backgrounds, n)
+		}
+	}
+	o.only = map[string]bool{}
+	for _, s := range strings.Split(only, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			o.only[s] = true
+		}
+	}
+	o.engines = []int{1}
+	if o.want("engines2") {
+		o.engines = append(o.engines, 2)
+	}
+	if o.cpuprofile != "" {
+		f, err := os.Create(o.cpuprofile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	if err := run(ctx, o); err != nil {
+		log.Print(err)
+		pprof.StopCPUProfile()
+		os.Exit(1)
+	}
+	if o.memprofile != "" {
+		f, err := os.Create(o.memprofile)
+		if err == nil {
+			pprof.Lookup("allocs").WriteTo(f, 0)
+			f.Close()
+		}
+	}
+}
+
+func (o options) want(section string) bool { return len(o.only) == 0 || o.only[section] }
+
+// Result is every repetition of one run configuration.
+type Result struct {
+	System     string   `json:"system"` // cairn | go-workflows | go-workflows default
+	Engines    int      `json:"engines"`
+	Shape      string   `json:"shape"`
+	Mode       string   `json:"mode"`
+	Background int      `json:"background"`
+	History    string   `json:"history"` // cairn's history retention
+	Samples    []Sample `json:"samples"`
+	// PurgedMemBytes: memory per instance left once the finished
+	// instances were purged (the retention workaround), per repetition.
+	PurgedMemBytes []float64 `json:"purgedMemBytes,omitempty"`
+	// MemBreakdown: bytes per instance by key (MEMORY USAGE), one repetition.
+	MemBreakdown map[string]float64 `json:"memBreakdown,omitempty"`
+	Err          string             `json:"error,omitempty"`
+}
+
+// HTTPResult is the GET status load against one system.
+type HTTPResult struct {
+	System  string       `json:"system"`
+	Tool    string       `json:"tool"`
+	Conns   int          `json:"conns"`
+	Waiting int          `json:"waiting"`
+	Samples []HTTPSample `json:"samples"`
+	Err     string       `json:"error,omitempty"`
+}
+
+// Report is everything a run measured; the Markdown is made from it.
+type Report struct {
+	Started   time.Time `json:"started"`
+	Seconds   float64   `json:"seconds"`
+	Machine   Machine   `json:"machine"`
+	Options   string    `json:"options"`
+	Reps      int       `json:"reps"`
+	Results   []Result  `json:"results"`
+	HTTP      []HTTPResult
+	Ceiling   map[string][]float64 `json:"ceiling"`    // command → requests/s per repetition, no pipelining
+	Ceiling16 map[string][]float64 `json:"ceilingP16"` // the same, 16 commands per pipeline
+	Profile   *ProfileTop          `json:"profile,omitempty"`
+	Notes     []string             `json:"notes,omitempty"`
+}
+
+// Machine describes where the run happened.
+type Machine struct {
+	NProc    int    `json:"nproc"`
+	CPU      string `json:"cpu"`
+	MemMB    int    `json:"memMB"`
+	Kernel   string `json:"kernel"`
+	Go       string `json:"go"`
+	Redis    string `json:"redis"`
+	HTTPTool string `json:"httpTool"`
+}
+
+func run(ctx context.Context, o options) error {
+	start := time.Now()
+	defs, err := loadCairnDefs(o.workflows)
+	if err != nil {
+		return err
+	}
+	srv, err := startRedis(o.redisServer)
+	if err != nil {
+		return err
+	}
+	defer srv.stop()
+	h := newHarness(srv.addr)
+	defer h.c.Close()
+	if err := os.MkdirAll(o.resultsDir, 0o755); err != nil {
+		return err
+	}
+	rep := &Report{Started: start.UTC(), Machine: machine(ctx, h, o), Reps: o.reps,
+		Options: strings.Join(os.Args[1:], " "),
+		Ceiling: map[string][]float64{}, Ceiling16: map[string][]float64{}}
+	logf := func(format string, args ...any) {
+		fmt.Fprintf(os.Stderr, "[%6.1fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
+	}
+	save := func() {
+		b, _ := json.MarshalIndent(rep, "", "  ")
+		_ = os.WriteFile(filepath.Join(o.resultsDir, "latest.json"), b, 0o644)
+	}
+
+	// cairnRuns measures one configuration over o.reps repetitions, each
+	// in a fresh session (flushed Redis, new engines).
+	cairnRuns := func(cfg cairnConfig, r runSpec, hist string, purge bool) Result {
+		res := Result{System: "cairn", Engines: cfg.Engines, Shape: r.Shape, Mode: r.mode(), History: hist}
+		for k := 0; k < o.reps && ctx.Err() == nil; k++ {
+			s, err := startCairn(ctx, srv.addr, h, defs, cfg)
+			if err != nil {
+				res.Err = err.Error()
+				break
+			}
+			smp, err := measure(ctx, s, h, r, o.timeout)
+			if err == nil && purge {
+				res.MemBreakdown, err = memoryBreakdown(ctx, h, smp)
+			}
+			if err == nil && purge {
+				var left float64
+				left, err = purgeFinished(ctx, s, h, smp)
+				res.PurgedMemBytes = append(res.PurgedMemBytes, left)
+			}
+			s.stop()
+			if err != nil {
+				res.Err = err.Error()
+				logf("cairn %s %s engines=%d: %v", r.Shape, r.mode(), cfg.Engines, err)
+				break
+			}
+			res.Samples = append(res.Samples, smp)
+			logf("cairn %-22s %-12s engines=%d hist=%s: %7.0f/s p50 %.2f p99 %.2f ms, %.2f trips, %.1f cmds, %.0f B",
+				r.Shape, r.mode(), cfg.Engines, hist, smp.PerSec, smp.P50, smp.P99, smp.Trips, smp.Cmds, smp.MemBytes)
+		}
+		rep.Results = append(rep.Results, res)
+		save()
+		return res
+	}
+	peerRuns := func(cfg peerConfig, r runSpec, bg int) Result {
+		name := "go-workflows"
+		if !cfg.Tuned {
+			name = "go-workflows default"
+		}
+		res := Result{System: name, Engines: 1, Shape: r.Shape, Mode: r.mode(), Background: bg}
+		var s *peerSession
+		var err error
+		for k := 0; k < o.reps && ctx.Err() == nil; k++ {
+			if s == nil || bg == 0 {
+				if s, err = startPeer(ctx, srv.addr, h, cfg); err == nil && bg > 0 {
+					err = loadBackground(ctx, s, h, bg, o.timeout, logf)
+				}
+				if err != nil {
+					res.Err = err.Error()
+					break
+				}
+			}
+			smp, err := measure(ctx, s, h, r, o.timeout)
+			if bg == 0 {
+				s.stop()
+				s = nil
+			}
+			if err != nil {
+				res.Err = err.Error()
+				logf("%s %s %s: %v", name, r.Shape, r.mode(), err)
+				break
+			}
+			res.Samples = append(res.Samples, smp)
+			logf("%-13s %-22s %-12s bg=%d: %7.0f/s p50 %.2f p99 %.2f ms, %.2f trips, %.1f cmds, %.0f B",
+				name, r.Shape, r.mode(), bg, smp.PerSec, smp.P50, smp.P99, smp.Trips, smp.Cmds, smp.MemBytes)
+		}
+		if s != nil {
+			s.stop()
+		}
+		rep.Results = append(rep.Results, res)
+		save()
+		return res
+	}
+	burstSmall := func(shape string) runSpec { return runSpec{Shape: shape, N: o.small} }
+	burstBig := func(shape string) runSpec { return runSpec{Shape: shape, N: o.big, Mem: true} }
+	paced := func(shape string) runSpec {
+		return runSpec{Shape: shape, N: o.paced, Rate: o.rate, Mem: shape == shapeWait}
+	}
+	runners := 4
+
+	if o.want("cairn") || o.want("engines2") {
+		for _, eng := range o.engines {
+			if eng == 1 && !o.want("cairn") {
+				continue
+			}
+			cfg := cairnConfig{Engines: eng, Runners: runners}
+			for _, shape := range []string{shapeBooking, shapeOne, shapeTwenty} {
+				for _, r := range []runSpec{burstSmall(shape), burstBig(shape), paced(shape)} {
+					cairnRuns(cfg, r, "default", eng == 1 && shape == shapeBooking && r.N == o.big && r.Rate == 0)
+				}
+			}
+			cairnRuns(cfg, paced(shapeWait), "default", false)
+		}
+	}
+	if o.want("memory") {
+		cfg := cairnConfig{Engines: 1, Runners: runners, HistoryMax: redisstore.NoHistory}
+		cairnRuns(cfg, burstBig(shapeBooking), "none", false)
+		cairnRuns(cfg, paced(shapeWait), "none", false)
+	}
+	if o.want("growth") {
+		for _, bg := range o.backgrounds {
+			res := growthRuns(ctx, o, srv.addr, h, defs, bg, []runSpec{burstSmall(shapeBooking), burstBig(shapeBooking), paced(shapeBooking)}, logf)
+			rep.Results = append(rep.Results, res...)
+			save()
+		}
+	}
+	if o.want("peer") {
+		tuned := peerConfig{Tuned: true}
+		for _, shape := range []string{shapeBooking, shapeOne} {
+			for _, r := range []runSpec{burstSmall(shape), burstBig(shape), paced(shape)} {
+				peerRuns(tuned, r, 0)
+			}
+		}
+		peerRuns(tuned, paced(shapeWait), 0)
+		peerRuns(peerConfig{}, burstSmall(shapeBooking), 0)
+		if o.want("growth") {
+			for _, bg := range o.backgrounds {
+				if bg > o.peerBackground {
+					rep.Notes = append(rep.Notes, fmt.Sprintf("go-workflows was not measured with %s waiting instances (loading them at its speed would not fit the run; -peer-background=%d enables it).", count(bg), bg))
+					continue
+				}
+				peerRuns(tuned, burstSmall(shapeBooking), bg)
+				peerRuns(tuned, paced(shapeBooking), bg)
+			}
+		}
+	}
+	if o.want("http") {
+		tool := rep.Machine.HTTPTool
+		rep.HTTP = append(rep.HTTP, httpCairn(ctx, o, srv.addr, h, defs, tool, logf))
+		save()
+		if o.want("peer") || len(o.only) == 0 || o.only["http"] {
+			rep.HTTP = append(rep.HTTP, httpPeer(ctx, o, srv.addr, h, tool, logf))
+			save()
+		}
+	}
+	if o.want("ceiling") {
+		if err := ceiling(ctx, o, srv.addr, h, rep, logf); err != nil {
+			rep.Notes = append(rep.Notes, "redis-benchmark: "+err.Error())
+		}
+		save()
+	}
+	if o.want("profile") {
+		p, err := profileRun(ctx, o, srv.addr, h, defs, burstBig(shapeBooking), logf)
+		if err != nil {
+			rep.Notes = append(rep.Notes, "profile: "+err.Error())
+		}
+		rep.Profile = p
+		save()
+	}
+	rep.Seconds = time.Since(start).Seconds()
+	save()
+	stamp := filepath.Join(o.resultsDir, start.UTC().Format("20060102T150405Z")+".json")
+	b, _ := json.MarshalIndent(rep, "", "  ")
+	_ = os.WriteFile(stamp, b, 0o644)
+	md := renderMarkdown(rep)
+	if err := os.WriteFile(o.out, []byte(md), 0o644); err != nil {
+		return err
+	}
+	logf("wrote %s and %s", o.out, stamp)
+	return ctx.Err()
+}
+
+// purgeFinished purges the run's finished instances (PurgeMany, what
+// DELETE /instances?createdTimeFrom=… does) and returns the memory per
+// instance the run still holds afterwards.
+func purgeFinished(ctx context.Context, s *cairnSession, h *harness, smp Sample) (float64, error) {
+	before := h.settle(ctx)
+	purged, err := s.store.PurgeMany(ctx, smp.Started.Add(-time.Millisecond), time.Now().Add(time.Minute),
+		[]interpreter.RuntimeStatus{interpreter.StatusCompleted})
+	if err != nil {
+		return 0, err
+	}
+	if purged != smp.N {
+		return 0, fmt.Errorf("purged %d instances, want %d", purged, smp.N)
+	}
+	after := h.settle(ctx)
+	return smp.MemBytes - float64(before-after)/float64(smp.N), nil
+}
+
+// loadBackground starts n idle instances (ReserveTicket waiting for an
+// event with a 1 h timeout) as fast as the system takes them.
+func loadBackground(ctx context.Context, sys system, h *harness, n int, timeout time.Duration, logf func(string, ...any)) error {
+	t0 := time.Now()
+	t := newTracker(sys.newRunID("bg"), n, targetWaiting)
+	sys.track(t)
+	if err := runLoad(ctx, t, 0, 64, sys.starter(shapeIdle)); err != nil {
+		return err
+	}
+	if err := t.wait(ctx, timeout+time.Duration(n/100)*time.Second); err != nil {
+		return err
+	}
+	sys.track(nil)
+	logf("loaded %d waiting instances in %.1fs", n, time.Since(t0).Seconds())
+	return nil
+}
+
+// growthRuns measures cairn with bg waiting instances loaded once.
+func growthRuns(ctx context.Context, o options, addr string, h *harness, defs cairnDefs, bg int, runs []runSpec, logf func(string, ...any)) []Result {
+	cfg := cairnConfig{Engines: 1, Runners: 4}
+	var out []Result
+	s, err := startCairn(ctx, addr, h, defs, cfg)
+	if err == nil {
+		// Load with a second in-process engine taking large batches, so
+		// 100,000 instances load in seconds; it stops before measuring.
+		lctx, lcancel := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		for k := 0; k < 2; k++ {
+			runEngineAndRunners(lctx, &wg, s.store, s.cat, fmt.Sprintf("loader-%d", k), 4, 1024)
+		}
+		err = loadBackground(ctx, s, h, bg, o.timeout, logf)
+		lcancel()
+		wg.Wait()
+	}
+	for _, r := range runs {
+		res := Result{System: "cairn", Engines: 1, Shape: r.Shape, Mode: r.mode(), Background: bg, History: "default"}
+		for k := 0; k < o.reps && err == nil && ctx.Err() == nil; k++ {
+			var smp Sample
+			smp, err = measure(ctx, s, h, r, o.timeout)
+			if err != nil {
+				break
+			}
+			res.Samples = append(res.Samples, smp)
+			logf("cairn %-22s %-12s bg=%d: %7.0f/s p50 %.2f p99 %.2f ms, %.2f trips, %.1f cmds",
+				r.Shape, r.mode(), bg, smp.PerSec, smp.P50, smp.P99, smp.Trips, smp.Cmds)
+		}
+		if err != nil {
+			res.Err = err.Error()
+		}
+		out = append(out, res)
+	}
+	if s != nil {
+		s.stop()
+	}
+	return out
+}
+
+// httpCairn: GET status over HTTP (the Durable Functions API) on 1,000
+// waiting instances.
+func httpCairn(ctx context.Context, o options, addr string, h *harness, defs cairnDefs, tool string, logf func(string, ...any)) HTTPResult {
+	res := HTTPResult{System: "cairn", Tool: tool, Conns: o.httpConns, Waiting: 1000}
+	s, err := startCairn(ctx, addr, h, defs, cairnConfig{Engines: 1, Runners: 4})
+	if err != nil {
+		res.Err = err.Error()
+		return res
+	}
+	defer s.stop()
+	t := newTracker("http-", 1000, targetWaiting)
+	s.track(t)
+	if err := runLoad(ctx, t, 0, 32, s.starter(shapeIdle)); err == nil {
+		err = t.wait(ctx, o.timeout)
+	}
+	if err != nil {
+		res.Err = err.Error()
+		return res
+	}
+	paths := make([]string, 1000)
+	for i := range paths {
+		paths[i] = "/runtime/webhooks/durabletask/instances/" + t.id(i)
+	}
+	handler := httpapi.New(httpapi.Config{Backend: s.store, Catalog: s.cat, Logger: quietLogger()})
+	res.Samples, err = httpRuns(ctx, o, h, handler, paths, tool, func(c int) bool { return c == http.StatusAccepted }, "cairn", logf)
+	if err != nil {
+		res.Err = err.Error()
+	}
+	return res
+}
+
+func httpPeer(ctx context.Context, o options, addr string, h *harness, tool string, logf func(string, ...any)) HTTPResult {
+	res := HTTPResult{System: "go-workflows", Tool: tool, Conns: o.httpConns, Waiting: 1000}
+	s, err := startPeer(ctx, addr, h, peerConfig{Tuned: true})
+	if err != nil {
+		res.Err = err.Error()
+		return res
+	}
+	defer s.stop()
+	t := newTracker("http-", 1000, targetWaiting)
+	s.track(t)
+	if err := runLoad(ctx, t, 0, 32, s.starter(shapeIdle)); err == nil {
+		err = t.wait(ctx, o.timeout)
+	}
+	if err != nil {
+		res.Err = err.Error()
+		return res
+	}
+	res.Samples, err = httpRuns(ctx, o, h, s.statusHandler(), s.statusPaths(), tool, func(c int) bool { return c == http.StatusOK }, "go-workflows", logf)
+	if err != nil {
+		res.Err = err.Error()
+	}
+	return res
+}
+
+func httpRuns(ctx context.Context, o options, h *harness, handler http.Handler, paths []string, tool string, ok func(int) bool, name string, logf func(string, ...any)) ([]HTTPSample, error) {
+	base, stop, err := serve(handler)
+	if err != nil {
+		return nil, err
+	}
+	defer stop()
+	load := func(d time.Duration) (HTTPSample, error) {
+		if tool == "wrk" {
+			return wrkLoad(ctx, "wrk", base, paths, o.httpConns, d)
+		}
+		return goLoad(ctx, base, paths, o.httpConns, d, ok), nil
+	}
+	if _, err := load(time.Second); err != nil { // warm-up
+		return nil, err
+	}
+	var out []HTTPSample
+	for k := 0; k < o.reps && ctx.Err() == nil; k++ {
+		waitQuiet(ctx, quietCores, 30*time.Second)
+		st0, err := h.stats(ctx)
+		if err != nil {
+			return out, err
+		}
+		cpu0 := processCPU()
+		smp, err := load(o.httpDur)
+		if err != nil {
+			return out, err
+		}
+		st1, err := h.stats(ctx)
+		if err != nil {
+			return out, err
+		}
+		if smp.Requests > 0 {
+			smp.RedisUS = (st1.cpuSec - st0.cpuSec) * 1e6 / float64(smp.Requests)
+			smp.ServerUS = (processCPU() - cpu0) * 1e6 / float64(smp.Requests)
+		}
+		out = append(out, smp)
+		logf("GET status %-12s %s: %8.0f req/s p50 %.2f p99 %.2f ms errors %d", name, tool, smp.ReqPerSec, smp.P50, smp.P99, smp.Errors)
+	}
+	return out, nil
+}
+
+func ceiling(ctx context.Context, o options, addr string, h *harness, rep *Report, logf func(string, ...any)) error {
+	bin, err := exec.LookPath(o.redisBenchmark)
+	if err != nil {
+		return err
+	}
+	for k := 0; k < o.reps; k++ {
+		for _, pipe := range []int{1, 16} {
+			args, err := prepareCeiling(ctx, h.c)
+			if err != nil {
+				return err
+			}
+			n := 100000
+			if o.quick {
+				n = 30000
+			}
+			for _, cmd := range ceilingCommands {
+				waitQuiet(ctx, quietCores, 30*time.Second)
+				rps, err := redisBenchmark(ctx, bin, addr, n*pipe/max(1, pipe/4), pipe, args[cmd])
+				if err != nil {
+					return err
+				}
+				if pipe == 1 {
+					rep.Ceiling[cmd] = append(rep.Ceiling[cmd], rps)
+				} else {
+					rep.Ceiling16[cmd] = append(rep.Ceiling16[cmd], rps)
+				}
+				logf("redis-benchmark %-10s -P %-2d: %9.0f requests/s", cmd, pipe, rps)
+			}
+		}
+	}
+	return h.flush(ctx)
+}
+
+func machine(ctx context.Context, h *harness, o options) Machine {
+	m := Machine{NProc: runtime.NumCPU(), Go: runtime.Version()}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPU = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		var kb int
+		fmt.Sscanf(strings.TrimPrefix(strings.Split(string(b), "\n")[0], "MemTotal:"), "%d", &kb)
+		m.MemMB = kb / 1024
+	}
+	if out, err := exec.Command("uname", "-sr").Output(); err == nil {
+		m.Kernel = strings.TrimSpace(string(out))
+	}
+	if info, err := h.c.Info(ctx, "server").Result(); err == nil {
+		for _, line := range strings.Split(info, "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "redis_version:"); ok {
+				m.Redis = v
+			}
+		}
+	}
+	switch o.httpTool {
+	case "wrk", "go":
+		m.HTTPTool = o.httpTool
+	default:
+		m.HTTPTool = "go"
+		if _, err := exec.LookPath("wrk"); err == nil {
+			m.HTTPTool = "wrk"
+		}
+	}
+	return m
+}

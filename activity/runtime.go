@@ -33,8 +33,9 @@ type TaskStore interface {
 	// completed or failed is interpreter.ErrDuplicate and writes nothing.
 	CompleteTask(ctx context.Context, ref interpreter.TaskRef, result json.RawMessage, now time.Time) error
 	FailTask(ctx context.Context, ref interpreter.TaskRef, info interpreter.ErrorInfo, now time.Time) error
-	// ExtendTask renews consumer's lease (a heartbeat);
-	// interpreter.ErrNotFound when consumer no longer holds the task.
+	// ExtendTask renews consumer's lease (a heartbeat). When consumer no
+	// longer holds the task it returns interpreter.ErrNotFound (or
+	// interpreter.ErrConflict when another consumer holds it now).
 	ExtendTask(ctx context.Context, consumer string, ref interpreter.TaskRef) error
 }
 
@@ -441,7 +442,7 @@ func (r *Runtime) heartbeatLoop(ctx context.Context) {
 			cancel()
 			switch {
 			case err == nil:
-			case errors.Is(err, interpreter.ErrNotFound):
+			case errors.Is(err, interpreter.ErrNotFound), errors.Is(err, interpreter.ErrConflict):
 				// Finished meanwhile (then this is moot) or taken over by
 				// another runtime after a missed heartbeat.
 				run.cancel(errLeaseLost)

@@ -19,42 +19,7 @@ import (
 	"github.com/cairnhq/cairn/redisstore"
 )
 
-// taskStore adapts redisstore's task methods to activity.TaskStore. The
-// conversions are no-ops once redisstore's Task and TaskRef are
-// interpreter's.
-type taskStore struct{ s *redisstore.Store }
-
-func tasksOf(ts []redisstore.Task) []interpreter.Task {
-	out := make([]interpreter.Task, len(ts))
-	for i, t := range ts {
-		out[i] = interpreter.Task{Ref: interpreter.TaskRef(t.Ref), Schedule: t.Schedule}
-	}
-	return out
-}
-
-func (a taskStore) ReadTasks(ctx context.Context, consumer, queue string, max int, block time.Duration) ([]interpreter.Task, error) {
-	ts, err := a.s.ReadTasks(ctx, consumer, queue, max, block)
-	return tasksOf(ts), err
-}
-
-func (a taskStore) ReclaimTasks(ctx context.Context, consumer, queue string, minIdle time.Duration, max int) ([]interpreter.Task, error) {
-	ts, err := a.s.ReclaimTasks(ctx, consumer, queue, minIdle, max)
-	return tasksOf(ts), err
-}
-
-func (a taskStore) CompleteTask(ctx context.Context, ref interpreter.TaskRef, result json.RawMessage, now time.Time) error {
-	return a.s.CompleteTask(ctx, redisstore.TaskRef(ref), result, now)
-}
-
-func (a taskStore) FailTask(ctx context.Context, ref interpreter.TaskRef, info interpreter.ErrorInfo, now time.Time) error {
-	return a.s.FailTask(ctx, redisstore.TaskRef(ref), info, now)
-}
-
-func (a taskStore) ExtendTask(ctx context.Context, consumer string, ref interpreter.TaskRef) error {
-	return a.s.ExtendTask(ctx, consumer, redisstore.TaskRef(ref))
-}
-
-var _ activity.TaskStore = taskStore{}
+var _ activity.TaskStore = (*redisstore.Store)(nil)
 
 // env is one redis-server with a store, an engine and a registry whose
 // handlers route tasks to the local queue.
@@ -85,7 +50,7 @@ func newEnv(t *testing.T) *env {
 	if err := store.Init(ctx); err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, ctx: ctx, store: store, ts: taskStore{store}, cat: interpreter.NewCatalog(store),
+	e := &env{t: t, ctx: ctx, store: store, ts: store, cat: interpreter.NewCatalog(store),
 		reg: activity.NewRegistry(), defs: map[string]*dsl.Workflow{}}
 	eng := interpreter.NewEngine(store, e.cat, interpreter.EngineOptions{
 		Consumer:    "engine",

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"unicode/utf8"
 
 	"github.com/cairnhq/cairn/activity"
 )
@@ -11,8 +12,8 @@ import (
 func ExampleRegistry() {
 	reg := activity.NewRegistry()
 	// A typed handler: the input JSON is decoded into the argument.
-	reg.Register("CalculateDiscount", activity.Func(func(ctx context.Context, city string) (int, error) {
-		return 10 + len(city)%3*5, nil
+	reg.Register("CalculateDiscount", activity.Func(func(ctx context.Context, user string) (int, error) {
+		return 10 + utf8.RuneCountInString(user)%3*5, nil
 	}))
 	// An untyped one sees the whole task.
 	reg.Register("Charge", func(ctx context.Context, t activity.Task) (any, error) {

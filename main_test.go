@@ -445,6 +445,28 @@ func TestServeWithPrivateRedis(t *testing.T) {
 		t.Fatalf("cairn list: %s", r)
 	}
 
+	// The walk-through: the status offers the discount, a confirmed
+	// booking completes.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		r = cairn(t, env, "status", started.ID)
+		if strings.Contains(r.stdout, `"discount": 20`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no discount in the custom status: %s\nserver:\n%s", r, s.stderr)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if r = cairn(t, env, "raise", started.ID, "BookingConfirmed", "true"); r.code != 0 {
+		t.Fatalf("cairn raise: %s", r)
+	}
+	r = cairn(t, env, "wait", started.ID, "--timeout", "30s")
+	if r.code != 0 || !strings.Contains(r.stdout, `"Completed"`) || !strings.Contains(r.stdout, `"output": true`) ||
+		!strings.Contains(r.stdout, "Thank you for confirming your booking.") {
+		t.Fatalf("cairn wait: %s\nserver:\n%s", r, s.stderr)
+	}
+
 	// A terminated instance makes wait exit 1.
 	r = cairn(t, env, "start", "ReserveTicket", "--id", "to-terminate", "--input", `"user2"`)
 	if r.code != 0 {
@@ -476,9 +498,11 @@ func TestServeWithPrivateRedis(t *testing.T) {
 
 	// The data survives a restart (append-only file in .cairn/redis).
 	s = startServe(t, dir, nil)
-	r = cairn(t, []string{"CAIRN_SERVER=" + s.url}, "status", "to-terminate")
-	if r.code != 0 || !strings.Contains(r.stdout, `"Terminated"`) {
-		t.Fatalf("status after restart: %s", r)
+	for id, want := range map[string]string{started.ID: `"Completed"`, "to-terminate": `"Terminated"`} {
+		r = cairn(t, []string{"CAIRN_SERVER=" + s.url}, "status", id)
+		if r.code != 0 || !strings.Contains(r.stdout, want) {
+			t.Fatalf("status of %s after restart: %s", id, r)
+		}
 	}
 	s.stop(t)
 }

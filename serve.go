@@ -20,6 +20,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/cairnhq/cairn/activity"
 	"github.com/cairnhq/cairn/dsl"
 	"github.com/cairnhq/cairn/httpapi"
 	"github.com/cairnhq/cairn/interpreter"
@@ -154,7 +155,7 @@ func runServe(ctx context.Context, stop func(), cfg serveConfig, log *slog.Logge
 	}
 
 	// failed receives the first component failure.
-	failed := make(chan error, 3)
+	failed := make(chan error, 4)
 
 	redisURL, redisNote := cfg.redisURL, ""
 	if redisURL == "" {
@@ -205,18 +206,32 @@ func runServe(ctx context.Context, stop func(), cfg serveConfig, log *slog.Logge
 		log.Info("workflow deployed", "name", d.def.Name, "hash", shortHash(d.def.Hash), "file", d.file, "new", created)
 	}
 
-	// The engine gets its own context: it stops after HTTP, and finishes
-	// the transitions in flight before Run returns.
+	// The engine and the activity runtime get their own context: they stop
+	// after HTTP, and finish the transitions (and, within a grace period,
+	// the activities) in flight before Run returns.
 	engineCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopEngine()
 	var engineDone sync.WaitGroup
 	if cfg.engine() {
-		eng := interpreter.NewEngine(store, cat, interpreter.EngineOptions{Logger: log})
-		engineDone.Add(1)
+		// Go handlers registered here run in-process; the workflows' expr
+		// and http bindings need none. Other activities wait for workers.
+		reg := activity.NewRegistry()
+		eng := interpreter.NewEngine(store, cat, interpreter.EngineOptions{
+			Interpreter: interpreter.New(interpreter.Options{LocalActivity: reg.Has}),
+			Logger:      log,
+		})
+		rt := activity.NewRuntime(store, cat, reg, activity.Options{Consumer: eng.Consumer(), Logger: log})
+		engineDone.Add(2)
 		go func() {
 			defer engineDone.Done()
 			if err := eng.Run(engineCtx); err != nil {
 				failed <- fmt.Errorf("engine: %w", err)
+			}
+		}()
+		go func() {
+			defer engineDone.Done()
+			if err := rt.Run(engineCtx); err != nil {
+				failed <- fmt.Errorf("activity runtime: %w", err)
 			}
 		}()
 		log.Info("engine running", "consumer", eng.Consumer(), "partitions", cfg.partitions)

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -49,7 +50,13 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	e := &env{t: t, redis: redistest.Start(t)}
+	return newEnvWith(t, redistest.StartOpts{}, nil)
+}
+
+// newEnvWith is newEnv with redis-server options and a Config edit.
+func newEnvWith(t *testing.T, opts redistest.StartOpts, edit func(*httpapi.Config)) *env {
+	t.Helper()
+	e := &env{t: t, redis: redistest.StartWith(t, opts)}
 	e.rdb = redis.NewClient(&redis.Options{Addr: e.redis.Addr()})
 	t.Cleanup(func() { _ = e.rdb.Close() })
 	e.store = redisstore.New(e.rdb, redisstore.Options{Partitions: 4})
@@ -57,7 +64,11 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	e.cat = interpreter.NewCatalog(e.store)
-	e.api = httptest.NewServer(httpapi.New(httpapi.Config{Backend: e.store, Catalog: e.cat}))
+	cfg := httpapi.Config{Backend: e.store, Catalog: e.cat}
+	if edit != nil {
+		edit(&cfg)
+	}
+	e.api = httptest.NewServer(httpapi.New(cfg))
 	t.Cleanup(e.api.Close)
 	return e
 }
@@ -711,4 +722,118 @@ func startActivities(ctx context.Context, wg *sync.WaitGroup, e *env) {
 			}
 		}
 	}()
+}
+
+// TestStoreDown stops Redis under a running API: every route that needs the
+// store answers 503 with a JSON error at once (no hang, no 500), /healthz
+// stays 200, and the API recovers by itself when Redis is back. A paused
+// Redis (CLIENT PAUSE: it accepts connections but answers nothing) gets 503
+// "timeout" after StoreTimeout.
+func TestStoreDown(t *testing.T) {
+	e := newEnvWith(t, redistest.StartOpts{AOF: true}, func(c *httpapi.Config) { c.StoreTimeout = 300 * time.Millisecond })
+	e.expect(e.deploy("ReserveTicket", readWorkflow(t, "reserve-ticket.yaml")), 201, "deploy")
+	e.expect(e.do("POST", df+"/orchestrators/ReserveTicket/down-1", "application/json", []byte(`"u"`)), 202, "start")
+
+	routes := []struct{ method, path, ctype, body string }{
+		{"POST", df + "/orchestrators/ReserveTicket/down-2", "application/json", `"u"`},
+		{"POST", df + "/orchestrators/ReserveTicket/down-3?timeout=5", "application/json", `"u"`},
+		{"GET", df + "/instances/down-1?showHistory=true", "", ""},
+		{"GET", df + "/instances", "", ""},
+		{"POST", df + "/instances/down-1/raiseEvent/BookingConfirmed", "application/json", "true"},
+		{"POST", df + "/instances/down-1/terminate", "", ""},
+		{"POST", df + "/instances/down-1/suspend", "", ""},
+		{"POST", df + "/instances/down-1/restart", "", ""},
+		{"DELETE", df + "/instances/down-1", "", ""},
+		{"DELETE", df + "/instances?createdTimeFrom=2020-01-01T00:00:00Z", "", ""},
+		{"GET", "/v1/workflows", "", ""},
+		{"GET", "/v1/workflows/ReserveTicket", "", ""},
+		{"PUT", "/v1/workflows/ReserveTicket", "application/yaml", readWorkflow(t, "reserve-ticket.yaml")},
+		{"GET", "/v1/instances/down-1/events", "", ""},
+	}
+	// A stopped Redis refuses connections: the store client retries its
+	// dials for a while, so the answer is "unavailable" when it gives up
+	// within StoreTimeout and "timeout" when it does not.
+	check := func(phase string, want ...string) {
+		t.Helper()
+		// All at once: each waits for the store client to give up.
+		answers := make([]resp, len(routes))
+		var wg sync.WaitGroup
+		for i, r := range routes {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				req, _ := http.NewRequest(r.method, e.api.URL+r.path, strings.NewReader(r.body))
+				if r.ctype != "" {
+					req.Header.Set("Content-Type", r.ctype)
+				}
+				res, err := http.DefaultClient.Do(req)
+				if err != nil {
+					answers[i] = resp{body: []byte(err.Error())}
+					return
+				}
+				defer res.Body.Close()
+				b, _ := io.ReadAll(res.Body)
+				answers[i] = resp{res.StatusCode, res.Header, b}
+			}()
+		}
+		wg.Wait()
+		for i, r := range routes {
+			got := answers[i]
+			var m map[string]any
+			_ = json.Unmarshal(got.body, &m)
+			if got.code != 503 || !slices.Contains(want, fmt.Sprint(m["error"])) || m["message"] == "" || got.header.Get("Retry-After") == "" {
+				t.Errorf("%s: %s %s: %d %s, want 503 %q", phase, r.method, r.path, got.code, got.body, want)
+			}
+			if strings.Contains(string(got.body), e.redis.Addr()) {
+				t.Errorf("%s: the error names the Redis address: %s", phase, got.body)
+			}
+		}
+		if r := e.do("GET", "/readyz", "", nil); r.code != 503 || r.json(t)["error"] != "not-ready" {
+			t.Errorf("%s: readyz %d %s", phase, r.code, r.body)
+		}
+		e.expect(e.do("GET", "/healthz", "", nil), 200, phase+": healthz")
+	}
+
+	e.redis.Stop()
+	check("redis stopped", "unavailable", "timeout")
+	e.redis.Restart(t)
+	// No reconnect call: the next requests find Redis again by themselves.
+	deadline := time.Now().Add(waitLimit)
+	for {
+		r := e.do("GET", df+"/instances/down-1", "", nil)
+		if r.code == 202 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the API did not recover after Redis came back: %d %s", r.code, r.body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	e.expect(e.do("GET", "/readyz", "", nil), 200, "readyz after restart")
+
+	// A Redis that takes connections but answers nothing.
+	pauser := redis.NewClient(&redis.Options{Addr: e.redis.Addr()})
+	defer pauser.Close()
+	if err := pauser.Do(context.Background(), "CLIENT", "PAUSE", "1500", "ALL").Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range routes[:3] {
+		got := e.do(r.method, r.path, r.ctype, []byte(r.body))
+		if got.code != 503 || got.json(t)["error"] != "timeout" {
+			t.Errorf("paused: %s %s: %d %s, want 503 timeout", r.method, r.path, got.code, got.body)
+		}
+	}
+	e.expect(e.do("GET", "/healthz", "", nil), 200, "healthz while paused")
+	// The pause ends by itself.
+	deadline = time.Now().Add(waitLimit)
+	for {
+		r := e.do("GET", df+"/instances/down-1", "", nil)
+		if r.code == 202 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the API did not recover after the pause: %d %s", r.code, r.body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

@@ -45,10 +45,13 @@ func statusOf(err error) (int, string) {
 		ae  *apiError
 		mbe *http.MaxBytesError
 		iss dsl.Issues
+		ue  *errUnavailable
 	)
 	switch {
 	case errors.As(err, &ae):
 		return ae.Status, ae.Code
+	case errors.As(err, &ue), unreachable(err):
+		return http.StatusServiceUnavailable, "unavailable"
 	case errors.As(err, &mbe):
 		return http.StatusRequestEntityTooLarge, "payload-too-large"
 	case errors.As(err, &iss):
@@ -82,7 +85,16 @@ func (s *server) fail(c *gin.Context, err error) {
 		body.Message = fmt.Sprintf("the workflow has %d problem(s)", len(iss))
 		body.Issues = iss
 	}
-	if status >= 500 && code != "not-ready" {
+	switch {
+	case status == http.StatusServiceUnavailable:
+		// The store is out of reach or slow: say so without its address,
+		// and when to try again.
+		s.log.Warn("store unavailable", "method", c.Request.Method, "path", c.Request.URL.Path, "code", code, "err", err)
+		if code != "not-ready" {
+			body.Message = unavailableMessage(code)
+		}
+		c.Header("Retry-After", "1")
+	case status >= 500:
 		s.log.Error("request failed", "method", c.Request.Method, "path", c.Request.URL.Path, "status", status, "err", err)
 		if code == "internal" {
 			body.Message = "internal error"
@@ -90,6 +102,13 @@ func (s *server) fail(c *gin.Context, err error) {
 	}
 	c.Abort()
 	writeJSON(c, status, body)
+}
+
+func unavailableMessage(code string) string {
+	if code == "timeout" {
+		return "the store did not answer in time; retry later"
+	}
+	return "the store cannot be reached; retry later"
 }
 
 // recovery turns a panic in a handler into a logged JSON 500.
@@ -124,10 +143,16 @@ func hashKeys(keys []string) [][32]byte {
 	return out
 }
 
+// openPath is the one path served without a key: liveness probes must
+// work without credentials, and it tells nothing about the store.
+const openPath = "/healthz"
+
 // auth accepts a key from Authorization: Bearer, x-functions-key or ?code=.
-// With no key configured every request passes.
+// It guards every path but /healthz, unknown ones included (so routes
+// cannot be probed without a key). With no key configured every request
+// passes.
 func (s *server) auth(c *gin.Context) {
-	if len(s.keys) == 0 {
+	if len(s.keys) == 0 || c.Request.URL.Path == openPath {
 		return
 	}
 	key := ""

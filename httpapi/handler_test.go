@@ -14,12 +14,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -401,8 +403,16 @@ func TestAuth(t *testing.T) {
 		{"v1 none", "/v1/workflows", nil, 401},
 		{"v1 bearer", "/v1/workflows", []string{"Authorization", "bearer k1"}, 200},
 		{"healthz is open", "/healthz", nil, 200},
-		{"readyz is open", "/readyz", nil, 200},
-		{"openapi is open", "/v1/openapi.json", nil, 200},
+		{"healthz/ is open", "/healthz/", nil, 200},
+		{"readyz none", "/readyz", nil, 401},
+		{"readyz key", "/readyz", []string{"x-functions-key", "k1"}, 200},
+		{"openapi none", "/v1/openapi.json", nil, 401},
+		{"openapi key", "/v1/openapi.json?code=second-key", nil, 200},
+		{"unknown route none", "/nowhere", nil, 401},
+		{"unknown route key", "/nowhere", []string{"x-functions-key", "k1"}, 404},
+		{"healthz lookalike", "/healthzz", nil, 401},
+		{"empty bearer", df + "/instances/a1", []string{"Authorization", "Bearer "}, 401},
+		{"key prefix", df + "/instances/a1?code=k", nil, 401},
 	} {
 		r := h.do("GET", c.path, nil, c.headers...)
 		if r.code != c.want {
@@ -519,6 +529,9 @@ func TestStatusOf(t *testing.T) {
 		{fmt.Errorf("deploy: %w", dsl.Issues{{Message: "bad"}}), 422},
 		{badRequest("x", "y"), 400},
 		{context.DeadlineExceeded, 503},
+		{fmt.Errorf("redisstore: x: %w", &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}), 503},
+		{fmt.Errorf("redisstore: x: %w", io.EOF), 503},
+		{&errUnavailable{errors.New("LOADING")}, 503},
 		{errors.New("disk on fire"), 500},
 	} {
 		if got, _ := statusOf(c.err); got != c.want {

@@ -79,6 +79,11 @@ type Config struct {
 	Logger *slog.Logger
 	// KeepAlive is the interval of SSE keep-alive comments; 0 = 15s.
 	KeepAlive time.Duration
+	// StoreTimeout bounds each call to the store (a purge by time range
+	// gets twelve times as long); a call that takes longer answers 503
+	// "timeout", so no request hangs on a store that does not answer.
+	// 0 = DefaultStoreTimeout.
+	StoreTimeout time.Duration
 }
 
 type server struct {
@@ -124,6 +129,12 @@ func newEngine(cfg Config) *gin.Engine {
 	if s.keepAlive <= 0 {
 		s.keepAlive = 15 * time.Second
 	}
+	timeout := cfg.StoreTimeout
+	if timeout <= 0 {
+		timeout = DefaultStoreTimeout
+	}
+	g := &guarded{be: s.be, cat: s.cat, timeout: timeout, log: s.log}
+	s.be, s.cat = g, g
 
 	e := gin.New()
 	e.RedirectTrailingSlash = false
@@ -133,7 +144,7 @@ func newEngine(cfg Config) *gin.Engine {
 	// is then refused by the id rules instead of missing every route.
 	e.UseEscapedPath = true
 	e.UnescapePathValues = true
-	e.Use(s.recovery)
+	e.Use(s.recovery, s.auth)
 	e.NoRoute(func(c *gin.Context) {
 		s.fail(c, &apiError{http.StatusNotFound, "not-found", "no route for " + c.Request.Method + " " + c.Request.URL.Path})
 	})
@@ -146,7 +157,7 @@ func newEngine(cfg Config) *gin.Engine {
 	e.GET("/readyz", s.readyz)
 	e.GET("/v1/openapi.json", serveOpenAPI)
 
-	df := e.Group(dfBase, s.auth)
+	df := e.Group(dfBase)
 	df.POST("/orchestrators/:name", s.start)
 	df.POST("/orchestrators/:name/:id", s.start)
 	df.GET("/instances", s.list)
@@ -159,7 +170,7 @@ func newEngine(cfg Config) *gin.Engine {
 	df.POST("/instances/:id/resume", s.control(interpreter.EvResume))
 	df.POST("/instances/:id/restart", s.restart)
 
-	v1 := e.Group("/v1", s.auth)
+	v1 := e.Group("/v1")
 	v1.GET("/workflows", s.listWorkflows)
 	v1.GET("/workflows/:name", s.getWorkflow)
 	v1.PUT("/workflows/:name", s.putWorkflow)
@@ -197,7 +208,6 @@ func (s *server) readyz(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
 	defer cancel()
 	if err := s.be.Ping(ctx); err != nil {
-		s.log.Warn("readyz: store does not answer", "err", err)
 		s.fail(c, &apiError{http.StatusServiceUnavailable, "not-ready", "the store does not answer"})
 		return
 	}

@@ -1,0 +1,270 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"syscall"
+	"time"
+
+	"github.com/cairnhq/cairn/dsl"
+	"github.com/cairnhq/cairn/interpreter"
+)
+
+// DefaultStoreTimeout bounds one store call when Config.StoreTimeout is 0.
+const DefaultStoreTimeout = 5 * time.Second
+
+// bulkFactor stretches the bound for calls that work through many
+// instances in several round trips (purge by time range).
+const bulkFactor = 12
+
+// UnavailableReporter is implemented by a Backend that can tell a failure
+// to reach its store (connection refused or lost, the server loading its
+// data, a pool timeout) from other errors; such failures answer 503
+// "unavailable". redisstore.Store implements it.
+type UnavailableReporter interface {
+	Unavailable(err error) bool
+}
+
+// errUnavailable marks a store failure that is the store being out of
+// reach, not a fault of the request: 503, and worth retrying.
+type errUnavailable struct{ cause error }
+
+func (e *errUnavailable) Error() string {
+	return "the store is unavailable, retry later: " + e.cause.Error()
+}
+func (e *errUnavailable) Unwrap() error { return e.cause }
+
+// unreachable reports the failures of any network store: the connection
+// was refused, reset, cut or timed out.
+func unreachable(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return false // a net.Error too, but the deadline is the caller's
+	}
+	var ne net.Error
+	return errors.As(err, &ne) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed)
+}
+
+// guarded wraps the Backend and the Catalog so that no request waits on the
+// store for longer than a bound, whatever the store's client does with
+// contexts: each call runs in its own goroutine and the handler stops
+// waiting at the deadline (503 "timeout"). It also marks unreachable-store
+// errors (503 "unavailable") and turns a panic inside a store call into a
+// logged error instead of a crash.
+type guarded struct {
+	be      Backend
+	cat     Catalog
+	timeout time.Duration
+	log     *slog.Logger
+}
+
+// outcome is one store call's result.
+type outcome[T any] struct {
+	v   T
+	err error
+}
+
+// bound runs f with a deadline of d and returns its result, or the context
+// error when the deadline (or the client) ends the wait first. A call still
+// running then finishes in the background; its result is dropped.
+func bound[T any](g *guarded, ctx context.Context, op string, d time.Duration, f func(context.Context) (T, error)) (T, error) {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	done := make(chan outcome[T], 1)
+	go func() {
+		defer cancel()
+		var o outcome[T]
+		defer func() {
+			if v := recover(); v != nil {
+				g.log.Error("panic in a store call", "op", op, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				o = outcome[T]{err: fmt.Errorf("store call %s panicked: %v", op, v)}
+			}
+			done <- o
+		}()
+		o.v, o.err = f(ctx)
+	}()
+	select {
+	case o := <-done:
+		return o.v, g.classify(o.err)
+	case <-ctx.Done():
+		// A result that arrived at the same moment wins over the deadline.
+		select {
+		case o := <-done:
+			return o.v, g.classify(o.err)
+		default:
+		}
+		var zero T
+		return zero, fmt.Errorf("store call %s: %w", op, ctx.Err())
+	}
+}
+
+// classify marks errors that mean the store is out of reach.
+func (g *guarded) classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ue *errUnavailable
+	if errors.As(err, &ue) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return err
+	}
+	if r, ok := g.be.(UnavailableReporter); ok && r.Unavailable(err) {
+		return &errUnavailable{err}
+	}
+	if unreachable(err) {
+		return &errUnavailable{err}
+	}
+	return err
+}
+
+// call is bound for calls that return only an error.
+func call(g *guarded, ctx context.Context, op string, f func(context.Context) error) error {
+	_, err := bound(g, ctx, op, g.timeout, func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, f(ctx)
+	})
+	return err
+}
+
+func (g *guarded) CreateInstance(ctx context.Context, n interpreter.NewInstance) error {
+	return call(g, ctx, "create", func(ctx context.Context) error { return g.be.CreateInstance(ctx, n) })
+}
+
+func (g *guarded) RaiseEvent(ctx context.Context, id interpreter.InstanceID, name string, data json.RawMessage, now time.Time) error {
+	return call(g, ctx, "raise", func(ctx context.Context) error { return g.be.RaiseEvent(ctx, id, name, data, now) })
+}
+
+func (g *guarded) SendControl(ctx context.Context, id interpreter.InstanceID, ev interpreter.Event) error {
+	return call(g, ctx, "control", func(ctx context.Context) error { return g.be.SendControl(ctx, id, ev) })
+}
+
+func (g *guarded) FetchStatus(ctx context.Context, id interpreter.InstanceID) (*interpreter.InstanceStatus, error) {
+	return bound(g, ctx, "status", g.timeout, func(ctx context.Context) (*interpreter.InstanceStatus, error) {
+		return g.be.FetchStatus(ctx, id)
+	})
+}
+
+func (g *guarded) FetchHistory(ctx context.Context, id interpreter.InstanceID) ([]interpreter.HistoryEvent, error) {
+	return bound(g, ctx, "history", g.timeout, func(ctx context.Context) ([]interpreter.HistoryEvent, error) {
+		return g.be.FetchHistory(ctx, id)
+	})
+}
+
+// page is one ListInstances answer.
+type page struct {
+	items []interpreter.InstanceStatus
+	next  string
+}
+
+func (g *guarded) ListInstances(ctx context.Context, q interpreter.ListQuery) ([]interpreter.InstanceStatus, string, error) {
+	p, err := bound(g, ctx, "list", g.timeout, func(ctx context.Context) (page, error) {
+		items, next, err := g.be.ListInstances(ctx, q)
+		return page{items, next}, err
+	})
+	return p.items, p.next, err
+}
+
+func (g *guarded) Purge(ctx context.Context, id interpreter.InstanceID) error {
+	return call(g, ctx, "purge", func(ctx context.Context) error { return g.be.Purge(ctx, id) })
+}
+
+func (g *guarded) PurgeMany(ctx context.Context, from, to time.Time, statuses []interpreter.RuntimeStatus) (int, error) {
+	return bound(g, ctx, "purge-many", bulkFactor*g.timeout, func(ctx context.Context) (int, error) {
+		return g.be.PurgeMany(ctx, from, to, statuses)
+	})
+}
+
+func (g *guarded) PutDefinition(ctx context.Context, name, hash string, src []byte, now time.Time) (bool, error) {
+	return bound(g, ctx, "put-definition", g.timeout, func(ctx context.Context) (bool, error) {
+		return g.be.PutDefinition(ctx, name, hash, src, now)
+	})
+}
+
+func (g *guarded) LoadDefinition(ctx context.Context, name, hash string) ([]byte, error) {
+	return bound(g, ctx, "load-definition", g.timeout, func(ctx context.Context) ([]byte, error) {
+		return g.be.LoadDefinition(ctx, name, hash)
+	})
+}
+
+func (g *guarded) LatestDefinition(ctx context.Context, name string) (string, error) {
+	return bound(g, ctx, "latest-definition", g.timeout, func(ctx context.Context) (string, error) {
+		return g.be.LatestDefinition(ctx, name)
+	})
+}
+
+func (g *guarded) DescribeDefinition(ctx context.Context, name string) (*interpreter.DefinitionInfo, error) {
+	return bound(g, ctx, "describe-definition", g.timeout, func(ctx context.Context) (*interpreter.DefinitionInfo, error) {
+		return g.be.DescribeDefinition(ctx, name)
+	})
+}
+
+func (g *guarded) ListDefinitions(ctx context.Context) ([]interpreter.DefinitionInfo, error) {
+	return bound(g, ctx, "list-definitions", g.timeout, func(ctx context.Context) ([]interpreter.DefinitionInfo, error) {
+		return g.be.ListDefinitions(ctx)
+	})
+}
+
+func (g *guarded) Ping(ctx context.Context) error {
+	return call(g, ctx, "ping", func(ctx context.Context) error { return g.be.Ping(ctx) })
+}
+
+// subscription is one WatchStatus answer.
+type subscription struct {
+	ch   <-chan interpreter.StatusChange
+	stop func()
+}
+
+// WatchStatus bounds only the subscribing: the subscription itself lives
+// as long as ctx, as the Backend's does.
+func (g *guarded) WatchStatus(ctx context.Context, id interpreter.InstanceID) (<-chan interpreter.StatusChange, func(), error) {
+	life, end := context.WithCancel(ctx)
+	done := make(chan outcome[subscription], 1)
+	go func() {
+		var o outcome[subscription]
+		defer func() {
+			if v := recover(); v != nil {
+				g.log.Error("panic in a store call", "op", "watch", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				o = outcome[subscription]{err: fmt.Errorf("store call watch panicked: %v", v)}
+			}
+			done <- o
+		}()
+		ch, stop, err := g.be.WatchStatus(life, id)
+		o = outcome[subscription]{subscription{ch, stop}, err}
+	}()
+	timer := time.NewTimer(g.timeout)
+	defer timer.Stop()
+	var err error
+	select {
+	case o := <-done:
+		if o.err != nil {
+			end()
+			return nil, nil, g.classify(o.err)
+		}
+		return o.v.ch, func() { o.v.stop(); end() }, nil
+	case <-timer.C:
+		err = fmt.Errorf("store call watch: %w", context.DeadlineExceeded)
+	case <-ctx.Done():
+		err = fmt.Errorf("store call watch: %w", ctx.Err())
+	}
+	// Given up: end the subscription whenever it comes.
+	end()
+	go func() {
+		if o := <-done; o.err == nil && o.v.stop != nil {
+			o.v.stop()
+		}
+	}()
+	return nil, nil, err
+}
+
+// Get is the Catalog's, bounded: a definition not yet cached is read from
+// the store.
+func (g *guarded) Get(ctx context.Context, name, hash string) (*dsl.Workflow, error) {
+	return bound(g, ctx, "definition", g.timeout, func(ctx context.Context) (*dsl.Workflow, error) {
+		return g.cat.Get(ctx, name, hash)
+	})
+}

@@ -1,0 +1,73 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cairnhq/cairn/interpreter"
+)
+
+// hangingBackend never answers FetchStatus, whatever its context says, as a
+// store client that ignores deadlines would on a hung server.
+type hangingBackend struct {
+	*fakeBackend
+	release chan struct{}
+}
+
+func (h *hangingBackend) FetchStatus(context.Context, interpreter.InstanceID) (*interpreter.InstanceStatus, error) {
+	<-h.release
+	return nil, interpreter.ErrNotFound
+}
+
+func TestHungStoreAnswers503(t *testing.T) {
+	hb := &hangingBackend{fakeBackend: newFake(), release: make(chan struct{})}
+	defer close(hb.release)
+	h := newHarnessWith(t, func(c *Config) { c.Backend = hb; c.StoreTimeout = 20 * time.Millisecond })
+	r := h.do("GET", df+"/instances/x", nil)
+	if r.code != 503 || r.errBody(t).Error != "timeout" || r.header.Get("Retry-After") == "" {
+		t.Fatalf("hung store: %d %s %v", r.code, r.body, r.header)
+	}
+}
+
+// downBackend fails every call as a store whose server is gone.
+type downBackend struct {
+	*fakeBackend
+	err error
+}
+
+func (d *downBackend) FetchStatus(context.Context, interpreter.InstanceID) (*interpreter.InstanceStatus, error) {
+	return nil, d.err
+}
+
+// reportingBackend knows its own unavailable errors.
+type reportingBackend struct{ downBackend }
+
+func (reportingBackend) Unavailable(err error) bool { return strings.HasPrefix(err.Error(), "LOADING") }
+
+func TestUnreachableStoreAnswers503(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		be   Backend
+		want int
+	}{
+		{"refused", &downBackend{newFake(), &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}}, 503},
+		{"reported", &reportingBackend{downBackend{newFake(), errors.New("LOADING Redis is loading the dataset in memory")}}, 503},
+		{"other", &downBackend{newFake(), errors.New("WRONGTYPE")}, 500},
+	} {
+		h := newHarnessWith(t, func(cfg *Config) { cfg.Backend = c.be })
+		r := h.do("GET", df+"/instances/x", nil)
+		if r.code != c.want {
+			t.Errorf("%s: %d %s, want %d", c.name, r.code, r.body, c.want)
+			continue
+		}
+		e := r.errBody(t)
+		if c.want == 503 && (e.Error != "unavailable" || strings.Contains(e.Message, "dial") || r.header.Get("Retry-After") == "") {
+			t.Errorf("%s: %d %s %v", c.name, r.code, r.body, r.header)
+		}
+	}
+}

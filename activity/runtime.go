@@ -227,7 +227,7 @@ func (r *Runtime) readLoop(ctx context.Context, tasks *sync.WaitGroup) {
 			lastReclaim = time.Now()
 			reclaimSoon = len(got) == n // there may be more
 			if len(got) > 0 {
-				r.log.Info("took over tasks whose lease expired", "tasks", len(got))
+				r.log.Debug("took over tasks whose lease expired or that the store handed back", "tasks", len(got))
 			}
 		}
 		if err == nil && len(got) < n {
@@ -245,7 +245,7 @@ func (r *Runtime) readLoop(ctx context.Context, tasks *sync.WaitGroup) {
 		}
 		started := 0
 		for _, t := range got {
-			if r.start(t, tasks, release) {
+			if r.start(ctx, t, tasks, release) {
 				started++
 			}
 		}
@@ -266,8 +266,10 @@ func (r *Runtime) readLoop(ctx context.Context, tasks *sync.WaitGroup) {
 // start runs t in its own goroutine, holding one slot; false when t is
 // already running here (a reclaim of our own task whose heartbeat was
 // late: it stays leased to us).
-func (r *Runtime) start(t interpreter.Task, tasks *sync.WaitGroup, release func(int)) bool {
-	base, cancel := context.WithCancelCause(context.Background())
+func (r *Runtime) start(ctx context.Context, t interpreter.Task, tasks *sync.WaitGroup, release func(int)) bool {
+	// The handler keeps ctx's values but not its end: shutdown has a grace
+	// period.
+	base, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	run := &running{ref: t.Ref, cancel: cancel}
 	r.mu.Lock()
 	if _, dup := r.inflight[t.Ref]; dup {
@@ -421,7 +423,7 @@ func (r *Runtime) report(base context.Context, log *slog.Logger, ref interpreter
 
 // heartbeatLoop extends the lease of every running task every Lease/3.
 func (r *Runtime) heartbeatLoop(ctx context.Context) {
-	every := r.opts.Lease / 3
+	every := max(r.opts.Lease/3, time.Millisecond)
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -459,5 +460,63 @@ func TestShutdown(t *testing.T) {
 	e.runtime(activity.Options{Consumer: "third", Lease: lease})
 	if o := e.outcome("s1"); string(o.Result) != `"second try"` {
 		t.Fatalf("s1: %+v", o)
+	}
+}
+
+// logWatch is a slog.Handler that passes each message on to a channel.
+type logWatch struct{ msgs chan string }
+
+func (w logWatch) Enabled(context.Context, slog.Level) bool { return true }
+func (w logWatch) Handle(_ context.Context, r slog.Record) error {
+	select {
+	case w.msgs <- r.Message:
+	default:
+	}
+	return nil
+}
+func (w logWatch) WithAttrs([]slog.Attr) slog.Handler { return w }
+func (w logWatch) WithGroup(string) slog.Handler      { return w }
+
+// TestDuplicateCompletionIgnored: a runtime whose task was taken over (its
+// heartbeat came too late) completes it after the new holder did; the
+// store ignores the second completion and the instance keeps the first.
+func TestDuplicateCompletionIgnored(t *testing.T) {
+	e := newEnv(t)
+	var calls atomic.Int32
+	firstStarted, releaseFirst := make(chan struct{}), make(chan struct{})
+	e.reg.Register("Book", func(ctx context.Context, task activity.Task) (any, error) {
+		if calls.Add(1) == 1 {
+			close(firstStarted)
+			<-releaseFirst // ignores ctx: a handler stuck in a call
+			return "first", nil
+		}
+		return "second", nil
+	})
+	e.deploy(catchWorkflow("Booking", "Book", ""))
+	e.start("Booking", "b1", nil)
+
+	// Runtime a heartbeats rarely; runtime b reclaims anything idle for
+	// 200ms, so it takes a's task while a still runs it.
+	watch := logWatch{msgs: make(chan string, 100)}
+	e.runtime(activity.Options{Consumer: "a", Lease: time.Hour, Logger: slog.New(watch)})
+	<-firstStarted
+	e.runtime(activity.Options{Consumer: "b", Lease: 200 * time.Millisecond})
+	if o := e.outcome("b1"); string(o.Result) != `"second"` {
+		t.Fatalf("outcome %+v", o)
+	}
+	close(releaseFirst)
+	for seen := false; !seen; {
+		select {
+		case msg := <-watch.msgs:
+			seen = strings.Contains(msg, "already completed")
+		case <-time.After(time.Minute):
+			t.Fatal("runtime a never reported its completion as a duplicate")
+		}
+	}
+	if o := e.outcome("b1"); string(o.Result) != `"second"` {
+		t.Fatalf("outcome after the duplicate %+v", o)
+	}
+	if n := len(e.history("b1", "TaskCompleted")); n != 1 || calls.Load() != 2 {
+		t.Fatalf("%d TaskCompleted lines, %d calls", n, calls.Load())
 	}
 }

@@ -3,7 +3,6 @@ package redisstore
 import (
 	"cmp"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -33,23 +32,10 @@ type TaskRef = interpreter.TaskRef
 type Task = interpreter.Task
 
 // TaskToken is the opaque token form of r, handed to external workers.
-func TaskToken(r TaskRef) string {
-	b, _ := json.Marshal(r)
-	return base64.RawURLEncoding.EncodeToString(b)
-}
+func TaskToken(r TaskRef) string { return r.Token() }
 
 // ParseTaskRef reads a TaskToken; a malformed one is ErrNotFound.
-func ParseTaskRef(token string) (TaskRef, error) {
-	var r TaskRef
-	b, err := base64.RawURLEncoding.DecodeString(token)
-	if err == nil {
-		err = json.Unmarshal(b, &r)
-	}
-	if err != nil || r.EntryID == "" || r.Instance == "" || r.Partition < 0 {
-		return TaskRef{}, fmt.Errorf("malformed task token: %w", interpreter.ErrNotFound)
-	}
-	return r, nil
-}
+func ParseTaskRef(token string) (TaskRef, error) { return interpreter.ParseTaskToken(token) }
 
 // ReadTasks leases up to limit (at least 1) new tasks of queue ("" =
 // LocalQueue) to consumer, taking at most ceil(limit/P) from each
@@ -207,8 +193,8 @@ func (s *Store) finish(ctx context.Context, ref TaskRef, ev interpreter.Event) e
 
 // ExtendTask renews consumer's lease on the task (a heartbeat): its idle
 // time restarts, so ReclaimTasks leaves it alone. ErrNotFound when the
-// consumer no longer holds it (finished, or reclaimed by another). One
-// round trip.
+// task is closed (completed, failed, purged); ErrConflict when another
+// consumer reclaimed it after this one's lease expired. One round trip.
 func (s *Store) ExtendTask(ctx context.Context, consumer string, ref TaskRef) error {
 	if err := s.validRef(ref); err != nil {
 		return err

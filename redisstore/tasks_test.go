@@ -169,8 +169,8 @@ func TestTaskLeases(t *testing.T) {
 	if err != nil || len(re) != 1 || re[0].Ref != got[0].Ref {
 		t.Fatalf("reclaimed %v %v", re, err)
 	}
-	// The old holder lost t1: its heartbeat says so.
-	if err := e.s.ExtendTask(e.ctx, "dead", got[0].Ref); !errors.Is(err, interpreter.ErrNotFound) {
+	// The old holder lost t1 to another consumer: its heartbeat says so.
+	if err := e.s.ExtendTask(e.ctx, "dead", got[0].Ref); !errors.Is(err, interpreter.ErrConflict) {
 		t.Fatalf("heartbeat of a lost lease: %v", err)
 	}
 	if err := e.s.ExtendTask(e.ctx, "alive", re[0].Ref); err != nil {

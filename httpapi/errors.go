@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"path"
 	"runtime/debug"
 	"strings"
 
@@ -147,12 +148,22 @@ func hashKeys(keys []string) [][32]byte {
 // work without credentials, and it tells nothing about the store.
 const openPath = "/healthz"
 
+// openUI reports whether p is one of the progress pages or their assets,
+// which hold no data: everything under /ui but /ui/api/.
+func (s *server) openUI(p string) bool {
+	if !s.ui {
+		return false
+	}
+	p = path.Clean(p)
+	return (p == "/ui" || strings.HasPrefix(p, "/ui/")) && p != "/ui/api" && !strings.HasPrefix(p, "/ui/api/")
+}
+
 // auth accepts a key from Authorization: Bearer, x-functions-key or ?code=.
-// It guards every path but /healthz, unknown ones included (so routes
-// cannot be probed without a key). With no key configured every request
-// passes.
+// It guards every path but /healthz and the progress pages (openUI),
+// unknown ones included (so routes cannot be probed without a key). With no
+// key configured every request passes.
 func (s *server) auth(c *gin.Context) {
-	if len(s.keys) == 0 || c.Request.URL.Path == openPath {
+	if len(s.keys) == 0 || c.Request.URL.Path == openPath || s.openUI(c.Request.URL.Path) {
 		return
 	}
 	key := ""

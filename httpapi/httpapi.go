@@ -84,6 +84,11 @@ type Config struct {
 	// "timeout", so no request hangs on a store that does not answer.
 	// 0 = DefaultStoreTimeout.
 	StoreTimeout time.Duration
+	// UI, when set, serves the progress pages (web.New) under /ui. The
+	// pages and their assets hold no data and are served without a key
+	// (a browser cannot send one when it opens a page); their data calls
+	// under /ui/api/ need one, like every other path.
+	UI http.Handler
 }
 
 type server struct {
@@ -94,6 +99,7 @@ type server struct {
 	now       func() time.Time
 	log       *slog.Logger
 	keepAlive time.Duration
+	ui        bool // Config.UI is set
 }
 
 var ginMode sync.Once
@@ -113,6 +119,7 @@ func newEngine(cfg Config) *gin.Engine {
 		now:       cfg.Clock,
 		log:       cfg.Logger,
 		keepAlive: cfg.KeepAlive,
+		ui:        cfg.UI != nil,
 	}
 	if s.cat == nil {
 		s.cat = interpreter.NewCatalog(cfg.Backend)
@@ -176,6 +183,11 @@ func newEngine(cfg Config) *gin.Engine {
 	v1.PUT("/workflows/:name", s.putWorkflow)
 	v1.POST("/validate", s.validate)
 	v1.GET("/instances/:id/events", s.events)
+
+	if cfg.UI != nil {
+		e.GET("/ui", gin.WrapH(cfg.UI))
+		e.GET("/ui/*path", gin.WrapH(cfg.UI))
+	}
 	return e
 }
 

@@ -26,6 +26,7 @@ import (
 	"github.com/cairnhq/cairn/interpreter"
 	"github.com/cairnhq/cairn/redisstore"
 	"github.com/cairnhq/cairn/schema"
+	"github.com/cairnhq/cairn/web"
 )
 
 // Shutdown bounds.
@@ -255,6 +256,7 @@ func runServe(ctx context.Context, stop func(), cfg serveConfig, log *slog.Logge
 				Catalog: cat,
 				APIKeys: cfg.apiKeys,
 				Logger:  log,
+				UI:      web.New(web.Config{Definitions: store, Logger: log}),
 			}),
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       2 * time.Minute,

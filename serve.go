@@ -36,6 +36,8 @@ const (
 	streamGrace = time.Second
 	// httpShutdownTimeout bounds the whole HTTP shutdown.
 	httpShutdownTimeout = 15 * time.Second
+	// redisConnectTimeout bounds the first contact with --redis.
+	redisConnectTimeout = 15 * time.Second
 )
 
 // privateRedisDir holds the embedded default's data, relative to the
@@ -189,9 +191,16 @@ func runServe(ctx context.Context, stop func(), cfg serveConfig, log *slog.Logge
 	if err != nil {
 		return err
 	}
+	redis.SetLogger(redisLogger{log})
 	rdb := redis.NewUniversalClient(opt)
 	defer rdb.Close()
-	store := redisstore.New(rdb, redisstore.Options{Partitions: cfg.partitions})
+	store := redisstore.New(rdb, redisstore.Options{Partitions: cfg.partitions, Logger: log})
+	pctx, cancel := context.WithTimeout(ctx, redisConnectTimeout)
+	err = store.Ping(pctx)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("cannot reach Redis at %s: %w", redactURL(redisURL), err)
+	}
 	if err := store.Init(ctx); err != nil {
 		return fmt.Errorf("redis %s: %w", redactURL(redisURL), err)
 	}
@@ -453,4 +462,12 @@ func printURLs(w io.Writer, addr string, cfg serveConfig, redisDesc string, defs
 	fmt.Fprintf(w, "  start one:  curl%s -X POST %s/orchestrators/%s -H 'Content-Type: application/json' -d '\"user1\"'\n", key, df, name)
 	fmt.Fprintf(w, "  instances:  curl%s %s/instances\n", key, df)
 	fmt.Fprintf(w, "  or:         cairn start %s --input '\"user1\"' && cairn list\n", name)
+}
+
+// redisLogger sends go-redis's own messages (pool dial retries) to the
+// debug log: the failures that matter surface as errors of the calls.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.Debug(fmt.Sprintf(format, v...), "component", "go-redis")
 }

@@ -89,6 +89,12 @@ type Config struct {
 	// (a browser cannot send one when it opens a page); their data calls
 	// under /ui/api/ need one, like every other path.
 	UI http.Handler
+	// Tasks serves the external-worker protocol under /v1/tasks; nil =
+	// Backend, when it implements TaskBackend (redisstore.Store does).
+	Tasks TaskBackend
+	// TaskLease is how long a polled task stays with its worker without a
+	// heartbeat; 0 = DefaultTaskLease.
+	TaskLease time.Duration
 }
 
 type server struct {
@@ -100,6 +106,8 @@ type server struct {
 	log       *slog.Logger
 	keepAlive time.Duration
 	ui        bool // Config.UI is set
+	tasks     TaskBackend
+	lease     time.Duration
 }
 
 var ginMode sync.Once
@@ -120,6 +128,14 @@ func newEngine(cfg Config) *gin.Engine {
 		log:       cfg.Logger,
 		keepAlive: cfg.KeepAlive,
 		ui:        cfg.UI != nil,
+		tasks:     cfg.Tasks,
+		lease:     cfg.TaskLease,
+	}
+	if s.tasks == nil {
+		s.tasks, _ = cfg.Backend.(TaskBackend)
+	}
+	if s.lease <= 0 {
+		s.lease = DefaultTaskLease
 	}
 	if s.cat == nil {
 		s.cat = interpreter.NewCatalog(cfg.Backend)
@@ -183,6 +199,11 @@ func newEngine(cfg Config) *gin.Engine {
 	v1.PUT("/workflows/:name", s.putWorkflow)
 	v1.POST("/validate", s.validate)
 	v1.GET("/instances/:id/events", s.events)
+	tasks := v1.Group("/tasks", s.requireTasks)
+	tasks.POST("/poll", s.pollTask)
+	tasks.POST("/:task/complete", s.completeTask)
+	tasks.POST("/:task/fail", s.failTask)
+	tasks.POST("/:task/heartbeat", s.heartbeatTask)
 
 	if cfg.UI != nil {
 		e.GET("/ui", gin.WrapH(cfg.UI))

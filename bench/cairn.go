@@ -22,6 +22,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/cairnhq/cairn/activity"
 	"github.com/cairnhq/cairn/dsl"
 	"github.com/cairnhq/cairn/interpreter"
 	"github.com/cairnhq/cairn/redisstore"
@@ -81,7 +82,7 @@ func quietLogger() *slog.Logger {
 type cairnConfig struct {
 	Engines    int // engine processes: this one, plus Engines-1 children
 	HistoryMax int // redisstore.Options.HistoryMax (0 = default)
-	Runners    int // activity runner loops per process
+	Runners    int // activity runtime concurrency per process (0 = its default, 8)
 }
 
 // cairnSession is cairn running against a freshly flushed Redis: engines,
@@ -142,20 +143,25 @@ func startCairn(ctx context.Context, addr string, h *harness, defs cairnDefs, cf
 	return s, nil
 }
 
-// runEngineAndRunners starts an engine and activity runners, labelled for
-// the CPU profile.
-func runEngineAndRunners(ctx context.Context, wg *sync.WaitGroup, store *redisstore.Store, cat *interpreter.Catalog, consumer string, runners, batch int) {
-	wg.Add(1 + runners)
+// runEngineAndRunners starts an engine and the activity runtime, wired as
+// `cairn serve` wires them, labelled for the CPU profile. batch 0 and
+// concurrency 0 are the defaults.
+func runEngineAndRunners(ctx context.Context, wg *sync.WaitGroup, store *redisstore.Store, cat *interpreter.Catalog, consumer string, concurrency, batch int) {
+	reg := activity.NewRegistry()
+	wg.Add(2)
 	go pprof.Do(ctx, pprof.Labels("role", "engine"), func(ctx context.Context) {
 		defer wg.Done()
-		interpreter.NewEngine(store, cat, interpreter.EngineOptions{Consumer: consumer, Logger: quietLogger(), Batch: batch}).Run(ctx)
+		_ = interpreter.NewEngine(store, cat, interpreter.EngineOptions{
+			Consumer: consumer, Logger: quietLogger(), Batch: batch,
+			Interpreter: interpreter.New(interpreter.Options{LocalActivity: reg.Has}),
+		}).Run(ctx)
 	})
-	for r := 0; r < runners; r++ {
-		go pprof.Do(ctx, pprof.Labels("role", "activity"), func(ctx context.Context) {
-			defer wg.Done()
-			runActivities(ctx, store, cat, fmt.Sprintf("%s-act%d", consumer, r))
-		})
-	}
+	go pprof.Do(ctx, pprof.Labels("role", "activity"), func(ctx context.Context) {
+		defer wg.Done()
+		_ = activity.NewRuntime(store, cat, reg, activity.Options{
+			Consumer: consumer, Logger: quietLogger(), Concurrency: concurrency,
+		}).Run(ctx)
+	})
 }
 
 func (s *cairnSession) stop() {
@@ -166,40 +172,6 @@ func (s *cairnSession) stop() {
 	s.wg.Wait()
 	s.board.close()
 	s.client.Close()
-}
-
-// runActivities stands in for the activity runtime (package activity is
-// not there yet): it computes expr-bound activities from the local queue
-// and answers any other with its input, as internal/e2e does.
-func runActivities(ctx context.Context, store *redisstore.Store, cat *interpreter.Catalog, consumer string) {
-	for ctx.Err() == nil {
-		tasks, err := store.ReadTasks(ctx, consumer, interpreter.LocalQueue, 64, time.Second)
-		if err != nil {
-			if ctx.Err() == nil {
-				time.Sleep(20 * time.Millisecond)
-			}
-			continue
-		}
-		for _, tk := range tasks {
-			s := tk.Schedule
-			var input, result any
-			_ = json.Unmarshal(s.Input, &input)
-			result = input
-			def, err := cat.Get(ctx, s.Workflow, s.DefHash)
-			if err == nil {
-				if o := def.Activities[s.Activity]; o != nil && o.Binding != nil && o.Binding.Expr != nil {
-					result, err = o.Binding.Expr.Eval(&dsl.Env{Input: input, Vars: map[string]any{}})
-				}
-			}
-			wctx := context.WithoutCancel(ctx)
-			if err != nil {
-				_ = store.FailTask(wctx, tk.Ref, interpreter.ErrorInfo{Type: "Error", Message: err.Error()}, time.Now())
-				continue
-			}
-			raw, _ := json.Marshal(result)
-			_ = store.CompleteTask(wctx, tk.Ref, raw, time.Now())
-		}
-	}
 }
 
 // starter returns the load generator's start function for a shape.

@@ -43,6 +43,7 @@ type options struct {
 	cpuprofile, memprofile      string
 	timeout                     time.Duration
 	engines                     []int
+	cairnRev                    string
 }
 
 func main() {
@@ -72,6 +73,7 @@ func main() {
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the whole bench process")
 	flag.StringVar(&o.memprofile, "memprofile", "", "write an allocation profile of the whole bench process")
 	flag.DurationVar(&o.timeout, "timeout", 5*time.Minute, "longest wait for one run's instances")
+	flag.StringVar(&o.cairnRev, "cairn-rev", "", "the cairn revision measured, for the report (default: git describe of the checkout)")
 	flag.Parse()
 	if o.quick {
 		o.reps, o.big, o.paced = 1, 2000, 400
@@ -173,6 +175,8 @@ type Machine struct {
 	Go       string `json:"go"`
 	Redis    string `json:"redis"`
 	HTTPTool string `json:"httpTool"`
+	LoadAvg  string `json:"loadAvg"`
+	Cairn    string `json:"cairn"` // the commit measured
 }
 
 func run(ctx context.Context, o options) error {
@@ -279,7 +283,7 @@ func run(ctx context.Context, o options) error {
 	paced := func(shape string) runSpec {
 		return runSpec{Shape: shape, N: o.paced, Rate: o.rate, Mem: shape == shapeWait}
 	}
-	runners := 4
+	runners := 0 // the activity runtime's default concurrency
 
 	if o.want("cairn") || o.want("engines2") {
 		for _, eng := range o.engines {
@@ -347,6 +351,13 @@ func run(ctx context.Context, o options) error {
 		if err != nil {
 			rep.Notes = append(rep.Notes, "profile: "+err.Error())
 		}
+		if hp := filepath.Join(o.resultsDir, "cpu-http.pprof"); p != nil && o.want("http") {
+			if _, err := os.Stat(hp); err == nil {
+				p.HTTP = pprofTop(ctx, hp)
+				p.HTTPCum = pprofTop(ctx, "-cum", hp)
+				p.Files = append(p.Files, hp)
+			}
+		}
 		rep.Profile = p
 		save()
 	}
@@ -399,7 +410,7 @@ func loadBackground(ctx context.Context, sys system, h *harness, n int, timeout 
 
 // growthRuns measures cairn with bg waiting instances loaded once.
 func growthRuns(ctx context.Context, o options, addr string, h *harness, defs cairnDefs, bg int, runs []runSpec, logf func(string, ...any)) []Result {
-	cfg := cairnConfig{Engines: 1, Runners: 4}
+	cfg := cairnConfig{Engines: 1}
 	var out []Result
 	s, err := startCairn(ctx, addr, h, defs, cfg)
 	if err == nil {
@@ -408,7 +419,7 @@ func growthRuns(ctx context.Context, o options, addr string, h *harness, defs ca
 		lctx, lcancel := context.WithCancel(ctx)
 		var wg sync.WaitGroup
 		for k := 0; k < 2; k++ {
-			runEngineAndRunners(lctx, &wg, s.store, s.cat, fmt.Sprintf("loader-%d", k), 4, 1024)
+			runEngineAndRunners(lctx, &wg, s.store, s.cat, fmt.Sprintf("loader-%d", k), 64, 1024)
 		}
 		err = loadBackground(ctx, s, h, bg, o.timeout, logf)
 		lcancel()
@@ -441,7 +452,7 @@ func growthRuns(ctx context.Context, o options, addr string, h *harness, defs ca
 // waiting instances.
 func httpCairn(ctx context.Context, o options, addr string, h *harness, defs cairnDefs, tool string, logf func(string, ...any)) HTTPResult {
 	res := HTTPResult{System: "cairn", Tool: tool, Conns: o.httpConns, Waiting: 1000}
-	s, err := startCairn(ctx, addr, h, defs, cairnConfig{Engines: 1, Runners: 4})
+	s, err := startCairn(ctx, addr, h, defs, cairnConfig{Engines: 1})
 	if err != nil {
 		res.Err = err.Error()
 		return res
@@ -461,7 +472,11 @@ func httpCairn(ctx context.Context, o options, addr string, h *harness, defs cai
 		paths[i] = "/runtime/webhooks/durabletask/instances/" + t.id(i)
 	}
 	handler := httpapi.New(httpapi.Config{Backend: s.store, Catalog: s.cat, Logger: quietLogger()})
-	res.Samples, err = httpRuns(ctx, o, h, handler, paths, tool, func(c int) bool { return c == http.StatusAccepted }, "cairn", logf)
+	prof := ""
+	if o.want("profile") && o.cpuprofile == "" {
+		prof = filepath.Join(o.resultsDir, "cpu-http.pprof")
+	}
+	res.Samples, err = httpRuns(ctx, o, h, handler, paths, tool, func(c int) bool { return c == http.StatusAccepted }, "cairn", prof, logf)
 	if err != nil {
 		res.Err = err.Error()
 	}
@@ -485,14 +500,16 @@ func httpPeer(ctx context.Context, o options, addr string, h *harness, tool stri
 		res.Err = err.Error()
 		return res
 	}
-	res.Samples, err = httpRuns(ctx, o, h, s.statusHandler(), s.statusPaths(), tool, func(c int) bool { return c == http.StatusOK }, "go-workflows", logf)
+	res.Samples, err = httpRuns(ctx, o, h, s.statusHandler(), s.statusPaths(), tool, func(c int) bool { return c == http.StatusOK }, "go-workflows", "", logf)
 	if err != nil {
 		res.Err = err.Error()
 	}
 	return res
 }
 
-func httpRuns(ctx context.Context, o options, h *harness, handler http.Handler, paths []string, tool string, ok func(int) bool, name string, logf func(string, ...any)) ([]HTTPSample, error) {
+// httpRuns serves handler and loads it o.reps times; with prof set, one
+// more load runs under the CPU profiler and writes prof.
+func httpRuns(ctx context.Context, o options, h *harness, handler http.Handler, paths []string, tool string, ok func(int) bool, name, prof string, logf func(string, ...any)) ([]HTTPSample, error) {
 	base, stop, err := serve(handler)
 	if err != nil {
 		return nil, err
@@ -529,6 +546,20 @@ func httpRuns(ctx context.Context, o options, h *harness, handler http.Handler, 
 		}
 		out = append(out, smp)
 		logf("GET status %-12s %s: %8.0f req/s p50 %.2f p99 %.2f ms errors %d", name, tool, smp.ReqPerSec, smp.P50, smp.P99, smp.Errors)
+	}
+	if prof != "" && ctx.Err() == nil {
+		f, err := os.Create(prof)
+		if err != nil {
+			return out, err
+		}
+		if err := pprof.StartCPUProfile(f); err == nil {
+			_, err = load(o.httpDur)
+			pprof.StopCPUProfile()
+		}
+		f.Close()
+		if err != nil {
+			return out, err
+		}
 	}
 	return out, nil
 }
@@ -583,6 +614,19 @@ func machine(ctx context.Context, h *harness, o options) Machine {
 	}
 	if out, err := exec.Command("uname", "-sr").Output(); err == nil {
 		m.Kernel = strings.TrimSpace(string(out))
+	}
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		m.LoadAvg = strings.Join(strings.Fields(string(b))[:3], " ")
+	}
+	m.Cairn = o.cairnRev
+	if m.Cairn == "" {
+		root := filepath.Join(o.workflows, "..")
+		if out, err := exec.Command("git", "-C", root, "log", "-1", "--format=%h %s").Output(); err == nil {
+			m.Cairn = strings.TrimSpace(string(out))
+			if st, err := exec.Command("git", "-C", root, "status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench", ":!docs").Output(); err == nil && len(st) > 0 {
+				m.Cairn += " (with uncommitted changes)"
+			}
+		}
 	}
 	if info, err := h.c.Info(ctx, "server").Result(); err == nil {
 		for _, line := range strings.Split(info, "\n") {

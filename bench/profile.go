@@ -21,11 +21,13 @@ type ProfileTop struct {
 	CPUCum      string `json:"cpuCum"`      // engine, by cumulative time
 	Allocs      string `json:"allocs"`      // alloc_space of the run
 	RedisByTime string `json:"redisByTime"` // Redis µs per instance by command
+	HTTP        string `json:"http"`        // GET status server (cairn's httpapi), flat
+	HTTPCum     string `json:"httpCum"`     // the same, cumulative
 	Files       []string
 }
 
 func profileRun(ctx context.Context, o options, addr string, h *harness, defs cairnDefs, r runSpec, logf func(string, ...any)) (*ProfileTop, error) {
-	s, err := startCairn(ctx, addr, h, defs, cairnConfig{Engines: 1, Runners: 4})
+	s, err := startCairn(ctx, addr, h, defs, cairnConfig{Engines: 1})
 	if err != nil {
 		return nil, err
 	}
@@ -61,22 +63,25 @@ func profileRun(ctx context.Context, o options, addr string, h *harness, defs ca
 	p := &ProfileTop{Run: fmt.Sprintf("cairn, %s, %s, 1 engine, %.0f instances/s while profiled", r.Shape, r.mode(), smp.PerSec),
 		Files: []string{cpuPath, allocPath}}
 	p.RedisByTime = topKeys(smp.Usec, 12, "%.1f µs")
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		return p, fmt.Errorf("go tool pprof unavailable: %w", err)
-	}
-	pp := func(args ...string) string {
-		out, err := exec.CommandContext(ctx, gobin, append([]string{"tool", "pprof", "-top", "-nodecount=22"}, args...)...).CombinedOutput()
-		if err != nil {
-			return fmt.Sprintf("pprof failed: %v\n%s", err, out)
-		}
-		return trimPprof(string(out))
-	}
+	pp := func(args ...string) string { return pprofTop(ctx, args...) }
 	p.CPUAll = pp(cpuPath)
 	p.CPUEngine = pp("-tagfocus=role=engine", cpuPath)
 	p.CPUCum = pp("-cum", "-tagfocus=role=engine", cpuPath)
-	p.Allocs = pp("-sample_index=alloc_space", "-diff_base="+allocBase, allocPath)
+	p.Allocs = pp("-sample_index=alloc_space", "-base="+allocBase, allocPath)
 	return p, nil
+}
+
+// pprofTop runs go tool pprof -top on a profile.
+func pprofTop(ctx context.Context, args ...string) string {
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		return "go tool pprof unavailable: " + err.Error()
+	}
+	out, err := exec.CommandContext(ctx, gobin, append([]string{"tool", "pprof", "-top", "-nodecount=22"}, args...)...).CombinedOutput()
+	if err != nil {
+		return fmt.Sprintf("pprof failed: %v\n%s", err, out)
+	}
+	return trimPprof(string(out))
 }
 
 func writeProfile(name, path string) error {

@@ -170,7 +170,7 @@ func (g *graphBuilder) node(s dsl.Step) *Node {
 		n.Detail = fmt.Sprintf("at most %d times", s.Max)
 		n.Blocks = append(n.Blocks, g.block(s.Block, "body", "repeat", s.Steps, b.Pos))
 	case *dsl.TryStep:
-		n.Blocks = append(n.Blocks, g.block(s.Block, "body", "try", s.Steps, b.Pos))
+		n.Blocks = append(n.Blocks, g.block(s.Block, "body", "steps", s.Steps, b.Pos))
 		label := "catch"
 		if len(s.Catch.Errors) > 0 {
 			label += " " + strings.Join(s.Catch.Errors, ", ")

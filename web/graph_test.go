@@ -167,7 +167,7 @@ poll while !done | at most 50 times
   [onError on error poll#onError]
     poll.onError[0] fail fail | PaymentUnknown: ${ error.message }
 steps[2] try try
-  [body try steps[2]#try]
+  [body steps steps[2]#try]
     steps[2].steps[0] activity Reserve | result → reservation
     steps[2].steps[1] fail fail | OutOfStock: Nothing left. | if reservation == nil
   [catch catch OutOfStock, ActivityFailed as problem steps[2]#catch]

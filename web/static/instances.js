@@ -63,11 +63,11 @@ function build() {
       h('label', null, 'Id ', ui.prefix),
       ui.top,
       h('button', {type: 'submit'}, 'Filter'),
-      h('button', {type: 'button', onclick: reset}, 'Clear'),
-      h('label', {class: 'auto'}, ui.auto, ' refresh every 5 s')));
+      h('button', {type: 'button', onclick: reset}, 'Clear')));
 
   clear(document.getElementById('main'),
-    h('div', {class: 'page-head'}, h('h1', null, 'Instances'), ui.count),
+    h('div', {class: 'page-head'}, h('h1', null, 'Instances'), ui.count,
+      h('label', {class: 'auto muted small'}, ui.auto, ' refresh every 5 s')),
     form,
     h('section', {class: 'card flush'},
       h('table', {class: 'list', id: 'instances'},

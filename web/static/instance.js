@@ -10,7 +10,7 @@ import {
 } from './common.js';
 import {loadGraph, renderGraph, computeMarks, applyMarks, stepBox} from './graph.js';
 
-const id = decodeURIComponent(location.pathname.slice((UI + '/instances/').length));
+const id = instanceId();
 const base = `${DF}/instances/${encodeURIComponent(id)}`;
 
 let st = null;          // the latest full status (with historyEvents)
@@ -27,6 +27,12 @@ onKeyChange(() => { closeStream(); start(); });
 buildSkeleton();
 start();
 setInterval(tick, 500);
+
+// instanceId reads the id from the address: /ui/instances/{id}.
+function instanceId() {
+  const raw = location.pathname.slice((UI + '/instances/').length).replace(/\/+$/, '');
+  try { return decodeURIComponent(raw); } catch { return raw; }
+}
 
 function buildSkeleton() {
   ui.status = h('span', {id: 'runtime-status'});
@@ -108,7 +114,9 @@ async function refresh() {
     return;
   }
   hideBanner();
-  if (st && res.body.revision < st.revision) return; // an older answer overtaken by a newer one
+  // An older answer overtaken by a newer one (a restarted instance under
+  // the same id starts its revisions again, with a new created time).
+  if (st && res.body.createdTime === st.createdTime && res.body.revision < st.revision) return;
   st = res.body;
   render();
   if (st.definitionHash && st.definitionHash !== graphHash) await drawGraph();

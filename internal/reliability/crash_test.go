@@ -43,6 +43,6 @@ func TestCrashRecovery(t *testing.T) {
 	book.check(t)
 	tasks, execs, dups := acts.totals()
 	t.Logf("crash: %d instances, %d SIGKILLs and restarts of cairn; all finished correctly, each transition once in its history; "+
-		"http activities: %d tasks, %d executions, %d duplicate executions; %d start requests retried",
-		n, kills, tasks, execs, dups, f.startRetries.Load())
+		"http activities: %d tasks, %d executions, %d duplicate executions; %d start requests retried; %d buffered event pairs out of order",
+		n, kills, tasks, execs, dups, f.startRetries.Load(), f.reordered.Load())
 }

@@ -15,8 +15,6 @@ var stepKinds = []string{"activity", "wait", "setStatus", "set", "switch", "retu
 
 // Kinds reserved for later versions: rejected with a clear message.
 var laterKinds = map[string]string{
-	"parallel":      "parallel branches",
-	"forEach":       "forEach loops",
 	"call":          "calling a sub-workflow",
 	"continueAsNew": "continueAsNew",
 }

@@ -1,6 +1,7 @@
 package interpreter
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -387,4 +388,334 @@ steps:
 	h.raise("A", 1)
 	h.fireNext()
 	h.wantJSON("output", h.st.Output, `{"A":1,"B":2}`)
+}
+
+// taskFor returns the live task whose input is in.
+func (h *harness) taskFor(in string) *ScheduleTask {
+	h.t.Helper()
+	for i := len(h.tasks) - 1; i >= 0; i-- {
+		if string(h.tasks[i].Input) == in {
+			return h.tasks[i]
+		}
+	}
+	h.t.Fatalf("no task with input %s", in)
+	return nil
+}
+
+func (h *harness) completeTask(tk *ScheduleTask, result any) {
+	h.t.Helper()
+	raw, _ := json.Marshal(result)
+	if !h.send(Event{Kind: EvCompleted, TaskID: tk.TaskID, Data: raw}) {
+		h.t.Fatalf("completion of %s was ignored", tk.TaskID)
+	}
+}
+
+func TestParallelJoinsInOrder(t *testing.T) {
+	h := newHarness(t, `
+name: Par
+steps:
+  - set: {region: eu, shared: parent}
+  - id: fan
+    parallel:
+      branches:
+        - - activity: A
+            input: a
+            result: x
+          - set: {shared: branch0}
+        - - activity: B
+            input: b
+            result: y
+        - - set: {z: "${ region }"}
+      result: r
+  - return: {r: "${ r }", shared: "${ shared }"}
+`, nil)
+	if p := h.st.Pending; p == nil || p.Kind != WaitBranches || p.StepID != "fan" || p.Branches != 3 || p.Done != 1 {
+		t.Fatalf("pending %+v", p)
+	}
+	if len(h.st.Threads) != 2 || h.st.Threads[0].ID != "fan/0" || h.st.Threads[1].ID != "fan/1" {
+		t.Fatalf("threads %+v", h.st.Threads)
+	}
+	h.completeTask(h.taskFor(`"b"`), 2)
+	h.completeTask(h.taskFor(`"a"`), 1)
+	h.wantStatus(StatusCompleted)
+	h.wantJSON("output", h.st.Output, `{"r":[{"x":1,"shared":"branch0"},{"y":2},{"z":"eu"}],"shared":"parent"}`)
+	if len(h.st.Threads) != 0 || len(h.st.Joins) != 0 {
+		t.Fatalf("threads %v joins %v left", h.st.Threads, h.st.Joins)
+	}
+}
+
+func TestFailingBranchCancelsTheOthers(t *testing.T) {
+	h := newHarness(t, `
+name: ParFail
+steps:
+  - id: fan
+    parallel:
+      branches:
+        - - wait: {event: Never, timeout: 1h}
+        - - activity: Slow
+            input: slow
+        - - activity: Check
+            input: check
+          - fail: {error: Rejected, message: no}
+    onError:
+      - return: ${ error }
+`, nil)
+	if len(h.timers) != 1 {
+		t.Fatalf("timers %v", h.timers)
+	}
+	slow := h.taskFor(`"slow"`)
+	h.completeTask(h.taskFor(`"check"`), true)
+	h.wantStatus(StatusCompleted)
+	h.wantJSON("output", h.st.Output, `{"type":"Rejected","message":"no","step":"fan.branch[2][1]"}`)
+	if len(h.timers) != 0 {
+		t.Fatalf("the cancelled branch's timer is still live: %v", h.timers)
+	}
+	if h.send(Event{Kind: EvCompleted, TaskID: slow.TaskID, Data: []byte(`1`)}) {
+		t.Fatal("a cancelled branch's activity completion was applied")
+	}
+}
+
+func TestBranchHandlesItsOwnError(t *testing.T) {
+	h := newHarness(t, `
+name: ParTry
+steps:
+  - parallel:
+      branches:
+        - - try:
+              steps:
+                - activity: Flaky
+                  input: 1
+                  result: v
+              catch:
+                steps:
+                  - set: {v: fallback}
+        - - activity: Fine
+            input: 2
+            result: w
+      result: r
+  - return: ${ r }
+`, nil)
+	h.send(Event{Kind: EvFailed, TaskID: h.taskFor(`1`).TaskID, Error: &ErrorInfo{Type: "Down"}})
+	h.wantStatus(StatusRunning)
+	h.completeTask(h.taskFor(`2`), "ok")
+	h.wantJSON("output", h.st.Output, `[{"v":"fallback"},{"w":"ok"}]`)
+}
+
+func TestUnhandledBranchErrorFailsTheInstance(t *testing.T) {
+	h := newHarness(t, `
+name: ParUnhandled
+steps:
+  - parallel:
+      branches:
+        - - activity: A
+        - - wait: {event: E}
+`, nil)
+	h.send(Event{Kind: EvFailed, TaskID: h.lastTask().TaskID, Error: &ErrorInfo{Type: "Boom", Message: "bad"}})
+	h.wantErrorType("Boom")
+	if len(h.st.Threads) != 0 {
+		t.Fatalf("threads left %v", h.st.Threads)
+	}
+}
+
+func TestForEachSequentialInOrder(t *testing.T) {
+	h := newHarness(t, `
+name: Seq
+steps:
+  - set: {factor: 10}
+  - forEach:
+      items: ${ input }
+      as: n
+      steps:
+        - activity: Scale
+          input: ${ n * factor }
+          result: scaled
+      result: out
+  - return: ${ map(out, .scaled) }
+`, []int{1, 2, 3})
+	for i, in := range []string{"10", "20", "30"} {
+		if len(h.st.Threads) != 1 || h.st.Threads[0].ID != "steps[1]/"+itoa(i) {
+			t.Fatalf("item %d: threads %+v", i, h.st.Threads)
+		}
+		tk := h.lastTask()
+		if string(tk.Input) != in {
+			t.Fatalf("item %d: input %s", i, tk.Input)
+		}
+		h.completeTask(tk, i)
+	}
+	h.wantJSON("output", h.st.Output, `[0,1,2]`)
+	if _, ok := h.st.Vars["n"]; ok {
+		t.Fatal("the item variable leaked out of the forEach")
+	}
+}
+
+func TestForEachParallelRespectsMaxConcurrency(t *testing.T) {
+	h := newHarness(t, `
+name: Fan
+steps:
+  - forEach:
+      items: ${ 1..10 }
+      parallel: true
+      maxConcurrency: 3
+      steps:
+        - activity: Work
+          input: ${ item }
+          result: v
+      result: out
+  - return: ${ map(out, .v) }
+`, nil)
+	live := map[string]*ScheduleTask{}
+	for _, tk := range h.tasks {
+		live[string(tk.Input)] = tk
+	}
+	if len(live) != 3 {
+		t.Fatalf("%d tasks at once, want 3", len(live))
+	}
+	// Finish them in reverse order of start, always keeping 3 in flight.
+	done := 0
+	for len(live) > 0 {
+		var last *ScheduleTask
+		for _, tk := range live {
+			if last == nil || tk.TaskID > last.TaskID {
+				last = tk
+			}
+		}
+		delete(live, string(last.Input))
+		before := len(h.tasks)
+		h.completeTask(last, string(last.Input))
+		done++
+		for _, tk := range h.tasks[before:] {
+			live[string(tk.Input)] = tk
+		}
+		if want := min(3, 10-done); len(live) != want && h.st.Status == StatusRunning {
+			t.Fatalf("after %d done: %d in flight, want %d", done, len(live), want)
+		}
+	}
+	h.wantJSON("output", h.st.Output, `["1","2","3","4","5","6","7","8","9","10"]`)
+}
+
+func TestForEachEdgeCases(t *testing.T) {
+	src := `
+name: Edge
+steps:
+  - forEach:
+      items: ${ input }
+      parallel: true
+      steps:
+        - set: {double: "${ item * 2 }"}
+      result: out
+  - return: ${ out }
+`
+	h := newHarness(t, src, []int{})
+	h.wantJSON("output", h.st.Output, `[]`)
+	h = newHarness(t, src, []int{4, 5})
+	h.wantJSON("output", h.st.Output, `[{"double":8},{"double":10}]`)
+	h = newHarness(t, src, "not a list")
+	h.wantErrorType(ErrTypeItems)
+}
+
+func TestEventsReachBranchWaits(t *testing.T) {
+	h := newHarness(t, `
+name: ParEvents
+steps:
+  - forEach:
+      items: [A, B]
+      parallel: true
+      steps:
+        - wait: {event: Go, result: got}
+      result: out
+  - return: ${ out }
+`, nil)
+	h.raise("Go", 1)
+	h.wantStatus(StatusRunning)
+	h.raise("Go", 2)
+	h.wantJSON("output", h.st.Output, `[{"got":1},{"got":2}]`)
+}
+
+func TestNestedBranches(t *testing.T) {
+	h := newHarness(t, `
+name: Nested
+steps:
+  - forEach:
+      items: [[1, 2], [3]]
+      as: group
+      parallel: true
+      steps:
+        - forEach:
+            items: ${ group }
+            as: n
+            parallel: true
+            steps:
+              - activity: Sq
+                input: ${ n }
+                result: sq
+            result: inner
+        - set: {sum: "${ sum(map(inner, .sq)) }"}
+      result: out
+  - return: ${ map(out, .sum) }
+`, nil)
+	ids := map[string]bool{}
+	for _, th := range h.st.Threads {
+		ids[th.ID] = true
+	}
+	for _, id := range []string{"steps[0]/0", "steps[0]/1", "steps[0]/0/steps[0].steps[0]/0", "steps[0]/0/steps[0].steps[0]/1", "steps[0]/1/steps[0].steps[0]/0"} {
+		if !ids[id] {
+			t.Fatalf("no thread %s in %v", id, ids)
+		}
+	}
+	for _, in := range []string{"3", "1", "2"} {
+		n := in[0] - '0'
+		h.completeTask(h.taskFor(in), int(n*n))
+	}
+	h.wantJSON("output", h.st.Output, `[5,9]`)
+}
+
+func TestTerminateStopsEveryBranch(t *testing.T) {
+	h := newHarness(t, `
+name: ParTerm
+steps:
+  - parallel:
+      branches:
+        - - wait: {duration: 1h}
+        - - wait: {event: E, timeout: 2h}
+`, nil)
+	if len(h.timers) != 2 {
+		t.Fatalf("timers %v", h.timers)
+	}
+	h.send(Event{Kind: EvTerminate, Reason: "stop"})
+	h.wantStatus(StatusTerminated)
+	if len(h.timers) != 0 || len(h.st.Threads) != 0 || len(h.st.Joins) != 0 {
+		t.Fatalf("timers %v threads %v joins %v", h.timers, h.st.Threads, h.st.Joins)
+	}
+}
+
+func TestBranchesAreDeterministic(t *testing.T) {
+	src := `
+name: Det
+steps:
+  - forEach:
+      items: ${ 1..20 }
+      parallel: true
+      maxConcurrency: 5
+      steps:
+        - activity: W
+          input: ${ item }
+          result: v
+      result: out
+  - return: ${ out }
+`
+	a := newHarness(t, src, nil)
+	b := newHarness(t, src, nil)
+	for a.st.Status == StatusRunning {
+		tk := a.tasks[0]
+		a.tasks = a.tasks[1:]
+		a.completeTask(tk, 1)
+		b.completeTask(b.tasks[0], 1)
+		b.tasks = b.tasks[1:]
+		ja, _ := json.Marshal(a.st)
+		jb, _ := json.Marshal(b.st)
+		if string(ja) != string(jb) {
+			t.Fatalf("states differ:\n%s\n%s", ja, jb)
+		}
+	}
+	a.wantStatus(StatusCompleted)
 }

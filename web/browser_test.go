@@ -335,6 +335,37 @@ func TestBrowserReserveTicket(t *testing.T) {
 	do("filter Running",
 		chromedp.Click(chromedp.CSS(`.chips input[value="Running"]`)))
 	poll("two running", `document.querySelectorAll('#rows tr[data-id]').length === 2 && location.search.includes('runtimeStatus=Running')`)
+	// The workflow filter (applied by the page: the API has none).
+	do("filter ReserveTicket", chromedp.Evaluate[chromedp.Void](`(() => {
+		const s = document.querySelector('#f-workflow');
+		s.value = 'ReserveTicket';
+		s.dispatchEvent(new Event('change'));
+	})()`))
+	poll("one running ReserveTicket", `[...document.querySelectorAll('#rows tr[data-id]')].map((r) => r.dataset.id).join() === 'booking-2'`)
+
+	// Paging with the continuation token: 5 instances, 2 a page, in the
+	// API's order.
+	_, body := s.call("GET", "/runtime/webhooks/durabletask/instances", "")
+	var all []struct{ InstanceID string }
+	if err := json.Unmarshal([]byte(body), &all); err != nil || len(all) != 5 {
+		t.Fatalf("list: %v %s", err, body)
+	}
+	page := func(from, to int) string {
+		var ids []string
+		for _, it := range all[from:to] {
+			ids = append(ids, it.InstanceID)
+		}
+		return "'" + strings.Join(ids, ",") + "'"
+	}
+	rowIDs := `[...document.querySelectorAll('#rows tr[data-id]')].map((r) => r.dataset.id).join() === `
+	do("open the list, 2 a page", chromedp.Navigate(s.srv.URL+"/ui?top=2"))
+	poll("page 1", rowIDs+page(0, 2)+` && !document.querySelector('#next').disabled && document.querySelector('#prev').disabled`)
+	do("next page", chromedp.Click(chromedp.CSS("#next")))
+	poll("page 2", rowIDs+page(2, 4))
+	do("next page", chromedp.Click(chromedp.CSS("#next")))
+	poll("page 3", rowIDs+page(4, 5)+` && document.querySelector('#next').disabled`)
+	do("previous page", chromedp.Click(chromedp.CSS("#prev")))
+	poll("page 2 again", rowIDs+page(2, 4)+` && document.querySelector('#page-info').textContent === 'page 2'`)
 
 	// The workflows page: versions, diagram, lint.
 	do("open the workflows page",

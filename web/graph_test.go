@@ -90,8 +90,12 @@ steps[4] return return | ${ confirmed == true }
 	}
 }
 
+// Every example and every valid fixture of the language: each step is a
+// node, once.
 func TestGraphEveryExample(t *testing.T) {
 	files, _ := filepath.Glob("../workflows/*.yaml")
+	fixtures, _ := filepath.Glob("../dsl/testdata/valid/*.yaml")
+	files = append(files, fixtures...)
 	if len(files) == 0 {
 		t.Fatal("no example workflows")
 	}

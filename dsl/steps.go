@@ -15,8 +15,7 @@ var stepKinds = []string{"activity", "wait", "setStatus", "set", "switch", "retu
 
 // Kinds reserved for later versions: rejected with a clear message.
 var laterKinds = map[string]string{
-	"call":          "calling a sub-workflow",
-	"continueAsNew": "continueAsNew",
+	"call": "calling a sub-workflow",
 }
 
 // Fields each kind allows besides its own key and the common fields.
@@ -85,7 +84,7 @@ func (p *parser) steps(n *yaml.Node, path string, block BlockID, sc *scope) ([]S
 			break
 		}
 		if ender != nil && i > 0 {
-			p.errorf(nodePos(item), CodeUnreachable, "this step can never run: the %s at %s always ends the workflow", kindOf(ender), ender.Base().Pos)
+			p.errorf(nodePos(item), CodeUnreachable, "this step can never run: the %s at %s always %s", kindOf(ender), ender.Base().Pos, enderVerb(ender))
 			ender = nil // report once per list
 		}
 		st, after := p.step(item, fmt.Sprintf("%s[%d]", path, i), sc)
@@ -103,6 +102,17 @@ func (p *parser) steps(n *yaml.Node, path string, block BlockID, sc *scope) ([]S
 	}
 	p.wf.Blocks[block] = out
 	return out, sc
+}
+
+// enderVerb says what a step that ends its list does, for messages.
+func enderVerb(s Step) string {
+	switch s.(type) {
+	case *FailStep:
+		return "raises its error"
+	case *ContinueAsNewStep:
+		return "restarts the workflow"
+	}
+	return "ends the workflow"
 }
 
 func kindOf(s Step) string {
@@ -271,10 +281,16 @@ func (p *parser) step(n *yaml.Node, genID string, sc *scope) (Step, *scope) {
 	if st == nil {
 		return nil, after
 	}
-	switch st.(type) {
-	case *ReturnStep, *ContinueAsNewStep:
-		if p.branchDepth > 0 {
-			p.errorf(nodePos(kindKey), CodeInBranch, "'%s' ends the whole workflow, so it cannot stand inside a parallel branch or a forEach body; set a variable and act on the step's result after it", kindKey.Value)
+	if p.branchDepth > 0 {
+		what := ""
+		switch st.(type) {
+		case *ReturnStep:
+			what = "ends"
+		case *ContinueAsNewStep:
+			what = "restarts"
+		}
+		if what != "" {
+			p.errorf(nodePos(kindKey), CodeInBranch, "'%s' %s the whole workflow, so it cannot stand inside a parallel branch or a forEach body; set a variable and act on the step's result after it", kindKey.Value, what)
 		}
 	}
 	if kv, ok := fields["onError"]; ok {

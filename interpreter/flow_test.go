@@ -719,3 +719,99 @@ steps:
 	}
 	a.wantStatus(StatusCompleted)
 }
+
+func TestContinueAsNewRestartsKeepingEventsAndStatus(t *testing.T) {
+	h := newHarness(t, `
+name: Gen
+timeout: 1h
+steps:
+  - if: input == 0
+    setStatus: {first: true}
+  - set: {seen: "${ input }"}
+  - wait: {event: Tick, result: tick}
+  - if: input >= 2
+    return: {input: "${ input }", tick: "${ tick }"}
+  - continueAsNew:
+      input: ${ input + 1 }
+`, 0)
+	h.wantJSON("custom status", h.st.CustomStatus, `{"first":true}`)
+	firstTimeout := h.st.Timeout.ID
+	h.now = h.now.Add(30 * time.Minute)
+	h.raise("Tick", "a")
+	if h.st.Generation != 1 || string(h.st.Input) != "1" {
+		t.Fatalf("generation %d input %s", h.st.Generation, h.st.Input)
+	}
+	if _, ok := h.st.Vars["tick"]; ok {
+		t.Fatalf("variables survived the restart: %v", h.st.Vars)
+	}
+	if string(h.st.Vars["seen"]) != "1" {
+		t.Fatalf("vars %v", h.st.Vars)
+	}
+	h.wantJSON("custom status", h.st.CustomStatus, `{"first":true}`)
+	// The timeout restarts with the run.
+	if h.st.Timeout == nil || h.st.Timeout.ID == firstTimeout || !h.st.Timeout.Due.Equal(h.now.Add(time.Hour)) {
+		t.Fatalf("timeout %+v", h.st.Timeout)
+	}
+	if len(h.timers) != 1 {
+		t.Fatalf("timers %v", h.timers)
+	}
+	// Events buffered before a restart are there for the next run.
+	h.send(Event{Kind: EvSuspend})
+	h.raise("Tick", "b")
+	h.raise("Tick", "c")
+	h.send(Event{Kind: EvResume})
+	h.wantStatus(StatusCompleted)
+	h.wantJSON("output", h.st.Output, `{"input":2,"tick":"c"}`)
+	if h.st.Generation != 2 || len(h.timers) != 0 {
+		t.Fatalf("generation %d timers %v", h.st.Generation, h.timers)
+	}
+	var restarts int
+	for _, e := range h.hist {
+		if e.Type == "ContinuedAsNew" {
+			restarts++
+		}
+	}
+	if restarts != 2 {
+		t.Fatalf("%d ContinuedAsNew lines", restarts)
+	}
+}
+
+func TestContinueAsNewLoopThatNeverBlocksYields(t *testing.T) {
+	h := newHarness(t, `
+name: Spin
+steps:
+  - if: input >= 20000
+    return: ${ input }
+  - continueAsNew: {input: "${ input + 1 }"}
+`, 0)
+	yields := 0
+	for h.st.Status == StatusRunning {
+		yields++
+		h.fireNext()
+	}
+	h.wantJSON("output", h.st.Output, `20000`)
+	if h.st.Generation != 20000 || yields < 3 {
+		t.Fatalf("generation %d after %d yields", h.st.Generation, yields)
+	}
+}
+
+func TestHistoryOfOneTransitionIsBounded(t *testing.T) {
+	h := newHarness(t, `
+name: Chatty
+steps:
+  - set: {i: 0}
+  - while:
+      condition: i < 1000
+      max: 1000
+      steps:
+        - set: {i: "${ i + 1 }"}
+        - setStatus: ${ i }
+`, nil)
+	h.wantStatus(StatusCompleted)
+	if len(h.hist) != maxHistoryLines+1 || h.hist[maxHistoryLines/2].Type != "HistoryTruncated" {
+		t.Fatalf("%d history lines", len(h.hist))
+	}
+	if last := h.hist[len(h.hist)-1]; last.Type != "ExecutionCompleted" {
+		t.Fatalf("last line %+v", last)
+	}
+}

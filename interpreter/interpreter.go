@@ -16,6 +16,10 @@ const (
 	MaxVarsBytes = 1 << 20 // all variables' JSON together, every branch's included
 	// MaxItems bounds the list a forEach goes over.
 	MaxItems = 10_000
+	// maxHistoryLines bounds the history lines of one transition (a loop
+	// that never blocks could write thousands): the first and last halves
+	// are kept around one HistoryTruncated line.
+	maxHistoryLines = 200
 	// maxStepsPerTransition bounds the work of one transition: a thread
 	// that would run more steps yields and goes on in the next transition
 	// (on a timer due at once), so a long loop never holds an engine.
@@ -94,6 +98,11 @@ func (in *Interpreter) Step(def *dsl.Workflow, st *State, ev Event) (*Transition
 		return nil, nil
 	}
 	r.save()
+	if n := len(r.tr.History); n > maxHistoryLines {
+		h := r.tr.History
+		cut := HistoryEvent{Type: "HistoryTruncated", Timestamp: r.now, Reason: fmt.Sprintf("%d lines of this transition left out", n-maxHistoryLines)}
+		r.tr.History = append(append(h[:maxHistoryLines/2:maxHistoryLines/2], cut), h[n-maxHistoryLines/2:]...)
+	}
 	r.st.Revision = st.Revision + 1
 	r.st.LastUpdatedTime = r.now
 	if r.st.Status != st.Status || string(r.st.CustomStatus) != string(st.CustomStatus) {

@@ -2,9 +2,11 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -274,4 +276,99 @@ steps:
 		t.Fatalf("%d distinct activity tasks ran, want 200", len(execs))
 	}
 	t.Logf("joined all 100 branches in order after the crash; 200 activity tasks, %d duplicate executions", dup)
+}
+
+// TestContinueAsNewForTenThousandGenerations runs a workflow that continues
+// as new 10,000 times (one activity per run) and checks that Redis memory
+// stays flat: the state is reset each run and the history stream is
+// trimmed, so generation 10,000 costs what generation 1,000 did.
+func TestContinueAsNewForTenThousandGenerations(t *testing.T) {
+	gens := 10_000
+	if testing.Short() {
+		gens = 1_000
+	}
+	e := newEnv(t)
+	e.deploy("forever.yaml", []byte(`
+name: Forever
+activities:
+  Next: {expr: "input + 1"}
+steps:
+  - activity: Next
+    input: ${ input }
+    result: n
+  - setStatus: {generation: "${ n }"}
+  - if: n >= `+strconv.Itoa(gens)+`
+    return: ${ n }
+  - continueAsNew: {input: "${ n }"}
+`))
+	ctx := context.Background()
+	used := func() int64 {
+		e.client.Do(ctx, "MEMORY", "PURGE")
+		for _, line := range strings.Split(e.client.Info(ctx, "memory").Val(), "\n") {
+			if v, ok := strings.CutPrefix(line, "used_memory:"); ok {
+				n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+				return n
+			}
+		}
+		t.Fatal("no used_memory")
+		return 0
+	}
+	// keysBytes is what the instance's own keys and the streams hold.
+	keysBytes := func() (total int64, hist int64) {
+		for _, k := range e.client.Keys(ctx, "cairn:{*}:*").Val() {
+			n := e.client.MemoryUsage(ctx, k).Val()
+			total += n
+			if strings.Contains(k, ":hist:") {
+				hist = e.client.XLen(ctx, k).Val()
+			}
+		}
+		return total, hist
+	}
+	e.run(interpreter.EngineOptions{Consumer: "gen"})
+	before := used()
+	start := time.Now()
+	e.start("Forever", "forever", 0)
+	// Sample at a tenth of the way.
+	waitStatus := func(min int) {
+		deadline := time.Now().Add(5 * time.Minute)
+		for time.Now().Before(deadline) {
+			st, err := e.store.FetchStatus(ctx, "forever")
+			if err == nil && (st.Status.Terminal() || generationOf(st.CustomStatus) >= min) {
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Fatalf("generation %d not reached", min)
+	}
+	waitStatus(gens / 10)
+	early := used()
+	earlyKeys, earlyHist := keysBytes()
+	st := e.waitDone("forever", 10*time.Minute)
+	elapsed := time.Since(start)
+	if st.Status != interpreter.StatusCompleted {
+		t.Fatalf("status %s output %s", st.Status, st.Output)
+	}
+	jsonEq(t, "output", st.Output, strconv.Itoa(gens))
+	after := used()
+	lateKeys, lateHist := keysBytes()
+	t.Logf("%d generations in %s (%.0f/s)", gens, elapsed.Round(time.Millisecond), float64(gens)/elapsed.Seconds())
+	t.Logf("used_memory: %d before, %d at generation %d, %d after generation %d (growth over the last %d generations: %+d bytes)",
+		before, early, gens/10, after, gens, gens-gens/10, after-early)
+	t.Logf("cairn keys (MEMORY USAGE summed): %d bytes at generation %d, %d at the end; history stream %d then %d entries",
+		earlyKeys, gens/10, lateKeys, earlyHist, lateHist)
+	if lateHist > 300 {
+		t.Fatalf("history stream has %d entries; it should be trimmed to about 100", lateHist)
+	}
+	if lateKeys > earlyKeys+64<<10 {
+		t.Fatalf("the keys grew from %d to %d bytes between generation %d and %d", earlyKeys, lateKeys, gens/10, gens)
+	}
+	if after-early > 1<<20 {
+		t.Fatalf("used_memory grew by %d bytes over %d generations", after-early, gens-gens/10)
+	}
+}
+
+func generationOf(status []byte) int {
+	var s struct{ Generation int }
+	json.Unmarshal(status, &s)
+	return s.Generation
 }

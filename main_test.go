@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -518,13 +519,25 @@ steps:
   - return: ${ v }
 `
 
+// workerFlow calls an activity that an external worker runs.
+const workerFlow = `name: WorkerFlow
+steps:
+  - activity: Greet
+    input: ${ input }
+    result: greeting
+  - return: ${ greeting }
+`
+
 // TestSeveralEnginesShareOneRedis runs an API-only process and two
-// engine-only processes on one external Redis.
+// engine-only processes on one external Redis, and an external worker
+// through the API's task protocol.
 func TestSeveralEnginesShareOneRedis(t *testing.T) {
 	rs := redistest.Start(t)
 	wf := t.TempDir()
-	if err := os.WriteFile(filepath.Join(wf, "wait-for.yaml"), []byte(waitFor), 0o644); err != nil {
-		t.Fatal(err)
+	for name, src := range map[string]string{"wait-for.yaml": waitFor, "worker-flow.yaml": workerFlow} {
+		if err := os.WriteFile(filepath.Join(wf, name), []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	env := []string{"CAIRN_REDIS=" + rs.URL(), "CAIRN_PARTITIONS=4"}
 	api := startServe(t, t.TempDir(), env, "--role", "api", "--workflows", wf)
@@ -552,9 +565,35 @@ func TestSeveralEnginesShareOneRedis(t *testing.T) {
 			t.Fatalf("cairn wait %s: want %s\n%s\napi:\n%s\nengine 1:\n%s\nengine 2:\n%s", id, want, r, api.stderr, e1.stderr, e2.stderr)
 		}
 	}
+	// An external worker polls the API process and completes the task.
+	if r := cairn(t, cenv, "start", "WorkerFlow", "--id", "w1", "--input", `"ana"`); r.code != 0 {
+		t.Fatalf("cairn start WorkerFlow: %s", r)
+	}
+	post := func(path, body string) (int, map[string]any) {
+		t.Helper()
+		resp, err := http.Post(api.url+path, "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var v map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&v)
+		return resp.StatusCode, v
+	}
+	code, task := post("/v1/tasks/poll", `{"activities":["Greet"],"workerId":"test-worker","waitSeconds":10}`)
+	if code != http.StatusOK || task["input"] != "ana" {
+		t.Fatalf("poll: %d %v", code, task)
+	}
+	if code, v := post(fmt.Sprintf("/v1/tasks/%s/complete", task["taskId"]), `{"result":"hello ana"}`); code != http.StatusOK {
+		t.Fatalf("complete: %d %v", code, v)
+	}
+	if r := cairn(t, cenv, "wait", "w1", "--timeout", "30s"); r.code != 0 || !strings.Contains(r.stdout, `"output": "hello ana"`) {
+		t.Fatalf("cairn wait w1: %s", r)
+	}
+
 	r := cairn(t, cenv, "list", "--status", "Completed")
 	var list []json.RawMessage
-	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &list) != nil || len(list) != len(ids) {
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &list) != nil || len(list) != len(ids)+1 {
 		t.Fatalf("cairn list --status Completed: %s", r)
 	}
 	for _, s := range []*server{api, e1, e2} {

@@ -262,6 +262,7 @@ func runServe(ctx context.Context, stop func(), cfg serveConfig, log *slog.Logge
 		srv = &http.Server{
 			Handler: httpapi.New(httpapi.Config{
 				Backend: store,
+				Tasks:   store, // the external-worker protocol under /v1/tasks
 				Catalog: cat,
 				APIKeys: cfg.apiKeys,
 				Logger:  log,
@@ -457,6 +458,7 @@ func printURLs(w io.Writer, addr string, cfg serveConfig, redisDesc string, defs
 	if len(cfg.apiKeys) == 0 {
 		fmt.Fprintf(w, "  auth:       off (no API key), so only loopback addresses are served\n")
 	}
+	fmt.Fprintf(w, "  progress:   %s/ui\n", base)
 	fmt.Fprintf(w, "  health:     %s/healthz\n", base)
 	fmt.Fprintf(w, "  workflows:  curl%s %s/v1/workflows\n", key, base)
 	fmt.Fprintf(w, "  start one:  curl%s -X POST %s/orchestrators/%s -H 'Content-Type: application/json' -d '\"user1\"'\n", key, df, name)

@@ -96,7 +96,11 @@ in-flight transitions, then the private redis.`, `
 	defer stop()
 	log := slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	if err := runServe(ctx, stop, cfg, log, a.stdout); err != nil {
-		fmt.Fprintf(a.stderr, "cairn serve: %v\n", err)
+		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+			fmt.Fprintln(a.stderr, "cairn serve: interrupted while starting")
+		} else {
+			fmt.Fprintf(a.stderr, "cairn serve: %v\n", err)
+		}
 		return exitFailure
 	}
 	return exitOK

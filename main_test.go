@@ -600,3 +600,25 @@ func TestSeveralEnginesShareOneRedis(t *testing.T) {
 		s.stop(t)
 	}
 }
+
+func TestJSONArg(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "in.json")
+	if err := os.WriteFile(f, []byte(" {\"a\": 1}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a := &app{stdin: strings.NewReader(`[1,2]`), stdout: io.Discard, stderr: io.Discard}
+	for arg, want := range map[string]string{`"user1"`: `"user1"`, "@" + f: `{"a": 1}`, "@-": `[1,2]`, "null": "null", "20": "20"} {
+		got, err := a.jsonArg("x", arg)
+		if err != nil || string(got) != want {
+			t.Errorf("jsonArg(%q) = %s, %v; want %s", arg, got, err, want)
+		}
+	}
+	for _, arg := range []string{"user1", "", "@" + f + ".missing", "{"} {
+		if _, err := a.jsonArg("x", arg); err == nil {
+			t.Errorf("jsonArg(%q) accepted", arg)
+		}
+	}
+	if _, err := a.jsonArg("the input", "user1"); err == nil || !strings.Contains(err.Error(), `'"user1"'`) {
+		t.Errorf("a bare word should suggest quoting it: %v", err)
+	}
+}

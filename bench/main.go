@@ -42,7 +42,6 @@ type options struct {
 	only                        map[string]bool
 	cpuprofile, memprofile      string
 	timeout                     time.Duration
-	engines                     []int
 	cairnRev                    string
 }
 
@@ -73,6 +72,7 @@ func main() {
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the whole bench process")
 	flag.StringVar(&o.memprofile, "memprofile", "", "write an allocation profile of the whole bench process")
 	flag.DurationVar(&o.timeout, "timeout", 5*time.Minute, "longest wait for one run's instances")
+	flag.DurationVar(&quietWait, "quiet-wait", quietWait, "longest wait, before each repetition, for the machine to be quiet (other processes under 0.25 cores)")
 	flag.StringVar(&o.cairnRev, "cairn-rev", "", "the cairn revision measured, for the report (default: git describe of the checkout)")
 	flag.Parse()
 	if o.quick {
@@ -93,10 +93,6 @@ func main() {
 		if s = strings.TrimSpace(s); s != "" {
 			o.only[s] = true
 		}
-	}
-	o.engines = []int{1}
-	if o.want("engines2") {
-		o.engines = append(o.engines, 2)
 	}
 	if o.cpuprofile != "" {
 		f, err := os.Create(o.cpuprofile)
@@ -206,16 +202,23 @@ func run(ctx context.Context, o options) error {
 		_ = os.WriteFile(filepath.Join(o.resultsDir, "latest.json"), b, 0o644)
 	}
 
-	// cairnRuns measures one configuration over o.reps repetitions, each
-	// in a fresh session (flushed Redis, new engines).
-	cairnRuns := func(cfg cairnConfig, r runSpec, hist string, purge bool) Result {
-		res := Result{System: "cairn", Engines: cfg.Engines, Shape: r.Shape, Mode: r.mode(), History: hist}
-		for k := 0; k < o.reps && ctx.Err() == nil; k++ {
+	// A run is one configuration measured o.reps times. Runs of the same
+	// shape and mode are interleaved repetition by repetition (cairn, then
+	// the peer, then cairn again...), so noise that drifts over time hits
+	// both systems alike.
+	type run struct {
+		res  *Result
+		step func(k int) (Sample, error)
+		done func()
+	}
+	cairnRun := func(cfg cairnConfig, r runSpec, hist string, purge bool) *run {
+		res := &Result{System: "cairn", Engines: cfg.Engines, Shape: r.Shape, Mode: r.mode(), History: hist}
+		return &run{res: res, step: func(int) (Sample, error) {
 			s, err := startCairn(ctx, srv.addr, h, defs, cfg)
 			if err != nil {
-				res.Err = err.Error()
-				break
+				return Sample{}, err
 			}
+			defer s.stop()
 			smp, err := measure(ctx, s, h, r, o.timeout)
 			if err == nil && purge {
 				res.MemBreakdown, err = memoryBreakdown(ctx, h, smp)
@@ -225,36 +228,24 @@ func run(ctx context.Context, o options) error {
 				left, err = purgeFinished(ctx, s, h, smp)
 				res.PurgedMemBytes = append(res.PurgedMemBytes, left)
 			}
-			s.stop()
-			if err != nil {
-				res.Err = err.Error()
-				logf("cairn %s %s engines=%d: %v", r.Shape, r.mode(), cfg.Engines, err)
-				break
-			}
-			res.Samples = append(res.Samples, smp)
-			logf("cairn %-22s %-12s engines=%d hist=%s: %7.0f/s p50 %.2f p99 %.2f ms, %.2f trips, %.1f cmds, %.0f B",
-				r.Shape, r.mode(), cfg.Engines, hist, smp.PerSec, smp.P50, smp.P99, smp.Trips, smp.Cmds, smp.MemBytes)
-		}
-		rep.Results = append(rep.Results, res)
-		save()
-		return res
+			return smp, err
+		}}
 	}
-	peerRuns := func(cfg peerConfig, r runSpec, bg int) Result {
+	peerRun := func(cfg peerConfig, r runSpec, bg int) *run {
 		name := "go-workflows"
 		if !cfg.Tuned {
 			name = "go-workflows default"
 		}
-		res := Result{System: name, Engines: 1, Shape: r.Shape, Mode: r.mode(), Background: bg}
-		var s *peerSession
-		var err error
-		for k := 0; k < o.reps && ctx.Err() == nil; k++ {
-			if s == nil || bg == 0 {
+		res := &Result{System: name, Engines: 1, Shape: r.Shape, Mode: r.mode(), Background: bg}
+		var s *peerSession // kept across repetitions when it holds a background
+		return &run{res: res, step: func(int) (Sample, error) {
+			if s == nil {
+				var err error
 				if s, err = startPeer(ctx, srv.addr, h, cfg); err == nil && bg > 0 {
 					err = loadBackground(ctx, s, h, bg, o.timeout, logf)
 				}
 				if err != nil {
-					res.Err = err.Error()
-					break
+					return Sample{}, err
 				}
 			}
 			smp, err := measure(ctx, s, h, r, o.timeout)
@@ -262,72 +253,91 @@ func run(ctx context.Context, o options) error {
 				s.stop()
 				s = nil
 			}
-			if err != nil {
-				res.Err = err.Error()
-				logf("%s %s %s: %v", name, r.Shape, r.mode(), err)
-				break
+			return smp, err
+		}, done: func() {
+			if s != nil {
+				s.stop()
 			}
-			res.Samples = append(res.Samples, smp)
-			logf("%-13s %-22s %-12s bg=%d: %7.0f/s p50 %.2f p99 %.2f ms, %.2f trips, %.1f cmds, %.0f B",
-				name, r.Shape, r.mode(), bg, smp.PerSec, smp.P50, smp.P99, smp.Trips, smp.Cmds, smp.MemBytes)
+		}}
+	}
+	interleave := func(runs ...*run) {
+		for k := 0; k < o.reps && ctx.Err() == nil; k++ {
+			for _, r := range runs {
+				if r == nil || r.res.Err != "" {
+					continue
+				}
+				smp, err := r.step(k)
+				res := r.res
+				if err != nil {
+					res.Err = err.Error()
+					logf("%s %s %s engines=%d: %v", res.System, res.Shape, res.Mode, res.Engines, err)
+					continue
+				}
+				res.Samples = append(res.Samples, smp)
+				logf("%-20s %-22s %-12s engines=%d bg=%-6d %s: %7.0f/s p50 %6.2f p99 %6.2f ms, %5.2f trips, %5.1f cmds, %5.0f B, other load %.2f",
+					res.System, res.Shape, res.Mode, res.Engines, res.Background, res.History, smp.PerSec, smp.P50, smp.P99, smp.Trips, smp.Cmds, smp.MemBytes, smp.Foreign)
+			}
 		}
-		if s != nil {
-			s.stop()
+		for _, r := range runs {
+			if r == nil {
+				continue
+			}
+			if r.done != nil {
+				r.done()
+			}
+			rep.Results = append(rep.Results, *r.res)
 		}
-		rep.Results = append(rep.Results, res)
 		save()
-		return res
 	}
 	burstSmall := func(shape string) runSpec { return runSpec{Shape: shape, N: o.small} }
 	burstBig := func(shape string) runSpec { return runSpec{Shape: shape, N: o.big, Mem: true} }
 	paced := func(shape string) runSpec {
 		return runSpec{Shape: shape, N: o.paced, Rate: o.rate, Mem: shape == shapeWait}
 	}
-	runners := 0 // the activity runtime's default concurrency
+	tuned := peerConfig{Tuned: true}
+	cairnOn, twoOn, peerOn := o.want("cairn"), o.want("engines2"), o.want("peer")
 
-	if o.want("cairn") || o.want("engines2") {
-		for _, eng := range o.engines {
-			if eng == 1 && !o.want("cairn") {
-				continue
+	for _, shape := range []string{shapeBooking, shapeOne, shapeTwenty, shapeWait} {
+		specs := []runSpec{burstSmall(shape), burstBig(shape), paced(shape)}
+		if shape == shapeWait {
+			specs = []runSpec{paced(shape)}
+		}
+		for _, r := range specs {
+			var runs []*run
+			if cairnOn {
+				purge := shape == shapeBooking && r.N == o.big && r.Rate == 0
+				runs = append(runs, cairnRun(cairnConfig{Engines: 1}, r, "default", purge))
 			}
-			cfg := cairnConfig{Engines: eng, Runners: runners}
-			for _, shape := range []string{shapeBooking, shapeOne, shapeTwenty} {
-				for _, r := range []runSpec{burstSmall(shape), burstBig(shape), paced(shape)} {
-					cairnRuns(cfg, r, "default", eng == 1 && shape == shapeBooking && r.N == o.big && r.Rate == 0)
-				}
+			if peerOn && shape != shapeTwenty {
+				runs = append(runs, peerRun(tuned, r, 0))
 			}
-			cairnRuns(cfg, paced(shapeWait), "default", false)
+			if twoOn {
+				runs = append(runs, cairnRun(cairnConfig{Engines: 2}, r, "default", false))
+			}
+			if shape == shapeBooking && r.N == o.small && r.Rate == 0 && peerOn {
+				runs = append(runs, peerRun(peerConfig{}, r, 0)) // the library's defaults
+			}
+			interleave(runs...)
 		}
 	}
 	if o.want("memory") {
-		cfg := cairnConfig{Engines: 1, Runners: runners, HistoryMax: redisstore.NoHistory}
-		cairnRuns(cfg, burstBig(shapeBooking), "none", false)
-		cairnRuns(cfg, paced(shapeWait), "none", false)
+		cfg := cairnConfig{Engines: 1, HistoryMax: redisstore.NoHistory}
+		interleave(cairnRun(cfg, burstBig(shapeBooking), "none", false), cairnRun(cfg, paced(shapeWait), "none", false))
 	}
 	if o.want("growth") {
 		for _, bg := range o.backgrounds {
-			res := growthRuns(ctx, o, srv.addr, h, defs, bg, []runSpec{burstSmall(shapeBooking), burstBig(shapeBooking), paced(shapeBooking)}, logf)
-			rep.Results = append(rep.Results, res...)
+			big := burstBig(shapeBooking)
+			big.Mem = false
+			runs := []runSpec{burstSmall(shapeBooking), big, paced(shapeBooking)}
+			rep.Results = append(rep.Results, cairnGrowth(ctx, o, srv.addr, h, defs, bg, runs, logf)...)
 			save()
-		}
-	}
-	if o.want("peer") {
-		tuned := peerConfig{Tuned: true}
-		for _, shape := range []string{shapeBooking, shapeOne} {
-			for _, r := range []runSpec{burstSmall(shape), burstBig(shape), paced(shape)} {
-				peerRuns(tuned, r, 0)
-			}
-		}
-		peerRuns(tuned, paced(shapeWait), 0)
-		peerRuns(peerConfig{}, burstSmall(shapeBooking), 0)
-		if o.want("growth") {
-			for _, bg := range o.backgrounds {
+			if peerOn {
 				if bg > o.peerBackground {
-					rep.Notes = append(rep.Notes, fmt.Sprintf("go-workflows was not measured with %s waiting instances (loading them at its speed would not fit the run; -peer-background=%d enables it).", count(bg), bg))
+					rep.Notes = append(rep.Notes, fmt.Sprintf("go-workflows was not measured with %s waiting instances: loading them at its speed would not fit the run (-peer-background=%d enables it).", count(bg), bg))
 					continue
 				}
-				peerRuns(tuned, burstSmall(shapeBooking), bg)
-				peerRuns(tuned, paced(shapeBooking), bg)
+				rep.Results = append(rep.Results, peerGrowth(ctx, o, srv.addr, h, bg, []runSpec{burstSmall(shapeBooking), paced(shapeBooking)}, logf)...)
+				save()
 			}
 		}
 	}
@@ -335,7 +345,7 @@ func run(ctx context.Context, o options) error {
 		tool := rep.Machine.HTTPTool
 		rep.HTTP = append(rep.HTTP, httpCairn(ctx, o, srv.addr, h, defs, tool, logf))
 		save()
-		if o.want("peer") || len(o.only) == 0 || o.only["http"] {
+		if peerOn || o.only["http"] {
 			rep.HTTP = append(rep.HTTP, httpPeer(ctx, o, srv.addr, h, tool, logf))
 			save()
 		}
@@ -408,44 +418,63 @@ func loadBackground(ctx context.Context, sys system, h *harness, n int, timeout 
 	return nil
 }
 
-// growthRuns measures cairn with bg waiting instances loaded once.
-func growthRuns(ctx context.Context, o options, addr string, h *harness, defs cairnDefs, bg int, runs []runSpec, logf func(string, ...any)) []Result {
-	cfg := cairnConfig{Engines: 1}
+// growthRuns measures runs on a system holding bg waiting instances,
+// loaded once by load.
+func growthRuns(ctx context.Context, o options, h *harness, sys system, system string, bg int, load func() error, runs []runSpec, logf func(string, ...any)) []Result {
 	var out []Result
-	s, err := startCairn(ctx, addr, h, defs, cfg)
-	if err == nil {
-		// Load with a second in-process engine taking large batches, so
-		// 100,000 instances load in seconds; it stops before measuring.
-		lctx, lcancel := context.WithCancel(ctx)
-		var wg sync.WaitGroup
-		for k := 0; k < 2; k++ {
-			runEngineAndRunners(lctx, &wg, s.store, s.cat, fmt.Sprintf("loader-%d", k), 64, 1024)
-		}
-		err = loadBackground(ctx, s, h, bg, o.timeout, logf)
-		lcancel()
-		wg.Wait()
-	}
+	err := load()
 	for _, r := range runs {
-		res := Result{System: "cairn", Engines: 1, Shape: r.Shape, Mode: r.mode(), Background: bg, History: "default"}
+		res := Result{System: system, Engines: 1, Shape: r.Shape, Mode: r.mode(), Background: bg, History: "default"}
 		for k := 0; k < o.reps && err == nil && ctx.Err() == nil; k++ {
 			var smp Sample
-			smp, err = measure(ctx, s, h, r, o.timeout)
-			if err != nil {
+			if smp, err = measure(ctx, sys, h, r, o.timeout); err != nil {
 				break
 			}
 			res.Samples = append(res.Samples, smp)
-			logf("cairn %-22s %-12s bg=%d: %7.0f/s p50 %.2f p99 %.2f ms, %.2f trips, %.1f cmds",
-				r.Shape, r.mode(), bg, smp.PerSec, smp.P50, smp.P99, smp.Trips, smp.Cmds)
+			logf("%-20s %-22s %-12s bg=%-6d: %7.0f/s p50 %6.2f p99 %6.2f ms, %5.2f trips, %5.1f cmds, other load %.2f",
+				system, r.Shape, r.mode(), bg, smp.PerSec, smp.P50, smp.P99, smp.Trips, smp.Cmds, smp.Foreign)
 		}
 		if err != nil {
 			res.Err = err.Error()
 		}
 		out = append(out, res)
 	}
-	if s != nil {
-		s.stop()
-	}
 	return out
+}
+
+// cairnGrowth: cairn with bg waiting instances, loaded by two extra
+// in-process engines taking large batches (stopped before measuring), so
+// 100,000 load in seconds.
+func cairnGrowth(ctx context.Context, o options, addr string, h *harness, defs cairnDefs, bg int, runs []runSpec, logf func(string, ...any)) []Result {
+	s, err := startCairn(ctx, addr, h, defs, cairnConfig{Engines: 1})
+	if err != nil {
+		return []Result{{System: "cairn", Background: bg, Err: err.Error()}}
+	}
+	defer s.stop()
+	return growthRuns(ctx, o, h, s, "cairn", bg, func() error {
+		lctx, lcancel := context.WithCancel(ctx)
+		defer lcancel()
+		var wg sync.WaitGroup
+		for k := 0; k < 2; k++ {
+			runEngineAndRunners(lctx, &wg, s.store, s.cat, fmt.Sprintf("loader-%d", k), 64, 1024)
+		}
+		err := loadBackground(ctx, s, h, bg, o.timeout, logf)
+		lcancel()
+		wg.Wait()
+		return err
+	}, runs, logf)
+}
+
+// peerGrowth: the peer (tuned) with bg waiting instances.
+func peerGrowth(ctx context.Context, o options, addr string, h *harness, bg int, runs []runSpec, logf func(string, ...any)) []Result {
+	s, err := startPeer(ctx, addr, h, peerConfig{Tuned: true})
+	if err != nil {
+		return []Result{{System: "go-workflows", Background: bg, Err: err.Error()}}
+	}
+	defer s.stop()
+	return growthRuns(ctx, o, h, s, "go-workflows", bg, func() error {
+		return loadBackground(ctx, s, h, bg, o.timeout, logf)
+	}, runs, logf)
 }
 
 // httpCairn: GET status over HTTP (the Durable Functions API) on 1,000
@@ -526,7 +555,7 @@ func httpRuns(ctx context.Context, o options, h *harness, handler http.Handler, 
 	}
 	var out []HTTPSample
 	for k := 0; k < o.reps && ctx.Err() == nil; k++ {
-		waitQuiet(ctx, quietCores, 30*time.Second)
+		waitQuiet(ctx, quietCores, quietWait)
 		st0, err := h.stats(ctx)
 		if err != nil {
 			return out, err
@@ -580,7 +609,7 @@ func ceiling(ctx context.Context, o options, addr string, h *harness, rep *Repor
 				n = 30000
 			}
 			for _, cmd := range ceilingCommands {
-				waitQuiet(ctx, quietCores, 30*time.Second)
+				waitQuiet(ctx, quietCores, quietWait)
 				rps, err := redisBenchmark(ctx, bin, addr, n*pipe/max(1, pipe/4), pipe, args[cmd])
 				if err != nil {
 					return err

@@ -75,7 +75,7 @@ const warmup = 200
 // measure runs one repetition: a warm-up, then n instances, then reads
 // the counters.
 func measure(ctx context.Context, sys system, h *harness, r runSpec, timeout time.Duration) (Sample, error) {
-	quiet := waitQuiet(ctx, quietCores, 30*time.Second)
+	quiet := waitQuiet(ctx, quietCores, quietWait)
 	want := shapeTarget(r.Shape)
 	w := newTracker(sys.newRunID("w"), warmup, want)
 	sys.track(w)

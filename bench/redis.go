@@ -343,6 +343,11 @@ func memoryBreakdown(ctx context.Context, h *harness, smp Sample) (map[string]fl
 	for i := 0; i < n; i++ {
 		id := smp.prefix + strconv.Itoa(i*smp.N/n)
 		p := partitionOf(id, 16)
+		l, err := h.c.XLen(ctx, fmt.Sprintf("cairn:{%d}:hist:%s", p, id)).Result()
+		if err != nil && err != redis.Nil {
+			return nil, err
+		}
+		out["history entries"] += float64(l) / float64(n)
 		for _, k := range []string{"inst", "hist"} {
 			v, err := h.c.MemoryUsage(ctx, fmt.Sprintf("cairn:{%d}:%s:%s", p, k, id), 0).Result()
 			if err != nil && err != redis.Nil {

@@ -262,6 +262,15 @@ func modesOf(rep *Report) [3]string {
 
 type verdict struct {
 	target, measured, peer, status string
+	why                            string // what dominates, shown for a miss
+}
+
+// mid is the middle repetition of a run.
+func mid(ss []Sample) (Sample, bool) {
+	if len(ss) == 0 {
+		return Sample{}, false
+	}
+	return ss[len(ss)/2], true
 }
 
 func renderTargets(b *strings.Builder, f finder, rep *Report, small, big, paced string) {
@@ -281,9 +290,14 @@ func renderTargets(b *strings.Builder, f finder, rep *Report, small, big, paced 
 		c := samples(f.get("cairn", shapeBooking, mode, 1, 0, "default"))
 		p := samples(f.get("go-workflows", shapeBooking, mode, 1, 0, ""))
 		mc, mp := median(field(c, perSec)), median(field(p, perSec))
+		why := ""
+		if m, ok := mid(c); ok {
+			why = fmt.Sprintf("Redis was busy %.0f %% of a core and the engine process used %.0f %% of a core (of %d); see the CPU profile below",
+				m.RedisUS*m.PerSec/1e4, m.ClientUS*m.PerSec/1e4, rep.Machine.NProc)
+		}
 		vs = append(vs, verdict{"ReserveTicket throughput ≥ 5× go-workflows (" + mode + ", 1 engine)",
 			cell(field(c, perSec)) + " instances/s (" + ratio(field(c, perSec), field(p, perSec)) + ")",
-			cell(field(p, perSec)) + " instances/s", met(mc >= 5*mp, c != nil && p != nil)})
+			cell(field(p, perSec)) + " instances/s", met(mc >= 5*mp, c != nil && p != nil), why})
 	}
 	// Round trips and commands: the worst median over every ReserveTicket run.
 	worst := func(get func(Sample) float64, paced bool) (float64, string, []float64) {
@@ -312,19 +326,46 @@ func renderTargets(b *strings.Builder, f finder, rep *Report, small, big, paced 
 		get   func(Sample) float64
 		limit float64
 	}{{"≤ 8 Redis round trips per ReserveTicket instance", trips, 8}, {"≤ 40 Redis commands (Lua included) per ReserveTicket instance", cmds, 40}} {
+		breakdown := func(ss []Sample, run string) string {
+			m, ok := mid(ss)
+			if !ok {
+				return ""
+			}
+			if x.limit == 8 {
+				return fmt.Sprintf("round trips per instance by first command (%s, 1 engine): %s", run, topKeys(m.Kinds, 10, "%.2f"))
+			}
+			return fmt.Sprintf("commands executed per instance by name (%s, 1 engine): %s", run, topKeys(m.ByCmd, 16, "%.2f"))
+		}
 		if wt, where, xs := worst(x.get, false); where != "" {
 			vs = append(vs, verdict{x.what + ", bursts",
 				fmt.Sprintf("%s (%s, 1 engine); worst burst (%s): %s", cell(field(cB, x.get)), big, where, cell(xs)),
-				cell(field(peerB, x.get)), met(wt <= x.limit, true)})
+				cell(field(peerB, x.get)), met(wt <= x.limit, true), breakdown(cB, big)})
 		}
 		if wt, where, xs := worst(x.get, true); where != "" {
 			vs = append(vs, verdict{x.what + ", " + paced,
 				fmt.Sprintf("%s (1 engine); worst (%s): %s", cell(field(cP, x.get)), where, cell(xs)),
-				cell(field(peerP, x.get)), met(wt <= x.limit, true)})
+				cell(field(peerP, x.get)), met(wt <= x.limit, true), breakdown(cP, paced) +
+					"; at this rate reads find one item each, so every work item costs its own XREADGROUP, HMGET pipeline and commit pipeline"})
+		}
+	}
+	memWhy := ""
+	if r := f.get("cairn", shapeBooking, big, 1, 0, "default"); r != nil && len(r.MemBreakdown) > 0 {
+		keys := map[string]float64{}
+		for k, v := range r.MemBreakdown {
+			if k != "history entries" {
+				keys[k] = v
+			}
+		}
+		memWhy = "`MEMORY USAGE` per instance: " + topKeys(keys, 8, "%.0f B")
+		if n := r.MemBreakdown["history entries"]; n > 0 {
+			memWhy += fmt.Sprintf(" — each instance has its own history stream key holding %.1f entries", n)
+		}
+		if none := samples(f.get("cairn", shapeBooking, big, 1, 0, "none")); none != nil {
+			memWhy += fmt.Sprintf("; with history off (`NoHistory`) a completed instance takes %s B", cell(field(none, mem)))
 		}
 	}
 	vs = append(vs, verdict{"≤ 2 KB Redis memory per completed instance, default history retention",
-		cell(field(cB, mem)) + " B", cell(field(peerB, mem)) + " B", met(median(field(cB, mem)) <= 2048, cB != nil)})
+		cell(field(cB, mem)) + " B", cell(field(peerB, mem)) + " B", met(median(field(cB, mem)) <= 2048, cB != nil), memWhy})
 	none := samples(f.get("cairn", shapeBooking, big, 1, 0, "none"))
 	purged := f.get("cairn", shapeBooking, big, 1, 0, "default")
 	ret := "no retention setting exists: `HistoryMax` trims each instance's history only; finished instances stay until purged"
@@ -334,7 +375,8 @@ func renderTargets(b *strings.Builder, f finder, rep *Report, small, big, paced 
 	if purged != nil && len(purged.PurgedMemBytes) > 0 {
 		ret += fmt.Sprintf("; after `PurgeMany` (DELETE /instances) %s B per instance remain", cell(purged.PurgedMemBytes))
 	}
-	vs = append(vs, verdict{"a retention setting that bounds memory for good", ret, "`WithAutoExpiration` (off by default)", "❌ missed"})
+	vs = append(vs, verdict{"a retention setting that bounds memory for good", ret, "`WithAutoExpiration` (off by default)", "❌ missed",
+		"redisstore.Options has HistoryMax (entries kept per instance's history) and nothing that expires or purges finished instances; memory grows by the figure above with every completed instance until a client purges"})
 	for _, eng := range []int{1, 2} {
 		wt := samples(f.get("cairn", shapeWait, paced, eng, 0, "default"))
 		pw := samples(f.get("go-workflows", shapeWait, paced, 1, 0, ""))
@@ -345,9 +387,15 @@ func renderTargets(b *strings.Builder, f finder, rep *Report, small, big, paced 
 		if eng == 1 && pw != nil {
 			pcell = cell(field(pw, p50)) + " / " + cell(field(pw, p99)) + " ms"
 		}
+		why := ""
+		if m, ok := mid(wt); ok {
+			why = fmt.Sprintf("the path from start to waiting is sequential: the start script, the engine's read, state load and commit (schedule the task), the activity runtime's read and completion script, the engine's read, load and commit (status, wait), the notice; "+
+				"measured per instance: %s round trips (%s), p90 %.2f ms, max %.1f ms; Redis CPU %.0f µs and engine + load CPU %.0f µs per instance",
+				num(m.Trips), topKeys(m.Kinds, 6, "%.2f"), m.P90, m.Max, m.RedisUS, m.ClientUS)
+		}
 		vs = append(vs, verdict{fmt.Sprintf("%s: start → waiting p50 ≤ 2 ms, p99 ≤ 5 ms (%d engine%s)", paced, eng, plural(eng)),
 			cell(field(wt, p50)) + " / " + cell(field(wt, p99)) + " ms", pcell,
-			met(median(field(wt, p50)) <= 2 && median(field(wt, p99)) <= 5, true)})
+			met(median(field(wt, p50)) <= 2 && median(field(wt, p99)) <= 5, true), why})
 	}
 	for _, hr := range rep.HTTP {
 		if hr.System != "cairn" {
@@ -363,7 +411,9 @@ func renderTargets(b *strings.Builder, f finder, rep *Report, small, big, paced 
 		vs = append(vs, verdict{fmt.Sprintf("GET status ≥ 15,000 requests/s, p99 ≤ 10 ms (%d connections, %s waiting)", hr.Conns, count(hr.Waiting)),
 			cell(rps) + " requests/s, p99 " + cell(p99s) + " ms",
 			cell(httpField(peer, func(s HTTPSample) float64 { return s.ReqPerSec })) + " requests/s, p99 " + cell(httpField(peer, func(s HTTPSample) float64 { return s.P99 })) + " ms",
-			met(median(rps) >= 15000 && median(p99s) <= 10, len(hr.Samples) > 0)})
+			met(median(rps) >= 15000 && median(p99s) <= 10, len(hr.Samples) > 0),
+			fmt.Sprintf("per request: %s µs of server CPU (gin, the handler, go-redis) and %s µs of Redis CPU; the load generator shares the cores; see the GET status profile below",
+				cell(httpField(hr.Samples, func(s HTTPSample) float64 { return s.ServerUS })), cell(httpField(hr.Samples, func(s HTTPSample) float64 { return s.RedisUS })))})
 	}
 	if g := growthVerdict(f, rep, small, big, paced); g != nil {
 		vs = append(vs, *g)
@@ -373,6 +423,20 @@ func renderTargets(b *strings.Builder, f finder, rep *Report, small, big, paced 
 		w("| %s | %s | %s | %s |\n", v.target, v.measured, v.peer, v.status)
 	}
 	w("\n")
+	first := true
+	for _, v := range vs {
+		if v.why == "" || !strings.Contains(v.status, "missed") {
+			continue
+		}
+		if first {
+			w("### What dominates the misses (measured)\n\n")
+			first = false
+		}
+		w("- **%s**: %s\n", v.target, v.why)
+	}
+	if !first {
+		w("\n")
+	}
 }
 
 func plural(n int) string {
@@ -413,7 +477,8 @@ func growthVerdict(f finder, rep *Report, small, big, paced string) *verdict {
 	ok := rel(trips) <= 1.05 && rel(cmds) <= 1.05 && rel(rcpu) <= 1.25 && rel(perSec) >= 0.8
 	return &verdict{fmt.Sprintf("flat cost from 0 to %s waiting instances (%s)", count(maxBG), big),
 		fmt.Sprintf("with %s waiting ÷ with none: instances/s %.2f×, round trips %.2f×, commands %.2f×, Redis CPU %.2f×",
-			count(maxBG), rel(perSec), rel(trips), rel(cmds), rel(rcpu)), "see Growth", map[bool]string{true: "✅ met", false: "❌ missed"}[ok]}
+			count(maxBG), rel(perSec), rel(trips), rel(cmds), rel(rcpu)), "see Growth", map[bool]string{true: "✅ met", false: "❌ missed"}[ok],
+		"see the per-command table under Growth: a command whose µs per call grows with the waiting instances scans; one that does not is contention or noise"}
 }
 
 func renderMethod(b *strings.Builder, rep *Report, small, big, paced string) {

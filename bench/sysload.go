@@ -59,6 +59,10 @@ func waitQuiet(ctx context.Context, maxCores float64, limit time.Duration) float
 	}
 }
 
+// quietWait is the longest the bench waits for a quiet machine before a
+// repetition (-quiet-wait).
+var quietWait = 20 * time.Second
+
 // quietCores is the most the machine may use, in cores, before a
 // repetition starts (the idle engines and Redis use a few percent).
 const quietCores = 0.25

@@ -105,6 +105,10 @@ func parseJSON(b []byte) (json.RawMessage, error) {
 		line, col := lineCol(b, off)
 		return nil, badRequest("invalid-utf8", "the body is not valid UTF-8 at line %d, column %d (byte offset %d)", line, col, off)
 	}
+	if off := tooDeep(b, MaxJSONDepth); off >= 0 {
+		line, col := lineCol(b, off)
+		return nil, badRequest("invalid-json", "the JSON is nested more than %d levels deep at line %d, column %d (byte offset %d)", MaxJSONDepth, line, col, off)
+	}
 	var raw json.RawMessage
 	if err := json.Unmarshal(b, &raw); err != nil {
 		var se *json.SyntaxError
@@ -116,6 +120,17 @@ func parseJSON(b []byte) (json.RawMessage, error) {
 		}
 		return nil, badRequest("invalid-json", "malformed JSON: %v", err)
 	}
+	// Every value must also decode as the engine will read it: a number
+	// beyond float64 would otherwise turn into null there.
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			line, col := lineCol(b, int(te.Offset))
+			return nil, badRequest("invalid-json", "at line %d, column %d: %s does not fit a 64-bit floating-point number", line, col, te.Value)
+		}
+		return nil, badRequest("invalid-json", "malformed JSON: %v", err)
+	}
 	var out bytes.Buffer
 	if err := json.Compact(&out, raw); err != nil {
 		return nil, badRequest("invalid-json", "malformed JSON: %v", err)
@@ -124,6 +139,40 @@ func parseJSON(b []byte) (json.RawMessage, error) {
 		return nil, nil
 	}
 	return out.Bytes(), nil
+}
+
+// MaxJSONDepth bounds the nesting of a JSON body (inputs, event payloads,
+// activity results). cairn embeds these values in its own JSON (work items,
+// status payloads, history), which must stay within what encoding/json
+// reads (10,000 levels); expressions handle at most 256 levels.
+const MaxJSONDepth = 256
+
+// tooDeep returns the offset of the first bracket that opens level
+// max+1, or -1. It skips strings, so it needs no valid JSON to be safe.
+func tooDeep(b []byte, max int) int {
+	depth, inString, escaped := 0, false, false
+	for i, c := range b {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '[' || c == '{':
+			if depth++; depth > max {
+				return i
+			}
+		case c == ']' || c == '}':
+			depth--
+		}
+	}
+	return -1
 }
 
 func invalidUTF8Offset(b []byte) int {

@@ -14,9 +14,7 @@ var stepKinds = []string{"activity", "wait", "setStatus", "set", "switch", "retu
 	"while", "try", "forEach", "parallel", "continueAsNew", "call"}
 
 // Kinds reserved for later versions: rejected with a clear message.
-var laterKinds = map[string]string{
-	"call": "calling a sub-workflow",
-}
+var laterKinds = map[string]string{}
 
 // Fields each kind allows besides its own key and the common fields.
 var kindFields = map[string][]string{

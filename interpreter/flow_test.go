@@ -815,3 +815,113 @@ steps:
 		t.Fatalf("last line %+v", last)
 	}
 }
+
+func (h *harness) childEnds(id InstanceID, status RuntimeStatus, output any) bool {
+	raw, _ := json.Marshal(output)
+	data, _ := json.Marshal(ChildResult{Child: id, Status: status, Output: raw})
+	return h.send(Event{Kind: EvRaised, Name: ChildEvent, Data: data})
+}
+
+const caller = `
+name: Caller
+steps:
+  - id: ship
+    try:
+      steps:
+        - call: Ship
+          input: {order: "${ input }"}
+          result: shipment
+      catch:
+        errors: [ChildWorkflowFailed]
+        steps:
+          - return: {failed: "${ error.message }", child: "${ error.data }"}
+  - return: ${ shipment }
+`
+
+func TestCallStartsAChildAndTakesItsOutput(t *testing.T) {
+	h := newHarness(t, caller, "A-1")
+	p := h.st.Pending
+	if p == nil || p.Kind != WaitChild || p.Child != "i1:1" || p.Deadline == nil || !p.Deadline.Equal(t0.Add(childCheck)) {
+		t.Fatalf("pending %+v", p)
+	}
+	sc, ok := h.after[0].(*StartChild)
+	if len(h.after) != 1 || !ok || sc.ID != "i1:1" || sc.Parent != "i1" || sc.Workflow != "Ship" || string(sc.Input) != `{"order":"A-1"}` {
+		t.Fatalf("commands %+v", h.after)
+	}
+	// No news: the check asks again, later each time.
+	h.fireNext()
+	h.fireNext()
+	if len(h.after) != 3 || h.st.Pending.Attempt != 3 || !h.st.Pending.Deadline.Equal(t0.Add(childCheck+2*childCheck+4*childCheck)) {
+		t.Fatalf("after two checks: %d commands, pending %+v", len(h.after), h.st.Pending)
+	}
+	if h.childEnds("i1:99", StatusCompleted, 1) {
+		t.Fatal("the end of another child was applied")
+	}
+	if !h.childEnds("i1:1", StatusCompleted, map[string]any{"tracking": "Z9"}) {
+		t.Fatal("the child's end was ignored")
+	}
+	h.wantJSON("output", h.st.Output, `{"tracking":"Z9"}`)
+	if len(h.timers) != 0 {
+		t.Fatalf("timers %v", h.timers)
+	}
+}
+
+func TestFailedChildIsATypedError(t *testing.T) {
+	h := newHarness(t, caller, "A-2")
+	h.childEnds("i1:1", StatusFailed, ErrorInfo{Type: "OutOfStock", Message: "none left"})
+	h.wantStatus(StatusCompleted)
+	h.wantJSON("output", h.st.Output, `{"failed":"step ship.steps[0]: child i1:1 (Ship) failed: OutOfStock: none left","child":{"type":"OutOfStock","message":"none left"}}`)
+
+	h = newHarness(t, caller, "A-3")
+	h.childEnds("i1:1", StatusTerminated, "by hand")
+	if !strings.Contains(string(h.st.Output), "was terminated: by hand") {
+		t.Fatalf("output %s", h.st.Output)
+	}
+}
+
+func TestTerminatingTheParentTerminatesItsChildren(t *testing.T) {
+	h := newHarness(t, `
+name: Fan
+steps:
+  - forEach:
+      items: [a, b]
+      parallel: true
+      steps:
+        - call: Work
+          input: ${ item }
+`, nil)
+	h.after = nil
+	h.send(Event{Kind: EvTerminate, Reason: "stop"})
+	var ids []string
+	for _, c := range h.after {
+		if tc, ok := c.(*TerminateChild); ok {
+			ids = append(ids, string(tc.ID))
+		}
+	}
+	if strings.Join(ids, " ") != "i1:1 i1:3" || len(h.timers) != 0 {
+		t.Fatalf("terminated %v, timers %v", ids, h.timers)
+	}
+}
+
+func TestCancelledBranchTerminatesItsChild(t *testing.T) {
+	h := newHarness(t, `
+name: Race
+steps:
+  - parallel:
+      branches:
+        - - call: Slow
+        - - activity: Check
+          - fail: {error: Stop}
+    onError:
+      - return: stopped
+`, nil)
+	h.after = nil
+	h.complete(1)
+	h.wantJSON("output", h.st.Output, `"stopped"`)
+	if len(h.after) != 1 {
+		t.Fatalf("commands %+v", h.after)
+	}
+	if tc, ok := h.after[0].(*TerminateChild); !ok || tc.ID != "i1:1" {
+		t.Fatalf("commands %+v", h.after)
+	}
+}

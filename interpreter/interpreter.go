@@ -39,6 +39,14 @@ const (
 	ErrTypeInternalStep = "InternalError"
 	ErrTypeLoopLimit    = "LoopLimitExceeded" // a while ran max iterations and would run one more
 	ErrTypeItems        = "InvalidItems"      // a forEach's items are not a list or too many
+	ErrTypeChild        = "ChildWorkflowFailed"
+)
+
+// Checks that a called child exists: the first after childCheck, each
+// next one twice as late, at most childCheckMax apart.
+const (
+	childCheck    = 10 * time.Second
+	childCheckMax = 10 * time.Minute
 )
 
 // Options configure an Interpreter.
@@ -270,6 +278,9 @@ func (r *run) apply(ev Event) (bool, error) {
 		return true, r.runQueue()
 
 	case EvRaised:
+		if ev.Name == ChildEvent {
+			return r.childEnded(ev)
+		}
 		r.history(HistoryEvent{Type: "EventRaised", Name: ev.Name, Data: ev.Data})
 		if r.st.Status == StatusRunning {
 			for _, th := range r.threads {
@@ -384,6 +395,14 @@ func (r *run) timerFired(th *Thread, ev Event) error {
 		th.Pending = nil
 		r.enqueue(th)
 		return r.schedule(th, step, p.Attempt+1, p.FirstAttempt)
+	case WaitChild:
+		step, ok := r.current(th)
+		call, isCall := step.(*dsl.CallStep)
+		if !ok || !isCall {
+			return fmt.Errorf("thread %q: cursor does not point at the call step %q", th.ID, p.StepID)
+		}
+		p.TimerID, p.Deadline = "", nil
+		r.startChild(th, call, p)
 	case WaitActivity:
 		// The activity's start-to-close timeout: a retryable failure.
 		p.TimerID = ""
@@ -657,6 +676,13 @@ func (r *run) exec(th *Thread, step dsl.Step) error {
 
 	case *dsl.ContinueAsNewStep:
 		return r.continueAsNew(th, s)
+
+	case *dsl.CallStep:
+		r.st.Seq++
+		p := &Pending{Kind: WaitChild, StepID: s.ID, Child: InstanceID(fmt.Sprintf("%s:%d", r.st.ID, r.st.Seq))}
+		r.history(HistoryEvent{Type: "ChildScheduled", StepID: s.ID, Name: string(p.Child)})
+		r.startChild(th, s, p)
+		return nil
 	}
 	return fmt.Errorf("step %s: unknown step type %T", step.Base().ID, step)
 }
@@ -853,6 +879,76 @@ func (r *run) duration(th *Thread, v *dsl.Value) (time.Duration, error) {
 		return 0, &dsl.EvalError{Pos: v.Pos, Err: fmt.Errorf("negative duration %s", d)}
 	}
 	return d, nil
+}
+
+// startChild asks for the child a call step waits for, and for a check
+// later.
+func (r *run) startChild(th *Thread, s *dsl.CallStep, p *Pending) {
+	var input any
+	if s.Input != nil {
+		v, err := s.Input.Eval(r.env(th))
+		if err != nil {
+			r.raise(th, r.exprError(s, err))
+			return
+		}
+		input = v
+	}
+	raw := mustJSON(input)
+	if string(raw) == "null" {
+		raw = nil
+	}
+	r.tr.Commands = append(r.tr.Commands, &StartChild{ID: p.Child, Parent: r.st.ID, Workflow: s.Workflow, Input: raw})
+	delay := childCheck << min(p.Attempt, 10)
+	if delay > childCheckMax {
+		delay = childCheckMax
+	}
+	p.Attempt++
+	due := r.now.Add(delay)
+	th.Pending = p
+	p.TimerID = r.newTimer(th, due)
+	p.Deadline = &due
+}
+
+// childEnded applies the end of a child to the call step waiting for it.
+func (r *run) childEnded(ev Event) (bool, error) {
+	var res ChildResult
+	if err := json.Unmarshal(ev.Data, &res); err != nil || res.Child == "" {
+		return false, nil
+	}
+	th := r.find(func(p *Pending) bool { return p.Kind == WaitChild && p.Child == res.Child })
+	if th == nil || r.st.Status != StatusRunning {
+		return false, nil // a repeated notice, or for a call no longer waiting
+	}
+	step, _ := r.current(th)
+	call, ok := step.(*dsl.CallStep)
+	if !ok {
+		return false, fmt.Errorf("thread %q: cursor does not point at the call step %q", th.ID, th.Pending.StepID)
+	}
+	r.cancelTimer(th)
+	th.Pending = nil
+	switch res.Status {
+	case StatusCompleted:
+		r.history(HistoryEvent{Type: "ChildCompleted", StepID: call.ID, Name: string(res.Child), Data: res.Output})
+		if call.Result != "" {
+			r.setVar(th, call.Result, decodeJSON(res.Output))
+		}
+		if r.checkVars(th, call) {
+			r.advance(th)
+		}
+		r.enqueue(th)
+	default:
+		r.history(HistoryEvent{Type: "ChildFailed", StepID: call.ID, Name: string(res.Child), Data: res.Output})
+		info := ErrorInfo{Type: ErrTypeChild, StepID: call.ID, Data: JSONText(res.Output)}
+		if res.Status == StatusTerminated {
+			info.Message = fmt.Sprintf("step %s: child %s (%s) was terminated: %s", call.ID, res.Child, call.Workflow, decodeJSON(res.Output))
+		} else {
+			var ce ErrorInfo
+			json.Unmarshal(res.Output, &ce)
+			info.Message = fmt.Sprintf("step %s: child %s (%s) failed: %s: %s", call.ID, res.Child, call.Workflow, ce.Type, ce.Message)
+		}
+		r.raise(th, info)
+	}
+	return true, r.runQueue()
 }
 
 // forEach starts the branches of a forEach over its items.
@@ -1205,7 +1301,7 @@ func (r *run) dropBranches(parent *Thread) {
 	kept := r.threads[:0:0]
 	for _, t := range r.threads {
 		if t != r.main && strings.HasPrefix(t.ID, prefix) {
-			r.cancelTimer(t)
+			r.abandon(t)
 			delete(r.views, t.ID)
 			r.dropJoin(t.ID)
 			continue
@@ -1222,7 +1318,7 @@ func (r *run) dropBranches(parent *Thread) {
 // stopAll cancels everything the instance waits for: every branch, every
 // timer, the workflow's timeout.
 func (r *run) stopAll() {
-	r.cancelTimer(r.main)
+	r.abandon(r.main)
 	r.dropBranches(r.main)
 	r.main.Pending = nil
 	r.main.Cursor = nil
@@ -1299,6 +1395,16 @@ func (r *run) newTimer(th *Thread, due time.Time) string {
 	r.tr.Commands = append(r.tr.Commands, &StartTimer{ID: id, Due: due.UTC()})
 	r.history(HistoryEvent{Type: "TimerCreated", StepID: r.currentStepID(th), Name: id, Data: mustJSON(due.UTC().Format(time.RFC3339Nano))})
 	return id
+}
+
+// abandon cancels what a thread waits for: its timer, and a child it
+// called.
+func (r *run) abandon(th *Thread) {
+	r.cancelTimer(th)
+	if p := th.Pending; p != nil && p.Kind == WaitChild {
+		r.tr.Commands = append(r.tr.Commands, &TerminateChild{ID: p.Child, Reason: fmt.Sprintf("its parent %s no longer waits for it", r.st.ID)})
+		r.history(HistoryEvent{Type: "ChildTerminated", StepID: p.StepID, Name: string(p.Child)})
+	}
 }
 
 // cancelTimer cancels the timer a thread waits on, if any.

@@ -22,6 +22,7 @@ type harness struct {
 	tasks  []*ScheduleTask
 	timers map[string]time.Time // live timers
 	hist   []HistoryEvent
+	after  []Command // StartChild and TerminateChild, for the engine
 }
 
 func newHarness(t *testing.T, src string, input any) *harness {
@@ -61,6 +62,8 @@ func (h *harness) send(ev Event) bool {
 			h.timers[c.ID] = c.Due
 		case *CancelTimer:
 			delete(h.timers, c.ID)
+		case *StartChild, *TerminateChild:
+			h.after = append(h.after, c)
 		}
 	}
 	h.hist = append(h.hist, tr.History...)

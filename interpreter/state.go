@@ -83,6 +83,8 @@ const (
 	// WaitYield: a transition ran its share of steps; the thread goes on in
 	// the next one, on a timer due at once.
 	WaitYield WaitKind = "yield"
+	// WaitChild: a call step waits for its child instance.
+	WaitChild WaitKind = "child"
 )
 
 // Pending describes what a blocked instance waits for.
@@ -106,6 +108,9 @@ type Pending struct {
 	// and those that have ended (branches).
 	Branches int `json:"branches,omitempty"`
 	Done     int `json:"done,omitempty"`
+	// Child is the instance a call step waits for (child); TimerID is then
+	// the timer that checks it exists, and Attempt counts the checks.
+	Child InstanceID `json:"child,omitempty"`
 }
 
 // waitsFor reports whether an event wait takes an event of this name.
@@ -225,6 +230,9 @@ type State struct {
 	// Generation counts the continueAsNew restarts; Input is the current
 	// run's.
 	Generation int `json:"gen,omitempty"`
+	// Parent is the instance whose call step started this one ("" = none);
+	// it hears of this one's end.
+	Parent InstanceID `json:"parent,omitempty"`
 
 	CreatedTime     time.Time `json:"created"`
 	LastUpdatedTime time.Time `json:"updated"`
@@ -267,7 +275,8 @@ type Event struct {
 }
 
 // Command is an effect the store must apply in the same commit as the new
-// state. It is one of *ScheduleTask, *StartTimer, *CancelTimer.
+// state. It is one of *ScheduleTask, *StartTimer, *CancelTimer; or, applied
+// by the engine after the commit, *StartChild or *TerminateChild.
 type Command interface{ isCommand() }
 
 // ScheduleTask enqueues an activity task for the activity runtime.
@@ -305,9 +314,47 @@ type CancelTimer struct {
 	Due time.Time
 }
 
-func (*ScheduleTask) isCommand() {}
-func (*StartTimer) isCommand()   {}
-func (*CancelTimer) isCommand()  {}
+// StartChild asks the engine, once the transition is committed, to make
+// sure the child instance ID exists: to create it (Workflow at its latest
+// version, with Input and Parent) when it does not, or, when it has already
+// finished, to send its outcome to the parent again. It is repeated on a
+// timer while the parent waits, so a crash between the commit and the
+// creation, or a lost outcome, only delays the call. The store does not
+// see it.
+type StartChild struct {
+	ID       InstanceID
+	Parent   InstanceID
+	Workflow string
+	Input    json.RawMessage
+}
+
+// TerminateChild asks the engine, once the transition is committed, to
+// terminate a child whose parent no longer waits for it (the parent ended,
+// or the branch that called it was cancelled). The store does not see it.
+type TerminateChild struct {
+	ID     InstanceID
+	Reason string
+}
+
+func (*ScheduleTask) isCommand()   {}
+func (*StartTimer) isCommand()     {}
+func (*CancelTimer) isCommand()    {}
+func (*StartChild) isCommand()     {}
+func (*TerminateChild) isCommand() {}
+
+// ChildEvent is the name of the internal event that brings a child's end
+// to its parent (an EvRaised whose Data is a ChildResult). It holds a
+// control character, which no client can put in an event name (the API
+// refuses them) and no wait can name, so it cannot be forged or consumed
+// by a workflow.
+const ChildEvent = "\x1fchild"
+
+// ChildResult is how a child instance ended.
+type ChildResult struct {
+	Child  InstanceID      `json:"child"`
+	Status RuntimeStatus   `json:"status"`
+	Output json.RawMessage `json:"output,omitempty"`
+}
 
 // HistoryEvent is one line of an instance's bounded history.
 type HistoryEvent struct {

@@ -33,6 +33,7 @@ type runtime struct {
 	Joins    []interpreter.Join          `json:"j,omitempty"`
 	Timeout  *interpreter.Timer          `json:"to,omitempty"`
 	Gen      int                         `json:"g,omitempty"`
+	Parent   interpreter.InstanceID      `json:"pa,omitempty"`
 	// Input is the current run's input after a continueAsNew (Gen > 0);
 	// the hash's input field keeps the one the instance started with.
 	Input json.RawMessage `json:"in,omitempty"`
@@ -81,7 +82,7 @@ func stateFields(st *interpreter.State) (metaJSON, rtJSON []byte, err error) {
 	}
 	rt := runtime{
 		Vars: st.Vars, Cursor: st.Cursor, Buffered: st.Buffered, Held: st.Held, Seq: st.Seq,
-		Threads: st.Threads, Joins: st.Joins, Timeout: st.Timeout, Gen: st.Generation,
+		Threads: st.Threads, Joins: st.Joins, Timeout: st.Timeout, Gen: st.Generation, Parent: st.Parent,
 	}
 	if st.Generation > 0 {
 		rt.Input = st.Input
@@ -154,7 +155,7 @@ func decodeState(id interpreter.InstanceID, vals []any) (*interpreter.State, err
 			return nil, fmt.Errorf("redisstore: instance %s: bad runtime: %w", id, err)
 		}
 		st.Vars, st.Cursor, st.Buffered, st.Held, st.Seq = rt.Vars, rt.Cursor, rt.Buffered, rt.Held, rt.Seq
-		st.Threads, st.Joins, st.Timeout, st.Generation = rt.Threads, rt.Joins, rt.Timeout, rt.Gen
+		st.Threads, st.Joins, st.Timeout, st.Generation, st.Parent = rt.Threads, rt.Joins, rt.Timeout, rt.Gen, rt.Parent
 		if rt.Gen > 0 {
 			st.Input = rt.Input
 		}

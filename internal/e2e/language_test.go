@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -371,4 +372,137 @@ func generationOf(status []byte) int {
 	var s struct{ Generation int }
 	json.Unmarshal(status, &s)
 	return s.Generation
+}
+
+func TestCallOnRedis(t *testing.T) {
+	e := newEnv(t)
+	e.deploy("ship.yaml", []byte(`
+name: Ship
+input: {type: object, required: [order]}
+activities:
+  Label: {expr: "'L-' + input"}
+steps:
+  - if: input.order == "bad"
+    fail: {error: OutOfStock, message: "nothing for ${ input.order }"}
+  - if: input.order == "slow"
+    wait: {event: Never}
+  - activity: Label
+    input: ${ input.order }
+    result: label
+  - setStatus: {label: "${ label }"}
+  - return: {label: "${ label }", id: "${ instance.id }"}
+`))
+	e.deploy("orders.yaml", []byte(`
+name: Orders
+steps:
+  - forEach:
+      items: ${ input }
+      as: order
+      parallel: true
+      steps:
+        - try:
+            steps:
+              - call: Ship
+                input: {order: "${ order }"}
+                result: shipment
+            catch:
+              steps:
+                - set: {problem: "${ error.data.type }"}
+      result: out
+  - return: ${ out }
+`))
+	e.run(interpreter.EngineOptions{Consumer: "lang4"})
+
+	e.start("Orders", "ord", []string{"a", "bad", "b"})
+	st := e.waitDone("ord", 20*time.Second)
+	if st.Status != interpreter.StatusCompleted {
+		t.Fatalf("status %s output %s", st.Status, st.Output)
+	}
+	jsonEq(t, "output", st.Output, `[{"shipment":{"label":"L-a","id":"ord:1"}},{"problem":"OutOfStock"},{"shipment":{"label":"L-b","id":"ord:5"}}]`)
+	// The children are instances of their own, visible through the API.
+	child, err := e.store.FetchStatus(context.Background(), "ord:1")
+	if err != nil || child.Name != "Ship" || child.Status != interpreter.StatusCompleted {
+		t.Fatalf("child: %+v %v", child, err)
+	}
+	jsonEq(t, "child's custom status", child.CustomStatus, `{"label":"L-a"}`)
+	child, _ = e.store.FetchStatus(context.Background(), "ord:3")
+	if child.Status != interpreter.StatusFailed {
+		t.Fatalf("failed child: %+v", child)
+	}
+}
+
+func TestCallTerminationAndMissingWorkflowOnRedis(t *testing.T) {
+	e := newEnv(t)
+	e.deploy("ship.yaml", []byte(`
+name: Ship
+steps:
+  - wait: {event: Never}
+`))
+	e.deploy("parent.yaml", []byte(`
+name: Parent
+steps:
+  - call: Ship
+  - return: never
+`))
+	e.deploy("missing.yaml", []byte(`
+name: Missing
+steps:
+  - call: NotDeployed
+    onError:
+      - return: ${ error }
+`))
+	e.run(interpreter.EngineOptions{Consumer: "lang5"})
+	e.start("Parent", "par", nil)
+	waitPending(t, e, "par", func(p *interpreter.Pending) bool { return p.Kind == interpreter.WaitChild })
+	e.waitFor("par:1", "Never")
+	if err := e.store.SendControl(context.Background(), "par", interpreter.Event{Kind: interpreter.EvTerminate, Time: time.Now(), Reason: "enough"}); err != nil {
+		t.Fatal(err)
+	}
+	if st := e.waitDone("par", 20*time.Second); st.Status != interpreter.StatusTerminated {
+		t.Fatalf("parent %s", st.Status)
+	}
+	if st := e.waitDone("par:1", 20*time.Second); st.Status != interpreter.StatusTerminated {
+		t.Fatalf("child %s %s", st.Status, st.Output)
+	}
+
+	e.start("Missing", "miss", nil)
+	st := e.waitDone("miss", 20*time.Second)
+	if st.Status != interpreter.StatusCompleted || !strings.Contains(string(st.Output), "NotDeployed is not deployed") {
+		t.Fatalf("status %s output %s", st.Status, st.Output)
+	}
+}
+
+// plainStore hides the store's child methods, as if the engine had died
+// between committing a call step and creating its child.
+type plainStore struct{ interpreter.Store }
+
+func TestCallRecoversALostChildCreation(t *testing.T) {
+	e := newEnv(t)
+	e.deploy("ship.yaml", []byte(`
+name: Ship
+steps:
+  - return: shipped
+`))
+	e.deploy("parent.yaml", []byte(`
+name: Parent
+steps:
+  - call: Ship
+    result: r
+  - return: ${ r }
+`))
+	ctx, cancel := context.WithCancel(context.Background())
+	blind := interpreter.NewEngine(plainStore{e.store}, e.cat, interpreter.EngineOptions{Consumer: "blind"})
+	stopped := make(chan struct{})
+	go func() { blind.Run(ctx); close(stopped) }()
+	e.start("Parent", "lost", nil)
+	waitPending(t, e, "lost", func(p *interpreter.Pending) bool { return p.Kind == interpreter.WaitChild })
+	cancel()
+	<-stopped
+	if _, err := e.store.FetchStatus(context.Background(), "lost:1"); !errors.Is(err, interpreter.ErrNotFound) {
+		t.Fatalf("the child exists already: %v", err)
+	}
+	// A working engine: the parent's check (after 10 s) creates the child.
+	e.run(interpreter.EngineOptions{Consumer: "sighted"})
+	st := e.waitDone("lost", 30*time.Second)
+	jsonEq(t, "output", st.Output, `"shipped"`)
 }

@@ -30,7 +30,7 @@ type serveOpts struct {
 	redis      string // redis:// URL
 	addr       string // host:port; "" = 127.0.0.1:0
 	workflows  string // folder, or ""
-	keys       string // --api-key, comma list, or ""
+	keys       string // CAIRN_API_KEYS, comma list, or ""
 	role       string // "" = all
 	partitions int    // 0 = cairn's default
 }
@@ -152,9 +152,7 @@ func tryStart(t testing.TB, book *logBook, o serveOpts) (*proc, error) {
 	if o.workflows != "" {
 		args = append(args, "--workflows", o.workflows)
 	}
-	if o.keys != "" {
-		args = append(args, "--api-key", o.keys)
-	}
+
 	if o.role != "" {
 		args = append(args, "--role", o.role)
 	}
@@ -163,6 +161,11 @@ func tryStart(t testing.TB, book *logBook, o serveOpts) (*proc, error) {
 	}
 	cmd := exec.Command(cairnBin, args...)
 	cmd.Env = cleanEnv()
+	if o.keys != "" {
+		// In the environment, not on the command line, where every
+		// user of the machine could read them.
+		cmd.Env = append(cmd.Env, "CAIRN_API_KEYS="+o.keys)
+	}
 	cmd.Dir = t.TempDir()
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	p := &proc{cmd: cmd, out: book.add(), exited: make(chan struct{})}

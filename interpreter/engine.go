@@ -141,64 +141,93 @@ func (e *Engine) readLoop(ctx context.Context, parts []int) {
 	}
 }
 
-// Process applies work items: one load and one commit round trip for the
-// whole batch, repeated only for instances whose commit lost a race.
+// Process applies work items. Each round loads the instances that need it
+// (one round trip) and commits at most one transition per instance (one
+// round trip for all of them); an instance with several items in the batch
+// takes one round per item, each computed on the state the previous one
+// committed. Committing an instance's next transition in the same round as
+// the one before would be wrong: if the first lost a race to another
+// engine, the second, computed on top of it, could still pass the revision
+// check (the other engine moved the instance by one revision too) and
+// overwrite that engine's transition, losing its event and applying this
+// engine's first item twice.
 func (e *Engine) Process(ctx context.Context, items []WorkItem) {
-	var order []InstanceID
-	work := map[InstanceID][]WorkItem{}
-	for _, it := range items {
-		if _, ok := work[it.Instance]; !ok {
-			order = append(order, it.Instance)
-		}
-		work[it.Instance] = append(work[it.Instance], it)
+	type chain struct {
+		id    InstanceID
+		def   *dsl.Workflow
+		st    *State     // the state to apply the next item to; nil = load it
+		items []WorkItem // not applied yet, in arrival order
+		loads int
 	}
-	for attempt := 0; len(order) > 0; attempt++ {
-		if attempt == 8 {
-			e.log.Warn("giving up on contended instances for now; their work will be reclaimed", "instances", len(order))
-			return
+	var active []*chain
+	byID := map[InstanceID]*chain{}
+	for _, it := range items {
+		c := byID[it.Instance]
+		if c == nil {
+			c = &chain{id: it.Instance}
+			byID[it.Instance] = c
+			active = append(active, c)
 		}
-		states, err := e.store.LoadStates(ctx, order)
-		if err != nil {
-			e.log.Warn("loading instances failed; work stays pending", "err", err)
-			return
-		}
-		type owner struct {
-			inst InstanceID
-			idx  int
-			part int
-		}
-		var ts []*Transition
-		var owners []owner
+		c.items = append(c.items, it)
+	}
+	for len(active) > 0 {
 		var acks []WorkItem
-		for i, id := range order {
-			its := work[id]
-			st := states[i]
-			if st == nil {
-				acks = append(acks, its...) // purged or never created
-				continue
+		var load []*chain
+		for _, c := range active {
+			if c.st == nil {
+				load = append(load, c)
 			}
-			def, err := e.cat.Get(ctx, st.Name, st.DefHash)
+		}
+		if len(load) > 0 {
+			ids := make([]InstanceID, len(load))
+			for i, c := range load {
+				ids[i] = c.id
+			}
+			states, err := e.store.LoadStates(ctx, ids)
 			if err != nil {
-				e.log.Error("instance's definition unavailable; dropping its work", "instance", id, "err", err)
-				acks = append(acks, its...)
-				continue
+				e.log.Warn("loading instances failed; work stays pending", "err", err)
+				return
 			}
-			cur := st
-			for j, it := range its {
-				tr, err := e.in.Step(def, cur, it.Event)
-				if err != nil {
-					e.log.Error("transition failed; dropping work item", "instance", id, "event", it.Event.Kind, "err", err)
-					acks = append(acks, it)
+			for i, c := range load {
+				c.loads++
+				st := states[i]
+				if st == nil {
+					acks = append(acks, c.items...) // purged or never created
+					c.items = nil
 					continue
 				}
-				if tr == nil {
+				if c.def == nil || c.def.Hash != st.DefHash {
+					def, err := e.cat.Get(ctx, st.Name, st.DefHash)
+					if err != nil {
+						e.log.Error("instance's definition unavailable; dropping its work", "instance", c.id, "err", err)
+						acks = append(acks, c.items...)
+						c.items = nil
+						continue
+					}
+					c.def = def
+				}
+				c.st = st
+			}
+		}
+		// The next transition of every instance that has one.
+		var ts []*Transition
+		var owners []*chain
+		for _, c := range active {
+			for len(c.items) > 0 && c.st != nil {
+				it := c.items[0]
+				tr, err := e.in.Step(c.def, c.st, it.Event)
+				if err != nil {
+					e.log.Error("transition failed; dropping work item", "instance", c.id, "event", it.Event.Kind, "err", err)
+				}
+				if err != nil || tr == nil {
 					acks = append(acks, it)
+					c.items = c.items[1:]
 					continue
 				}
 				tr.WorkID = it.ID
 				ts = append(ts, tr)
-				owners = append(owners, owner{id, j, it.Partition})
-				cur = tr.State
+				owners = append(owners, c)
+				break
 			}
 		}
 		if len(acks) > 0 {
@@ -215,31 +244,37 @@ func (e *Engine) Process(ctx context.Context, items []WorkItem) {
 			e.log.Warn("commit failed; work stays pending", "err", err)
 			return
 		}
-		retry := map[InstanceID]int{} // instance → first item index to redo
 		for k, err := range errs {
-			o := owners[k]
+			c := owners[k]
 			switch {
 			case err == nil:
-				e.noteTimers(o.part, ts[k].Commands)
+				e.noteTimers(c.items[0].Partition, ts[k].Commands)
 				e.afterCommit(ctx, ts[k], after, k)
+				c.st = ts[k].State
+				c.items = c.items[1:]
 			case errors.Is(err, ErrDuplicate):
-				// Applied by another engine already; later items of this
-				// instance conflict and are redone below.
+				// Applied by another engine already: drop it, and read
+				// what that engine made of the instance.
+				c.items = c.items[1:]
+				c.st = nil
 			case errors.Is(err, ErrConflict):
-				if _, ok := retry[o.inst]; !ok {
-					retry[o.inst] = o.idx
-				}
+				c.st = nil // reload, then apply the same item again
 			default:
-				e.log.Warn("commit of one transition failed; its work stays pending", "instance", o.inst, "err", err)
+				e.log.Warn("commit of one transition failed; its work stays pending", "instance", c.id, "err", err)
+				c.items = nil
 			}
 		}
-		order = order[:0:0]
-		next := map[InstanceID][]WorkItem{}
-		for id, idx := range retry {
-			order = append(order, id)
-			next[id] = work[id][idx:]
+		next := active[:0]
+		for _, c := range active {
+			switch {
+			case len(c.items) == 0:
+			case c.st == nil && c.loads == 8:
+				e.log.Warn("giving up on a contended instance for now; its work will be reclaimed", "instance", c.id, "items", len(c.items))
+			default:
+				next = append(next, c)
+			}
 		}
-		work = next
+		active = next
 	}
 }
 

@@ -506,3 +506,25 @@ steps:
 	st := e.waitDone("lost", 30*time.Second)
 	jsonEq(t, "output", st.Output, `"shipped"`)
 }
+
+func TestBatchShippingExample(t *testing.T) {
+	e := newEnv(t)
+	e.deployFile("../../workflows/batch-shipping.yaml")
+	e.run(interpreter.EngineOptions{Consumer: "lang6"})
+	orders := []map[string]any{{"id": "a", "qty": 1}, {"id": "b", "qty": 20}, {"id": "c", "qty": 3}}
+	e.start("BatchShipping", "batch-1", map[string]any{"orders": orders})
+	waitPending(t, e, "batch-1", func(p *interpreter.Pending) bool { return len(p.Events) == 2 })
+	st, _ := e.store.FetchStatus(context.Background(), "batch-1")
+	jsonEq(t, "custom status", st.CustomStatus, `{"stage":"approval","reserved":2,"failed":1}`)
+	e.raise("batch-1", "Approve", nil)
+	st = e.waitDone("batch-1", 20*time.Second)
+	jsonEq(t, "output", st.Output, `[1,"Error",3]`)
+
+	e.start("BatchShipping", "batch-2", map[string]any{"orders": orders[:1]})
+	waitPending(t, e, "batch-2", func(p *interpreter.Pending) bool { return len(p.Events) == 2 })
+	e.raise("batch-2", "Cancel", "changed my mind")
+	st = e.waitDone("batch-2", 20*time.Second)
+	if st.Status != interpreter.StatusFailed || !strings.Contains(string(st.Output), "BatchCancelled") {
+		t.Fatalf("status %s output %s", st.Status, st.Output)
+	}
+}

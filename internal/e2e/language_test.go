@@ -178,19 +178,7 @@ func partitionOf(e *env, id string) int {
 // middle of a parallel forEach of 100 branches, each running two
 // activities around a timer; a new engine takes over the work the dead
 // one held, and the join still collects every result, in order.
-//
-// It is off unless CAIRN_E2E_FANOUT_CRASH=1: it finds a fault in
-// Engine.Process, which commits an instance's chained transitions in one
-// pipeline, so that when the first loses a race with another engine the
-// next can still pass the revision check (the other engine moved the
-// instance by exactly one revision) and overwrite that engine's commit;
-// with -race the join then waits forever for a lost completion. Process
-// must commit an instance's next transition only after the previous one
-// succeeded.
 func TestFanOutSurvivesEngineCrash(t *testing.T) {
-	if os.Getenv("CAIRN_E2E_FANOUT_CRASH") != "1" {
-		t.Skip("set CAIRN_E2E_FANOUT_CRASH=1: needs the Engine.Process fix for chained commits (see the comment)")
-	}
 	srv := redistest.Start(t)
 	e := newEnvOn(t, srv)
 	e.deploy("fanout.yaml", []byte(`

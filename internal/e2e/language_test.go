@@ -332,6 +332,8 @@ steps:
 	waitStatus(gens / 10)
 	early := used()
 	earlyKeys, earlyHist := keysBytes()
+	waitStatus(gens / 2)
+	middle := used()
 	st := e.waitDone("forever", 10*time.Minute)
 	elapsed := time.Since(start)
 	if st.Status != interpreter.StatusCompleted {
@@ -341,8 +343,8 @@ steps:
 	after := used()
 	lateKeys, lateHist := keysBytes()
 	t.Logf("%d generations in %s (%.0f/s)", gens, elapsed.Round(time.Millisecond), float64(gens)/elapsed.Seconds())
-	t.Logf("used_memory: %d before, %d at generation %d, %d after generation %d (growth over the last %d generations: %+d bytes)",
-		before, early, gens/10, after, gens, gens-gens/10, after-early)
+	t.Logf("used_memory: %d before, %d at generation %d, %d at %d, %d after generation %d (growth over the last %d generations: %+d bytes)",
+		before, early, gens/10, middle, gens/2, after, gens, gens-gens/10, after-early)
 	t.Logf("cairn keys (MEMORY USAGE summed): %d bytes at generation %d, %d at the end; history stream %d then %d entries",
 		earlyKeys, gens/10, lateKeys, earlyHist, lateHist)
 	if lateHist > 300 {

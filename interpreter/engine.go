@@ -157,7 +157,7 @@ func (e *Engine) Process(ctx context.Context, items []WorkItem) {
 		def   *dsl.Workflow
 		st    *State     // the state to apply the next item to; nil = load it
 		items []WorkItem // not applied yet, in arrival order
-		loads int
+		loads int        // loads since the last commit of this instance
 	}
 	var active []*chain
 	byID := map[InstanceID]*chain{}
@@ -252,6 +252,7 @@ func (e *Engine) Process(ctx context.Context, items []WorkItem) {
 				e.afterCommit(ctx, ts[k], after, k)
 				c.st = ts[k].State
 				c.items = c.items[1:]
+				c.loads = 0 // progress: count only conflicts in a row
 			case errors.Is(err, ErrDuplicate):
 				// Applied by another engine already: drop it, and read
 				// what that engine made of the instance.

@@ -99,7 +99,7 @@ func TestRaces(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			checkPermutation(t, id, st, 100)
+			checkPermutation(t, id, st, 100, true)
 		}
 	})
 
@@ -168,44 +168,89 @@ func TestRaces(t *testing.T) {
 	})
 
 	t.Run("suspend and resume racing events", func(t *testing.T) {
-		const n, events, cycles = 20, 10, 5
-		var wg sync.WaitGroup
-		for i := range n {
-			id := fmt.Sprintf("sr-%02d", i)
-			if r := c.must(t, "POST", df+"/orchestrators/Collect10/"+id, "application/json", nil); r.code != 202 {
-				t.Fatalf("start %s: %v", id, r)
-			}
-			wg.Add(2)
-			// One sender suspends and resumes, the other raises events in
-			// order; each sends one request after the other.
-			go func() {
-				defer wg.Done()
-				for range cycles {
-					for _, op := range []string{"suspend", "resume"} {
-						r, err := c.do("POST", df+"/instances/"+id+"/"+op, "", nil)
-						if err != nil || (r.code != 202 && r.code != 410) {
-							t.Errorf("%s %s: %v %v", op, id, r, err)
-						}
-					}
-				}
-			}()
-			go func() {
-				defer wg.Done()
-				for e := range events {
-					r, err := c.do("POST", df+"/instances/"+id+"/raiseEvent/E", "application/json", []byte(fmt.Sprint(e)))
-					if err != nil || r.code != 202 {
-						t.Errorf("raise %d into %s: %v %v", e, id, r, err)
-					}
-				}
-			}()
+		// Two engines share every partition's work (a consumer group hands
+		// each item to one of them), so two messages to one instance can be
+		// applied in either order: see docs/reliability.md, "Limits". What
+		// must hold: nothing lost or applied twice, and once a last resume
+		// has been applied every instance completes with all its events.
+		suspendResumeRace(t, c, "sr2", false)
+	})
+
+	api.stop(t)
+	book.check(t)
+
+	// With one engine, work is applied in the order it was sent.
+	t.Run("suspend and resume racing events, one engine", func(t *testing.T) {
+		rs := redistest.Start(t)
+		one := startCairn(t, book, serveOpts{redis: rs.URL(), workflows: wf})
+		suspendResumeRace(t, newClient(one.url, ""), "sr1", true)
+		one.stop(t)
+		book.check(t)
+	})
+}
+
+// suspendResumeRace starts instances that wait for ten events each; for
+// each, one sender suspends and resumes it five times while another raises
+// the ten events, each sender one request after the other. With inOrder,
+// the events must arrive in the order sent and the suspends and resumes
+// must alternate; without, a last resume is sent and the events must all
+// arrive once, in any order.
+func suspendResumeRace(t *testing.T, c *client, prefix string, inOrder bool) {
+	const n, events, cycles = 20, 10, 5
+	var wg sync.WaitGroup
+	for i := range n {
+		id := fmt.Sprintf("%s-%02d", prefix, i)
+		if r := c.must(t, "POST", df+"/orchestrators/Collect10/"+id, "application/json", nil); r.code != 202 {
+			t.Fatalf("start %s: %v", id, r)
 		}
-		wg.Wait()
-		for i := range n {
-			id := fmt.Sprintf("sr-%02d", i)
-			st, err := c.waitDone(id)
-			if err != nil {
-				t.Fatal(err)
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			for range cycles {
+				for _, op := range []string{"suspend", "resume"} {
+					r, err := c.do("POST", df+"/instances/"+id+"/"+op, "", nil)
+					if err != nil || (r.code != 202 && r.code != 410) {
+						t.Errorf("%s %s: %v %v", op, id, r, err)
+					}
+				}
 			}
+		}()
+		go func() {
+			defer wg.Done()
+			for e := range events {
+				r, err := c.do("POST", df+"/instances/"+id+"/raiseEvent/E", "application/json", []byte(fmt.Sprint(e)))
+				if err != nil || r.code != 202 {
+					t.Errorf("raise %d into %s: %v %v", e, id, r, err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	reordered, stuck := 0, 0
+	for i := range n {
+		id := fmt.Sprintf("%s-%02d", prefix, i)
+		if !inOrder {
+			// A suspend applied after the last resume leaves the instance
+			// suspended with its events held: resume it until it ends.
+			resumed := false
+			waitStatus(t, c, id, func(s *status) bool {
+				if s.RuntimeStatus == "Suspended" {
+					resumed = true
+					if r, err := c.do("POST", df+"/instances/"+id+"/resume", "", nil); err != nil || r.code != 202 {
+						t.Errorf("resume of %s: %v %v", id, r, err)
+					}
+				}
+				return terminal(s.RuntimeStatus)
+			})
+			if resumed {
+				stuck++
+			}
+		}
+		st, err := c.waitDone(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if inOrder {
 			if st.RuntimeStatus != "Completed" || !jsonEqual(st.Output, []byte(`[0,1,2,3,4,5,6,7,8,9]`)) {
 				t.Errorf("%s: %s %s, want Completed with the events in the order sent", id, st.RuntimeStatus, st.Output)
 			}
@@ -218,20 +263,25 @@ func TestRaces(t *testing.T) {
 			if count["ExecutionSuspended"] != count["ExecutionResumed"] {
 				t.Errorf("%s: %d suspends and %d resumes applied", id, count["ExecutionSuspended"], count["ExecutionResumed"])
 			}
-			if msg := historyProblem(st.History, map[string]int{"EventRaised": events}); msg != "" {
-				t.Errorf("%s: %s%s", id, msg, historyText(st.History))
+		} else {
+			checkPermutation(t, id, st, events, false)
+			if !jsonEqual(st.Output, []byte(`[0,1,2,3,4,5,6,7,8,9]`)) {
+				reordered++
 			}
 		}
-	})
-
-	api.stop(t)
-	book.check(t)
+		if msg := historyProblem(st.History, map[string]int{"EventRaised": events}); msg != "" {
+			t.Errorf("%s: %s%s", id, msg, historyText(st.History))
+		}
+	}
+	if !inOrder {
+		t.Logf("suspend/resume racing events on two engines: %d instances, %d got their events out of order, %d were left suspended by a suspend applied after the last resume", n, reordered, stuck)
+	}
 }
 
 // checkPermutation wants a Completed instance whose output holds 0..n-1,
-// each once, at revision n+1: one transition for the start and one per
-// event, so none was lost or applied twice.
-func checkPermutation(t *testing.T, id string, st *status, n int) {
+// each once; with exactRevision, at revision n+1: one transition for the
+// start and one per event, so none was lost or applied twice.
+func checkPermutation(t *testing.T, id string, st *status, n int, exactRevision bool) {
 	t.Helper()
 	var got []int
 	if st.RuntimeStatus != "Completed" || json.Unmarshal(st.Output, &got) != nil || len(got) != n {
@@ -245,7 +295,7 @@ func checkPermutation(t *testing.T, id string, st *status, n int) {
 			return
 		}
 	}
-	if st.Revision != int64(n+1) {
+	if exactRevision && st.Revision != int64(n+1) {
 		t.Errorf("%s: revision %d after %d events, want %d (one transition per work item)", id, st.Revision, n, n+1)
 	}
 	if msg := historyProblem(st.History, nil); msg != "" {
@@ -328,6 +378,6 @@ func TestEnginesStealingOneInstance(t *testing.T) {
 		for _, e := range h {
 			lines = append(lines, historyLine{EventType: e.Type, Timestamp: e.Timestamp.String(), StepID: string(e.StepID), Name: e.Name, Data: e.Data, Attempt: e.Attempt, Reason: e.Reason})
 		}
-		checkPermutation(t, id, &status{RuntimeStatus: string(st.Status), Output: st.Output, Revision: st.Revision, History: lines}, 100)
+		checkPermutation(t, id, &status{RuntimeStatus: string(st.Status), Output: st.Output, Revision: st.Revision, History: lines}, 100, true)
 	}
 }

@@ -98,7 +98,7 @@ func (in *Interpreter) Step(def *dsl.Workflow, st *State, ev Event) (*Transition
 	r := &run{in: in, def: def, st: st.clone(), ev: ev, now: ev.Time.UTC(), views: map[string]map[string]any{}}
 	r.tr = &Transition{State: r.st, FromRevision: st.Revision}
 	r.load()
-	changed, err := r.dispatch(ev)
+	changed, err := r.ordered(ev)
 	if err != nil {
 		return nil, err
 	}
@@ -147,6 +147,7 @@ func (s *State) clone() *State {
 	c.Cursor = append([]Frame(nil), s.Cursor...)
 	c.Buffered = append([]BufferedEvent(nil), s.Buffered...)
 	c.Held = append([]Event(nil), s.Held...)
+	c.Early = append([]Event(nil), s.Early...)
 	c.Pending = s.Pending.clone()
 	if s.Threads != nil {
 		c.Threads = make([]Thread, len(s.Threads))

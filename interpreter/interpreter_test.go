@@ -492,3 +492,44 @@ func (h *harness) wantErrorType(typ string) {
 		h.t.Fatalf("failed with %s, want type %s", h.st.Output, typ)
 	}
 }
+
+func TestMessagesApplyInAcceptedOrder(t *testing.T) {
+	h := newHarness(t, `
+name: TwoWaitsOrdered
+steps:
+  - wait: {event: E, result: a}
+  - wait: {event: E, result: b}
+  - return: ${ [a, b] }
+`, nil)
+	// Message 2 reaches the engine first (message 1 was held by an engine
+	// that died): it waits for message 1.
+	if !h.send(Event{Kind: EvRaised, Name: "E", Data: []byte(`"second"`), Seq: 2}) {
+		t.Fatal("early message not kept")
+	}
+	h.wantStatus(StatusRunning)
+	if len(h.st.Early) != 1 {
+		t.Fatalf("early %v", h.st.Early)
+	}
+	// A redelivery of message 2 changes nothing.
+	if h.send(Event{Kind: EvRaised, Name: "E", Data: []byte(`"second"`), Seq: 2}) {
+		t.Fatal("duplicate early message applied")
+	}
+	h.send(Event{Kind: EvRaised, Name: "E", Data: []byte(`"first"`), Seq: 1})
+	h.wantStatus(StatusCompleted)
+	h.wantJSON("output", h.st.Output, `["first","second"]`)
+	if h.st.MsgSeq != 2 || h.st.Early != nil {
+		t.Fatalf("seq %d early %v", h.st.MsgSeq, h.st.Early)
+	}
+}
+
+func TestRedeliveredMessageIsIgnored(t *testing.T) {
+	h := newHarness(t, reserveTicket, "u")
+	h.send(Event{Kind: EvSuspend, Seq: 1})
+	h.wantStatus(StatusSuspended)
+	h.send(Event{Kind: EvResume, Seq: 2})
+	h.wantStatus(StatusRunning)
+	if h.send(Event{Kind: EvSuspend, Seq: 1}) {
+		t.Fatal("a redelivered suspend applied again")
+	}
+	h.wantStatus(StatusRunning)
+}

@@ -219,6 +219,11 @@ type State struct {
 	Buffered []BufferedEvent `json:"buffered,omitempty"`
 	// Held holds events that arrived while Suspended, applied on resume.
 	Held []Event `json:"held,omitempty"`
+	// MsgSeq is the sequence number of the last client message (raised
+	// event, terminate, suspend, resume) applied; Early holds messages that
+	// arrived ahead of an earlier one, in sequence order, until it comes.
+	MsgSeq int64   `json:"mseq,omitempty"`
+	Early  []Event `json:"early,omitempty"`
 	// Seq numbers tasks and timers so their ids are unique per instance.
 	Seq int64 `json:"seq"`
 	// Threads are the live branches of parallel and forEach steps, in the
@@ -272,6 +277,11 @@ type Event struct {
 	Data   json.RawMessage `json:"data,omitempty"` // EvRaised payload, EvCompleted result
 	Error  *ErrorInfo      `json:"err,omitempty"`  // EvFailed
 	Reason string          `json:"reason,omitempty"`
+	// Seq orders the client messages of one instance: the store numbers
+	// them 1, 2, 3… as they are accepted, so the interpreter applies them
+	// in that order even when a crashed engine's lease delays one. 0 for
+	// everything else (start, completions, timers).
+	Seq int64 `json:"seq,omitempty"`
 }
 
 // Command is an effect the store must apply in the same commit as the new

@@ -28,6 +28,8 @@ type runtime struct {
 	Cursor   []interpreter.Frame         `json:"c,omitempty"`
 	Buffered []interpreter.BufferedEvent `json:"b,omitempty"`
 	Held     []interpreter.Event         `json:"h,omitempty"`
+	MsgSeq   int64                       `json:"q,omitempty"`
+	Early    []interpreter.Event         `json:"e,omitempty"`
 	Seq      int64                       `json:"s,omitempty"`
 	Threads  []interpreter.Thread        `json:"t,omitempty"`
 	Joins    []interpreter.Join          `json:"j,omitempty"`
@@ -82,6 +84,7 @@ func stateFields(st *interpreter.State) (metaJSON, rtJSON []byte, err error) {
 	}
 	rt := runtime{
 		Vars: st.Vars, Cursor: st.Cursor, Buffered: st.Buffered, Held: st.Held, Seq: st.Seq,
+		MsgSeq: st.MsgSeq, Early: st.Early,
 		Threads: st.Threads, Joins: st.Joins, Timeout: st.Timeout, Gen: st.Generation, Parent: st.Parent,
 	}
 	if st.Generation > 0 {
@@ -155,6 +158,7 @@ func decodeState(id interpreter.InstanceID, vals []any) (*interpreter.State, err
 			return nil, fmt.Errorf("redisstore: instance %s: bad runtime: %w", id, err)
 		}
 		st.Vars, st.Cursor, st.Buffered, st.Held, st.Seq = rt.Vars, rt.Cursor, rt.Buffered, rt.Held, rt.Seq
+		st.MsgSeq, st.Early = rt.MsgSeq, rt.Early
 		st.Threads, st.Joins, st.Timeout, st.Generation, st.Parent = rt.Threads, rt.Joins, rt.Timeout, rt.Gen, rt.Parent
 		if rt.Gen > 0 {
 			st.Input = rt.Input
@@ -201,6 +205,13 @@ func decodeWork(id string, p int, values map[string]any) (interpreter.WorkItem, 
 	}
 	if err := json.Unmarshal([]byte(ev), &it.Event); err != nil {
 		return it, fmt.Errorf("redisstore: work item %s: bad event: %w", id, err)
+	}
+	if q, ok := values["q"].(string); ok {
+		seq, err := strconv.ParseInt(q, 10, 64)
+		if err != nil {
+			return it, fmt.Errorf("redisstore: work item %s: bad message number %q", id, q)
+		}
+		it.Event.Seq = seq
 	}
 	return it, nil
 }

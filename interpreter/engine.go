@@ -38,6 +38,9 @@ type EngineOptions struct {
 	// ReclaimAfter is how long a work item may stay unacknowledged before
 	// another engine takes it over (default 30s).
 	ReclaimAfter time.Duration
+	// TrimEvery is how often acknowledged work items are dropped from the
+	// store in bulk (default 5s).
+	TrimEvery time.Duration
 }
 
 // Engine reads work items from a Store, runs the interpreter and commits
@@ -89,6 +92,9 @@ func NewEngine(store Store, cat *Catalog, opts EngineOptions) *Engine {
 	if opts.ReclaimAfter <= 0 {
 		opts.ReclaimAfter = 30 * time.Second
 	}
+	if opts.TrimEvery <= 0 {
+		opts.TrimEvery = 5 * time.Second
+	}
 	return &Engine{store: store, cat: cat, in: opts.Interpreter, opts: opts,
 		log: opts.Logger.With("engine", opts.Consumer), nextDue: map[int]time.Time{}}
 }
@@ -113,9 +119,10 @@ func (e *Engine) Run(ctx context.Context) error {
 			e.readLoop(ctx, parts)
 		}()
 	}
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); e.timerLoop(ctx) }()
 	go func() { defer wg.Done(); e.reclaimLoop(ctx) }()
+	go func() { defer wg.Done(); e.trimLoop(ctx) }()
 	wg.Wait()
 	return nil
 }
@@ -289,6 +296,25 @@ func (e *Engine) noteTimers(part int, cmds []Command) {
 				e.nextDue[part] = t.Due
 			}
 			e.mu.Unlock()
+		}
+	}
+}
+
+// trimLoop drops acknowledged work items in bulk, so a commit needs no
+// delete of its own.
+func (e *Engine) trimLoop(ctx context.Context) {
+	tick := time.NewTicker(e.opts.TrimEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		for p := 0; p < e.store.Partitions(); p++ {
+			if _, err := e.store.TrimWork(ctx, p); err != nil && ctx.Err() == nil {
+				e.log.Warn("trimming work failed", "partition", p, "err", err)
+			}
 		}
 	}
 }

@@ -58,6 +58,9 @@ type Store interface {
 	// partition's timer set into its work stream, and returns how many moved
 	// and the due time of the next one left (zero when none).
 	FireDueTimers(ctx context.Context, partition int, now time.Time, max int) (int, time.Time, error)
+	// TrimWork drops the partition's acknowledged work items from the
+	// store (commits only acknowledge them) and returns how many went.
+	TrimWork(ctx context.Context, partition int) (int, error)
 	// LoadDefinition returns the YAML source stored under name and hash.
 	LoadDefinition(ctx context.Context, name, hash string) ([]byte, error)
 }

@@ -37,7 +37,7 @@
 //
 // Not atomic, and said so: PutDefinition is a pipeline of single-key
 // idempotent commands (definitions and the names set live in different
-// slots); AckWork pipelines XACK and XDEL; PurgeMany and ListInstances read
+// slots); AckWork pipelines XACKs (TrimWork drops acknowledged items in bulk); PurgeMany and ListInstances read
 // the index, then act, per batch.
 //
 // # Round trips

@@ -34,6 +34,8 @@ var (
 	pageIndexSrc string
 	//go:embed scripts/describe_definition.lua
 	describeDefinitionSrc string
+	//go:embed scripts/trim_work.lua
+	trimWorkSrc string
 )
 
 var (
@@ -47,6 +49,7 @@ var (
 	purgeManyCmd          = redis.NewScript(purgeManySrc)
 	pageIndexCmd          = redis.NewScript(pageIndexSrc)
 	describeDefinitionCmd = redis.NewScript(describeDefinitionSrc)
+	trimWorkCmd           = redis.NewScript(trimWorkSrc)
 
 	allScripts = []*redis.Script{
 		createInstanceCmd, commitTransitionCmd, enqueueEventCmd, fireTimersCmd,

@@ -185,7 +185,16 @@ func TestDuplicateWork(t *testing.T) {
 	if errs := e.commit(e.transition("a", work, nil)); !errors.Is(errs[0], interpreter.ErrDuplicate) {
 		t.Fatalf("recomputed replay: %v", errs[0])
 	}
-	// Acknowledged items are deleted from the stream.
+	// Acknowledged items leave the stream at the next trim.
+	p := 0
+	for ; p < e.s.Partitions(); p++ {
+		if workKey(e, "a") == fmt.Sprintf("cairn:{%d}:work", p) {
+			break
+		}
+	}
+	if _, err := e.s.TrimWork(e.ctx, p); err != nil {
+		t.Fatal(err)
+	}
 	if n := e.client.XLen(e.ctx, workKey(e, "a")).Val(); n != 0 {
 		t.Fatalf("work stream holds %d entries", n)
 	}
@@ -660,3 +669,37 @@ func TestDurableRestart(t *testing.T) {
 }
 
 var _ activity.TaskStore = (*redisstore.Store)(nil)
+
+func TestTrimWorkKeepsWhatIsNotAcknowledged(t *testing.T) {
+	e := newEnv(t, redisstore.Options{Partitions: 1})
+	for i := 0; i < 3; i++ {
+		e.create(fmt.Sprintf("trim-%d", i), t0)
+	}
+	items, err := e.s.ReadWork(e.ctx, "c1", []int{0}, 2, 0)
+	if err != nil || len(items) != 2 {
+		t.Fatalf("read %v %v", items, err)
+	}
+	// One acknowledged, one pending, one never delivered: only the first may go.
+	if err := e.s.AckWork(e.ctx, items[:1]); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := e.s.TrimWork(e.ctx, 0); err != nil || n != 1 {
+		t.Fatalf("trimmed %d %v, want 1", n, err)
+	}
+	if n, _ := e.s.TrimWork(e.ctx, 0); n != 0 {
+		t.Fatalf("second trim removed %d", n)
+	}
+	if err := e.s.AckWork(e.ctx, items[1:]); err != nil {
+		t.Fatal(err)
+	}
+	rest, err := e.s.ReadWork(e.ctx, "c1", []int{0}, 10, 0)
+	if err != nil || len(rest) != 1 || rest[0].Instance != "trim-2" {
+		t.Fatalf("the undelivered item: %v %v", rest, err)
+	}
+	if err := e.s.AckWork(e.ctx, rest); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := e.s.TrimWork(e.ctx, 0); err != nil || n != 2 {
+		t.Fatalf("trimmed %d %v, want 2", n, err)
+	}
+}

@@ -1,5 +1,6 @@
 -- commit_transition: apply one interpreter transition atomically: check
--- the revision is unchanged and acknowledge (and delete) the work item,
+-- the revision is unchanged and acknowledge the work item (trim_work
+-- removes acknowledged items in bulk later),
 -- then write the state, enqueue the tasks, add and remove timers, append
 -- history and publish a status change. Nothing is written unless both
 -- checks pass (a redelivered item whose transition is committed already
@@ -27,7 +28,6 @@ if not rev then return 6 end
 if rev ~= ARGV[3] then return 2 end
 if ARGV[2] ~= '' then
   if redis.call('XACK', KEYS[3], ARGV[1], ARGV[2]) == 0 then return 3 end
-  redis.call('XDEL', KEYS[3], ARGV[2])
 end
 
 redis.call('HSET', KEYS[1], 'st', ARGV[5], 'rev', ARGV[4], 'meta', ARGV[6], 'rt', ARGV[9],

@@ -38,7 +38,11 @@ func (r *Runtime) runBinding(ctx context.Context, b *dsl.Binding, t Task) (json.
 	}
 	switch kind {
 	case dsl.BindHTTP:
-		return r.runHTTP(ctx, b, t)
+		raw, err := r.runHTTP(ctx, b, t)
+		if err != nil {
+			return nil, err
+		}
+		return checkResult(raw)
 	case dsl.BindExpr:
 		return runExpr(b, t)
 	}
@@ -62,12 +66,53 @@ func marshalResult(v any) (json.RawMessage, error) {
 	return checkResult(raw)
 }
 
-// checkResult holds a result to MaxResultBytes.
+// MaxResultDepth bounds how deep a result's JSON may nest, as the API
+// bounds every JSON body: the result travels inside the work item that
+// completes the task, and a work item nested deeper than encoding/json
+// reads (10,000 levels) would be dropped as corrupt, leaving its instance
+// waiting for ever.
+const MaxResultDepth = 256
+
+// checkResult holds a result to MaxResultBytes and MaxResultDepth, and to
+// values the engine can read (no number beyond a 64-bit float).
 func checkResult(raw json.RawMessage) (json.RawMessage, error) {
 	if len(raw) > MaxResultBytes {
 		return nil, &Error{Type: ErrTypeInvalidResult, Message: fmt.Sprintf("the result is %d bytes of JSON, more than the limit of %d", len(raw), MaxResultBytes), NonRetryable: true}
 	}
+	if resultDepth(raw) > MaxResultDepth {
+		return nil, &Error{Type: ErrTypeInvalidResult, Message: fmt.Sprintf("the result is nested more than %d levels deep", MaxResultDepth), NonRetryable: true}
+	}
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return nil, &Error{Type: ErrTypeInvalidResult, Message: fmt.Sprintf("the result cannot be read: %v", err), NonRetryable: true, Cause: err}
+	}
 	return raw, nil
+}
+
+// resultDepth is the deepest nesting of arrays and objects in raw.
+func resultDepth(raw []byte) int {
+	depth, deepest, inString, escaped := 0, 0, false, false
+	for _, c := range raw {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '[' || c == '{':
+			depth++
+			deepest = max(deepest, depth)
+		case c == ']' || c == '}':
+			depth--
+		}
+	}
+	return deepest
 }
 
 // input decodes the task's input for expressions.

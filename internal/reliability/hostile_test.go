@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strconv"
 	"strings"
@@ -114,6 +115,21 @@ func TestHostileInput(t *testing.T) {
 	for k, v := range hostileWorkflows {
 		wfs[k] = v
 	}
+	// An activity whose far end answers hostile results.
+	far := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/deep":
+			fmt.Fprint(w, strings.Repeat("[", 10000)+strings.Repeat("]", 10000))
+		case "/huge-number":
+			fmt.Fprint(w, `{"n":1e999999}`)
+		}
+	}))
+	defer far.Close()
+	for _, name := range []string{"deep", "huge-number"} {
+		wf := "Result-" + name
+		wfs[wf] = fmt.Sprintf("name: %s\nactivities:\n  Fetch:\n    http: {url: %q}\nsteps:\n  - activity: Fetch\n    result: r\n  - return: done\n", wf, far.URL+"/"+name)
+	}
 	book := &logBook{}
 	p := startCairn(t, book, serveOpts{redis: rs.URL(), workflows: writeWorkflows(t, wfs)})
 	c := newClient(p.url, "")
@@ -206,6 +222,8 @@ func TestHostileInput(t *testing.T) {
 			hostileCase{name: "start expression bomb " + b.name, method: "POST", path: df + "/orchestrators/" + b.name + "/bomb-" + b.name, code: 202})
 	}
 	cases = append(cases,
+		hostileCase{name: "activity answering JSON 10,000 deep", method: "POST", path: df + "/orchestrators/Result-deep/result-deep", code: 202},
+		hostileCase{name: "activity answering a number beyond float64", method: "POST", path: df + "/orchestrators/Result-huge-number/result-huge-number", code: 202},
 		hostileCase{name: "oversized custom status", method: "POST", path: df + "/orchestrators/BigStatus/big-status", code: 202},
 		hostileCase{name: "oversized custom status from input", method: "POST", path: df + "/orchestrators/BigStatusFromInput/big-status-input", ctype: "application/json", body: []byte(`"` + strings.Repeat("é", 9000) + `"`), code: 202},
 	)
@@ -229,8 +247,10 @@ func TestHostileInput(t *testing.T) {
 
 	// The instances that were accepted fail alone, each with a clear error.
 	failed := map[string]string{
-		"big-status":       "CustomStatusError",
-		"big-status-input": "CustomStatusError",
+		"result-deep":        "InvalidResult",
+		"result-huge-number": "InvalidResult",
+		"big-status":         "CustomStatusError",
+		"big-status-input":   "CustomStatusError",
 	}
 	for _, b := range expressionBombs {
 		failed["bomb-"+b.name] = "ExpressionError"

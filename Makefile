@@ -1,4 +1,4 @@
-# cairn — make run | make test | make lint | make build
+# cairn — make run | make test | make lint | make build | make bench
 #
 # run and test install redis-server (and, for the race detector, a C
 # compiler) with apt-get when they are missing; sudo is used only when not
@@ -11,7 +11,7 @@ TIMEOUT  ?= 15m
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build run test vet lint deps-run deps-test clean
+.PHONY: all build run test vet lint bench deps-run deps-test clean
 
 all: build
 
@@ -26,6 +26,12 @@ run: deps-run build
 test: deps-test
 	$(GO) vet ./...
 	$(GO) test -race -timeout $(TIMEOUT) ./...
+
+# bench: regenerate docs/benchmarks.md (cairn against go-workflows v1.2.0 on
+# a throwaway redis-server; about 15 minutes on 2 cores). bench/ is its own
+# module so the main one does not depend on what it compares against.
+bench: deps-test
+	cd bench && $(GO) run . -out ../docs/benchmarks.md
 
 vet:
 	$(GO) vet ./...

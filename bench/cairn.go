@@ -164,14 +164,20 @@ func runEngineAndRunners(ctx context.Context, wg *sync.WaitGroup, store *redisst
 	})
 }
 
+// stop ends the session. Closing the client right after cancelling cuts
+// the engines' and runtime's blocking reads short (they would otherwise
+// wait out their 2 s block); nothing is measured any more.
 func (s *cairnSession) stop() {
+	var wg sync.WaitGroup
 	for _, c := range s.children {
-		c.stop()
+		wg.Add(1)
+		go func() { defer wg.Done(); c.stop() }()
 	}
 	s.cancel()
-	s.wg.Wait()
-	s.board.close()
 	s.client.Close()
+	s.wg.Wait()
+	wg.Wait()
+	s.board.close()
 }
 
 // starter returns the load generator's start function for a shape.
@@ -255,7 +261,7 @@ func subscribeStatus(ctx context.Context, c *redis.Client) (*board, error) {
 	}
 	b := &board{ps: ps, done: make(chan struct{})}
 	ch := ps.Channel(redis.WithChannelSize(1 << 16))
-	go func() {
+	go pprof.Do(context.Background(), pprof.Labels("role", "notices"), func(context.Context) {
 		defer close(b.done)
 		for m := range ch {
 			now := time.Now()
@@ -285,7 +291,7 @@ func subscribeStatus(ctx context.Context, c *redis.Client) (*board, error) {
 				t.observe(i, now, false)
 			}
 		}
-	}()
+	})
 	return b, nil
 }
 
@@ -396,5 +402,6 @@ func childMain(addr string) {
 		}
 	}
 	cancel()
+	client.Close() // cuts the blocking reads short
 	wg.Wait()
 }

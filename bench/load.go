@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -116,7 +117,12 @@ type starter func(ctx context.Context, i int, id string) error
 // runLoad starts t.n instances: as fast as conc goroutines can (rate 0),
 // or paced at rate starts per second, each start in its own goroutine so a
 // slow one does not delay the next.
-func runLoad(ctx context.Context, t *tracker, rate float64, conc int, start starter) error {
+func runLoad(ctx context.Context, t *tracker, rate float64, conc int, start starter) (err error) {
+	pprof.Do(ctx, pprof.Labels("role", "load"), func(ctx context.Context) { err = runLoadLabelled(ctx, t, rate, conc, start) })
+	return err
+}
+
+func runLoadLabelled(ctx context.Context, t *tracker, rate float64, conc int, start starter) error {
 	var firstErr atomic.Value
 	do := func(i int) {
 		id := t.id(i)

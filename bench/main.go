@@ -312,7 +312,9 @@ func run(ctx context.Context, o options) error {
 				runs = append(runs, peerRun(tuned, r, 0))
 			}
 			if twoOn {
-				runs = append(runs, cairnRun(cairnConfig{Engines: 2}, r, "default", false))
+				r2 := r
+				r2.Mem = false // the same data as with one engine
+				runs = append(runs, cairnRun(cairnConfig{Engines: 2}, r2, "default", false))
 			}
 			if shape == shapeBooking && r.N == o.small && r.Rate == 0 && peerOn {
 				runs = append(runs, peerRun(peerConfig{}, r, 0)) // the library's defaults

@@ -192,13 +192,13 @@ func startPeer(ctx context.Context, addr string, h *harness, cfg peerConfig) (*p
 
 func (s *peerSession) stop() {
 	s.cancel()
+	s.client.Close() // cuts the pollers' blocking reads short
 	done := make(chan struct{})
 	go func() { _ = s.w.WaitForCompletion(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(15 * time.Second):
 	}
-	s.client.Close()
 }
 
 func (s *peerSession) starter(shape string) starter {

@@ -16,7 +16,9 @@ import (
 // so profiling does not touch the other figures.
 type ProfileTop struct {
 	Run         string `json:"run"`
+	Tags        string `json:"tags"`        // CPU samples by role label
 	CPUAll      string `json:"cpuAll"`      // the whole process (engine, activity runners, load generator)
+	CPUActivity string `json:"cpuActivity"` // activity runtime, cumulative
 	CPUEngine   string `json:"cpuEngine"`   // samples labelled role=engine
 	CPUCum      string `json:"cpuCum"`      // engine, by cumulative time
 	Allocs      string `json:"allocs"`      // alloc_space of the run
@@ -64,11 +66,26 @@ func profileRun(ctx context.Context, o options, addr string, h *harness, defs ca
 		Files: []string{cpuPath, allocPath}}
 	p.RedisByTime = topKeys(smp.Usec, 12, "%.1f µs")
 	pp := func(args ...string) string { return pprofTop(ctx, args...) }
+	p.Tags = tagsOf(ctx, cpuPath)
 	p.CPUAll = pp(cpuPath)
+	p.CPUActivity = pp("-cum", "-tagfocus=role=activity", cpuPath)
 	p.CPUEngine = pp("-tagfocus=role=engine", cpuPath)
 	p.CPUCum = pp("-cum", "-tagfocus=role=engine", cpuPath)
 	p.Allocs = pp("-sample_index=alloc_space", "-base="+allocBase, allocPath)
 	return p, nil
+}
+
+// tagsOf is go tool pprof -tags: the CPU by role label.
+func tagsOf(ctx context.Context, path string) string {
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		return ""
+	}
+	out, err := exec.CommandContext(ctx, gobin, "tool", "pprof", "-tags", path).CombinedOutput()
+	if err != nil {
+		return ""
+	}
+	return trimPprof(string(out))
 }
 
 // pprofTop runs go tool pprof -top on a profile.

@@ -307,10 +307,10 @@ func (h *harness) flush(ctx context.Context) error {
 // settle waits until the server's memory, client buffers excluded, has
 // not moved for a second (Redis updates its count of the clients' memory
 // incrementally, and shrinks idle query buffers, over a few seconds), at
-// most 8 seconds, and returns it.
+// most 5 seconds, and returns it.
 func (h *harness) settle(ctx context.Context) int64 {
 	var last []int64
-	deadline := time.Now().Add(8 * time.Second)
+	deadline := time.Now().Add(5 * time.Second)
 	for {
 		st, err := h.stats(ctx)
 		if err != nil {

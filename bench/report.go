@@ -728,9 +728,11 @@ func renderProfile(b *strings.Builder, rep *Report) {
 		w("Redis CPU per instance by command: %s.\n\n", p.RedisByTime)
 	}
 	for _, x := range []struct{ title, body string }{
-		{"CPU, whole bench process (engine, activity runners, load generator, subscriber)", p.CPUAll},
+		{"CPU by role (`-tags`; unlabelled samples are the Go runtime's GC workers, the go-redis pool and the pub/sub reader)", p.Tags},
+		{"CPU, whole bench process (engine, activity runtime, load generator, subscriber), flat", p.CPUAll},
 		{"CPU, engine goroutines only (`-tagfocus=role=engine`), flat", p.CPUEngine},
 		{"CPU, engine goroutines only, cumulative", p.CPUCum},
+		{"CPU, activity runtime goroutines only (`-tagfocus=role=activity`), cumulative", p.CPUActivity},
 		{"Allocations during the run (`-sample_index=alloc_space`)", p.Allocs},
 		{"CPU, GET status server (httpapi under the HTTP load), flat", p.HTTP},
 		{"CPU, GET status server, cumulative", p.HTTPCum},

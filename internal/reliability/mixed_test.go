@@ -203,14 +203,12 @@ type fleet struct {
 }
 
 // strictOrder makes an instance that got its events out of order a test
-// failure. It is off because of a known engine bug (docs/reliability.md,
-// "Limits"): work items that an engine read but could not commit (it
-// crashed, or Redis went away) are applied only after the lease, behind
-// newer items of the same instance, so FIFO order of events, and the
-// order of terminate/suspend/resume, can break across a crash or a Redis
-// restart. The tests count such instances and report them; turn this on
-// once the engine keeps per-instance order.
-const strictOrder = false
+// failure. Work items that an engine read but could not commit (it crashed,
+// or Redis went away) come back only after their lease, behind newer items
+// of the same instance; the store numbers each instance's client messages
+// and the interpreter applies them in that order, so FIFO must hold. Turned
+// off, out-of-order instances are only counted.
+const strictOrder = true
 
 func newFleet(t *testing.T, c *client, acts *activityServer, prefix string, n int) *fleet {
 	return &fleet{t: t, c: c, acts: acts, prefix: prefix, n: n}

@@ -387,6 +387,13 @@ type historyLine struct {
 	Reason    string          `json:"Reason"`
 }
 
+func (s *status) String() string {
+	if s == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("%s %s revision %d (%d history lines)", s.RuntimeStatus, s.Output, s.Revision, len(s.History))
+}
+
 func terminal(s string) bool { return s == "Completed" || s == "Failed" || s == "Terminated" }
 
 // retriable reports an answer that means "the server or its store is away

@@ -42,6 +42,48 @@ steps:
   - setStatus: ${ repeat("x", 20000) }
   - return: unreachable
 `,
+	// Loops: one that never ends by itself runs into its max, one that
+	// doubles a string into the variables limit, and two nested ones
+	// that would take 10^10 iterations: they yield every 10,000 steps and
+	// must not hold up anything else; the client terminates them.
+	"Spin": `
+name: Spin
+steps:
+  - set: {n: 0}
+  - while:
+      condition: "true"
+      max: 100000
+      steps:
+        - set: {n: "${ n + 1 }"}
+  - return: ${ n }
+`,
+	"Grow": `
+name: Grow
+steps:
+  - set: {s: x}
+  - while:
+      condition: "true"
+      max: 100000
+      steps:
+        - set: {s: "${ s + s }"}
+  - return: never
+`,
+	"Forever": `
+name: Forever
+steps:
+  - set: {n: 0}
+  - while:
+      condition: "true"
+      max: 100000
+      steps:
+        - set: {i: 0}
+        - while:
+            condition: i < 99999
+            max: 100000
+            steps:
+              - set: {i: "${ i + 1 }", n: "${ n + 1 }"}
+  - return: never
+`,
 	"BigStatusFromInput": `
 name: BigStatusFromInput
 steps:
@@ -224,6 +266,9 @@ func TestHostileInput(t *testing.T) {
 	cases = append(cases,
 		hostileCase{name: "activity answering JSON 10,000 deep", method: "POST", path: df + "/orchestrators/Result-deep/result-deep", code: 202},
 		hostileCase{name: "activity answering a number beyond float64", method: "POST", path: df + "/orchestrators/Result-huge-number/result-huge-number", code: 202},
+		hostileCase{name: "loop into its max", method: "POST", path: df + "/orchestrators/Spin/spin", code: 202},
+		hostileCase{name: "loop growing a variable", method: "POST", path: df + "/orchestrators/Grow/grow", code: 202},
+		hostileCase{name: "loop of 10^10 iterations", method: "POST", path: df + "/orchestrators/Forever/forever", code: 202},
 		hostileCase{name: "oversized custom status", method: "POST", path: df + "/orchestrators/BigStatus/big-status", code: 202},
 		hostileCase{name: "oversized custom status from input", method: "POST", path: df + "/orchestrators/BigStatusFromInput/big-status-input", ctype: "application/json", body: []byte(`"` + strings.Repeat("é", 9000) + `"`), code: 202},
 	)
@@ -249,6 +294,8 @@ func TestHostileInput(t *testing.T) {
 	failed := map[string]string{
 		"result-deep":        "InvalidResult",
 		"result-huge-number": "InvalidResult",
+		"spin":               "LoopLimitExceeded",
+		"grow":               "VariablesTooLarge",
 		"big-status":         "CustomStatusError",
 		"big-status-input":   "CustomStatusError",
 	}
@@ -300,6 +347,20 @@ func TestHostileInput(t *testing.T) {
 	}
 	if strictMemory && peak > ceiling {
 		t.Errorf("cairn grew to %d MiB evaluating expressions", peak>>20)
+	}
+
+	// The endless loop still runs, yet everything above got through; the
+	// client stops it.
+	if st, err := c.statusOf("forever"); err != nil || st.RuntimeStatus != "Running" {
+		t.Errorf("forever: %v %v", st, err)
+	}
+	if r := c.must(t, "POST", df+"/instances/forever/terminate?reason=enough", "", nil); r.code != 202 {
+		t.Errorf("terminate forever: %v", r)
+	}
+	if st, err := c.waitDone("forever"); err != nil || st.RuntimeStatus != "Terminated" {
+		t.Errorf("forever: %v %v", st, err)
+	} else {
+		t.Logf("the 10^10-iteration loop was at revision %d when terminated", st.Revision)
 	}
 
 	// The server is up and the others are untouched.

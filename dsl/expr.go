@@ -550,7 +550,7 @@ func (p *parser) compile(c *compiled) {
 		p.exprError(c, err, CodeExprSyntax)
 		return
 	}
-	opts := []expr.Option{expr.Env(c.sc.types()), expr.MaxNodes(MaxExprNodes), expr.DisableBuiltin("now")}
+	opts := []expr.Option{expr.Env(c.sc.types()), expr.MaxNodes(MaxExprNodes), expr.DisableBuiltin("now"), boundedRepeat}
 	if c.asBool {
 		opts = append(opts, expr.AsBool())
 	}
@@ -561,6 +561,39 @@ func (p *parser) compile(c *compiled) {
 	}
 	c.prog = prog
 }
+
+// MaxExprString bounds the string one call of repeat may build: expr
+// charges its memory budget after an operation, so repeat would otherwise
+// allocate first (repeat(repeat("x", 999999), 1000000) asks for a
+// terabyte) and take the process down.
+const MaxExprString = 1 << 20
+
+// boundedRepeat replaces expr's repeat with one that checks the size of
+// its result before allocating it.
+var boundedRepeat = expr.Function("repeat", func(p ...any) (any, error) {
+	s, _ := p[0].(string)
+	var n int
+	switch v := p[1].(type) {
+	case int:
+		n = v
+	case int64:
+		n = int(v)
+	case float64:
+		if v != math.Trunc(v) || v > math.MaxInt32 || v < math.MinInt32 {
+			return nil, fmt.Errorf("repeat: count %v is not a whole number in range", v)
+		}
+		n = int(v)
+	default:
+		return nil, fmt.Errorf("repeat: count must be a number, not %T", p[1])
+	}
+	if n < 0 {
+		return nil, fmt.Errorf("repeat: negative count %d", n)
+	}
+	if n > 0 && len(s) > MaxExprString/n {
+		return nil, fmt.Errorf("repeat would build a string of %d bytes; the limit is %d", int64(len(s))*int64(n), MaxExprString)
+	}
+	return strings.Repeat(s, n), nil
+}, new(func(string, int) string))
 
 // compileSafely turns a panic inside the expression compiler into an error:
 // a definition must never crash the process that loads it.

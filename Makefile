@@ -1,4 +1,4 @@
-# cairn — make run | make test | make lint | make build | make bench
+# cairn — make run | make test | make lint | make build | make bench | make soak
 #
 # run and test install redis-server (and, for the race detector, a C
 # compiler) with apt-get when they are missing; sudo is used only when not
@@ -11,7 +11,7 @@ TIMEOUT  ?= 15m
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build run test vet lint bench deps-run deps-test clean
+.PHONY: all build run test vet lint bench soak deps-run deps-test clean
 
 all: build
 
@@ -32,6 +32,11 @@ test: deps-test
 # module so the main one does not depend on what it compares against.
 bench: deps-test
 	cd bench && $(GO) run . -out ../docs/benchmarks.md
+
+# soak: the crash and Redis-restart tests at full size (2,000 instances,
+# 40 cairn kills; 15 Redis restarts); see docs/reliability.md.
+soak: deps-test
+	CAIRN_SOAK=1 $(GO) test -race -timeout 60m -count=1 -v -run 'TestCrashRecovery|TestRedisRestart' ./internal/reliability
 
 vet:
 	$(GO) vet ./...

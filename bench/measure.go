@@ -33,7 +33,10 @@ type Sample struct {
 	// before the repetition started.
 	Foreign float64 `json:"foreignCores"`
 	Quiet   float64 `json:"loadBefore"`
-	prefix  string  // instance ids are prefix + index
+	// PurgedMemBytes: memory per instance left once the run's finished
+	// instances were purged (the retention workaround), where measured.
+	PurgedMemBytes float64 `json:"purgedMemBytes,omitempty"`
+	prefix         string  // instance ids are prefix + index
 }
 
 // system is a workflow engine under test, running against the shared Redis.

@@ -162,7 +162,7 @@ func renderMarkdown(rep *Report) string {
 	w(". Do not edit by hand: rerun it. Raw figures: `bench/results/latest.json`.\n\n")
 	w("Every figure is min / **median** / max over %d repetitions; a ratio is cairn's median ÷ go-workflows' median ", rep.Reps)
 	w("(above 1 is better for throughput, below 1 is better for latency and cost). ")
-	w("The machine may be shared: each repetition starts once it is quiet, and a run marked † had a repetition during which other processes used more than %.1f cores (see `foreignCores` in the JSON).\n\n", disturbedCores)
+	w("The machine may be shared: each repetition starts once it is quiet (or after %s), a repetition during which other processes used more than %.1f cores is done once more (%d were), and a run marked † kept a repetition so disturbed (see `foreignCores` in the JSON).\n\n", quietWait, disturbedCores, rep.Retried)
 
 	w("## Machine\n\n| | |\n|---|---|\n")
 	w("| `nproc` | %d |\n| CPU | %s |\n| load average before the run | %s |\n| memory | %s MB |\n| kernel | %s |\n| Go | %s |\n| Redis | %s (one server for everything; persistence off) |\n| GET status load | %s |\n| cairn | %s |\n\n",
@@ -227,15 +227,16 @@ func renderMarkdown(rep *Report) string {
 	return b.String()
 }
 
-func perSec(s Sample) float64 { return s.PerSec }
-func p50(s Sample) float64    { return s.P50 }
-func p99(s Sample) float64    { return s.P99 }
-func trips(s Sample) float64  { return s.Trips }
-func cmds(s Sample) float64   { return s.Cmds }
-func sent(s Sample) float64   { return s.Sent }
-func mem(s Sample) float64    { return s.MemBytes }
-func rcpu(s Sample) float64   { return s.RedisUS }
-func ccpu(s Sample) float64   { return s.ClientUS }
+func perSec(s Sample) float64    { return s.PerSec }
+func purgedMem(s Sample) float64 { return s.PurgedMemBytes }
+func p50(s Sample) float64       { return s.P50 }
+func p99(s Sample) float64       { return s.P99 }
+func trips(s Sample) float64     { return s.Trips }
+func cmds(s Sample) float64      { return s.Cmds }
+func sent(s Sample) float64      { return s.Sent }
+func mem(s Sample) float64       { return s.MemBytes }
+func rcpu(s Sample) float64      { return s.RedisUS }
+func ccpu(s Sample) float64      { return s.ClientUS }
 
 // modesOf returns the small burst, large burst and paced mode names used.
 func modesOf(rep *Report) [3]string {
@@ -372,8 +373,8 @@ func renderTargets(b *strings.Builder, f finder, rep *Report, small, big, paced 
 	if none != nil {
 		ret += fmt.Sprintf(" (`HistoryMax: NoHistory`: %s B per completed instance)", cell(field(none, mem)))
 	}
-	if purged != nil && len(purged.PurgedMemBytes) > 0 {
-		ret += fmt.Sprintf("; after `PurgeMany` (DELETE /instances) %s B per instance remain", cell(purged.PurgedMemBytes))
+	if purged != nil && len(field(purged.Samples, purgedMem)) > 0 {
+		ret += fmt.Sprintf("; after `PurgeMany` (DELETE /instances) %s B per instance remain", cell(field(purged.Samples, purgedMem)))
 	}
 	vs = append(vs, verdict{"a retention setting that bounds memory for good", ret, "`WithAutoExpiration` (off by default)", "❌ missed",
 		"redisstore.Options has HistoryMax (entries kept per instance's history) and nothing that expires or purges finished instances; memory grows by the figure above with every completed instance until a client purges"})
@@ -573,8 +574,8 @@ func renderMemory(b *strings.Builder, f finder, rep *Report, big, paced string) 
 	pw := samples(f.get("go-workflows", shapeWait, paced, 1, 0, ""))
 	if c := f.get("cairn", shapeBooking, big, 1, 0, "default"); c != nil {
 		w("| completed ReserveTicket (%s) | default (100 transitions) | %s | %s | %s |\n", big, cell(field(c.Samples, mem)), cell(field(pb, mem)), ratio(field(c.Samples, mem), field(pb, mem)))
-		if len(c.PurgedMemBytes) > 0 {
-			w("| the same, after `PurgeMany` of the completed ones | — | %s | | |\n", cell(c.PurgedMemBytes))
+		if c.Samples != nil && c.Samples[0].PurgedMemBytes != 0 {
+			w("| the same, after `PurgeMany` of the completed ones | — | %s | | |\n", cell(field(c.Samples, purgedMem)))
 		}
 	}
 	if c := f.get("cairn", shapeBooking, big, 1, 0, "none"); c != nil {

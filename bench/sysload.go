@@ -35,8 +35,8 @@ func machineBusy() (float64, bool) {
 	return busy / 100, true // USER_HZ is 100 on Linux
 }
 
-// waitQuiet waits until the whole machine uses less than maxCores for half a
-// second (the system under test is idle then), at most limit. It returns
+// waitQuiet waits until the whole machine uses less than maxCores for 0.3
+// s (the system under test is idle then), at most limit. It returns
 // the last load seen, in cores.
 func waitQuiet(ctx context.Context, maxCores float64, limit time.Duration) float64 {
 	deadline := time.Now().Add(limit)
@@ -49,7 +49,7 @@ func waitQuiet(ctx context.Context, maxCores float64, limit time.Duration) float
 		select {
 		case <-ctx.Done():
 			return 0
-		case <-time.After(500 * time.Millisecond):
+		case <-time.After(300 * time.Millisecond):
 		}
 		b1, _ := machineBusy()
 		load := (b1 - b0) / time.Since(t0).Seconds()

@@ -293,8 +293,18 @@ func renderTargets(b *strings.Builder, f finder, rep *Report, small, big, paced 
 		mc, mp := median(field(c, perSec)), median(field(p, perSec))
 		why := ""
 		if m, ok := mid(c); ok {
-			why = fmt.Sprintf("Redis was busy %.0f %% of a core and the engine process used %.0f %% of a core (of %d); see the CPU profile below",
+			why = fmt.Sprintf("neither Redis nor one process is saturated alone, the two cores are: Redis was busy %.0f %% of a core and the bench process (engine, activity runtime, load generator) %.0f %% of a core, of %d",
 				m.RedisUS*m.PerSec/1e4, m.ClientUS*m.PerSec/1e4, rep.Machine.NProc)
+			if rep.Profile != nil && rep.Profile.Tags != "" {
+				var parts []string
+				for _, line := range strings.Split(rep.Profile.Tags, "\n") {
+					if line = strings.TrimSpace(line); line != "" {
+						parts = append(parts, line)
+					}
+				}
+				why += "; the process's CPU profile by role: " + strings.Join(parts, ", ")
+			}
+			why += "; see Profiles"
 		}
 		vs = append(vs, verdict{"ReserveTicket throughput ≥ 5× go-workflows (" + mode + ", 1 engine)",
 			cell(field(c, perSec)) + " instances/s (" + ratio(field(c, perSec), field(p, perSec)) + ")",
@@ -477,9 +487,20 @@ func growthVerdict(f finder, rep *Report, small, big, paced string) *verdict {
 	rel := func(g func(Sample) float64) float64 { return median(field(top, g)) / median(field(base, g)) }
 	ok := rel(trips) <= 1.05 && rel(cmds) <= 1.05 && rel(rcpu) <= 1.25 && rel(perSec) >= 0.8
 	return &verdict{fmt.Sprintf("flat cost from 0 to %s waiting instances (%s)", count(maxBG), big),
-		fmt.Sprintf("with %s waiting ÷ with none: instances/s %.2f×, round trips %.2f×, commands %.2f×, Redis CPU %.2f×",
-			count(maxBG), rel(perSec), rel(trips), rel(cmds), rel(rcpu)), "see Growth", map[bool]string{true: "✅ met", false: "❌ missed"}[ok],
+		fmt.Sprintf("with %s waiting ÷ with none: instances/s %.2f×, round trips %.2f×, commands %.2f×, Redis CPU %.2f×%s",
+			count(maxBG), rel(perSec), rel(trips), rel(cmds), rel(rcpu), pacedRel(f, paced, maxBG)), "see Growth", map[bool]string{true: "✅ met", false: "❌ missed"}[ok],
 		"see the per-command table under Growth: a command whose µs per call grows with the waiting instances scans; one that does not is contention or noise"}
+}
+
+// pacedRel compares the paced run's latency with bg waiting to none.
+func pacedRel(f finder, paced string, bg int) string {
+	a := samples(f.get("cairn", shapeBooking, paced, 1, 0, "default"))
+	b := samples(f.get("cairn", shapeBooking, paced, 1, bg, "default"))
+	if a == nil || b == nil {
+		return ""
+	}
+	return fmt.Sprintf("; %s: p50 %.2f×, p99 %.2f× (%s → %s ms)", paced,
+		median(field(b, p50))/median(field(a, p50)), median(field(b, p99))/median(field(a, p99)), num(median(field(a, p99))), num(median(field(b, p99))))
 }
 
 func renderMethod(b *strings.Builder, rep *Report, small, big, paced string) {

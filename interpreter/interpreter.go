@@ -611,29 +611,27 @@ func (r *run) exec(th *Thread, step dsl.Step) error {
 
 	case *dsl.FailStep:
 		info := ErrorInfo{Type: ErrTypeFail, Message: "the workflow failed", StepID: s.ID}
-		if s.Error != nil {
-			v, err := s.Error.Eval(r.env(th))
+		parts := []*dsl.Value{s.Error, s.Message, s.Data}
+		vals := make([]any, len(parts))
+		for i, v := range parts {
+			if v == nil {
+				continue
+			}
+			x, err := v.Eval(r.env(th))
 			if err != nil {
 				r.raise(th, r.exprError(step, err))
 				return nil
 			}
-			info.Type = fmt.Sprint(v)
+			vals[i] = x
+		}
+		if s.Error != nil {
+			info.Type = fmt.Sprint(vals[0])
 		}
 		if s.Message != nil {
-			v, err := s.Message.Eval(r.env(th))
-			if err != nil {
-				r.raise(th, r.exprError(step, err))
-				return nil
-			}
-			info.Message = fmt.Sprint(v)
+			info.Message = fmt.Sprint(vals[1])
 		}
 		if s.Data != nil {
-			v, err := s.Data.Eval(r.env(th))
-			if err != nil {
-				r.raise(th, r.exprError(step, err))
-				return nil
-			}
-			info.Data = JSONText(mustJSON(v))
+			info.Data = JSONText(mustJSON(vals[2]))
 		}
 		r.raise(th, info)
 		return nil

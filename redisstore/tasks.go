@@ -57,7 +57,7 @@ func (s *Store) ReadTasks(ctx context.Context, consumer, queue string, limit int
 	}
 	var tasks []Task
 	for _, st := range res {
-		tasks = s.appendTasks(ctx, tasks, queue, st.Stream, st.Messages)
+		tasks = s.appendTasks(ctx, tasks, queue, st.Stream, slices.Index(streams, st.Stream), st.Messages)
 	}
 	return s.keep(ctx, consumer, tasks, limit), nil
 }
@@ -89,15 +89,14 @@ func (s *Store) ReclaimTasks(ctx context.Context, consumer, queue string, minIdl
 		if err != nil {
 			return nil, fmt.Errorf("redisstore: reclaiming tasks: %w", err)
 		}
-		tasks = s.appendTasks(ctx, tasks, queue, s.k.tasks(p, queue), msgs)
+		tasks = s.appendTasks(ctx, tasks, queue, s.k.tasks(p, queue), p, msgs)
 	}
 	return s.keep(ctx, consumer, tasks, limit), nil
 }
 
-// appendTasks decodes the entries of one task stream; corrupt ones are
-// dropped.
-func (s *Store) appendTasks(ctx context.Context, tasks []Task, queue, stream string, msgs []redis.XMessage) []Task {
-	p := s.taskPartition(stream, queue)
+// appendTasks decodes the entries of partition p's task stream; corrupt
+// ones are dropped.
+func (s *Store) appendTasks(ctx context.Context, tasks []Task, queue, stream string, p int, msgs []redis.XMessage) []Task {
 	var bad []string
 	var cause error
 	for _, m := range msgs {
@@ -114,15 +113,6 @@ func (s *Store) appendTasks(ctx context.Context, tasks []Task, queue, stream str
 		s.drop(ctx, groupWorkers, map[string][]string{stream: bad}, cause)
 	}
 	return tasks
-}
-
-func (s *Store) taskPartition(stream, queue string) int {
-	for p := range s.n {
-		if s.k.tasks(p, queue) == stream {
-			return p
-		}
-	}
-	return -1
 }
 
 // keep returns the limit oldest tasks and hands the others back: they stay

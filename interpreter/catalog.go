@@ -2,11 +2,16 @@ package interpreter
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
 	"github.com/cairnhq/cairn/dsl"
 )
+
+// ErrBrokenDefinition: the stored source of a definition no longer parses
+// or no longer matches its hash; retrying will not help.
+var ErrBrokenDefinition = errors.New("stored definition unusable")
 
 // DefinitionLoader reads stored workflow sources.
 type DefinitionLoader interface {
@@ -48,10 +53,10 @@ func (c *Catalog) Get(ctx context.Context, name, hash string) (*dsl.Workflow, er
 	}
 	def, err = dsl.Parse(name+".yaml", src)
 	if err != nil {
-		return nil, fmt.Errorf("stored workflow %s@%.12s no longer parses: %w", name, hash, err)
+		return nil, fmt.Errorf("stored workflow %s@%.12s no longer parses: %w: %w", name, hash, ErrBrokenDefinition, err)
 	}
 	if def.Hash != hash {
-		return nil, fmt.Errorf("stored workflow %s@%.12s hashes to %.12s", name, hash, def.Hash)
+		return nil, fmt.Errorf("stored workflow %s@%.12s hashes to %.12s: %w", name, hash, def.Hash, ErrBrokenDefinition)
 	}
 	c.Add(def)
 	return def, nil

@@ -206,8 +206,14 @@ func (e *Engine) Process(ctx context.Context, items []WorkItem) {
 				if c.def == nil || c.def.Hash != st.DefHash {
 					def, err := e.cat.Get(ctx, st.Name, st.DefHash)
 					if err != nil {
-						e.log.Error("instance's definition unavailable; dropping its work", "instance", c.id, "err", err)
-						acks = append(acks, c.items...)
+						if errors.Is(err, ErrNotFound) || errors.Is(err, ErrBrokenDefinition) {
+							e.log.Error("instance's definition is gone; dropping its work", "instance", c.id, "err", err)
+							acks = append(acks, c.items...)
+						} else {
+							// The store did not answer: the items stay pending
+							// and are reclaimed and retried after the lease.
+							e.log.Warn("loading the instance's definition failed; its work stays pending", "instance", c.id, "err", err)
+						}
 						c.items = nil
 						continue
 					}

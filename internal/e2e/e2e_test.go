@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -433,4 +434,38 @@ func TestTwoEnginesShareOneRedis(t *testing.T) {
 		jsonEq(t, id+" output", st.Output, fmt.Sprint(i%2 == 0))
 		checkHistory(t, e.store, id)
 	}
+}
+
+// flakyLoader fails its first calls as a store that does not answer would.
+type flakyLoader struct {
+	store *redisstore.Store
+	fails atomic.Int32
+}
+
+func (f *flakyLoader) LoadDefinition(ctx context.Context, name, hash string) ([]byte, error) {
+	if f.fails.Add(-1) >= 0 {
+		return nil, errors.New("connection refused")
+	}
+	return f.store.LoadDefinition(ctx, name, hash)
+}
+
+// TestDefinitionLoadFailureKeepsWork: when the definition cannot be read
+// for a passing reason, the instance's work stays pending and is retried
+// after the lease instead of being dropped.
+func TestDefinitionLoadFailureKeepsWork(t *testing.T) {
+	e := newEnv(t)
+	e.deploy("two.yaml", []byte("name: Quick\nsteps:\n  - return: ${ input + 1 }\n"))
+	loader := &flakyLoader{store: e.store}
+	loader.fails.Store(2)
+	cat := interpreter.NewCatalog(loader) // cold: the engine must load the definition
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		interpreter.NewEngine(e.store, cat, interpreter.EngineOptions{Consumer: "flaky", ReclaimAfter: 300 * time.Millisecond}).Run(ctx)
+		close(done)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	e.start("Quick", "q1", 41)
+	st := e.waitDone("q1", 20*time.Second)
+	jsonEq(t, "output", st.Output, "42")
 }

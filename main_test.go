@@ -224,6 +224,14 @@ func TestServeRefusesPublicAddressWithoutKey(t *testing.T) {
 	if r.code != 2 || !strings.Contains(r.stderr, "--role") {
 		t.Fatalf("serve --role sideways: %s", r)
 	}
+	r = cairn(t, nil, "serve", "--retention", "a week")
+	if r.code != 2 || !strings.Contains(r.stderr, "--retention") || !strings.Contains(r.stderr, "7d") {
+		t.Fatalf("serve --retention 'a week': %s", r)
+	}
+	r = cairn(t, []string{"CAIRN_HISTORY=-3"}, "serve")
+	if r.code != 2 || !strings.Contains(r.stderr, "--history") {
+		t.Fatalf("serve with CAIRN_HISTORY=-3: %s", r)
+	}
 }
 
 func TestServeStopsOnLintErrors(t *testing.T) {

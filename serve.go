@@ -52,6 +52,8 @@ type serveConfig struct {
 	apiKeys    []string
 	partitions int
 	role       string // api, engine or all
+	retention  redisstore.Retention
+	history    int // transitions kept per instance; redisstore.NoHistory = none
 }
 
 func (c *serveConfig) http() bool   { return c.role == "api" || c.role == "all" }
@@ -79,6 +81,8 @@ in-flight transitions, then the private redis.`, `
 	keys := fs.String("api-key", a.getenv("CAIRN_API_KEYS"), "accepted API keys, comma list (env CAIRN_API_KEYS); without one the API serves loopback only")
 	fs.IntVar(&cfg.partitions, "partitions", envInt(a, "CAIRN_PARTITIONS", 16), "number of partitions, fixed per deployment (env CAIRN_PARTITIONS)")
 	fs.StringVar(&cfg.role, "role", a.env("CAIRN_ROLE", "all"), "what this process runs: api, engine or all (env CAIRN_ROLE)")
+	retention := fs.String("retention", a.env("CAIRN_RETENTION", "forever"), "how long finished instances stay: forever, none, an age since they finished (72h, 7d), a count of the newest (100000), or both (7d,100000) (env CAIRN_RETENTION)")
+	fs.IntVar(&cfg.history, "history", envInt(a, "CAIRN_HISTORY", 100), "history kept per instance, in transitions; 0 keeps none (env CAIRN_HISTORY)")
 	pos, err := a.parse(fs, args)
 	if err != nil {
 		return parseExit(err)
@@ -87,6 +91,10 @@ in-flight transitions, then the private redis.`, `
 		return a.usageError(fs, "unexpected argument %q", pos[0])
 	}
 	cfg.apiKeys = splitList(*keys)
+	if cfg.retention, err = redisstore.ParseRetention(*retention); err != nil {
+		fmt.Fprintf(a.stderr, "cairn serve: --retention: %v\n", err)
+		return exitUsage
+	}
 	if err := cfg.check(); err != nil {
 		fmt.Fprintf(a.stderr, "cairn serve: %v\n", err)
 		return exitUsage
@@ -124,6 +132,9 @@ func (c *serveConfig) check() error {
 	}
 	if c.partitions < 1 || c.partitions > 4096 {
 		return fmt.Errorf("--partitions must be a number from 1 to 4096")
+	}
+	if c.history < 0 || c.history > 100000 {
+		return fmt.Errorf("--history must be a number from 0 (keep none) to 100000")
 	}
 	if c.http() {
 		host, _, err := net.SplitHostPort(c.addr)
@@ -198,7 +209,13 @@ func runServe(ctx context.Context, stop func(), cfg serveConfig, log *slog.Logge
 	redis.SetLogger(redisLogger{log})
 	rdb := redis.NewUniversalClient(opt)
 	defer rdb.Close()
-	store := redisstore.New(rdb, redisstore.Options{Partitions: cfg.partitions, Logger: log})
+	hist := cfg.history
+	if hist == 0 {
+		hist = redisstore.NoHistory
+	}
+	store := redisstore.New(rdb, redisstore.Options{
+		Partitions: cfg.partitions, HistoryMax: hist, Retention: cfg.retention, Logger: log,
+	})
 	pctx, cancel := context.WithTimeout(ctx, redisConnectTimeout)
 	err = store.Ping(pctx)
 	cancel()

@@ -307,7 +307,7 @@ func (e *Engine) noteTimers(part int, cmds []Command) {
 }
 
 // trimLoop drops acknowledged work items in bulk, so a commit needs no
-// delete of its own.
+// delete of its own, and finished instances past the store's retention.
 func (e *Engine) trimLoop(ctx context.Context) {
 	tick := time.NewTicker(e.opts.TrimEvery)
 	defer tick.Stop()
@@ -320,6 +320,9 @@ func (e *Engine) trimLoop(ctx context.Context) {
 		for p := 0; p < e.store.Partitions(); p++ {
 			if _, err := e.store.TrimWork(ctx, p); err != nil && ctx.Err() == nil {
 				e.log.Warn("trimming work failed", "partition", p, "err", err)
+			}
+			if _, err := e.store.ExpireFinished(ctx, p, e.opts.Clock()); err != nil && ctx.Err() == nil {
+				e.log.Warn("expiring finished instances failed", "partition", p, "err", err)
 			}
 		}
 	}

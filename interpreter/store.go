@@ -61,6 +61,10 @@ type Store interface {
 	// TrimWork drops the partition's acknowledged work items from the
 	// store (commits only acknowledge them) and returns how many went.
 	TrimWork(ctx context.Context, partition int) (int, error)
+	// ExpireFinished deletes the partition's finished instances that the
+	// store's retention setting no longer keeps, and returns how many went
+	// (0 without a setting).
+	ExpireFinished(ctx context.Context, partition int, now time.Time) (int, error)
 	// LoadDefinition returns the YAML source stored under name and hash.
 	LoadDefinition(ctx context.Context, name, hash string) ([]byte, error)
 }

@@ -13,11 +13,12 @@
 //
 //	key                          type    meaning
 //	cairn:{p}:inst:<id>          hash    instance: st (status), rev (revision), meta (JSON: name, definition hash, created and updated ms, pending), in (input), out (output), cs (custom status), rt (JSON: variables, cursor, buffered and held events, seq)
-//	cairn:{p}:hist:<id>          stream  instance history, one entry per transition, field h (JSON array of lines), trimmed with MAXLEN ~ Options.HistoryMax
+//	cairn:{p}:log:<id>           list    instance history, one element per transition (JSON array of lines), the last Options.HistoryMax kept
 //	cairn:{p}:work               stream  work items of the partition's instances, fields i (instance id) and e (event JSON); consumer group engine
 //	cairn:{p}:timers             zset    timers, member "<id>\n<timer id>", score due unix ms
 //	cairn:{p}:tasks:<queue>      stream  activity tasks of one queue, field j (ScheduleTask JSON); consumer group workers
 //	cairn:{p}:index              zset    instance ids by created unix ms, for listing and bulk purge
+//	cairn:{p}:finished           zset    ids of finished instances by finished unix ms, kept only with Options.Retention set, for ExpireFinished
 //	cairn:{p}:status:<id>        channel pub/sub: StatusChange JSON on every runtime or custom status change
 //	cairn:def:<name>             hash    workflow definition: <hash> → YAML source, latest → hash, t:<hash> → created unix ms
 //	cairn:defs                   set     workflow definition names
@@ -37,14 +38,17 @@
 //
 // Not atomic, and said so: PutDefinition is a pipeline of single-key
 // idempotent commands (definitions and the names set live in different
-// slots); AckWork pipelines XACKs (TrimWork drops acknowledged items in bulk); PurgeMany and ListInstances read
-// the index, then act, per batch.
+// slots); AckWork pipelines XACKs (TrimWork drops acknowledged items in
+// bulk); PurgeMany, ExpireFinished and ListInstances read the index (or the
+// finished zset), then act, per batch, and the acting script checks again
+// what it read.
 //
 // # Round trips
 //
 // Every method is one round trip to Redis (a pipeline where several keys
 // are involved), except: ListDefinitions (2), ListInstances (2 per index
-// page, usually one page), PurgeMany (2 per batch), ReadTasks and
+// page, usually one page), PurgeMany (2 per batch), ExpireFinished (none
+// without retention, 1 when nothing is due, 2 per batch), ReadTasks and
 // ReclaimTasks (a second one only to hand back a surplus), and any script
 // call right after the server lost its script cache (one retry with EVAL).
 // On Redis Cluster one XREADGROUP cannot span slots, so reads of several

@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/cairnhq/cairn/dsl"
 	"github.com/cairnhq/cairn/interpreter"
 )
 
@@ -39,18 +38,6 @@ type runtime struct {
 	// Input is the current run's input after a continueAsNew (Gen > 0);
 	// the hash's input field keeps the one the instance started with.
 	Input json.RawMessage `json:"in,omitempty"`
-}
-
-// histLine is one history line; a history stream entry (field h) holds
-// the lines of one transition.
-type histLine struct {
-	Type    string          `json:"y"`
-	Time    int64           `json:"t"`
-	StepID  dsl.StepID      `json:"s,omitempty"`
-	Name    string          `json:"n,omitempty"`
-	Data    json.RawMessage `json:"d,omitempty"`
-	Attempt int             `json:"a,omitempty"`
-	Reason  string          `json:"r,omitempty"`
 }
 
 func ms(t time.Time) int64 { return t.UnixMilli() }
@@ -165,34 +152,6 @@ func decodeState(id interpreter.InstanceID, vals []any) (*interpreter.State, err
 		}
 	}
 	return st, nil
-}
-
-// encodeHistory encodes the history lines of one transition as one
-// history stream entry: a JSON array.
-func encodeHistory(hs []interpreter.HistoryEvent) (string, error) {
-	lines := make([]histLine, len(hs))
-	for i, h := range hs {
-		lines[i] = histLine{
-			Type: h.Type, Time: ms(h.Timestamp), StepID: h.StepID, Name: h.Name,
-			Data: h.Data, Attempt: h.Attempt, Reason: h.Reason,
-		}
-	}
-	b, err := json.Marshal(lines)
-	return string(b), err
-}
-
-func decodeHistory(out []interpreter.HistoryEvent, s string) ([]interpreter.HistoryEvent, error) {
-	var lines []histLine
-	if err := json.Unmarshal([]byte(s), &lines); err != nil {
-		return out, err
-	}
-	for _, l := range lines {
-		out = append(out, interpreter.HistoryEvent{
-			Type: l.Type, Timestamp: fromMS(l.Time), StepID: l.StepID, Name: l.Name,
-			Data: l.Data, Attempt: l.Attempt, Reason: l.Reason,
-		})
-	}
-	return out, nil
 }
 
 // decodeWork decodes a work stream entry: i = instance id, e = event JSON.

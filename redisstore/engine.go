@@ -165,7 +165,7 @@ func (s *Store) commitCall(t *interpreter.Transition) (scriptCall, error) {
 			return scriptCall{}, fmt.Errorf("redisstore: commit %s: %w", st.ID, err)
 		}
 	}
-	keys := []string{s.k.inst(p, st.ID), s.k.hist(p, st.ID), s.k.work(p), s.k.timers(p)}
+	keys := []string{s.k.inst(p, st.ID), s.k.hist(p, st.ID), s.k.work(p), s.k.timers(p), s.k.finished(p)}
 	var tasks, adds, rems []any
 	for _, c := range t.Commands {
 		switch c := c.(type) {
@@ -190,12 +190,16 @@ func (s *Store) commitCall(t *interpreter.Transition) (scriptCall, error) {
 			return scriptCall{}, fmt.Errorf("redisstore: commit %s: history: %w", st.ID, err)
 		}
 	}
-	args := make([]any, 0, 16+len(tasks)+len(adds)+len(rems))
+	var finished any = ""
+	if s.retain.enabled() && t.StatusChanged && st.Status.Terminal() {
+		finished = ms(st.LastUpdatedTime)
+	}
+	args := make([]any, 0, 18+len(tasks)+len(adds)+len(rems))
 	args = append(args,
 		groupEngine, t.WorkID, t.FromRevision, newRev,
 		string(st.Status), metaJSON, raw(st.Output), raw(st.CustomStatus), rtJSON,
 		s.histMax, s.k.status(p, st.ID), change,
-		len(tasks), len(adds)/2, len(rems), hist,
+		len(tasks), len(adds)/2, len(rems), hist, finished, string(st.ID),
 	)
 	args = append(args, tasks...)
 	args = append(args, adds...)

@@ -51,7 +51,7 @@ func (s *Store) CreateInstance(ctx context.Context, n interpreter.NewInstance) e
 		ms(st.CreatedTime), start, s.histMax, line,
 	}, terminalStatuses...)
 	return s.runCode(ctx, "create instance", createInstanceCmd,
-		[]string{s.k.inst(p, st.ID), s.k.hist(p, st.ID), s.k.index(p), s.k.work(p)}, args...)
+		[]string{s.k.inst(p, st.ID), s.k.hist(p, st.ID), s.k.index(p), s.k.work(p), s.k.finished(p)}, args...)
 }
 
 // checkID refuses ids the key layout cannot hold: empty, or with control
@@ -121,10 +121,10 @@ func (s *Store) FetchStatus(ctx context.Context, id interpreter.InstanceID) (*in
 func (s *Store) FetchHistory(ctx context.Context, id interpreter.InstanceID) ([]interpreter.HistoryEvent, error) {
 	p := s.partition(id)
 	var exists *redis.IntCmd
-	var rng *redis.XMessageSliceCmd
+	var rng *redis.StringSliceCmd
 	if _, err := s.client.Pipelined(ctx, func(pl redis.Pipeliner) error {
 		exists = pl.Exists(ctx, s.k.inst(p, id))
-		rng = pl.XRange(ctx, s.k.hist(p, id), "-", "+")
+		rng = pl.LRange(ctx, s.k.hist(p, id), 0, -1)
 		return nil
 	}); err != nil {
 		return nil, fmt.Errorf("redisstore: fetching history: %w", err)
@@ -133,11 +133,10 @@ func (s *Store) FetchHistory(ctx context.Context, id interpreter.InstanceID) ([]
 		return nil, fmt.Errorf("instance %s: %w", id, interpreter.ErrNotFound)
 	}
 	out := make([]interpreter.HistoryEvent, 0, 2*len(rng.Val()))
-	for _, m := range rng.Val() {
-		entry, _ := m.Values["h"].(string)
+	for i, entry := range rng.Val() {
 		var err error
 		if out, err = decodeHistory(out, entry); err != nil {
-			return nil, fmt.Errorf("redisstore: instance %s: history entry %s: %w", id, m.ID, err)
+			return nil, fmt.Errorf("redisstore: instance %s: history entry %d: %w", id, i, err)
 		}
 	}
 	return out, nil
@@ -148,7 +147,7 @@ func (s *Store) FetchHistory(ctx context.Context, id interpreter.InstanceID) ([]
 func (s *Store) Purge(ctx context.Context, id interpreter.InstanceID) error {
 	p := s.partition(id)
 	if err := s.runCode(ctx, "purge", purgeInstanceCmd,
-		[]string{s.k.inst(p, id), s.k.hist(p, id), s.k.index(p)},
+		[]string{s.k.inst(p, id), s.k.hist(p, id), s.k.index(p), s.k.finished(p)},
 		append([]any{string(id)}, terminalStatuses...)...); err != nil {
 		return fmt.Errorf("instance %s: %w", id, err)
 	}

@@ -56,11 +56,12 @@ func partitionOf(id interpreter.InstanceID, n int) int {
 func (k keys) part(p int) string { return k.prefix + "{" + strconv.Itoa(p) + "}:" }
 
 func (k keys) inst(p int, id interpreter.InstanceID) string { return k.part(p) + "inst:" + string(id) }
-func (k keys) hist(p int, id interpreter.InstanceID) string { return k.part(p) + "hist:" + string(id) }
+func (k keys) hist(p int, id interpreter.InstanceID) string { return k.part(p) + "log:" + string(id) }
 func (k keys) work(p int) string                            { return k.part(p) + "work" }
 func (k keys) timers(p int) string                          { return k.part(p) + "timers" }
 func (k keys) tasks(p int, queue string) string             { return k.part(p) + "tasks:" + queue }
 func (k keys) index(p int) string                           { return k.part(p) + "index" }
+func (k keys) finished(p int) string                        { return k.part(p) + "finished" }
 
 // status is the pub/sub channel of an instance's status changes.
 func (k keys) status(p int, id interpreter.InstanceID) string {

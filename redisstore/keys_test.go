@@ -48,11 +48,12 @@ func TestKeyTable(t *testing.T) {
 	id := interpreter.InstanceID("<id>")
 	built := map[string]string{
 		k.inst(p, id):         "hash",
-		k.hist(p, id):         "stream",
+		k.hist(p, id):         "list",
 		k.work(p):             "stream",
 		k.timers(p):           "zset",
 		k.tasks(p, "<queue>"): "stream",
 		k.index(p):            "zset",
+		k.finished(p):         "zset",
 		k.status(p, id):       "channel",
 		k.def("<name>"):       "hash",
 		k.defs():              "set",
@@ -83,7 +84,7 @@ func TestKeysInRedis(t *testing.T) {
 	srv := redistest.Start(t)
 	client := redis.NewClient(&redis.Options{Addr: srv.Addr()})
 	defer client.Close()
-	s := New(client, Options{Partitions: 2})
+	s := New(client, Options{Partitions: 2, Retention: Retention{MaxCount: 10}})
 	ctx := context.Background()
 	now := time.Unix(1700000000, 0)
 	if err := s.Init(ctx); err != nil {
@@ -107,6 +108,13 @@ func TestKeysInRedis(t *testing.T) {
 		},
 		History: []interpreter.HistoryEvent{{Type: "x", Timestamp: now}},
 	}})
+	if err != nil || errs[0] != nil {
+		t.Fatal(err, errs)
+	}
+	// A finished instance, for the retention zset.
+	done := next
+	done.Status, done.Revision = interpreter.StatusCompleted, 2
+	errs, err = s.Commit(ctx, []*interpreter.Transition{{State: &done, FromRevision: 1, StatusChanged: true}})
 	if err != nil || errs[0] != nil {
 		t.Fatal(err, errs)
 	}

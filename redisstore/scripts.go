@@ -36,6 +36,8 @@ var (
 	describeDefinitionSrc string
 	//go:embed scripts/trim_work.lua
 	trimWorkSrc string
+	//go:embed scripts/expire_finished.lua
+	expireFinishedSrc string
 )
 
 var (
@@ -50,11 +52,12 @@ var (
 	pageIndexCmd          = redis.NewScript(pageIndexSrc)
 	describeDefinitionCmd = redis.NewScript(describeDefinitionSrc)
 	trimWorkCmd           = redis.NewScript(trimWorkSrc)
+	expireFinishedCmd     = redis.NewScript(expireFinishedSrc)
 
 	allScripts = []*redis.Script{
 		createInstanceCmd, commitTransitionCmd, enqueueEventCmd, fireTimersCmd,
 		finishTaskCmd, extendTaskCmd, purgeInstanceCmd, purgeManyCmd,
-		pageIndexCmd, describeDefinitionCmd,
+		pageIndexCmd, describeDefinitionCmd, trimWorkCmd, expireFinishedCmd,
 	}
 )
 

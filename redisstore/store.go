@@ -23,10 +23,12 @@ type Options struct {
 	// Prefix starts every key (default "cairn").
 	Prefix string
 	// HistoryMax bounds the history kept per instance, in transitions (each
-	// with its lines), approximately: the stream is trimmed with MAXLEN ~,
-	// which drops whole nodes of 100 entries. 0 means the default, 100;
+	// with its lines): the oldest go first. 0 means the default, 100;
 	// NoHistory keeps none.
 	HistoryMax int
+	// Retention bounds how many finished instances stay in Redis, and for
+	// how long; the zero value keeps them until a client purges them.
+	Retention Retention
 	// Logger receives reports of corrupt entries dropped from the streams
 	// (default slog.Default()).
 	Logger *slog.Logger
@@ -41,6 +43,7 @@ type Store struct {
 	k       keys
 	n       int
 	histMax int
+	retain  Retention
 	log     *slog.Logger
 	// perStream: the client is a cluster client, where one XREADGROUP may
 	// not name streams of several slots; reads go stream by stream.
@@ -65,7 +68,7 @@ func New(client redis.UniversalClient, opts Options) *Store {
 	_, cluster := client.(*redis.ClusterClient)
 	return &Store{
 		client: client, k: newKeys(opts.Prefix), n: opts.Partitions,
-		histMax: opts.HistoryMax, log: opts.Logger, perStream: cluster,
+		histMax: opts.HistoryMax, retain: opts.Retention, log: opts.Logger, perStream: cluster,
 	}
 }
 

@@ -406,9 +406,9 @@ func TestHistory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// MAXLEN ~ trims whole stream nodes (100 entries by default).
-	if len(h) < 3 || len(h) > 3+100 {
-		t.Fatalf("history has %d lines", len(h))
+	// Exactly the last 3 transitions are kept.
+	if len(h) != 3 || h[0].Name != "297" {
+		t.Fatalf("history has %d lines, first %+v", len(h), h[0])
 	}
 	last := h[len(h)-1]
 	if last.Name != "299" || last.Type != "Step" || !last.Timestamp.Equal(t0) || string(last.Data) != `{"i":1}` ||
@@ -441,7 +441,7 @@ func TestHistory(t *testing.T) {
 	if h, err := off.s.FetchHistory(off.ctx, "a"); err != nil || len(h) != 0 {
 		t.Fatalf("history off: %v %v", h, err)
 	}
-	if keys := off.client.Keys(off.ctx, "*hist*").Val(); len(keys) != 0 {
+	if keys := off.client.Keys(off.ctx, "*:log:*").Val(); len(keys) != 0 {
 		t.Fatalf("history keys with history off: %v", keys)
 	}
 }

@@ -2,13 +2,15 @@
 -- the revision is unchanged and acknowledge the work item (trim_work
 -- removes acknowledged items in bulk later),
 -- then write the state, enqueue the tasks, add and remove timers, append
--- history and publish a status change. Nothing is written unless both
--- checks pass (a redelivered item whose transition is committed already
--- fails the revision check first, then, recomputed, the acknowledgement).
+-- history, note a finished instance for retention and publish a status
+-- change. Nothing is written unless both checks pass (a redelivered item
+-- whose transition is committed already fails the revision check first,
+-- then, recomputed, the acknowledgement).
 --
--- KEYS[1] instance hash   KEYS[2] history stream
+-- KEYS[1] instance hash   KEYS[2] history list
 -- KEYS[3] work stream     KEYS[4] timers zset
--- KEYS[5..] one task stream per scheduled task, in ARGV order
+-- KEYS[5] finished zset
+-- KEYS[6..] one task stream per scheduled task, in ARGV order
 -- ARGV[1] work group         ARGV[2] work item id ('' = none)
 -- ARGV[3] from revision      ARGV[4] new revision
 -- ARGV[5] status             ARGV[6] meta JSON
@@ -19,6 +21,8 @@
 -- ARGV[11] status channel    ARGV[12] status change JSON ('' = publish nothing)
 -- ARGV[13] n tasks  ARGV[14] n timers to add  ARGV[15] n timers to remove
 -- ARGV[16] history entry: the transition's lines as a JSON array ('' = none)
+-- ARGV[17] finished unix ms: the instance finishes now and retention is
+-- on ('' = neither)   ARGV[18] instance id
 -- then n tasks task JSONs (field j), n adds (due ms, member) pairs,
 -- n removes members.
 -- Returns 0 committed | 6 the instance is gone | 2 the revision moved |
@@ -34,9 +38,9 @@ redis.call('HSET', KEYS[1], 'st', ARGV[5], 'rev', ARGV[4], 'meta', ARGV[6], 'rt'
   'out', ARGV[7], 'cs', ARGV[8])
 
 local ntasks, nadd, nrem = tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15])
-local a = 17
+local a = 19
 for i = 1, ntasks do
-  redis.call('XADD', KEYS[4 + i], '*', 'j', ARGV[a])
+  redis.call('XADD', KEYS[5 + i], '*', 'j', ARGV[a])
   a = a + 1
 end
 for _ = 1, nadd do
@@ -49,7 +53,11 @@ for _ = 1, nrem do
 end
 local hmax = tonumber(ARGV[10])
 if hmax > 0 and ARGV[16] ~= '' then
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', hmax, '*', 'h', ARGV[16])
+  -- Trim only past the bound: one command per transition otherwise.
+  if redis.call('RPUSH', KEYS[2], ARGV[16]) > hmax then
+    redis.call('LTRIM', KEYS[2], -hmax, -1)
+  end
 end
+if ARGV[17] ~= '' then redis.call('ZADD', KEYS[5], ARGV[17], ARGV[18]) end
 if ARGV[12] ~= '' then redis.call('PUBLISH', ARGV[11], ARGV[12]) end
 return 0

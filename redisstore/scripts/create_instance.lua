@@ -1,8 +1,9 @@
 -- create_instance: write a new instance with its start work item, or
 -- replace a finished instance of the same id (its history is dropped).
 --
--- KEYS[1] instance hash        KEYS[2] history stream
+-- KEYS[1] instance hash        KEYS[2] history list
 -- KEYS[3] partition index zset KEYS[4] partition work stream
+-- KEYS[5] partition finished zset
 -- ARGV[1] instance id          ARGV[2] status
 -- ARGV[3] revision             ARGV[4] meta JSON
 -- ARGV[5] input JSON ('' = null)
@@ -21,6 +22,7 @@ if st then
   end
   if not finished then return 4 end
   redis.call('DEL', KEYS[1], KEYS[2])
+  redis.call('ZREM', KEYS[5], ARGV[1])
 end
 redis.call('HSET', KEYS[1], 'st', ARGV[2], 'rev', ARGV[3], 'meta', ARGV[4], 'rt', ARGV[6],
   'in', ARGV[5])
@@ -28,6 +30,6 @@ redis.call('ZADD', KEYS[3], ARGV[7], ARGV[1])
 redis.call('XADD', KEYS[4], '*', 'i', ARGV[1], 'e', ARGV[8])
 local hmax = tonumber(ARGV[9])
 if hmax > 0 then
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', hmax, '*', 'h', ARGV[10])
+  redis.call('RPUSH', KEYS[2], ARGV[10])
 end
 return 0

@@ -351,3 +351,43 @@ func TestSuggest(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkEval measures the evaluation of typical expressions, so that
+// the bounds on hostile ones can be seen not to slow down normal ones.
+func BenchmarkEval(b *testing.B) {
+	wf, err := Parse("bench.yaml", []byte(`name: B
+steps:
+  - set: {discount: 1}
+  - if: discount > 10 && input.city == "Paris"
+    set:
+      greeting: "Hello ${ input.name }, ${ discount }% off in ${ input.city }"
+      label: ${ "order " + input.name + "/" + instance.id }
+      doubled: "${ map(input.items, # * 2) }"
+      upper: ${ upper(input.name) }
+`))
+	if err != nil {
+		b.Fatal(err)
+	}
+	st := wf.Steps[1].(*SetStep)
+	e := &Env{
+		Input:    map[string]any{"city": "Paris", "name": "Ada", "items": []any{1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0}},
+		Vars:     map[string]any{"discount": 15.0},
+		Instance: InstanceInfo{ID: "i-1", Name: "B"},
+	}
+	b.Run("condition", func(b *testing.B) {
+		for b.Loop() {
+			if ok, err := st.If.Eval(e); err != nil || !ok {
+				b.Fatal(ok, err)
+			}
+		}
+	})
+	for _, a := range st.Vars {
+		b.Run(a.Name, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := a.Value.Eval(e); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

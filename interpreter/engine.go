@@ -41,6 +41,10 @@ type EngineOptions struct {
 	// TrimEvery is how often acknowledged work items are dropped from the
 	// store in bulk (default 5s).
 	TrimEvery time.Duration
+	// CacheSize is how many instance states the engine keeps after
+	// committing them, to apply their next work item without loading them
+	// (default 10,000; negative: none). See stateCache.
+	CacheSize int
 }
 
 // Engine reads work items from a Store, runs the interpreter and commits
@@ -51,6 +55,8 @@ type Engine struct {
 	in    *Interpreter
 	opts  EngineOptions
 	log   *slog.Logger
+
+	cache *stateCache
 
 	mu      sync.Mutex
 	nextDue map[int]time.Time // earliest timer this engine knows of, per partition
@@ -95,8 +101,12 @@ func NewEngine(store Store, cat *Catalog, opts EngineOptions) *Engine {
 	if opts.TrimEvery <= 0 {
 		opts.TrimEvery = 5 * time.Second
 	}
+	if opts.CacheSize == 0 {
+		opts.CacheSize = 10000
+	}
 	return &Engine{store: store, cat: cat, in: opts.Interpreter, opts: opts,
-		log: opts.Logger.With("engine", opts.Consumer), nextDue: map[int]time.Time{}}
+		log: opts.Logger.With("engine", opts.Consumer), nextDue: map[int]time.Time{},
+		cache: newStateCache(opts.CacheSize)}
 }
 
 // Consumer returns the engine's consumer name.
@@ -181,9 +191,18 @@ func (e *Engine) Process(ctx context.Context, items []WorkItem) {
 		var acks []WorkItem
 		var load []*chain
 		for _, c := range active {
-			if c.st == nil {
-				load = append(load, c)
+			if c.st != nil {
+				continue
 			}
+			// A start item always reads the store: it may begin a new
+			// incarnation of an id whose earlier one is cached.
+			if c.items[0].Event.Kind != EvStart {
+				if st, def := e.cache.get(c.id); st != nil {
+					c.st, c.def = st, def
+					continue
+				}
+			}
+			load = append(load, c)
 		}
 		if len(load) > 0 {
 			ids := make([]InstanceID, len(load))
@@ -264,6 +283,7 @@ func (e *Engine) Process(ctx context.Context, items []WorkItem) {
 				e.noteTimers(c.items[0].Partition, ts[k].Commands)
 				e.afterCommit(ctx, ts[k], after, k)
 				c.st = ts[k].State
+				e.cache.put(c.st, c.def)
 				c.items = c.items[1:]
 				c.loads = 0 // progress: count only conflicts in a row
 			case errors.Is(err, ErrDuplicate):
@@ -271,11 +291,14 @@ func (e *Engine) Process(ctx context.Context, items []WorkItem) {
 				// what that engine made of the instance.
 				c.items = c.items[1:]
 				c.st = nil
+				e.cache.drop(c.id)
 			case errors.Is(err, ErrConflict):
 				c.st = nil // reload, then apply the same item again
+				e.cache.drop(c.id)
 			default:
 				e.log.Warn("commit of one transition failed; its work stays pending", "instance", c.id, "err", err)
 				c.items = nil
+				e.cache.drop(c.id)
 			}
 		}
 		next := active[:0]

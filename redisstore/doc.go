@@ -12,7 +12,7 @@
 // With the default prefix "cairn":
 //
 //	key                          type    meaning
-//	cairn:{p}:inst:<id>          hash    instance: st (status), rev (revision), meta (JSON: name, definition hash, created and updated ms, pending), in (input), out (output), cs (custom status), rt (JSON: variables, cursor, buffered and held events, seq)
+//	cairn:{p}:inst:<id>          hash    instance: st (status), rev (revision), meta (JSON: name, definition hash, created and updated ms, pending), in (input), out (output), cs (custom status), rt (JSON: variables, cursor, buffered and held events, seq), c (created unix ms), mseq (messages numbered)
 //	cairn:{p}:log:<id>           list    instance history, one element per transition (JSON array of lines), the last Options.HistoryMax kept
 //	cairn:{p}:work               stream  work items of the partition's instances, fields i (instance id) and e (event JSON); consumer group engine
 //	cairn:{p}:timers             zset    timers, member "<id>\n<timer id>", score due unix ms

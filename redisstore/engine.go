@@ -194,12 +194,12 @@ func (s *Store) commitCall(t *interpreter.Transition) (scriptCall, error) {
 	if s.retain.enabled() && t.StatusChanged && st.Status.Terminal() {
 		finished = ms(st.LastUpdatedTime)
 	}
-	args := make([]any, 0, 18+len(tasks)+len(adds)+len(rems))
+	args := make([]any, 0, 19+len(tasks)+len(adds)+len(rems))
 	args = append(args,
 		groupEngine, t.WorkID, t.FromRevision, newRev,
 		string(st.Status), metaJSON, raw(st.Output), raw(st.CustomStatus), rtJSON,
 		s.histMax, s.k.status(p, st.ID), change,
-		len(tasks), len(adds)/2, len(rems), hist, finished, string(st.ID),
+		len(tasks), len(adds)/2, len(rems), hist, finished, string(st.ID), ms(st.CreatedTime),
 	)
 	args = append(args, tasks...)
 	args = append(args, adds...)

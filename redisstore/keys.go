@@ -26,6 +26,8 @@ const (
 	fOutput  = "out"  // output JSON; absent = null
 	fCustom  = "cs"   // custom status JSON; absent = never set
 	fRuntime = "rt"   // JSON: variables, cursor, buffered and held events, seq
+	// c (created unix ms) and mseq (last message number) are written by the
+	// scripts only.
 )
 
 // Fields of the definition hash other than the content hashes themselves.

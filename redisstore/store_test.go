@@ -703,3 +703,31 @@ func TestTrimWorkKeepsWhatIsNotAcknowledged(t *testing.T) {
 		t.Fatalf("trimmed %d %v, want 2", n, err)
 	}
 }
+
+// TestCommitRefusesAnEarlierIncarnation: a transition computed on the state
+// of an instance that has since finished and been started again under its
+// id does not commit, even when the new one has reached the same revision
+// (an engine may compute on a cached state).
+func TestCommitRefusesAnEarlierIncarnation(t *testing.T) {
+	e := newEnv(t, redisstore.Options{})
+	e.create("a", t0)
+	e.readAll("c")
+	old := e.transition("a", "", func(s *interpreter.State) { s.Status = interpreter.StatusRunning })
+	if errs := e.commit(old); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	stale := old.State // revision 1 of the first incarnation
+	e.finish("a", interpreter.StatusCompleted)
+	if err := e.s.CreateInstance(e.ctx, newInstance("a", t0.Add(time.Minute), "")); err != nil {
+		t.Fatal(err)
+	}
+	if errs := e.commit(e.transition("a", "", nil)); errs[0] != nil { // the new one at revision 1
+		t.Fatal(errs[0])
+	}
+	next := *stale
+	next.Revision++
+	tr := &interpreter.Transition{State: &next, FromRevision: stale.Revision}
+	if errs := e.commit(tr); !errors.Is(errs[0], interpreter.ErrConflict) {
+		t.Fatalf("commit on the earlier incarnation: %v, want ErrConflict", errs[0])
+	}
+}

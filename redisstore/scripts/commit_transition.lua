@@ -23,13 +23,19 @@
 -- ARGV[16] history entry: the transition's lines as a JSON array ('' = none)
 -- ARGV[17] finished unix ms: the instance finishes now and retention is
 -- on ('' = neither)   ARGV[18] instance id
+-- ARGV[19] the instance's created unix ms: with the revision, it names the
+-- state the transition was computed from (an engine may compute on a
+-- cached state, and an instance replaced under its id restarts its
+-- revisions)
 -- then n tasks task JSONs (field j), n adds (due ms, member) pairs,
 -- n removes members.
--- Returns 0 committed | 6 the instance is gone | 2 the revision moved |
--- 3 the work item was already acknowledged.
-local rev = redis.call('HGET', KEYS[1], 'rev')
-if not rev then return 6 end
-if rev ~= ARGV[3] then return 2 end
+-- Returns 0 committed | 6 the instance is gone | 2 the revision moved (or
+-- the instance was replaced) | 3 the work item was already acknowledged.
+local cur = redis.call('HMGET', KEYS[1], 'rev', 'c')
+if not cur[1] then return 6 end
+if cur[1] ~= ARGV[3] then return 2 end
+-- (instances created before the c field existed have none to compare)
+if cur[2] and cur[2] ~= ARGV[19] then return 2 end
 if ARGV[2] ~= '' then
   if redis.call('XACK', KEYS[3], ARGV[1], ARGV[2]) == 0 then return 3 end
 end
@@ -38,7 +44,7 @@ redis.call('HSET', KEYS[1], 'st', ARGV[5], 'rev', ARGV[4], 'meta', ARGV[6], 'rt'
   'out', ARGV[7], 'cs', ARGV[8])
 
 local ntasks, nadd, nrem = tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15])
-local a = 19
+local a = 20
 for i = 1, ntasks do
   redis.call('XADD', KEYS[5 + i], '*', 'j', ARGV[a])
   a = a + 1

@@ -24,8 +24,10 @@ if st then
   redis.call('DEL', KEYS[1], KEYS[2])
   redis.call('ZREM', KEYS[5], ARGV[1])
 end
+-- c (created ms) tells this incarnation from an earlier one of the same
+-- id at an equal revision: commit_transition checks it.
 redis.call('HSET', KEYS[1], 'st', ARGV[2], 'rev', ARGV[3], 'meta', ARGV[4], 'rt', ARGV[6],
-  'in', ARGV[5])
+  'in', ARGV[5], 'c', ARGV[7])
 redis.call('ZADD', KEYS[3], ARGV[7], ARGV[1])
 redis.call('XADD', KEYS[4], '*', 'i', ARGV[1], 'e', ARGV[8])
 local hmax = tonumber(ARGV[9])

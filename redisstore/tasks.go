@@ -38,60 +38,104 @@ func TaskToken(r TaskRef) string { return r.Token() }
 func ParseTaskRef(token string) (TaskRef, error) { return interpreter.ParseTaskToken(token) }
 
 // ReadTasks leases up to limit (at least 1) new tasks of queue ("" =
-// LocalQueue) to consumer, taking at most ceil(limit/P) from each
-// partition, waiting up to block (0 = not at all) for the first. One round
-// trip; a second when more than limit arrived at once (the surplus, fewer
-// than P, is handed back for ReclaimTasks to take at once).
+// LocalQueue) to consumer, waiting up to block (0 = not at all) for the
+// first. It reads as ReadTaskBatch and hands back what is beyond limit
+// (fewer than P tasks) for the next ReclaimTasks to take at once: one
+// round trip, a second when there is such a surplus. For callers that can
+// hold only limit tasks (a long poll of an external worker); the activity
+// runtime uses ReadTaskBatch and keeps the surplus.
 func (s *Store) ReadTasks(ctx context.Context, consumer, queue string, limit int, block time.Duration) ([]Task, error) {
-	queue = queueOf(queue)
 	limit = max(limit, 1)
+	tasks, err := s.ReadTaskBatch(ctx, consumer, queue, limit, block)
+	if err != nil {
+		return nil, err
+	}
+	return s.keep(ctx, consumer, tasks, limit), nil
+}
+
+// ReadTaskBatch leases new tasks of queue ("" = LocalQueue) to consumer,
+// waiting up to block (0 = not at all) for the first. It asks each of the
+// P partitions for ceil(want/P) tasks (COUNT applies per stream of one
+// XREADGROUP) and returns all it got, oldest of each partition first: at
+// least want when that many are waiting, fewer than want+P in all. Every
+// one is leased to consumer; nothing is handed back. One round trip.
+func (s *Store) ReadTaskBatch(ctx context.Context, consumer, queue string, want int, block time.Duration) ([]Task, error) {
+	queue = queueOf(queue)
 	streams := make([]string, s.n)
+	part := make(map[string]int, s.n)
 	for p := range streams {
 		streams[p] = s.k.tasks(p, queue)
+		part[streams[p]] = p
 	}
-	// Ask each partition for its share only: surplus tasks cost a command
-	// each to hand back.
-	res, err := s.readGroup(ctx, groupWorkers, consumer, streams, (limit+s.n-1)/s.n, block)
+	res, err := s.readGroup(ctx, groupWorkers, consumer, streams, s.perPartition(want), block)
 	if err != nil {
 		return nil, err
 	}
 	var tasks []Task
 	for _, st := range res {
-		tasks = s.appendTasks(ctx, tasks, queue, st.Stream, slices.Index(streams, st.Stream), st.Messages)
+		tasks = s.appendTasks(ctx, tasks, queue, st.Stream, part[st.Stream], st.Messages)
+	}
+	return tasks, nil
+}
+
+// perPartition is the COUNT per stream that lets a read of all P
+// partitions return want tasks even when they all wait in one partition.
+func (s *Store) perPartition(want int) int { return (max(want, 1) + s.n - 1) / s.n }
+
+// ReclaimTasks takes over up to limit (at least 1) tasks of queue whose
+// consumer has not completed, failed or extended them for minIdle (or
+// handed them back). It reclaims as ReclaimTaskBatch and hands back what is
+// beyond limit: one round trip, a second when there is such a surplus.
+func (s *Store) ReclaimTasks(ctx context.Context, consumer, queue string, minIdle time.Duration, limit int) ([]Task, error) {
+	limit = max(limit, 1)
+	tasks, _, err := s.ReclaimTaskBatch(ctx, consumer, queue, minIdle, limit)
+	if err != nil {
+		// What the other partitions gave is leased to consumer: hand it
+		// back rather than let it wait out a lease.
+		s.keep(ctx, consumer, tasks, 0)
+		return nil, err
 	}
 	return s.keep(ctx, consumer, tasks, limit), nil
 }
 
-// ReclaimTasks takes over up to limit (at least 1) tasks of queue whose consumer has not
-// completed, failed or extended them for minIdle. One round trip; a second
-// when more than limit were taken.
-func (s *Store) ReclaimTasks(ctx context.Context, consumer, queue string, minIdle time.Duration, limit int) ([]Task, error) {
+// ReclaimTaskBatch takes over tasks of queue whose consumer has not
+// completed, failed or extended them for minIdle, or that were handed
+// back: ceil(want/P) at most from each partition (one XAUTOCLAIM each, in
+// one pipeline), all returned, so fewer than want+P in all. more reports
+// that some partition gave as many as it was asked for and may hold more.
+// A partition whose stream or group does not exist yet is skipped. When
+// some partition fails, the tasks the others gave are returned with the
+// error: they are leased to consumer. One round trip.
+func (s *Store) ReclaimTaskBatch(ctx context.Context, consumer, queue string, minIdle time.Duration, want int) (tasks []Task, more bool, err error) {
 	queue = queueOf(queue)
-	limit = max(limit, 1)
+	count := s.perPartition(want)
 	cmds := make([]*redis.XAutoClaimCmd, s.n)
-	if _, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+	if _, perr := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i := range cmds {
 			cmds[i] = p.XAutoClaim(ctx, &redis.XAutoClaimArgs{
 				Stream: s.k.tasks(i, queue), Group: groupWorkers, Consumer: consumer,
-				MinIdle: minIdle, Start: "0-0", Count: int64(limit),
+				MinIdle: minIdle, Start: "0-0", Count: int64(count),
 			})
 		}
 		return nil
-	}); err != nil && !isRedisError(err) {
-		return nil, fmt.Errorf("redisstore: reclaiming tasks: %w", err)
+	}); perr != nil && !isRedisError(perr) {
+		return nil, false, fmt.Errorf("redisstore: reclaiming tasks: %w", perr)
 	}
-	var tasks []Task
 	for p, c := range cmds {
-		msgs, _, err := c.Result()
-		if isReply(err, replyNoGroup) {
+		msgs, _, cerr := c.Result()
+		if isReply(cerr, replyNoGroup) {
 			continue // never read
 		}
-		if err != nil {
-			return nil, fmt.Errorf("redisstore: reclaiming tasks: %w", err)
+		if cerr != nil {
+			if err == nil {
+				err = fmt.Errorf("redisstore: reclaiming tasks: %w", cerr)
+			}
+			continue
 		}
+		more = more || len(msgs) >= count
 		tasks = s.appendTasks(ctx, tasks, queue, s.k.tasks(p, queue), p, msgs)
 	}
-	return s.keep(ctx, consumer, tasks, limit), nil
+	return tasks, more, err
 }
 
 // appendTasks decodes the entries of partition p's task stream; corrupt
@@ -116,17 +160,23 @@ func (s *Store) appendTasks(ctx context.Context, tasks []Task, queue, stream str
 }
 
 // keep returns the limit oldest tasks and hands the others back: they stay
-// pending but look long idle, so the next ReclaimTasks takes them.
+// pending but look long idle, so the next ReclaimTasks takes them. They
+// were just delivered to consumer, so no owner check is needed: one
+// XCLAIM per stream, in one pipeline.
 func (s *Store) keep(ctx context.Context, consumer string, tasks []Task, limit int) []Task {
 	if len(tasks) <= limit {
 		return tasks
 	}
 	slices.SortFunc(tasks, func(a, b Task) int { return compareIDs(a.Ref.EntryID, b.Ref.EntryID) })
-	extra := tasks[limit:]
+	byStream := map[string][]any{}
+	for _, t := range tasks[limit:] {
+		st := s.k.tasks(t.Ref.Partition, t.Ref.Queue)
+		byStream[st] = append(byStream[st], t.Ref.EntryID)
+	}
 	_, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for _, t := range extra {
-			p.Do(ctx, "XCLAIM", s.k.tasks(t.Ref.Partition, t.Ref.Queue), groupWorkers, consumer,
-				0, t.Ref.EntryID, "IDLE", releasedIdle.Milliseconds(), "JUSTID")
+		for st, ids := range byStream {
+			args := append([]any{"XCLAIM", st, groupWorkers, consumer, 0}, ids...)
+			p.Do(ctx, append(args, "IDLE", releasedIdle.Milliseconds(), "JUSTID")...)
 		}
 		return nil
 	})
@@ -186,16 +236,62 @@ func (s *Store) finish(ctx context.Context, ref TaskRef, ev interpreter.Event) e
 // task is closed (completed, failed, purged); ErrConflict when another
 // consumer reclaimed it after this one's lease expired. One round trip.
 func (s *Store) ExtendTask(ctx context.Context, consumer string, ref TaskRef) error {
-	if err := s.validRef(ref); err != nil {
-		return err
+	return s.ExtendTasks(ctx, consumer, []TaskRef{ref})[0]
+}
+
+// ExtendTasks is ExtendTask for several tasks in one round trip (one
+// script call each, pipelined); errs[i] is refs[i]'s outcome.
+func (s *Store) ExtendTasks(ctx context.Context, consumer string, refs []TaskRef) (errs []error) {
+	return s.setIdle(ctx, "extend task", consumer, refs, 0)
+}
+
+// ReleaseTasks hands back tasks consumer holds but will not run (a
+// runtime shutting down with tasks queued): they stay pending but look
+// long idle, so the next ReclaimTasks or ReclaimTaskBatch of any consumer
+// takes them without waiting out their lease. Errors are as ExtendTask's;
+// a task another consumer holds now is left to it. One round trip.
+func (s *Store) ReleaseTasks(ctx context.Context, consumer string, refs []TaskRef) (errs []error) {
+	return s.setIdle(ctx, "release task", consumer, refs, releasedIdle)
+}
+
+// setIdle runs extend_task.lua for each ref in one pipeline.
+func (s *Store) setIdle(ctx context.Context, name, consumer string, refs []TaskRef, idle time.Duration) []error {
+	errs := make([]error, len(refs))
+	calls := make([]scriptCall, 0, len(refs))
+	at := make([]int, 0, len(refs)) // calls[j] is refs[at[j]]
+	for i, ref := range refs {
+		if err := s.validRef(ref); err != nil {
+			errs[i] = err
+			continue
+		}
+		calls = append(calls, scriptCall{script: extendTaskCmd,
+			keys: []string{s.k.tasks(ref.Partition, queueOf(ref.Queue))},
+			args: []any{groupWorkers, consumer, ref.EntryID, idle.Milliseconds()}})
+		at = append(at, i)
 	}
-	err := s.runCode(ctx, "extend task", extendTaskCmd,
-		[]string{s.k.tasks(ref.Partition, queueOf(ref.Queue))}, groupWorkers, consumer, ref.EntryID)
-	if isReply(err, replyNoGroup) {
-		err = interpreter.ErrNotFound
+	if len(calls) == 0 {
+		return errs
 	}
-	if err != nil {
-		return fmt.Errorf("task %s of %s: %w", ref.TaskID, ref.Instance, err)
+	cmds, perr := s.runScripts(ctx, calls)
+	for j, i := range at {
+		err := perr
+		if err == nil {
+			var code int64
+			code, err = cmds[j].Int64()
+			switch {
+			case isReply(err, replyNoGroup):
+				err = interpreter.ErrNotFound
+			case err != nil:
+				err = fmt.Errorf("redisstore: %s: %w", name, err)
+			default:
+				err = codeErr(code)
+			}
+		} else {
+			err = fmt.Errorf("redisstore: %s: %w", name, err)
+		}
+		if err != nil {
+			errs[i] = fmt.Errorf("task %s of %s: %w", refs[i].TaskID, refs[i].Instance, err)
+		}
 	}
-	return nil
+	return errs
 }

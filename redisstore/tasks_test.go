@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -229,5 +230,180 @@ func TestCorruptWorkDropped(t *testing.T) {
 	}
 	if n := e.client.XLen(e.ctx, "cairn:{0}:work").Val(); n != 1 {
 		t.Fatalf("stream holds %d entries", n)
+	}
+}
+
+// tasksIn creates n instances of partition p, each with a task on queue
+// q, and returns their ids.
+func (e *env) tasksIn(p, n int, q string) []string {
+	e.t.Helper()
+	var out []string
+	for i := 0; len(out) < n; i++ {
+		id := fmt.Sprintf("p%d-%d", p, i)
+		if redisstore.PartitionOf(id, e.s.Partitions()) != p {
+			continue
+		}
+		e.create(id, t0)
+		e.schedule(id, "t-"+id, q)
+		out = append(out, id)
+	}
+	return out
+}
+
+// sent counts the commands named cmd among cmds.
+func sent(cmds [][]any, cmd string) int {
+	n := 0
+	for _, c := range cmds {
+		if s, _ := c[0].(string); strings.EqualFold(s, cmd) {
+			n++
+		}
+	}
+	return n
+}
+
+// TestReadTaskBatch: a batch read asks each partition for its share and
+// keeps all it gets: nothing is handed back (no XCLAIM), so nothing is
+// left for another consumer's reclaim, and the rest stays new.
+func TestReadTaskBatch(t *testing.T) {
+	e := newEnv(t, redisstore.Options{})
+	// The first read of a queue creates its consumer groups: not measured.
+	if none, err := e.s.ReadTaskBatch(e.ctx, "w1", "q", 1, 0); err != nil || len(none) != 0 {
+		t.Fatalf("first read %v %v", none, err)
+	}
+	e.tasksIn(3, 3, "q")
+	e.tasksIn(5, 1, "q")
+	e.tasksIn(9, 1, "q")
+	var got []redisstore.Task
+	trips, cmds := e.trips.measure(func() {
+		var err error
+		got, err = e.s.ReadTaskBatch(e.ctx, "w1", "q", 2, 0) // COUNT 1 per partition
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+	parts := map[int]int{}
+	for _, tk := range got {
+		parts[tk.Ref.Partition]++
+	}
+	if len(got) != 3 || parts[3] != 1 || parts[5] != 1 || parts[9] != 1 {
+		t.Fatalf("read %d tasks from partitions %v, want one from each of 3, 5 and 9", len(got), parts)
+	}
+	if trips != 1 || sent(cmds, "xclaim") != 0 {
+		t.Fatalf("%d round trips, commands %v", trips, cmds)
+	}
+	if re, more, err := e.s.ReclaimTaskBatch(e.ctx, "w2", "q", time.Hour, 16); err != nil || len(re) != 0 || more {
+		t.Fatalf("the surplus was handed back: reclaimed %d (more %v) %v", len(re), more, err)
+	}
+	rest, err := e.s.ReadTaskBatch(e.ctx, "w2", "q", 32, 0) // COUNT 2 per partition
+	if err != nil || len(rest) != 2 || rest[0].Ref.Partition != 3 || rest[1].Ref.Partition != 3 {
+		t.Fatalf("rest %v %v", rest, err)
+	}
+	if none, err := e.s.ReadTaskBatch(e.ctx, "w3", "q", 100, 0); err != nil || len(none) != 0 {
+		t.Fatalf("read again %v %v", none, err)
+	}
+}
+
+// TestReclaimTaskBatch: a reclaim takes ceil(want/P) expired tasks per
+// partition, says when a partition may hold more, and ends once all are
+// taken; a failing partition does not cost the others' tasks.
+func TestReclaimTaskBatch(t *testing.T) {
+	e := newEnv(t, redisstore.Options{})
+	e.tasksIn(2, 3, "q")
+	e.tasksIn(7, 1, "q")
+	dead, err := e.s.ReadTaskBatch(e.ctx, "dead", "q", 64, 0)
+	if err != nil || len(dead) != 4 {
+		t.Fatalf("read %d %v", len(dead), err)
+	}
+	// Released tasks look long idle: no need to wait out a lease.
+	refs := make([]redisstore.TaskRef, len(dead))
+	for i, tk := range dead {
+		refs[i] = tk.Ref
+	}
+	for i, err := range e.s.ReleaseTasks(e.ctx, "dead", refs) {
+		if err != nil {
+			t.Fatalf("release %s: %v", refs[i].TaskID, err)
+		}
+	}
+	seen := map[string]bool{}
+	calls := 0
+	for more := true; more; {
+		if calls++; calls > 4 {
+			t.Fatalf("still more after %d reclaims: %v", calls, seen)
+		}
+		var re []redisstore.Task
+		trips, cmds := e.trips.measure(func() {
+			re, more, err = e.s.ReclaimTaskBatch(e.ctx, "alive", "q", time.Hour, 1) // COUNT 1 per partition
+		})
+		if err != nil || len(re) > 2 || trips != 1 || sent(cmds, "xclaim") != 0 {
+			t.Fatalf("reclaim %d: %d tasks, %v; %d round trips, %v", calls, len(re), err, trips, cmds)
+		}
+		for _, tk := range re {
+			if seen[tk.Ref.TaskID] {
+				t.Fatalf("%s reclaimed twice", tk.Ref.TaskID)
+			}
+			seen[tk.Ref.TaskID] = true
+		}
+	}
+	if len(seen) != 4 {
+		t.Fatalf("reclaimed %v", seen)
+	}
+
+	// A partition that fails: the others' tasks come with the error.
+	e.tasksIn(4, 1, "r")
+	e.tasksIn(11, 1, "r")
+	if got, _ := e.s.ReadTaskBatch(e.ctx, "dead", "r", 16, 0); len(got) != 2 {
+		t.Fatalf("read %v", got)
+	}
+	e.client.Del(e.ctx, "cairn:{11}:tasks:r")
+	e.client.Set(e.ctx, "cairn:{11}:tasks:r", "not a stream", 0)
+	re, _, err := e.s.ReclaimTaskBatch(e.ctx, "alive", "r", 0, 16)
+	if err == nil || len(re) != 1 || re[0].Ref.Partition != 4 {
+		t.Fatalf("reclaim with a broken partition: %v %v", re, err)
+	}
+}
+
+// TestExtendAndReleaseTasks: both renew or hand back only a task the
+// consumer still holds, in one round trip for several; a release makes the
+// task reclaimable at once, and cannot take a task back from its new
+// holder.
+func TestExtendAndReleaseTasks(t *testing.T) {
+	e := newEnv(t, redisstore.Options{})
+	e.tasksIn(1, 3, "q")
+	got, err := e.s.ReadTaskBatch(e.ctx, "w1", "q", 48, 0)
+	if err != nil || len(got) != 3 {
+		t.Fatalf("read %v %v", got, err)
+	}
+	held, lost, done := got[0].Ref, got[1].Ref, got[2].Ref
+	if errs := e.s.ReleaseTasks(e.ctx, "w1", []redisstore.TaskRef{lost}); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	re, _, err := e.s.ReclaimTaskBatch(e.ctx, "w2", "q", time.Hour, 16)
+	if err != nil || len(re) != 1 || re[0].Ref != lost {
+		t.Fatalf("reclaimed %v %v, want only the released task", re, err)
+	}
+	if err := e.s.CompleteTask(e.ctx, done, nil, t0); err != nil {
+		t.Fatal(err)
+	}
+	forged := held
+	forged.Partition = (held.Partition + 1) % e.s.Partitions()
+
+	var errs []error
+	trips, _ := e.trips.measure(func() {
+		errs = e.s.ExtendTasks(e.ctx, "w1", []redisstore.TaskRef{held, lost, done, forged})
+	})
+	if trips != 1 || errs[0] != nil || !errors.Is(errs[1], interpreter.ErrConflict) ||
+		!errors.Is(errs[2], interpreter.ErrNotFound) || !errors.Is(errs[3], interpreter.ErrNotFound) {
+		t.Fatalf("extend: %d round trips, %v", trips, errs)
+	}
+	errs = e.s.ReleaseTasks(e.ctx, "w1", []redisstore.TaskRef{held, lost})
+	if errs[0] != nil || !errors.Is(errs[1], interpreter.ErrConflict) {
+		t.Fatalf("release: %v", errs)
+	}
+	re, _, err = e.s.ReclaimTaskBatch(e.ctx, "w3", "q", time.Hour, 16)
+	if err != nil || len(re) != 1 || re[0].Ref != held {
+		t.Fatalf("reclaimed %v %v, want only the task w1 released", re, err)
+	}
+	if err := e.s.ExtendTask(e.ctx, "w2", lost); err != nil {
+		t.Fatalf("w2 lost its task to w1's release: %v", err)
 	}
 }

@@ -251,7 +251,8 @@ func runServe(ctx context.Context, stop func(), cfg serveConfig, log *slog.Logge
 			Interpreter: interpreter.New(interpreter.Options{LocalActivity: reg.Has}),
 			Logger:      log,
 		})
-		rt := activity.NewRuntime(store, cat, reg, activity.Options{Consumer: eng.Consumer(), Logger: log})
+		// Outcomes of the tasks run here go straight to this engine.
+		rt := activity.NewRuntime(activity.Direct(store, eng), cat, reg, activity.Options{Consumer: eng.Consumer(), Logger: log})
 		engineDone.Add(2)
 		go func() {
 			defer engineDone.Done()

@@ -149,16 +149,18 @@ func startCairn(ctx context.Context, addr string, h *harness, defs cairnDefs, cf
 func runEngineAndRunners(ctx context.Context, wg *sync.WaitGroup, store *redisstore.Store, cat *interpreter.Catalog, consumer string, concurrency, batch int) {
 	reg := activity.NewRegistry()
 	wg.Add(2)
+	eng := interpreter.NewEngine(store, cat, interpreter.EngineOptions{
+		Consumer: consumer, Logger: quietLogger(), Batch: batch,
+		Interpreter: interpreter.New(interpreter.Options{LocalActivity: reg.Has}),
+	})
 	go pprof.Do(ctx, pprof.Labels("role", "engine"), func(ctx context.Context) {
 		defer wg.Done()
-		_ = interpreter.NewEngine(store, cat, interpreter.EngineOptions{
-			Consumer: consumer, Logger: quietLogger(), Batch: batch,
-			Interpreter: interpreter.New(interpreter.Options{LocalActivity: reg.Has}),
-		}).Run(ctx)
+		_ = eng.Run(ctx)
 	})
 	go pprof.Do(ctx, pprof.Labels("role", "activity"), func(ctx context.Context) {
 		defer wg.Done()
-		_ = activity.NewRuntime(store, cat, reg, activity.Options{
+		// As cairn serve wires it: outcomes go straight to the engine.
+		_ = activity.NewRuntime(activity.Direct(store, eng), cat, reg, activity.Options{
 			Consumer: consumer, Logger: quietLogger(), Concurrency: concurrency,
 		}).Run(ctx)
 	})

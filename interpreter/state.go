@@ -393,4 +393,9 @@ type Transition struct {
 	// Statuses records whether CustomStatus or Status changed, so the store
 	// publishes a change notice only when something a client sees changed.
 	StatusChanged bool
+	// TaskAck, when set, is the activity task whose outcome the transition
+	// consumed straight from the runtime (Engine.ApplyTaskOutcome) instead
+	// of from a work item: the commit acknowledges that task, and fails with
+	// ErrDuplicate when it was acknowledged already.
+	TaskAck *TaskRef
 }

@@ -165,7 +165,17 @@ func (s *Store) commitCall(t *interpreter.Transition) (scriptCall, error) {
 			return scriptCall{}, fmt.Errorf("redisstore: commit %s: %w", st.ID, err)
 		}
 	}
-	keys := []string{s.k.inst(p, st.ID), s.k.hist(p, st.ID), s.k.work(p), s.k.timers(p), s.k.finished(p)}
+	keys := []string{s.k.inst(p, st.ID), s.k.hist(p, st.ID), s.k.work(p), s.k.timers(p), s.k.finished(p), s.k.work(p)}
+	ackTask := ""
+	if a := t.TaskAck; a != nil {
+		if t.WorkID != "" {
+			return scriptCall{}, fmt.Errorf("redisstore: commit %s: a transition consumes a work item or a task, not both", st.ID)
+		}
+		if err := s.validRef(*a); err != nil || a.Instance != st.ID {
+			return scriptCall{}, fmt.Errorf("redisstore: commit %s: task %s is not this instance's", st.ID, a.TaskID)
+		}
+		keys[5], ackTask = s.k.tasks(p, queueOf(a.Queue)), a.EntryID
+	}
 	var tasks, adds, rems []any
 	for _, c := range t.Commands {
 		switch c := c.(type) {
@@ -194,12 +204,13 @@ func (s *Store) commitCall(t *interpreter.Transition) (scriptCall, error) {
 	if s.retain.enabled() && t.StatusChanged && st.Status.Terminal() {
 		finished = ms(st.LastUpdatedTime)
 	}
-	args := make([]any, 0, 19+len(tasks)+len(adds)+len(rems))
+	args := make([]any, 0, 21+len(tasks)+len(adds)+len(rems))
 	args = append(args,
 		groupEngine, t.WorkID, t.FromRevision, newRev,
 		string(st.Status), metaJSON, raw(st.Output), raw(st.CustomStatus), rtJSON,
 		s.histMax, s.k.status(p, st.ID), change,
 		len(tasks), len(adds)/2, len(rems), hist, finished, string(st.ID), ms(st.CreatedTime),
+		groupWorkers, ackTask,
 	)
 	args = append(args, tasks...)
 	args = append(args, adds...)

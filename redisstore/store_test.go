@@ -731,3 +731,48 @@ func TestCommitRefusesAnEarlierIncarnation(t *testing.T) {
 		t.Fatalf("commit on the earlier incarnation: %v, want ErrConflict", errs[0])
 	}
 }
+
+// TestCommitAcknowledgesATask: a transition that consumed a task's outcome
+// directly acknowledges and deletes the task in its commit; a second one
+// for the same task is ErrDuplicate and writes nothing; a transition may
+// not consume both a work item and a task, nor another instance's task.
+func TestCommitAcknowledgesATask(t *testing.T) {
+	e := newEnv(t, redisstore.Options{})
+	e.create("a", t0)
+	e.create("b", t0)
+	e.readAll("engine")
+	e.schedule("a", "t1", "")
+	tasks, err := e.s.ReadTasks(e.ctx, "w", interpreter.LocalQueue, 10, 0)
+	if err != nil || len(tasks) != 1 {
+		t.Fatal(tasks, err)
+	}
+	ref := tasks[0].Ref
+	tr := e.transition("a", "", nil)
+	tr.TaskAck = &ref
+	if errs := e.commit(tr); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	stream := fmt.Sprintf("cairn:{%d}:tasks:%s", ref.Partition, interpreter.LocalQueue)
+	if e.client.XLen(e.ctx, stream).Val() != 0 || e.client.XPending(e.ctx, stream, "workers").Val().Count != 0 {
+		t.Fatalf("task left in %s", stream)
+	}
+	rev := e.load("a").Revision
+	again := e.transition("a", "", nil)
+	again.TaskAck = &ref
+	if errs := e.commit(again); !errors.Is(errs[0], interpreter.ErrDuplicate) {
+		t.Fatalf("second commit for the task: %v", errs[0])
+	}
+	if e.load("a").Revision != rev {
+		t.Fatal("the refused commit wrote")
+	}
+	both := e.transition("a", "1-1", nil)
+	both.TaskAck = &ref
+	if errs, err := e.s.Commit(e.ctx, []*interpreter.Transition{both}); err == nil && errs[0] == nil {
+		t.Fatal("a commit consuming a work item and a task was accepted")
+	}
+	other := e.transition("b", "", nil)
+	other.TaskAck = &ref
+	if errs, err := e.s.Commit(e.ctx, []*interpreter.Transition{other}); err == nil && errs[0] == nil {
+		t.Fatal("b consumed a's task")
+	}
+}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/cairnhq/cairn/activity"
 	"github.com/cairnhq/cairn/interpreter"
 	"github.com/cairnhq/cairn/redisstore"
 )
@@ -99,11 +100,17 @@ func TestReserveTicketCost(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{}, 2)
+	// Wired as cairn serve wires them: the activity runtime hands outcomes
+	// straight to the engine.
+	reg := activity.NewRegistry()
+	eng := interpreter.NewEngine(store, cat, interpreter.EngineOptions{
+		Consumer: "cost", Interpreter: interpreter.New(interpreter.Options{LocalActivity: reg.Has}),
+	})
+	go func() { eng.Run(ctx); done <- struct{}{} }()
 	go func() {
-		interpreter.NewEngine(store, cat, interpreter.EngineOptions{Consumer: "cost"}).Run(ctx)
+		activity.NewRuntime(activity.Direct(store, eng), cat, reg, activity.Options{Consumer: "cost"}).Run(ctx)
 		done <- struct{}{}
 	}()
-	go func() { runActivities(ctx, store, cat, "cost-act"); done <- struct{}{} }()
 	def := e.defs["ReserveTicket"]
 	// Sixteen clients start instances at once, as a burst of users would.
 	var wg sync.WaitGroup

@@ -29,11 +29,11 @@ func TestRetentionThroughTheEngine(t *testing.T) {
 
 	const n = 20
 	for i := range n {
-		e.start("ReserveTicket", retID("done", i), map[string]any{"city": "Paris"})
+		e.start("ReserveTicket", retID("done", i), "user-1")
 		if err := e.raise(retID("done", i), "BookingConfirmed", true); err != nil {
 			t.Fatal(err)
 		}
-		e.start("ReserveTicket", retID("waits", i), map[string]any{"city": "Paris"})
+		e.start("ReserveTicket", retID("waits", i), "user-1")
 	}
 	ctx := context.Background()
 	deadline := time.Now().Add(30 * time.Second)

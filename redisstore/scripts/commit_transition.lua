@@ -10,7 +10,9 @@
 -- KEYS[1] instance hash   KEYS[2] history list
 -- KEYS[3] work stream     KEYS[4] timers zset
 -- KEYS[5] finished zset
--- KEYS[6..] one task stream per scheduled task, in ARGV order
+-- KEYS[6] the task stream of the task whose outcome this transition
+-- consumed directly (ARGV[21]; otherwise any key of the partition)
+-- KEYS[7..] one task stream per scheduled task, in ARGV order
 -- ARGV[1] work group         ARGV[2] work item id ('' = none)
 -- ARGV[3] from revision      ARGV[4] new revision
 -- ARGV[5] status             ARGV[6] meta JSON
@@ -27,6 +29,7 @@
 -- state the transition was computed from (an engine may compute on a
 -- cached state, and an instance replaced under its id restarts its
 -- revisions)
+-- ARGV[20] task group   ARGV[21] entry id of the task to acknowledge ('' = none)
 -- then n tasks task JSONs (field j), n adds (due ms, member) pairs,
 -- n removes members.
 -- Returns 0 committed | 6 the instance is gone | 2 the revision moved (or
@@ -39,14 +42,18 @@ if cur[2] and cur[2] ~= ARGV[19] then return 2 end
 if ARGV[2] ~= '' then
   if redis.call('XACK', KEYS[3], ARGV[1], ARGV[2]) == 0 then return 3 end
 end
+if ARGV[21] ~= '' then
+  if redis.call('XACK', KEYS[6], ARGV[20], ARGV[21]) == 0 then return 3 end
+  redis.call('XDEL', KEYS[6], ARGV[21])
+end
 
 redis.call('HSET', KEYS[1], 'st', ARGV[5], 'rev', ARGV[4], 'meta', ARGV[6], 'rt', ARGV[9],
   'out', ARGV[7], 'cs', ARGV[8])
 
 local ntasks, nadd, nrem = tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15])
-local a = 20
+local a = 22
 for i = 1, ntasks do
-  redis.call('XADD', KEYS[5 + i], '*', 'j', ARGV[a])
+  redis.call('XADD', KEYS[6 + i], '*', 'j', ARGV[a])
   a = a + 1
 end
 for _ = 1, nadd do

@@ -1,0 +1,126 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/cairnhq/cairn/interpreter"
+	"github.com/cairnhq/cairn/redisstore"
+)
+
+const oneTask = `
+name: OneTask
+activities:
+  Double: {expr: "input * 2"}
+steps:
+  - activity: Double
+    input: ${ input }
+    result: d
+  - wait: {event: Other, result: o}
+  - return: ${ [d, o] }
+`
+
+// TestApplyTaskOutcome: an outcome handed straight to the engine commits
+// with the task's acknowledgement and queues no work item; handing it
+// again changes nothing; it survives a stale cached state; and when the
+// instance has ended meanwhile the engine declines, so the runtime falls
+// back to the store.
+func TestApplyTaskOutcome(t *testing.T) {
+	e := newEnv(t)
+	e.deploy("one-task.yaml", []byte(oneTask))
+	ctx := context.Background()
+	a := interpreter.NewEngine(e.store, e.cat, interpreter.EngineOptions{Consumer: "a"})
+	b := interpreter.NewEngine(e.store, e.cat, interpreter.EngineOptions{Consumer: "b"})
+	all := make([]int, e.store.Partitions())
+	for i := range all {
+		all[i] = i
+	}
+	step := func(eng *interpreter.Engine) {
+		t.Helper()
+		items, err := e.store.ReadWork(ctx, eng.Consumer(), all, 100, 0)
+		if err != nil || len(items) == 0 {
+			t.Fatalf("read for %s: %d items, %v", eng.Consumer(), len(items), err)
+		}
+		eng.Process(ctx, items)
+	}
+	task := func() redisstore.Task {
+		t.Helper()
+		tasks, err := e.store.ReadTasks(ctx, "w", interpreter.LocalQueue, 10, 0)
+		if err != nil || len(tasks) != 1 {
+			t.Fatalf("tasks %v %v", tasks, err)
+		}
+		return tasks[0]
+	}
+	noWork := func() {
+		t.Helper()
+		if items, err := e.store.ReadWork(ctx, "probe", all, 100, 0); err != nil || len(items) != 0 {
+			t.Fatalf("work queued: %+v %v", items, err)
+		}
+	}
+	done := func(tk redisstore.Task) interpreter.Event {
+		return interpreter.Event{Kind: interpreter.EvCompleted, Time: time.Now(), TaskID: tk.Ref.TaskID, Data: json.RawMessage(`42`)}
+	}
+
+	// x: straight through, with a state that b made stale meanwhile.
+	e.start("OneTask", "x", 21)
+	step(a) // a caches x with the task scheduled
+	tk := task()
+	if err := e.raise("x", "Other", "early"); err != nil {
+		t.Fatal(err)
+	}
+	step(b) // b buffers the event: a's cached state is stale
+	if !a.ApplyTaskOutcome(ctx, tk.Ref, done(tk)) {
+		t.Fatal("the engine declined a task of a running instance")
+	}
+	noWork()
+	st := e.waitDone("x", 5*time.Second)
+	jsonEq(t, "x output", st.Output, `[42,"early"]`)
+	if n := e.client.XPending(ctx, "cairn:{"+strconv.Itoa(tk.Ref.Partition)+"}:tasks:"+interpreter.LocalQueue, "workers").Val().Count; n != 0 {
+		t.Fatalf("%d tasks still pending", n)
+	}
+	// Again: the engine declines (x took no transition) and the store
+	// path finds the task acknowledged; nothing changes.
+	rev := st.Revision
+	if a.ApplyTaskOutcome(ctx, tk.Ref, done(tk)) {
+		t.Fatal("a repeated outcome was applied")
+	}
+	if err := e.store.CompleteTask(ctx, tk.Ref, json.RawMessage(`42`), time.Now()); !errors.Is(err, interpreter.ErrDuplicate) {
+		t.Fatalf("completing the task again: %v, want ErrDuplicate", err)
+	}
+	if st, _ := e.store.FetchStatus(ctx, "x"); st.Revision != rev {
+		t.Fatalf("a repeated outcome moved x to revision %d", st.Revision)
+	}
+	hist, _ := e.store.FetchHistory(ctx, "x")
+	n := 0
+	for _, h := range hist {
+		if h.Type == "TaskCompleted" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d TaskCompleted lines", n)
+	}
+
+	// y: terminated while its task ran; the engine declines, the store
+	// path acknowledges the task.
+	e.start("OneTask", "y", 1)
+	step(a)
+	tk = task()
+	if err := e.store.SendControl(ctx, "y", interpreter.Event{Kind: interpreter.EvTerminate, Time: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	step(b)
+	if a.ApplyTaskOutcome(ctx, tk.Ref, done(tk)) {
+		t.Fatal("the engine applied a task of a terminated instance")
+	}
+	if err := e.store.CompleteTask(ctx, tk.Ref, json.RawMessage(`2`), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if st := e.waitDone("y", time.Second); st.Status != interpreter.StatusTerminated {
+		t.Fatalf("y: %s", st.Status)
+	}
+}

@@ -175,6 +175,11 @@ func (e *Engine) Process(ctx context.Context, items []WorkItem) {
 		st    *State     // the state to apply the next item to; nil = load it
 		items []WorkItem // not applied yet, in arrival order
 		loads int        // loads since the last commit of this instance
+		// cached: st came from the cache, so it may be older than the
+		// item (a state loaded after reading the item, or committed since,
+		// is not). Such a state may compute a transition (the commit's
+		// revision check catches it) but may not drop an item.
+		cached bool
 	}
 	var active []*chain
 	byID := map[InstanceID]*chain{}
@@ -198,7 +203,7 @@ func (e *Engine) Process(ctx context.Context, items []WorkItem) {
 			// incarnation of an id whose earlier one is cached.
 			if c.items[0].Event.Kind != EvStart {
 				if st, def := e.cache.get(c.id); st != nil {
-					c.st, c.def = st, def
+					c.st, c.def, c.cached = st, def, true
 					continue
 				}
 			}
@@ -238,16 +243,25 @@ func (e *Engine) Process(ctx context.Context, items []WorkItem) {
 					}
 					c.def = def
 				}
-				c.st = st
+				c.st, c.cached = st, false
 			}
 		}
 		// The next transition of every instance that has one.
 		var ts []*Transition
 		var owners []*chain
+		reload := false
 		for _, c := range active {
 			for len(c.items) > 0 && c.st != nil {
 				it := c.items[0]
 				tr, err := e.in.Step(c.def, c.st, it.Event)
+				if (err != nil || tr == nil) && c.cached {
+					// Perhaps the item needs a newer state than the
+					// cached one (a timer another engine set, say): ask
+					// the stored state before dropping the item.
+					e.cache.drop(c.id)
+					c.st, c.cached, reload = nil, false, true
+					break
+				}
 				if err != nil {
 					e.log.Error("transition failed; dropping work item", "instance", c.id, "event", it.Event.Kind, "err", err)
 				}
@@ -268,7 +282,17 @@ func (e *Engine) Process(ctx context.Context, items []WorkItem) {
 			}
 		}
 		if len(ts) == 0 {
-			return
+			if !reload {
+				return
+			}
+			next := active[:0]
+			for _, c := range active {
+				if len(c.items) > 0 {
+					next = append(next, c)
+				}
+			}
+			active = next
+			continue
 		}
 		after := takeAfterCommit(ts) // call steps' commands (see afterCommit)
 		errs, err := e.store.Commit(ctx, ts)
@@ -282,7 +306,7 @@ func (e *Engine) Process(ctx context.Context, items []WorkItem) {
 			case err == nil:
 				e.noteTimers(c.items[0].Partition, ts[k].Commands)
 				e.afterCommit(ctx, ts[k], after, k)
-				c.st = ts[k].State
+				c.st, c.cached = ts[k].State, false
 				e.cache.put(c.st, c.def)
 				c.items = c.items[1:]
 				c.loads = 0 // progress: count only conflicts in a row

@@ -105,3 +105,46 @@ func TestEngineCacheIsNeverTrusted(t *testing.T) {
 		t.Fatalf("revision %d, want %d", st.Revision, r+1)
 	}
 }
+
+// TestStaleCacheDropsNothing: an item that a cached state would ignore (a
+// timer set by another engine after the state was cached) is applied to the
+// stored state, not dropped.
+func TestStaleCacheDropsNothing(t *testing.T) {
+	e := newEnv(t)
+	e.deploy("timed.yaml", []byte(`
+name: Timed
+steps:
+  - wait: {event: Go}
+  - wait: {duration: 1s}
+  - return: done
+`))
+	ctx := context.Background()
+	a := interpreter.NewEngine(e.store, e.cat, interpreter.EngineOptions{Consumer: "a"})
+	b := interpreter.NewEngine(e.store, e.cat, interpreter.EngineOptions{Consumer: "b"})
+	all := make([]int, e.store.Partitions())
+	for i := range all {
+		all[i] = i
+	}
+	step := func(eng *interpreter.Engine) {
+		t.Helper()
+		items, err := e.store.ReadWork(ctx, eng.Consumer(), all, 100, 0)
+		if err != nil || len(items) == 0 {
+			t.Fatalf("read for %s: %d items, %v", eng.Consumer(), len(items), err)
+		}
+		eng.Process(ctx, items)
+	}
+	e.start("Timed", "x", nil)
+	step(a) // a caches x waiting for Go
+	if err := e.raise("x", "Go", nil); err != nil {
+		t.Fatal(err)
+	}
+	step(b) // b sets the timer
+	for p := range all {
+		b.FireTimers(ctx, p, time.Now().Add(time.Minute))
+	}
+	step(a) // the timer, against a's stale state
+	st, err := e.store.FetchStatus(ctx, "x")
+	if err != nil || st.Status != interpreter.StatusCompleted {
+		t.Fatalf("x: %+v %v (the timer was dropped)", st, err)
+	}
+}

@@ -180,6 +180,9 @@ func (e *Engine) Process(ctx context.Context, items []WorkItem) {
 		// is not). Such a state may compute a transition (the commit's
 		// revision check catches it) but may not drop an item.
 		cached bool
+		// stored: the next state must come from the store (the shortcut
+		// state lost a race or would have dropped an item).
+		stored bool
 	}
 	var active []*chain
 	byID := map[InstanceID]*chain{}
@@ -199,13 +202,30 @@ func (e *Engine) Process(ctx context.Context, items []WorkItem) {
 			if c.st != nil {
 				continue
 			}
-			// A start item always reads the store: it may begin a new
-			// incarnation of an id whose earlier one is cached.
-			if c.items[0].Event.Kind != EvStart {
-				if st, def := e.cache.get(c.id); st != nil {
-					c.st, c.def, c.cached = st, def, true
-					continue
+			// A start item never reads the cache: it may begin a new
+			// incarnation of an id whose earlier one is cached. It
+			// carries the state it starts from instead, which is as
+			// trustworthy as a cached one: the commit checks the revision
+			// and the created time.
+			first := c.items[0]
+			var st *State
+			var def *dsl.Workflow
+			if c.stored {
+				// no shortcut
+			} else if first.Event.Kind == EvStart {
+				if st = InitialState(c.id, first.Event); st != nil {
+					def = c.def
+					if def == nil || def.Hash != st.DefHash {
+						// An error is reported by the load path below.
+						def, _ = e.cat.Get(ctx, st.Name, st.DefHash)
+					}
 				}
+			} else {
+				st, def = e.cache.get(c.id)
+			}
+			if st != nil && def != nil {
+				c.st, c.def, c.cached = st, def, true
+				continue
 			}
 			load = append(load, c)
 		}
@@ -243,7 +263,7 @@ func (e *Engine) Process(ctx context.Context, items []WorkItem) {
 					}
 					c.def = def
 				}
-				c.st, c.cached = st, false
+				c.st, c.cached, c.stored = st, false, false
 			}
 		}
 		// The next transition of every instance that has one.
@@ -259,7 +279,7 @@ func (e *Engine) Process(ctx context.Context, items []WorkItem) {
 					// cached one (a timer another engine set, say): ask
 					// the stored state before dropping the item.
 					e.cache.drop(c.id)
-					c.st, c.cached, reload = nil, false, true
+					c.st, c.cached, c.stored, reload = nil, false, true, true
 					break
 				}
 				if err != nil {
@@ -314,10 +334,10 @@ func (e *Engine) Process(ctx context.Context, items []WorkItem) {
 				// Applied by another engine already: drop it, and read
 				// what that engine made of the instance.
 				c.items = c.items[1:]
-				c.st = nil
+				c.st, c.stored = nil, true
 				e.cache.drop(c.id)
 			case errors.Is(err, ErrConflict):
-				c.st = nil // reload, then apply the same item again
+				c.st, c.stored = nil, true // reload, then apply the same item again
 				e.cache.drop(c.id)
 			default:
 				e.log.Warn("commit of one transition failed; its work stays pending", "instance", c.id, "err", err)

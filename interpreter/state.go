@@ -282,6 +282,33 @@ type Event struct {
 	// in that order even when a crashed engine's lease delays one. 0 for
 	// everything else (start, completions, timers).
 	Seq int64 `json:"seq,omitempty"`
+	// Init, on an EvStart item only, is what the instance was created with,
+	// so an engine can build its first state without loading it (see
+	// InitialState). Stores that do not set it cost one load.
+	Init *StartInfo `json:"init,omitempty"`
+}
+
+// StartInfo is the part of a new instance's state that is not implied by
+// its start event.
+type StartInfo struct {
+	Name    string          `json:"n"`
+	DefHash string          `json:"d"`
+	Input   json.RawMessage `json:"in,omitempty"`
+	Parent  InstanceID      `json:"pa,omitempty"`
+}
+
+// InitialState is the state a new instance was created with, rebuilt from
+// its start event (nil without Init): Pending at revision 0, created at
+// the event's time.
+func InitialState(id InstanceID, ev Event) *State {
+	if ev.Kind != EvStart || ev.Init == nil {
+		return nil
+	}
+	t := ev.Time.UTC()
+	return &State{
+		ID: id, Name: ev.Init.Name, DefHash: ev.Init.DefHash, Status: StatusPending,
+		Input: ev.Init.Input, Parent: ev.Init.Parent, CreatedTime: t, LastUpdatedTime: t,
+	}
 }
 
 // Command is an effect the store must apply in the same commit as the new

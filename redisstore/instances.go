@@ -37,7 +37,10 @@ func (s *Store) CreateInstance(ctx context.Context, n interpreter.NewInstance) e
 	if err != nil {
 		return fmt.Errorf("redisstore: create instance %s: %w", st.ID, err)
 	}
-	start, err := json.Marshal(n.Start)
+	// The start item carries the new state, so the engine need not load it.
+	ev := n.Start
+	ev.Init = &interpreter.StartInfo{Name: st.Name, DefHash: st.DefHash, Input: st.Input, Parent: st.Parent}
+	start, err := json.Marshal(ev)
 	if err != nil {
 		return fmt.Errorf("redisstore: create instance %s: %w", st.ID, err)
 	}

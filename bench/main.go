@@ -216,7 +216,9 @@ func run(ctx context.Context, o options) error {
 		step func(k int) (Sample, error)
 		done func()
 	}
-	cairnRun := func(cfg cairnConfig, r runSpec, hist string, purge bool) *run {
+	// after: "purge" measures the memory left once the run's instances are
+	// purged, "expire" once retention expired them.
+	cairnRun := func(cfg cairnConfig, r runSpec, hist string, after string) *run {
 		res := &Result{System: "cairn", Engines: cfg.Engines, Shape: r.Shape, Mode: r.mode(), History: hist}
 		return &run{res: res, step: func(int) (Sample, error) {
 			s, err := startCairn(ctx, srv.addr, h, defs, cfg)
@@ -225,11 +227,15 @@ func run(ctx context.Context, o options) error {
 			}
 			defer s.stop()
 			smp, err := measure(ctx, s, h, r, o.timeout)
-			if err == nil && purge {
+			if err == nil && after == "purge" {
 				res.MemBreakdown, err = memoryBreakdown(ctx, h, smp)
 			}
-			if err == nil && purge {
+			switch {
+			case err != nil:
+			case after == "purge":
 				smp.PurgedMemBytes, err = purgeFinished(ctx, s, h, smp)
+			case after == "expire":
+				smp.PurgedMemBytes, err = expireFinished(ctx, s, h, smp)
 			}
 			return smp, err
 		}}
@@ -314,8 +320,11 @@ func run(ctx context.Context, o options) error {
 		for _, r := range specs {
 			var runs []*run
 			if cairnOn {
-				purge := shape == shapeBooking && r.N == o.big && r.Rate == 0
-				runs = append(runs, cairnRun(cairnConfig{Engines: 1}, r, "default", purge))
+				after := ""
+				if shape == shapeBooking && r.N == o.big && r.Rate == 0 {
+					after = "purge"
+				}
+				runs = append(runs, cairnRun(cairnConfig{Engines: 1}, r, "default", after))
 			}
 			if peerOn && shape != shapeTwenty {
 				runs = append(runs, peerRun(tuned, r, 0))
@@ -323,7 +332,7 @@ func run(ctx context.Context, o options) error {
 			if twoOn {
 				r2 := r
 				r2.Mem = false // the same data as with one engine
-				runs = append(runs, cairnRun(cairnConfig{Engines: 2}, r2, "default", false))
+				runs = append(runs, cairnRun(cairnConfig{Engines: 2}, r2, "default", ""))
 			}
 			if shape == shapeBooking && r.N == o.small && r.Rate == 0 && peerOn {
 				runs = append(runs, peerRun(peerConfig{}, r, 0)) // the library's defaults
@@ -333,7 +342,11 @@ func run(ctx context.Context, o options) error {
 	}
 	if o.want("memory") {
 		cfg := cairnConfig{Engines: 1, HistoryMax: redisstore.NoHistory}
-		interleave(cairnRun(cfg, burstBig(shapeBooking), "none", false), cairnRun(cfg, paced(shapeWait), "none", false))
+		// Retention on (an age that does not pass during the run, so the
+		// finished instances are noted and kept), then expired.
+		kept := cairnConfig{Engines: 1, Retention: redisstore.Retention{MaxAge: 24 * time.Hour}}
+		interleave(cairnRun(cfg, burstBig(shapeBooking), "none", ""), cairnRun(cfg, paced(shapeWait), "none", ""),
+			cairnRun(kept, burstBig(shapeBooking), "retention", "expire"))
 	}
 	if o.want("growth") {
 		for _, bg := range o.backgrounds {
@@ -407,6 +420,32 @@ func purgeFinished(ctx context.Context, s *cairnSession, h *harness, smp Sample)
 	}
 	if purged != smp.N {
 		return 0, fmt.Errorf("purged %d instances, want %d", purged, smp.N)
+	}
+	after := h.settle(ctx)
+	return smp.MemBytes - float64(before-after)/float64(smp.N), nil
+}
+
+// expireFinished lets retention expire the run's finished instances (as
+// the engine does every 5 s, here at a clock past their age) and returns
+// the memory per instance the run still holds afterwards.
+func expireFinished(ctx context.Context, s *cairnSession, h *harness, smp Sample) (float64, error) {
+	before := h.settle(ctx)
+	at := time.Now().Add(48 * time.Hour)
+	expired := 0
+	for p := 0; p < s.store.Partitions(); p++ {
+		for {
+			n, err := s.store.ExpireFinished(ctx, p, at)
+			if err != nil {
+				return 0, err
+			}
+			expired += n
+			if n == 0 {
+				break
+			}
+		}
+	}
+	if expired < smp.N {
+		return 0, fmt.Errorf("retention expired %d instances, want %d", expired, smp.N)
 	}
 	after := h.settle(ctx)
 	return smp.MemBytes - float64(before-after)/float64(smp.N), nil

@@ -333,7 +333,7 @@ func (h *harness) settle(ctx context.Context) int64 {
 }
 
 // memoryBreakdown returns cairn's Redis memory per instance of a finished
-// run by key: MEMORY USAGE of the instance hash and history stream of a
+// run by key: MEMORY USAGE of the instance hash and history list of a
 // sample of its instances, and of the shared per-partition keys divided by
 // the instances.
 func memoryBreakdown(ctx context.Context, h *harness, smp Sample) (map[string]float64, error) {
@@ -343,12 +343,12 @@ func memoryBreakdown(ctx context.Context, h *harness, smp Sample) (map[string]fl
 	for i := 0; i < n; i++ {
 		id := smp.prefix + strconv.Itoa(i*smp.N/n)
 		p := partitionOf(id, 16)
-		l, err := h.c.XLen(ctx, fmt.Sprintf("cairn:{%d}:hist:%s", p, id)).Result()
+		l, err := h.c.LLen(ctx, fmt.Sprintf("cairn:{%d}:log:%s", p, id)).Result()
 		if err != nil && err != redis.Nil {
 			return nil, err
 		}
 		out["history entries"] += float64(l) / float64(n)
-		for _, k := range []string{"inst", "hist"} {
+		for _, k := range []string{"inst", "log"} {
 			v, err := h.c.MemoryUsage(ctx, fmt.Sprintf("cairn:{%d}:%s:%s", p, k, id), 0).Result()
 			if err != nil && err != redis.Nil {
 				return nil, err
@@ -357,7 +357,7 @@ func memoryBreakdown(ctx context.Context, h *harness, smp Sample) (map[string]fl
 		}
 	}
 	for p := 0; p < 16; p++ {
-		for _, k := range []string{"work", "tasks:local", "timers", "index"} {
+		for _, k := range []string{"work", "tasks:local", "timers", "index", "finished"} {
 			v, err := h.c.MemoryUsage(ctx, fmt.Sprintf("cairn:{%d}:%s", p, k), 0).Result()
 			if err != nil && err != redis.Nil {
 				return nil, err

@@ -3,7 +3,10 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
+	"os"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"testing"
@@ -69,5 +72,55 @@ func TestUnreachableStoreAnswers503(t *testing.T) {
 		if c.want == 503 && (e.Error != "unavailable" || strings.Contains(e.Message, "dial") || r.header.Get("Retry-After") == "") {
 			t.Errorf("%s: %d %s %v", c.name, r.code, r.body, r.header)
 		}
+	}
+}
+
+// deadlineBackend honours context deadlines, as redisstore.Store does with
+// a go-redis client that has ContextTimeoutEnabled: its FetchStatus gives up
+// at the deadline with the error a timed-out socket read gives.
+type deadlineBackend struct {
+	*fakeBackend
+	panic     bool
+	onHandler bool // FetchStatus ran on the handler's goroutine
+}
+
+func (*deadlineBackend) HonoursDeadlines() bool { return true }
+
+func (d *deadlineBackend) FetchStatus(ctx context.Context, _ interpreter.InstanceID) (*interpreter.InstanceStatus, error) {
+	// A call in a goroutine of its own has no handler below it.
+	d.onHandler = strings.Contains(string(debug.Stack()), "httpapi.(*server).status(")
+	if d.panic {
+		panic("boom in the store")
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		return nil, errors.New("the store call has no deadline")
+	}
+	<-ctx.Done()
+	return nil, fmt.Errorf("redisstore: fetching status: %w", &net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded})
+}
+
+func TestDeadlineStoreCalledDirectly(t *testing.T) {
+	db := &deadlineBackend{fakeBackend: newFake()}
+	h := newHarnessWith(t, func(c *Config) { c.Backend = db; c.StoreTimeout = 20 * time.Millisecond })
+	r := h.do("GET", df+"/instances/x", nil)
+	// A timed-out read is a net.Error, but here it is the deadline, not
+	// an unreachable store: "timeout", not "unavailable".
+	if r.code != 503 || r.errBody(t).Error != "timeout" || r.header.Get("Retry-After") == "" {
+		t.Fatalf("store at its deadline: %d %s %v", r.code, r.body, r.header)
+	}
+	if !db.onHandler {
+		t.Error("a store that honours deadlines was called in a goroutine of its own")
+	}
+}
+
+func TestDeadlineStorePanicIsJSON500(t *testing.T) {
+	db := &deadlineBackend{fakeBackend: newFake(), panic: true}
+	h := newHarnessWith(t, func(c *Config) { c.Backend = db })
+	r := h.do("GET", df+"/instances/x", nil)
+	if r.code != 500 || r.errBody(t).Error != "internal" {
+		t.Fatalf("panic: %d %s", r.code, r.body)
+	}
+	if !strings.Contains(h.log.String(), "panic in a store call") || !strings.Contains(h.log.String(), "boom in the store") {
+		t.Errorf("the guard did not log the panic: %s", h.log)
 	}
 }

@@ -156,7 +156,7 @@ func newEngine(cfg Config) *gin.Engine {
 	if timeout <= 0 {
 		timeout = DefaultStoreTimeout
 	}
-	g := &guarded{be: s.be, cat: s.cat, timeout: timeout, log: s.log}
+	g := &guarded{be: s.be, cat: s.cat, timeout: timeout, log: s.log, beDirect: honours(s.be), catDirect: honours(s.cat)}
 	s.be, s.cat = g, g
 
 	e := gin.New()

@@ -423,6 +423,23 @@ func redisOptions(raw string) (*redis.UniversalOptions, error) {
 		Username:  o.Username,
 		Password:  o.Password,
 		TLSConfig: o.TLSConfig,
+		// RESP2: under RESP3 go-redis peeks every connection for push
+		// notifications before each reply (an eighth of GET status's
+		// CPU), and cairn needs none: its pub/sub gets a connection of
+		// its own, which RESP2 pub/sub requires anyway.
+		Protocol: 2,
+		// No CLIENT SETINFO round trips on every new connection.
+		DisableIdentity: true,
+		// The client bounds pool waits, dials, writes and reads by the
+		// context's deadline, so the HTTP API bounds a store call with
+		// that deadline alone, not a watchdog goroutine per call
+		// (redisstore.Store.HonoursDeadlines).
+		ContextTimeoutEnabled: true,
+		// Room for one command per HTTP connection of a busy API (64
+		// and more) besides the engine's and the activity runtime's
+		// blocking reads; the default, 10 per CPU, made requests queue
+		// for a connection on small machines.
+		PoolSize: 128,
 	}
 	if len(opts) > 1 {
 		uo.IsClusterMode = true

@@ -103,7 +103,11 @@ type cairnSession struct {
 }
 
 func newStoreClient(addr string, cnt *counter) *redis.Client {
-	c := redis.NewClient(&redis.Options{Addr: addr, PoolSize: 256, MinIdleConns: 16})
+	// Protocol, DisableIdentity and ContextTimeoutEnabled as `cairn serve`
+	// sets them (serve.go, redisOptions), so the bench measures the client
+	// cairn runs with; the pool is larger for the bench's own load.
+	c := redis.NewClient(&redis.Options{Addr: addr, PoolSize: 256, MinIdleConns: 16,
+		Protocol: 2, DisableIdentity: true, ContextTimeoutEnabled: true})
 	c.AddHook(cnt)
 	return c
 }

@@ -56,8 +56,35 @@ func newEnv(t *testing.T) *env {
 // newEnvWith is newEnv with redis-server options and a Config edit.
 func newEnvWith(t *testing.T, opts redistest.StartOpts, edit func(*httpapi.Config)) *env {
 	t.Helper()
+	return newEnvClient(t, opts, servedClient, edit)
+}
+
+// servedClient returns a client with the options `cairn serve` gives its
+// own (serve.go, redisOptions), so the tests run what runs: RESP2, a
+// client that honours context deadlines (the API then calls the store
+// without a watchdog goroutine), and a pool for 64 connections.
+func servedClient(addr string) *redis.Client {
+	return redis.NewClient(&redis.Options{
+		Addr:                  addr,
+		Protocol:              2,
+		DisableIdentity:       true,
+		ContextTimeoutEnabled: true,
+		PoolSize:              128,
+	})
+}
+
+// defaultClient is go-redis with its defaults (RESP3, context deadlines
+// not honoured), as a program embedding the store may build it; the API
+// then guards each store call with a goroutine.
+func defaultClient(addr string) *redis.Client {
+	return redis.NewClient(&redis.Options{Addr: addr})
+}
+
+// newEnvClient is newEnvWith with the store client built by client.
+func newEnvClient(t *testing.T, opts redistest.StartOpts, client func(addr string) *redis.Client, edit func(*httpapi.Config)) *env {
+	t.Helper()
 	e := &env{t: t, redis: redistest.StartWith(t, opts)}
-	e.rdb = redis.NewClient(&redis.Options{Addr: e.redis.Addr()})
+	e.rdb = client(e.redis.Addr())
 	t.Cleanup(func() { _ = e.rdb.Close() })
 	e.store = redisstore.New(e.rdb, redisstore.Options{Partitions: 4})
 	if err := e.store.Init(context.Background()); err != nil {
@@ -730,7 +757,28 @@ func startActivities(ctx context.Context, wg *sync.WaitGroup, e *env) {
 // Redis (CLIENT PAUSE: it accepts connections but answers nothing) gets 503
 // "timeout" after StoreTimeout.
 func TestStoreDown(t *testing.T) {
-	e := newEnvWith(t, redistest.StartOpts{AOF: true}, func(c *httpapi.Config) { c.StoreTimeout = 300 * time.Millisecond })
+	// Both ways the API bounds a store call: the deadline alone, for a
+	// client that honours it, and a watchdog goroutine for one that does
+	// not.
+	for _, c := range []struct {
+		name   string
+		client func(string) *redis.Client
+		direct bool
+	}{
+		{"deadline", servedClient, true},
+		{"watchdog", defaultClient, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnvClient(t, redistest.StartOpts{AOF: true}, c.client, func(c *httpapi.Config) { c.StoreTimeout = 300 * time.Millisecond })
+			if got := e.store.HonoursDeadlines(); got != c.direct {
+				t.Fatalf("HonoursDeadlines() = %v, want %v", got, c.direct)
+			}
+			testStoreDown(t, e)
+		})
+	}
+}
+
+func testStoreDown(t *testing.T, e *env) {
 	e.expect(e.deploy("ReserveTicket", readWorkflow(t, "reserve-ticket.yaml")), 201, "deploy")
 	e.expect(e.do("POST", df+"/orchestrators/ReserveTicket/down-1", "application/json", []byte(`"u"`)), 202, "start")
 

@@ -9,11 +9,15 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/builtin"
+	"github.com/expr-lang/expr/checker"
+	"github.com/expr-lang/expr/compiler"
 	"github.com/expr-lang/expr/conf"
 	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/optimizer"
 	exprparser "github.com/expr-lang/expr/parser"
 	"github.com/expr-lang/expr/types"
 	"github.com/expr-lang/expr/vm"
@@ -24,8 +28,10 @@ const (
 	// MaxExprNodes bounds the size of one expression at compile time.
 	MaxExprNodes = 1000
 	// MaxExprMemory is the run-time memory budget of one evaluation, in the
-	// units of expr's VM (roughly elements allocated): a runaway range or map
-	// fails its step instead of eating the engine's memory.
+	// units of expr's VM: one per element of a list, map or range its own
+	// opcodes build. A runaway range or map fails its step instead of eating
+	// the engine's memory. The rest (text, lists built by functions, work)
+	// is bounded by the limits in budget.go.
 	MaxExprMemory = 1_000_000
 )
 
@@ -166,7 +172,9 @@ func (s *scope) names() []string {
 // types is the compile-time environment: every name in scope, typed any
 // except instance and now, so that expr reports any other name as unknown.
 func (s *scope) types() types.Map {
-	env := types.Map{"input": types.Any}
+	// budgetEnv is there for the calls boundAST writes; no expression can
+	// name it.
+	env := types.Map{"input": types.Any, budgetEnv: types.Any}
 	if s.binding {
 		return env
 	}
@@ -191,6 +199,8 @@ type compiled struct {
 	asBool bool
 	pos    []Pos // source position of each rune of src; filled at compile
 	prog   *vm.Program
+	// budgeted: prog calls bounded functions, which need a budget.
+	budgeted bool
 }
 
 // at returns the source position of rune offset i of the expression.
@@ -213,25 +223,56 @@ func (c *compiled) run(env *Env, binding bool) (any, error) {
 		return nil, &EvalError{Pos: c.at(0), Expr: c.src, Err: errors.New("expression was not compiled")}
 	}
 	machine := vm.VM{MemoryBudget: MaxExprMemory}
-	out, err := machine.Run(c.prog, env.exprEnv(binding))
+	var b *budget
+	if c.budgeted {
+		b = newBudget()
+	}
+	out, err := machine.Run(c.prog, env.exprEnv(binding, b))
 	if err != nil {
 		pos := c.at(0)
 		var fe *file.Error
 		if errors.As(err, &fe) {
 			pos = c.at(fe.From)
 			err = errors.New(fe.Message)
+			if fe.Message == "memory budget exceeded" {
+				err = errMemory
+			}
 		}
-		return nil, &EvalError{Pos: pos, Expr: c.src, Err: err}
+		return nil, &EvalError{Pos: pos, Expr: c.src, Err: shorten(err)}
 	}
 	return out, nil
 }
 
-// exprEnv is the run-time environment of an expression.
-func (e *Env) exprEnv(binding bool) map[string]any {
-	if binding {
-		return map[string]any{"input": e.Input}
+// maxErrorText bounds the message of a failed evaluation: expr's quote the
+// values involved (int(s) quotes s), and a 1 MiB message is no use to
+// anyone reading an instance's output.
+const maxErrorText = 1000
+
+func shorten(err error) error {
+	msg := err.Error()
+	if len(msg) <= maxErrorText {
+		return err
 	}
-	m := make(map[string]any, len(e.Vars)+3)
+	cut := maxErrorText
+	for cut > 0 && !utf8.RuneStart(msg[cut]) {
+		cut--
+	}
+	return fmt.Errorf("%s… (%d bytes more)", msg[:cut], len(msg)-cut)
+}
+
+// errMemory says what expr's terse "memory budget exceeded" means.
+var errMemory = fmt.Errorf("memory budget exceeded: the expression builds more than %d elements of lists, maps and ranges", MaxExprMemory)
+
+// exprEnv is the run-time environment of an expression; b is its budget,
+// if it needs one.
+func (e *Env) exprEnv(binding bool, b *budget) map[string]any {
+	if binding {
+		if b == nil {
+			return map[string]any{"input": e.Input}
+		}
+		return map[string]any{"input": e.Input, budgetEnv: b}
+	}
+	m := make(map[string]any, len(e.Vars)+4)
 	for k, v := range e.Vars {
 		m[k] = v
 	}
@@ -239,6 +280,9 @@ func (e *Env) exprEnv(binding bool) map[string]any {
 	m["instance"] = map[string]any{"id": e.Instance.ID, "name": e.Instance.Name, "createdTime": e.Instance.CreatedTime}
 	now := e.Now
 	m["now"] = func() time.Time { return now }
+	if b != nil {
+		m[budgetEnv] = b
+	}
 	return m
 }
 
@@ -403,17 +447,48 @@ func copyJSON(v any) any {
 // normalize turns an expression result into the JSON-compatible shape the
 // rest of cairn stores: float64 numbers, string-keyed maps, RFC 3339 times.
 func normalize(v any, depth int) (any, error) {
+	var z normalizer
+	return z.norm(v, depth)
+}
+
+// normalizer counts what a result holds, text included as often as it
+// appears: an expression can build, within its budgets, a list holding
+// itself a thousand times over (reduce(1..60, [#acc, #acc], 0) is 2^60
+// elements in 120), or a million references to one 1 MiB string, whose
+// copy or JSON text would be unbounded.
+type normalizer struct {
+	elems, text int64
+}
+
+func (z *normalizer) count(text int) error {
+	z.elems++
+	z.text += int64(text)
+	if z.elems > MaxExprMemory {
+		return fmt.Errorf("the value has more than %d elements", MaxExprMemory)
+	}
+	if z.text > MaxExprAlloc {
+		return fmt.Errorf("the value holds more than %d MiB of text", MaxExprAlloc>>20)
+	}
+	return nil
+}
+
+func (z *normalizer) norm(v any, depth int) (any, error) {
 	if depth > 256 {
 		return nil, errors.New("value is nested too deeply")
 	}
+	if err := z.count(0); err != nil {
+		return nil, err
+	}
 	switch x := v.(type) {
-	case nil, bool, string:
+	case nil, bool:
 		return x, nil
+	case string:
+		return v, z.count(len(x)) // v, not x: no new interface to allocate
 	case float64:
 		if math.IsNaN(x) || math.IsInf(x, 0) {
 			return nil, fmt.Errorf("%v is not a JSON number", x)
 		}
-		return x, nil
+		return v, nil
 	case int:
 		return float64(x), nil
 	case int64:
@@ -425,7 +500,7 @@ func normalize(v any, depth int) (any, error) {
 	case []any:
 		out := make([]any, len(x))
 		for i, e := range x {
-			n, err := normalize(e, depth+1)
+			n, err := z.norm(e, depth+1)
 			if err != nil {
 				return nil, err
 			}
@@ -435,7 +510,10 @@ func normalize(v any, depth int) (any, error) {
 	case map[string]any:
 		out := make(map[string]any, len(x))
 		for k, e := range x {
-			n, err := normalize(e, depth+1)
+			if err := z.count(len(k)); err != nil {
+				return nil, err
+			}
+			n, err := z.norm(e, depth+1)
 			if err != nil {
 				return nil, err
 			}
@@ -452,11 +530,11 @@ func normalize(v any, depth int) (any, error) {
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
 		return float64(rv.Uint()), nil
 	case reflect.Float32:
-		return normalize(rv.Float(), depth)
+		return z.norm(rv.Float(), depth)
 	case reflect.Slice, reflect.Array:
 		out := make([]any, rv.Len())
 		for i := range out {
-			n, err := normalize(rv.Index(i).Interface(), depth+1)
+			n, err := z.norm(rv.Index(i).Interface(), depth+1)
 			if err != nil {
 				return nil, err
 			}
@@ -470,7 +548,7 @@ func normalize(v any, depth int) (any, error) {
 		out := make(map[string]any, rv.Len())
 		it := rv.MapRange()
 		for it.Next() {
-			n, err := normalize(it.Value().Interface(), depth+1)
+			n, err := z.norm(it.Value().Interface(), depth+1)
 			if err != nil {
 				return nil, err
 			}
@@ -550,60 +628,54 @@ func (p *parser) compile(c *compiled) {
 		p.exprError(c, err, CodeExprSyntax)
 		return
 	}
-	opts := []expr.Option{expr.Env(c.sc.types()), expr.MaxNodes(MaxExprNodes), expr.DisableBuiltin("now"), boundedRepeat}
+	opts := []expr.Option{expr.Env(c.sc.types()), expr.MaxNodes(MaxExprNodes), expr.DisableBuiltin("now")}
 	if c.asBool {
 		opts = append(opts, expr.AsBool())
 	}
-	prog, err := compileSafely(c.src, opts)
+	prog, bounds, err := compileSafely(c.src, opts)
 	if err != nil {
 		p.exprError(c, err, "")
 		return
 	}
 	c.prog = prog
+	c.budgeted = bounds.used
 }
 
-// MaxExprString bounds the string one call of repeat may build: expr
-// charges its memory budget after an operation, so repeat would otherwise
-// allocate first (repeat(repeat("x", 999999), 1000000) asks for a
-// terabyte) and take the process down.
-const MaxExprString = 1 << 20
-
-// boundedRepeat replaces expr's repeat with one that checks the size of
-// its result before allocating it.
-var boundedRepeat = expr.Function("repeat", func(p ...any) (any, error) {
-	s, _ := p[0].(string)
-	var n int
-	switch v := p[1].(type) {
-	case int:
-		n = v
-	case int64:
-		n = int(v)
-	case float64:
-		if v != math.Trunc(v) || v > math.MaxInt32 || v < math.MinInt32 {
-			return nil, fmt.Errorf("repeat: count %v is not a whole number in range", v)
-		}
-		n = int(v)
-	default:
-		return nil, fmt.Errorf("repeat: count must be a number, not %T", p[1])
-	}
-	if n < 0 {
-		return nil, fmt.Errorf("repeat: negative count %d", n)
-	}
-	if n > 0 && len(s) > MaxExprString/n {
-		return nil, fmt.Errorf("repeat would build a string of %d bytes; the limit is %d", int64(len(s))*int64(n), MaxExprString)
-	}
-	return strings.Repeat(s, n), nil
-}, new(func(string, int) string))
-
-// compileSafely turns a panic inside the expression compiler into an error:
-// a definition must never crash the process that loads it.
-func compileSafely(src string, opts []expr.Option) (prog *vm.Program, err error) {
+// compileSafely compiles as expr.Compile does, and bounds the program
+// (boundAST) between optimizing and generating code. It turns a panic
+// inside the expression compiler into an error: a definition must never
+// crash the process that loads it.
+func compileSafely(src string, opts []expr.Option) (prog *vm.Program, bounds bounder, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("the expression compiler failed: %v", r)
 		}
 	}()
-	return expr.Compile(src, opts...)
+	config := conf.CreateNew()
+	for _, op := range opts {
+		op(config)
+	}
+	boundedFunctions(config)
+	for name := range config.Disabled {
+		delete(config.Builtins, name)
+	}
+	config.Check()
+	tree, err := checker.ParseCheck(src, config)
+	if err != nil {
+		return nil, bounds, err
+	}
+	if config.Optimize {
+		if err := optimizer.Optimize(&tree.Node, config); err != nil {
+			var fe *file.Error
+			if errors.As(err, &fe) {
+				return nil, bounds, fe.Bind(tree.Source)
+			}
+			return nil, bounds, err
+		}
+	}
+	bounds = boundAST(&tree.Node)
+	prog, err = compiler.Compile(tree, config)
+	return prog, bounds, err
 }
 
 // exprError reports a compile error at the offending token inside the

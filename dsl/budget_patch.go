@@ -46,7 +46,7 @@ var (
 // a literal list). New nodes take the location of the node they stand for,
 // so run-time errors point where they did. They carry no type (any), which
 // the compiler handles as a value of unknown type, as it does for
-// variables. It says whether the program needs a budget.
+// variables. It says whether the program needs a budget, and has loops.
 func boundAST(node *ast.Node) bounder {
 	bd := &bounder{}
 	ast.Walk(node, bd)
@@ -63,7 +63,8 @@ func boundAST(node *ast.Node) bounder {
 }
 
 type bounder struct {
-	used bool // some node calls a bounded function
+	used  bool // some node calls a bounded function
+	loops bool // some node is a loop
 }
 
 // call is a call of the bounded function fn with the budget and args,
@@ -202,6 +203,7 @@ func (bd *bounder) builtin(node *ast.Node, n *ast.BuiltinNode) {
 		return
 	}
 	if builtin.Builtins[id].Predicate {
+		bd.loops = true
 		loc := n.Location()
 		for i, a := range n.Arguments {
 			p, ok := a.(*ast.PredicateNode)

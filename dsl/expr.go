@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -201,6 +202,7 @@ type compiled struct {
 	prog   *vm.Program
 	// budgeted: prog calls bounded functions, which need a budget.
 	budgeted bool
+	loops    bool // prog has a loop (map, filter, ...)
 }
 
 // at returns the source position of rune offset i of the expression.
@@ -222,12 +224,24 @@ func (c *compiled) run(env *Env, binding bool) (any, error) {
 	if c.prog == nil {
 		return nil, &EvalError{Pos: c.at(0), Expr: c.src, Err: errors.New("expression was not compiled")}
 	}
-	machine := vm.VM{MemoryBudget: MaxExprMemory}
+	var machine *vm.VM
+	if c.loops {
+		machine = &vm.VM{MemoryBudget: MaxExprMemory}
+	} else {
+		machine = vms.Get().(*vm.VM)
+	}
 	var b *budget
 	if c.budgeted {
 		b = newBudget()
 	}
 	out, err := machine.Run(c.prog, env.exprEnv(binding, b))
+	if !c.loops {
+		// Drop what the stack and variables point to, so that a pooled
+		// VM holds no evaluation's values.
+		clear(machine.Stack[:cap(machine.Stack)])
+		clear(machine.Variables)
+		vms.Put(machine)
+	}
 	if err != nil {
 		pos := c.at(0)
 		var fe *file.Error
@@ -259,6 +273,13 @@ func shorten(err error) error {
 	}
 	return fmt.Errorf("%s… (%d bytes more)", msg[:cut], len(msg)-cut)
 }
+
+// vms reuses VMs between programs without loops: a VM allocates its
+// stack and variables on its first run and keeps them; Run resets the
+// rest, memory count included. A loop leaves its list and accumulator in
+// scopes that the VM keeps out of reach, so a VM that runs one is not
+// pooled.
+var vms = sync.Pool{New: func() any { return &vm.VM{MemoryBudget: MaxExprMemory} }}
 
 // errMemory says what expr's terse "memory budget exceeded" means.
 var errMemory = fmt.Errorf("memory budget exceeded: the expression builds more than %d elements of lists, maps and ranges", MaxExprMemory)
@@ -638,7 +659,7 @@ func (p *parser) compile(c *compiled) {
 		return
 	}
 	c.prog = prog
-	c.budgeted = bounds.used
+	c.budgeted, c.loops = bounds.used, bounds.loops
 }
 
 // compileSafely compiles as expr.Compile does, and bounds the program

@@ -7,6 +7,7 @@ import (
 	"math/bits"
 	"reflect"
 	"regexp"
+	"sort"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -709,14 +710,51 @@ func boundAggregate(name string) boundedFunc {
 	}
 }
 
+// boundMapList is keys, values or toPairs. For a map of strings, the
+// list follows the order of the keys: expr's follows Go's map order, which
+// changes from run to run, and a step must compute the same value each
+// time it runs.
 func boundMapList(name string, elem int64) boundedFunc {
 	return func(b *budget, args []any) (any, error) {
-		if rv := reflect.ValueOf(args[0]); rv.Kind() == reflect.Map {
-			if err := b.list(int64(rv.Len()), elem); err != nil {
-				return nil, err
-			}
+		rv := reflect.ValueOf(args[0])
+		if rv.Kind() != reflect.Map {
+			return call(name, args)
 		}
-		return call(name, args)
+		n := int64(rv.Len())
+		if err := b.list(n, elem); err != nil {
+			return nil, err
+		}
+		m, ok := args[0].(map[string]any)
+		if !ok {
+			return call(name, args)
+		}
+		if err := b.step(n * int64(bits.Len64(uint64(n)))); err != nil {
+			return nil, err
+		}
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		switch name {
+		case "keys":
+			out := make([]any, len(keys))
+			for i, k := range keys {
+				out[i] = k
+			}
+			return out, nil
+		case "values":
+			out := make([]any, len(keys))
+			for i, k := range keys {
+				out[i] = m[k]
+			}
+			return out, nil
+		}
+		out := make([][2]any, len(keys)) // as expr's toPairs
+		for i, k := range keys {
+			out[i] = [2]any{k, m[k]}
+		}
+		return out, nil
 	}
 }
 

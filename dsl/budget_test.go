@@ -144,10 +144,11 @@ func TestBoundedNamesAreHidden(t *testing.T) {
 }
 
 // referenceEval evaluates c as expr would without boundAST, for
-// comparison with the bounded program; but with cairn's repeat.
+// comparison with the bounded program; but with cairn's repeat, and keys,
+// values and toPairs in the order of the keys (TestMapListsAreOrdered).
 func referenceEval(c *compiled, env *Env, binding bool) (any, error) {
 	opts := []expr.Option{expr.Env(c.sc.types()), expr.MaxNodes(MaxExprNodes), expr.DisableBuiltin("now")}
-	for _, name := range []string{"repeat"} {
+	for _, name := range []string{"repeat", "keys", "values", "toPairs"} {
 		f, types := boundedFuncs[name], orig(name).Types
 		if name == "repeat" {
 			types = []reflect.Type{reflect.TypeOf(func(string, int) string { return "" })}
@@ -263,5 +264,29 @@ func TestBoundedAgreesWithExpr(t *testing.T) {
 		env := &Env{Input: input, Vars: map[string]any{}}
 		got, err := v.Eval(env)
 		agree(t, e, v.expr, env, got, err)
+	}
+}
+
+// keys, values and toPairs answer in the order of the keys: expr's follow
+// Go's map order, which changes from run to run, and a workflow's step
+// must compute the same value each time it runs.
+func TestMapListsAreOrdered(t *testing.T) {
+	m := map[string]any{}
+	for _, k := range []string{"d", "b", "a", "e", "c", "f", "h", "g"} {
+		m[k] = k + k
+	}
+	want := map[string]string{
+		"keys(input)":    `["a","b","c","d","e","f","g","h"]`,
+		"values(input)":  `["aa","bb","cc","dd","ee","ff","gg","hh"]`,
+		"toPairs(input)": `[["a","aa"],["b","bb"],["c","cc"],["d","dd"],["e","ee"],["f","ff"],["g","gg"],["h","hh"]]`,
+	}
+	for e, w := range want {
+		for i := 0; i < 20; i++ {
+			got, err := evalExpr(t, e, m)
+			b, _ := json.Marshal(got)
+			if err != nil || string(b) != w {
+				t.Fatalf("%s = %s, %v; want %s", e, b, err, w)
+			}
+		}
 	}
 }

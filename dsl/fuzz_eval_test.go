@@ -11,14 +11,15 @@ import (
 )
 
 // evalAllocLimit is the most one evaluation may allocate. MaxExprMemory
-// promises that a runaway expression fails its step instead of eating the
-// engine's memory; 256 MiB is far above what any expression within that
-// budget needs (a 1,000,000-element list is 16 MB) and far below what
-// would hurt an engine.
+// and MaxExprAlloc promise that a runaway expression fails its step
+// instead of eating the engine's memory; 256 MiB is far above what any
+// expression within those budgets allocates (32 MiB of text and lists, a
+// million elements, and the garbage of at most MaxExprSteps steps) and far
+// below what would hurt an engine.
 const evalAllocLimit = 256 << 20
 
-// evalTimeLimit bounds one evaluation: expressions have no unbounded loops,
-// and every range counts against the memory budget.
+// evalTimeLimit bounds one evaluation: MaxExprSteps steps take about a
+// second on a busy machine; ten leaves room for the race detector.
 const evalTimeLimit = 10 * time.Second
 
 // FuzzEval compiles an arbitrary expression as a workflow would hold it
@@ -27,6 +28,8 @@ const evalTimeLimit = 10 * time.Second
 // must end, must stay within evalAllocLimit, must be deterministic (now()
 // is fixed), must answer a JSON-compatible value or an *EvalError that
 // names a position in the source, and a condition must answer a boolean.
+// Where it stays within the limits of budget.go, it must answer what expr
+// answers without them (agree).
 //
 // Run it with: go test ./dsl -run '^$' -fuzz FuzzEval -fuzztime 5m -parallel 1
 func FuzzEval(f *testing.F) {
@@ -63,6 +66,25 @@ func FuzzEval(f *testing.F) {
 		{`input ** 1000`, `10`, false},
 		{`any(input, {.x == 1})`, `[{"x":1}]`, true},
 		{`"${"`, `null`, false},
+		// Each of these once allocated or worked without bound.
+		{`len(repeat(repeat("x", 999999), 500))`, `null`, false},
+		{`let s = repeat(input, 99999); let a = s + s; let b = a + a; a + b`, `"xyz"`, false},
+		{`join(map(1..1000, input), input)`, `"abc"`, false},
+		{`replace(repeat(input, 1000), "", input)`, `"ab"`, false},
+		{`toJSON(reduce(1..60, [#acc, #acc], 0))`, `null`, false},
+		{`string(reduce(1..30, [#acc, #acc], 0))`, `null`, false},
+		{`reduce(1..40, [#acc, #acc], 0)`, `null`, false},
+		{`let r = 1..1000; count(r, count(r, count(r, true) == 1000) == 1000)`, `null`, false},
+		{`uniq(1..input)`, `30000`, false},
+		{`concat(input, input, input)`, `[1,2]`, false},
+		{`flatten(reduce(1..100, [#, #acc], 0))`, `null`, false},
+		{`input matches "^[a-z]+@[a-z]+$"`, `"a@b"`, true},
+		{`input contains "b" && input startsWith "a" && input endsWith "c"`, `"abc"`, true},
+		{`input[input.k] ?? input.m[input.k]`, `{"k":"m","m":{"m":1}}`, false},
+		{`keys(input)`, `{"b":1,"a":2}`, false},
+		{`sortBy(input, #) == sort(input)`, `[3,1,2]`, true},
+		{`groupBy(input, # > 1)`, `[3,1,2]`, false},
+		{`now().Format("2006-01-02 " + input)`, `"15:04"`, false},
 	} {
 		f.Add(s.expr, []byte(s.input), s.cond)
 	}
@@ -120,27 +142,52 @@ func FuzzEval(f *testing.F) {
 			if !errors.As(err1, &ee) || ee.Pos.Line < 1 || ee.Pos.Col < 1 {
 				t.Fatalf("%q: error %v (%T) does not name a source position", expr, err1, err1)
 			}
-			return
-		}
-		if cond {
+		} else if cond {
 			if _, ok := out1.(bool); !ok {
 				t.Fatalf("%q: condition answered %T", expr, out1)
 			}
-			return
+		} else {
+			checkJSON(t, expr, out1, out2)
 		}
-		b1, err := json.Marshal(out1)
-		if err != nil {
-			t.Fatalf("%q: result %#v is not JSON: %v", expr, out1, err)
-		}
-		b2, _ := json.Marshal(out2)
-		if string(b1) != string(b2) {
-			t.Fatalf("%q: not deterministic: %s then %s", expr, b1, b2)
-		}
-		var back any
-		if err := json.Unmarshal(b1, &back); err != nil {
-			t.Fatalf("%q: result %s does not read back: %v", expr, b1, err)
-		}
+		agreeSafely(t, expr, wf, cond, in, fixed, out1, err1)
 	})
+}
+
+// agreeSafely compares the evaluation with expr's (agree), itself within
+// evalTimeLimit and without panicking.
+func agreeSafely(t *testing.T, expr string, wf *Workflow, cond bool, in any, fixed time.Time, out any, err error) {
+	var c *compiled
+	if cond {
+		c = wf.Steps[0].Base().If.c
+	} else if v := wf.Steps[0].(*ReturnStep).Value; v.kind == valExpr {
+		c = v.expr
+	} else {
+		return // a } in expr made it text around expressions
+	}
+	env := &Env{Input: in, Vars: map[string]any{}, Instance: InstanceInfo{ID: "i-1", Name: "F", CreatedTime: fixed}, Now: fixed}
+	msg, _, _ := bounded(t, expr, func() (any, error) {
+		return disagreement(c, env, out, err), nil
+	})
+	if msg != "" {
+		t.Fatalf("%q: %s", expr, msg)
+	}
+}
+
+// checkJSON checks that a value result is JSON, deterministic and reads
+// back.
+func checkJSON(t *testing.T, expr string, out1, out2 any) {
+	b1, err := json.Marshal(out1)
+	if err != nil {
+		t.Fatalf("%q: result %#v is not JSON: %v", expr, out1, err)
+	}
+	b2, _ := json.Marshal(out2)
+	if string(b1) != string(b2) {
+		t.Fatalf("%q: not deterministic: %s then %s", expr, b1, b2)
+	}
+	var back any
+	if err := json.Unmarshal(b1, &back); err != nil {
+		t.Fatalf("%q: result %s does not read back: %v", expr, b1, err)
+	}
 }
 
 // bounded runs eval, failing the test on a panic or when it does not end

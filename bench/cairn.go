@@ -80,9 +80,10 @@ func quietLogger() *slog.Logger {
 
 // cairnConfig describes a cairn deployment under test.
 type cairnConfig struct {
-	Engines    int // engine processes: this one, plus Engines-1 children
-	HistoryMax int // redisstore.Options.HistoryMax (0 = default)
-	Runners    int // activity runtime concurrency per process (0 = its default, 8)
+	Engines    int                  // engine processes: this one, plus Engines-1 children
+	HistoryMax int                  // redisstore.Options.HistoryMax (0 = default)
+	Retention  redisstore.Retention // redisstore.Options.Retention (zero = keep)
+	Runners    int                  // activity runtime concurrency per process (0 = its default, 8)
 }
 
 // cairnSession is cairn running against a freshly flushed Redis: engines,
@@ -118,7 +119,7 @@ func startCairn(ctx context.Context, addr string, h *harness, defs cairnDefs, cf
 	}
 	s := &cairnSession{cfg: cfg, h: h, cnt: newCounter(), defs: defs}
 	s.client = newStoreClient(addr, s.cnt)
-	s.store = redisstore.New(s.client, redisstore.Options{HistoryMax: cfg.HistoryMax, Logger: quietLogger()})
+	s.store = redisstore.New(s.client, redisstore.Options{HistoryMax: cfg.HistoryMax, Retention: cfg.Retention, Logger: quietLogger()})
 	if err := s.store.Init(ctx); err != nil {
 		return nil, err
 	}

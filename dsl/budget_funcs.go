@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -710,8 +711,8 @@ func boundAggregate(name string) boundedFunc {
 	}
 }
 
-// boundMapList is keys, values or toPairs. For a map of strings, the
-// list follows the order of the keys: expr's follows Go's map order, which
+// boundMapList is keys, values or toPairs, listing the entries in the
+// order of their keys (keyLess): expr's follow Go's map order, which
 // changes from run to run, and a step must compute the same value each
 // time it runs.
 func boundMapList(name string, elem int64) boundedFunc {
@@ -724,38 +725,104 @@ func boundMapList(name string, elem int64) boundedFunc {
 		if err := b.list(n, elem); err != nil {
 			return nil, err
 		}
-		m, ok := args[0].(map[string]any)
-		if !ok {
-			return call(name, args)
+		keys := rv.MapKeys()
+		ks := make([]any, len(keys))
+		per := int64(bits.Len64(uint64(n))) // comparisons per key
+		for i, k := range keys {
+			ks[i] = k.Interface()
+			if err := b.step(per * scalarSteps(ks[i])); err != nil {
+				return nil, err
+			}
 		}
-		if err := b.step(n * int64(bits.Len64(uint64(n)))); err != nil {
-			return nil, err
+		order := make([]int, len(ks))
+		for i := range order {
+			order[i] = i
 		}
-		keys := make([]string, 0, len(m))
-		for k := range m {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
+		sort.Slice(order, func(i, j int) bool { return keyLess(ks[order[i]], ks[order[j]]) })
 		switch name {
 		case "keys":
-			out := make([]any, len(keys))
-			for i, k := range keys {
-				out[i] = k
+			out := make([]any, len(ks))
+			for i, o := range order {
+				out[i] = ks[o]
 			}
 			return out, nil
 		case "values":
-			out := make([]any, len(keys))
-			for i, k := range keys {
-				out[i] = m[k]
+			out := make([]any, len(ks))
+			for i, o := range order {
+				out[i] = rv.MapIndex(keys[o]).Interface()
 			}
 			return out, nil
 		}
-		out := make([][2]any, len(keys)) // as expr's toPairs
-		for i, k := range keys {
-			out[i] = [2]any{k, m[k]}
+		out := make([][2]any, len(ks)) // the type of expr's toPairs
+		for i, o := range order {
+			out[i] = [2]any{ks[o], rv.MapIndex(keys[o]).Interface()}
 		}
 		return out, nil
 	}
+}
+
+// keyLess orders map keys (which are never lists or maps): nil, booleans,
+// numbers, text, times, then anything else by its text; equal values by
+// the name of their type.
+func keyLess(a, b any) bool {
+	ra, rb := keyRank(a), keyRank(b)
+	if ra != rb {
+		return ra < rb
+	}
+	switch ra {
+	case 1:
+		if a.(bool) != b.(bool) {
+			return !a.(bool)
+		}
+	case 2:
+		if fa, fb := toFloat(a), toFloat(b); fa != fb {
+			return fa < fb || (math.IsNaN(fb) && !math.IsNaN(fa))
+		}
+	case 3:
+		if a.(string) != b.(string) {
+			return a.(string) < b.(string)
+		}
+	case 4:
+		if ta, tb := a.(time.Time), b.(time.Time); !ta.Equal(tb) {
+			return ta.Before(tb)
+		}
+	case 5:
+		if sa, sb := fmt.Sprint(a), fmt.Sprint(b); sa != sb {
+			return sa < sb
+		}
+	}
+	return fmt.Sprintf("%T", a) < fmt.Sprintf("%T", b)
+}
+
+func keyRank(v any) int {
+	switch v.(type) {
+	case nil:
+		return 0
+	case bool:
+		return 1
+	case string:
+		return 3
+	case time.Time:
+		return 4
+	}
+	switch reflect.ValueOf(v).Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr,
+		reflect.Float32, reflect.Float64:
+		return 2
+	}
+	return 5
+}
+
+func toFloat(v any) float64 {
+	rv := reflect.ValueOf(v)
+	switch {
+	case rv.CanInt():
+		return float64(rv.Int())
+	case rv.CanUint():
+		return float64(rv.Uint())
+	}
+	return rv.Float()
 }
 
 // boundFromPairs checks the pairs itself: expr's messages for a bad one

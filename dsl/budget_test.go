@@ -280,6 +280,8 @@ func TestMapListsAreOrdered(t *testing.T) {
 		"values(input)":  `["aa","bb","cc","dd","ee","ff","gg","hh"]`,
 		"toPairs(input)": `[["a","aa"],["b","bb"],["c","cc"],["d","dd"],["e","ee"],["f","ff"],["g","gg"],["h","hh"]]`,
 	}
+	want["keys(groupBy([3, 1, 2, 1.0, 1, 1.5, \"b\", \"a\", true, nil], #))"] = `[null,true,1,1,1.5,2,3,"a","b"]`
+	want["values(groupBy([2, 1, 2], #))"] = `[[1],[2,2]]`
 	for e, w := range want {
 		for i := 0; i < 20; i++ {
 			got, err := evalExpr(t, e, m)

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -11,6 +12,7 @@ import (
 	"path"
 	"runtime/debug"
 	"strings"
+	"sync"
 
 	"github.com/gin-gonic/gin"
 
@@ -192,11 +194,55 @@ func (s *server) auth(c *gin.Context) {
 // writeJSON writes v with status, without HTML escaping so URLs and
 // messages stay readable.
 func writeJSON(c *gin.Context, status int, v any) {
-	b, err := marshal(v)
-	if err != nil {
+	buf := getBuf()
+	defer putBuf(buf)
+	enc := json.NewEncoder(buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
 		panic(err) // only our own types get here
 	}
-	c.Data(status, "application/json; charset=utf-8", b)
+	buf.Truncate(buf.Len() - 1) // Encode's newline
+	writeBody(c, status, buf.Bytes())
+}
+
+// jsonContentType is every JSON answer's Content-Type, one slice for all:
+// header values are only replaced or appended to, never written in place,
+// and an append to a full slice copies it.
+var jsonContentType = []string{"application/json; charset=utf-8"}
+
+// writeBody writes b, a JSON document, with status, as c.Data does but
+// without a new Content-Type slice per answer.
+func writeBody(c *gin.Context, status int, b []byte) {
+	h := c.Writer.Header()
+	if len(h["Content-Type"]) == 0 {
+		h["Content-Type"] = jsonContentType
+	}
+	c.Status(status)
+	if status < 200 || status == http.StatusNoContent || status == http.StatusNotModified {
+		c.Writer.WriteHeaderNow() // no body allowed
+		return
+	}
+	_, _ = c.Writer.Write(b)
+}
+
+// bufPool keeps the buffers answers are encoded into. The writer copies
+// what it is given, so a buffer is free again once written.
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledBuf: a buffer grown past it by one large answer goes to the GC
+// instead of staying pinned in the pool.
+const maxPooledBuf = 64 << 10
+
+func getBuf() *bytes.Buffer {
+	b := bufPool.Get().(*bytes.Buffer)
+	b.Reset()
+	return b
+}
+
+func putBuf(b *bytes.Buffer) {
+	if b.Cap() <= maxPooledBuf {
+		bufPool.Put(b)
+	}
 }
 
 func marshal(v any) ([]byte, error) {

@@ -209,20 +209,22 @@ func (s *server) status(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	var showHistory, showHistoryOutput, showInput, ise bool
-	for _, q := range []struct {
-		name string
-		def  bool
-		dst  *bool
-	}{
-		{"showHistory", false, &showHistory},
-		{"showHistoryOutput", false, &showHistoryOutput},
-		{"showInput", true, &showInput},
-		{"returnInternalServerErrorOnFailure", false, &ise},
-	} {
-		if *q.dst, err = boolQuery(c, q.name, q.def); err != nil {
-			s.fail(c, err)
-			return
+	showHistory, showHistoryOutput, showInput, ise := false, false, true, false
+	if c.Request.URL.RawQuery != "" { // else the defaults, without parsing an empty query
+		for _, q := range []struct {
+			name string
+			def  bool
+			dst  *bool
+		}{
+			{"showHistory", false, &showHistory},
+			{"showHistoryOutput", false, &showHistoryOutput},
+			{"showInput", true, &showInput},
+			{"returnInternalServerErrorOnFailure", false, &ise},
+		} {
+			if *q.dst, err = boolQuery(c, q.name, q.def); err != nil {
+				s.fail(c, err)
+				return
+			}
 		}
 	}
 	ctx := c.Request.Context()
@@ -230,6 +232,16 @@ func (s *server) status(c *gin.Context) {
 	if err != nil {
 		s.fail(c, notFoundInstance(err, id))
 		return
+	}
+	code := getStatusCode(st.Status, ise)
+	if !showHistory {
+		buf := getBuf()
+		defer putBuf(buf)
+		if appendStatus(buf, st, showInput) {
+			statusHeaders(c, code)
+			writeBody(c, code, buf.Bytes())
+			return
+		}
 	}
 	p := newStatusPayload(st, showInput)
 	if showHistory {
@@ -241,13 +253,23 @@ func (s *server) status(c *gin.Context) {
 		h := newHistory(hs, showHistoryOutput, showInput)
 		p.HistoryEvents = &h
 	}
-	code := getStatusCode(st.Status, ise)
-	if code == http.StatusAccepted {
-		c.Header("Location", requestURL(c.Request))
-		c.Header("Retry-After", retryAfterStatus)
-	}
+	statusHeaders(c, code)
 	writeJSON(c, code, p)
 }
+
+// statusHeaders adds DF's Location and Retry-After to a 202 status answer.
+// They are assigned, not Set: the keys are canonical already, and the
+// Retry-After value is one shared slice (see jsonContentType).
+func statusHeaders(c *gin.Context, code int) {
+	if code == http.StatusAccepted {
+		h := c.Writer.Header()
+		h["Location"] = []string{requestURL(c.Request)}
+		h["Retry-After"] = retryAfterStatusHeader
+	}
+}
+
+// retryAfterStatusHeader is the Retry-After of every 202 status answer.
+var retryAfterStatusHeader = []string{retryAfterStatus}
 
 // notFoundInstance names the instance in a not-found error.
 func notFoundInstance(err error, id interpreter.InstanceID) error {

@@ -736,8 +736,7 @@ func (r *run) schedule(th *Thread, s *dsl.ActivityStep, attempt int, first time.
 		r.raise(th, ErrorInfo{Type: ErrTypeExpression, Message: fmt.Sprintf("step %s: activity input is not JSON: %v", s.ID, err)})
 		return nil
 	}
-	r.st.Seq++
-	task := fmt.Sprintf("t%d", r.st.Seq)
+	task := r.newID('t')
 	opts := r.def.Activities[s.Activity]
 	queue := s.Activity
 	var timeout time.Duration
@@ -1155,8 +1154,7 @@ func (r *run) startTimeout() {
 		return
 	}
 	due := r.now.Add(r.def.Timeout).UTC()
-	r.st.Seq++
-	id := fmt.Sprintf("w%d", r.st.Seq)
+	id := r.newID('w')
 	r.tr.Commands = append(r.tr.Commands, &StartTimer{ID: id, Due: due})
 	r.history(HistoryEvent{Type: "TimerCreated", Name: id, Data: mustJSON(due.Format(time.RFC3339Nano))})
 	r.st.Timeout = &Timer{ID: id, Due: due}
@@ -1387,10 +1385,19 @@ func (r *run) dropJoin(thread string) {
 	}
 }
 
+// newID allocates a task ('t') or timer ('w') id: the instance's next
+// sequence number and its created time, so no task or timer of an earlier
+// incarnation of the id (finished, then started again; its task may still
+// run, its fired timer may still be queued) can pass for one of this
+// incarnation.
+func (r *run) newID(kind byte) string {
+	r.st.Seq++
+	return string(kind) + strconv.FormatInt(r.st.Seq, 10) + "." + strconv.FormatInt(r.st.CreatedTime.UnixMilli(), 36)
+}
+
 // newTimer allocates a timer id and the command that starts it.
 func (r *run) newTimer(th *Thread, due time.Time) string {
-	r.st.Seq++
-	id := fmt.Sprintf("w%d", r.st.Seq)
+	id := r.newID('w')
 	r.tr.Commands = append(r.tr.Commands, &StartTimer{ID: id, Due: due.UTC()})
 	r.history(HistoryEvent{Type: "TimerCreated", StepID: r.currentStepID(th), Name: id, Data: mustJSON(due.UTC().Format(time.RFC3339Nano))})
 	return id

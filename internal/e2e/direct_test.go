@@ -124,3 +124,65 @@ func TestApplyTaskOutcome(t *testing.T) {
 		t.Fatalf("y: %s", st.Status)
 	}
 }
+
+// TestEarlierIncarnationsTaskIsIgnored: the outcome of a task that an
+// instance scheduled before it was terminated and started again under its
+// id does not pass for the new instance's task.
+func TestEarlierIncarnationsTaskIsIgnored(t *testing.T) {
+	e := newEnv(t)
+	e.deploy("one-task.yaml", []byte(oneTask))
+	ctx := context.Background()
+	eng := interpreter.NewEngine(e.store, e.cat, interpreter.EngineOptions{Consumer: "a"})
+	all := make([]int, e.store.Partitions())
+	for i := range all {
+		all[i] = i
+	}
+	step := func() {
+		t.Helper()
+		items, err := e.store.ReadWork(ctx, "a", all, 100, 0)
+		if err != nil || len(items) == 0 {
+			t.Fatalf("read: %d items, %v", len(items), err)
+		}
+		eng.Process(ctx, items)
+	}
+	task := func() redisstore.Task {
+		t.Helper()
+		tasks, err := e.store.ReadTasks(ctx, "w", interpreter.LocalQueue, 10, 0)
+		if err != nil || len(tasks) != 1 {
+			t.Fatalf("tasks %v %v", tasks, err)
+		}
+		return tasks[0]
+	}
+	e.start("OneTask", "x", 1)
+	step()
+	old := task()
+	if err := e.store.SendControl(ctx, "x", interpreter.Event{Kind: interpreter.EvTerminate, Time: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	step()
+	time.Sleep(5 * time.Millisecond)
+	e.start("OneTask", "x", 2)
+	step()
+	fresh := task()
+	if old.Ref.TaskID == fresh.Ref.TaskID {
+		t.Fatalf("both incarnations scheduled task %s", old.Ref.TaskID)
+	}
+	// The old task's result arrives first: ignored.
+	if err := e.store.CompleteTask(ctx, old.Ref, json.RawMessage(`100`), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	step()
+	if err := e.raise("x", "Other", "o"); err != nil {
+		t.Fatal(err)
+	}
+	step()
+	if st, _ := e.store.FetchStatus(ctx, "x"); st.Status != interpreter.StatusRunning {
+		t.Fatalf("x is %s after the old task's result", st.Status)
+	}
+	if err := e.store.CompleteTask(ctx, fresh.Ref, json.RawMessage(`4`), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	step()
+	st, _ := e.store.FetchStatus(ctx, "x")
+	jsonEq(t, "output", st.Output, `[4,"o"]`)
+}

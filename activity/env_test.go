@@ -25,6 +25,7 @@ var _ activity.TaskStore = (*redisstore.Store)(nil)
 // handlers route tasks to the local queue.
 type env struct {
 	t     *testing.T
+	addr  string // the redis-server's
 	ctx   context.Context
 	store *redisstore.Store
 	ts    activity.TaskStore
@@ -50,7 +51,7 @@ func newEnv(t *testing.T) *env {
 	if err := store.Init(ctx); err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, ctx: ctx, store: store, ts: store, cat: interpreter.NewCatalog(store),
+	e := &env{t: t, addr: srv.Addr(), ctx: ctx, store: store, ts: store, cat: interpreter.NewCatalog(store),
 		reg: activity.NewRegistry(), defs: map[string]*dsl.Workflow{}}
 	eng := interpreter.NewEngine(store, e.cat, interpreter.EngineOptions{
 		Consumer:    "engine",

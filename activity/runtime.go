@@ -1,6 +1,7 @@
 package activity
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -20,23 +21,37 @@ import (
 // TaskStore is what the Runtime needs from durable storage (redisstore's
 // Store implements it). Leases are the store's: a task read or reclaimed by
 // a consumer is held by it until completed or failed, and another consumer
-// may reclaim it once it has gone minIdle without an ExtendTask.
+// may reclaim it once it has gone minIdle without an ExtendTasks.
+//
+// Reads may return more tasks than asked for (a store of P partitions
+// asks each for its share, rounded up, so fewer than want+P in all): all
+// of them are leased to the consumer, which queues what it cannot start
+// at once instead of handing it back — handing back and reclaiming costs
+// Redis commands per task for nothing.
 type TaskStore interface {
-	// ReadTasks leases up to max new tasks of queue to consumer, waiting
-	// up to block for the first.
-	ReadTasks(ctx context.Context, consumer, queue string, max int, block time.Duration) ([]interpreter.Task, error)
-	// ReclaimTasks leases to consumer up to max tasks of queue whose
-	// holder has not completed, failed or extended them for minIdle.
-	ReclaimTasks(ctx context.Context, consumer, queue string, minIdle time.Duration, max int) ([]interpreter.Task, error)
+	// ReadTaskBatch leases new tasks of queue to consumer, at least want
+	// when that many are waiting, waiting up to block for the first.
+	ReadTaskBatch(ctx context.Context, consumer, queue string, want int, block time.Duration) ([]interpreter.Task, error)
+	// ReclaimTaskBatch leases to consumer tasks of queue whose holder has
+	// not completed, failed or extended them for minIdle, or that were
+	// released, sized like ReadTaskBatch; more reports that there may be
+	// more such tasks. Tasks may come with an error (a part of the store
+	// failed): they are leased all the same.
+	ReclaimTaskBatch(ctx context.Context, consumer, queue string, minIdle time.Duration, want int) (tasks []interpreter.Task, more bool, err error)
 	// CompleteTask and FailTask record the outcome and queue it for the
 	// instance, atomically with acknowledging the task. A task already
 	// completed or failed is interpreter.ErrDuplicate and writes nothing.
 	CompleteTask(ctx context.Context, ref interpreter.TaskRef, result json.RawMessage, now time.Time) error
 	FailTask(ctx context.Context, ref interpreter.TaskRef, info interpreter.ErrorInfo, now time.Time) error
-	// ExtendTask renews consumer's lease (a heartbeat). When consumer no
-	// longer holds the task it returns interpreter.ErrNotFound (or
-	// interpreter.ErrConflict when another consumer holds it now).
-	ExtendTask(ctx context.Context, consumer string, ref interpreter.TaskRef) error
+	// ExtendTasks renews consumer's leases (a heartbeat); errs[i] is
+	// refs[i]'s outcome. When consumer no longer holds a task it is
+	// interpreter.ErrNotFound (or interpreter.ErrConflict when another
+	// consumer holds it now).
+	ExtendTasks(ctx context.Context, consumer string, refs []interpreter.TaskRef) (errs []error)
+	// ReleaseTasks hands back tasks consumer holds and will not run, so
+	// that any consumer's next reclaim takes them without waiting out the
+	// lease. Errors are as ExtendTasks'.
+	ReleaseTasks(ctx context.Context, consumer string, refs []interpreter.TaskRef) (errs []error)
 }
 
 // Options configure a Runtime. Zero values take the defaults.
@@ -48,9 +63,11 @@ type Options struct {
 	// Concurrency is the most tasks run at once (default 8).
 	Concurrency int
 	// Lease is how long a task may go without a heartbeat before another
-	// runtime takes it over (default 30s). Running tasks are extended
-	// every Lease/3, so it bounds how long a crashed runtime's tasks wait,
-	// not how long a task may run.
+	// runtime takes it over (default 30s). A task this runtime holds,
+	// running or queued, is extended once it is Lease/4 old (so a task
+	// done sooner costs no heartbeat), so Lease bounds how long a crashed
+	// runtime's tasks wait, not how long a task may run. Expired leases
+	// are looked for at start-up and every Lease/2 (5s at most).
 	Lease time.Duration
 	// Block is how long one read waits for new tasks (default 2s); it also
 	// bounds how long Run takes to notice that its context ended.
@@ -82,15 +99,22 @@ type Runtime struct {
 	log   *slog.Logger
 	http  *http.Client
 
-	mu       sync.Mutex
-	inflight map[interpreter.TaskRef]*running
-	active   bool // Run is running
+	mu     sync.Mutex
+	held   map[interpreter.TaskRef]*held // every task leased to this runtime, queued or running
+	active bool                          // Run is running
+
+	// renewing is held by a heartbeat round from choosing the tasks to
+	// storing the outcome, and by the hand-back of queued tasks at
+	// shutdown, so a heartbeat never renews a task just handed back.
+	renewing sync.Mutex
 }
 
-// running is one task being run.
-type running struct {
-	ref    interpreter.TaskRef
-	cancel context.CancelCauseFunc // stops the handler: lease lost or abandoned
+// held is one task leased to this runtime: queued until cancel is set,
+// then running.
+type held struct {
+	task    interpreter.Task
+	renewed time.Time               // no later than its lease last (re)started
+	cancel  context.CancelCauseFunc // stops the handler: lease lost or abandoned
 }
 
 // Causes of a handler's cancellation other than its timeout; a failure
@@ -136,8 +160,8 @@ func NewRuntime(store TaskStore, catalog *interpreter.Catalog, reg *Registry, op
 	}
 	return &Runtime{
 		store: store, cat: catalog, reg: reg, opts: opts, http: client,
-		log:      opts.Logger.With("component", "activity", "consumer", opts.Consumer),
-		inflight: map[interpreter.TaskRef]*running{},
+		log:  opts.Logger.With("component", "activity", "consumer", opts.Consumer),
+		held: map[interpreter.TaskRef]*held{},
 	}
 }
 
@@ -176,9 +200,12 @@ func (r *Runtime) Run(ctx context.Context) error {
 	case <-done:
 	case <-grace.C:
 		r.mu.Lock()
-		n := len(r.inflight)
-		for _, run := range r.inflight {
-			run.cancel(errAbandoned)
+		n := 0
+		for _, h := range r.held {
+			if h.cancel != nil {
+				h.cancel(errAbandoned)
+				n++
+			}
 		}
 		r.mu.Unlock()
 		r.log.Warn("abandoning running tasks at shutdown; another runtime takes them over when their lease expires", "tasks", n)
@@ -191,6 +218,18 @@ func (r *Runtime) Run(ctx context.Context) error {
 }
 
 // readLoop leases tasks while slots are free and starts them.
+//
+// A read may return more tasks than there are free slots (a store asks
+// each partition for its share, rounded up). The surplus is leased to this
+// runtime, so it is queued here, heartbeated like running tasks and
+// started as slots free: handing it back would cost a command per task,
+// and taking it again a reclaim of every partition. The store is read
+// again only once the queue is empty, so the queue never holds more than
+// one read's surplus.
+//
+// Expired leases are looked for at start-up (a crashed predecessor may
+// have left tasks) and then every reclaimEvery; again at once only while
+// a reclaim comes back full, which ends when the expired tasks are taken.
 func (r *Runtime) readLoop(ctx context.Context, tasks *sync.WaitGroup) {
 	slots := make(chan struct{}, r.opts.Concurrency) // one token per task slot in use
 	release := func(n int) {
@@ -198,17 +237,32 @@ func (r *Runtime) readLoop(ctx context.Context, tasks *sync.WaitGroup) {
 			<-slots
 		}
 	}
+	var queue []interpreter.Task // leased to us, not started yet
+	defer func() { r.releaseQueued(queue) }()
 	reclaimEvery := min(r.opts.Lease/2, 5*time.Second)
 	var lastReclaim time.Time
-	reclaimSoon := true // a crashed predecessor may have left tasks
+	reclaimMore := false
 	backoff := 50 * time.Millisecond
 	for {
-		// Wait for one free slot, then take every free one.
+		// Wait for one free slot.
 		select {
 		case slots <- struct{}{}:
 		case <-ctx.Done():
 			return
 		}
+		if ctx.Err() != nil { // select picks at random when both are ready
+			release(1)
+			return
+		}
+		if len(queue) > 0 {
+			t := queue[0]
+			queue = queue[1:]
+			if !r.start(ctx, t, tasks, release) {
+				release(1) // its lease was lost while it waited
+			}
+			continue
+		}
+		// Take every free slot.
 		n := 1
 	grab:
 		for n < r.opts.Concurrency {
@@ -222,12 +276,14 @@ func (r *Runtime) readLoop(ctx context.Context, tasks *sync.WaitGroup) {
 
 		var got []interpreter.Task
 		var err error
-		if reclaimSoon || time.Since(lastReclaim) >= reclaimEvery {
-			got, err = r.store.ReclaimTasks(ctx, r.opts.Consumer, interpreter.LocalQueue, r.opts.Lease, n)
-			lastReclaim = time.Now()
-			reclaimSoon = len(got) == n // there may be more
+		if reclaimMore || time.Since(lastReclaim) >= reclaimEvery {
+			sent := time.Now()
+			var taken []interpreter.Task
+			taken, reclaimMore, err = r.store.ReclaimTaskBatch(ctx, r.opts.Consumer, interpreter.LocalQueue, r.opts.Lease, n)
+			lastReclaim = sent
+			got = r.hold(taken, sent)
 			if len(got) > 0 {
-				r.log.Debug("took over tasks whose lease expired or that the store handed back", "tasks", len(got))
+				r.log.Debug("took over tasks whose lease expired or that were handed back", "tasks", len(got))
 			}
 		}
 		if err == nil && len(got) < n {
@@ -235,16 +291,17 @@ func (r *Runtime) readLoop(ctx context.Context, tasks *sync.WaitGroup) {
 			if len(got) > 0 {
 				block = 0
 			}
-			want := n - len(got)
-			var more []interpreter.Task
-			more, err = r.store.ReadTasks(ctx, r.opts.Consumer, interpreter.LocalQueue, want, block)
-			got = append(got, more...)
-			// A full read may have handed a surplus back to the store,
-			// for the next reclaim to take.
-			reclaimSoon = reclaimSoon || len(more) == want
+			sent := time.Now()
+			var read []interpreter.Task
+			read, err = r.store.ReadTaskBatch(ctx, r.opts.Consumer, interpreter.LocalQueue, n-len(got), block)
+			got = append(got, r.hold(read, sent)...)
 		}
 		started := 0
-		for _, t := range got {
+		for i, t := range got {
+			if started == n {
+				queue = append(queue, got[i:]...)
+				break
+			}
 			if r.start(ctx, t, tasks, release) {
 				started++
 			}
@@ -263,21 +320,43 @@ func (r *Runtime) readLoop(ctx context.Context, tasks *sync.WaitGroup) {
 	}
 }
 
-// start runs t in its own goroutine, holding one slot; false when t is
-// already running here (a reclaim of our own task whose heartbeat was
-// late: it stays leased to us).
+// hold records tasks just leased to this runtime (sent: when the read or
+// reclaim was sent, so no later than their leases began) and returns the
+// ones it did not hold already. A reclaim may take one of our own tasks
+// whose heartbeat was late: it stays ours, with its lease renewed, and
+// must not run twice.
+func (r *Runtime) hold(ts []interpreter.Task, sent time.Time) []interpreter.Task {
+	out := ts[:0]
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, t := range ts {
+		if h, dup := r.held[t.Ref]; dup {
+			if sent.After(h.renewed) {
+				h.renewed = sent
+			}
+			continue
+		}
+		r.held[t.Ref] = &held{task: t, renewed: sent}
+		out = append(out, t)
+	}
+	return out
+}
+
+// start runs held task t in its own goroutine, holding one slot; false
+// when t is no longer held (a heartbeat found its lease lost) or already
+// running.
 func (r *Runtime) start(ctx context.Context, t interpreter.Task, tasks *sync.WaitGroup, release func(int)) bool {
 	// The handler keeps ctx's values but not its end: shutdown has a grace
 	// period.
 	base, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
-	run := &running{ref: t.Ref, cancel: cancel}
 	r.mu.Lock()
-	if _, dup := r.inflight[t.Ref]; dup {
+	h := r.held[t.Ref]
+	if h == nil || h.cancel != nil {
 		r.mu.Unlock()
 		cancel(nil)
 		return false
 	}
-	r.inflight[t.Ref] = run
+	h.cancel = cancel
 	r.mu.Unlock()
 	tasks.Add(1)
 	go func() {
@@ -285,13 +364,49 @@ func (r *Runtime) start(ctx context.Context, t interpreter.Task, tasks *sync.Wai
 		defer release(1)
 		defer func() {
 			r.mu.Lock()
-			delete(r.inflight, t.Ref)
+			if r.held[t.Ref] == h {
+				delete(r.held, t.Ref)
+			}
 			r.mu.Unlock()
 			cancel(nil)
 		}()
 		r.handle(base, t)
 	}()
 	return true
+}
+
+// releaseQueued hands back the tasks still queued when the runtime stops,
+// so that other runtimes take them at their next reclaim rather than after
+// the lease. If that fails they simply wait out the lease.
+func (r *Runtime) releaseQueued(queue []interpreter.Task) {
+	if len(queue) == 0 {
+		return
+	}
+	r.renewing.Lock()
+	defer r.renewing.Unlock()
+	refs := make([]interpreter.TaskRef, 0, len(queue))
+	r.mu.Lock()
+	for _, t := range queue {
+		if h := r.held[t.Ref]; h != nil && h.cancel == nil {
+			delete(r.held, t.Ref) // no heartbeat may renew it any more
+			refs = append(refs, t.Ref)
+		}
+	}
+	r.mu.Unlock()
+	if len(refs) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	failed := 0
+	var first error
+	for _, err := range r.store.ReleaseTasks(ctx, r.opts.Consumer, refs) {
+		if err != nil {
+			failed++
+			first = cmp.Or(first, err)
+		}
+	}
+	r.log.Info("handed back queued tasks at shutdown", "tasks", len(refs), "failed", failed, "err", first)
 }
 
 // outcome is what running a task produced.
@@ -421,10 +536,13 @@ func (r *Runtime) report(base context.Context, log *slog.Logger, ref interpreter
 	}
 }
 
-// heartbeatLoop extends the lease of every running task every Lease/3.
+// heartbeatLoop renews the leases of the tasks this runtime holds, queued
+// or running, once they are Lease/4 old. It looks every Lease/8, so no
+// lease goes unrenewed for more than 3/8 of it; a task done within Lease/4
+// costs no heartbeat at all, and the renewals due together go in one
+// round trip.
 func (r *Runtime) heartbeatLoop(ctx context.Context) {
-	every := max(r.opts.Lease/3, time.Millisecond)
-	tick := time.NewTicker(every)
+	tick := time.NewTicker(max(r.opts.Lease/8, time.Millisecond))
 	defer tick.Stop()
 	for {
 		select {
@@ -432,26 +550,56 @@ func (r *Runtime) heartbeatLoop(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
-		r.mu.Lock()
-		runs := make([]*running, 0, len(r.inflight))
-		for _, run := range r.inflight {
-			runs = append(runs, run)
+		r.renewDue(ctx, r.opts.Lease/4)
+	}
+}
+
+// renewDue renews the leases at least age old.
+func (r *Runtime) renewDue(ctx context.Context, age time.Duration) {
+	r.renewing.Lock()
+	defer r.renewing.Unlock()
+	now := time.Now()
+	var due []*held
+	var refs []interpreter.TaskRef
+	r.mu.Lock()
+	for ref, h := range r.held {
+		if now.Sub(h.renewed) >= age {
+			due, refs = append(due, h), append(refs, ref)
 		}
-		r.mu.Unlock()
-		for _, run := range runs {
-			cctx, cancel := context.WithTimeout(ctx, every)
-			err := r.store.ExtendTask(cctx, r.opts.Consumer, run.ref)
-			cancel()
-			switch {
-			case err == nil:
-			case errors.Is(err, interpreter.ErrNotFound), errors.Is(err, interpreter.ErrConflict):
-				// Finished meanwhile (then this is moot) or taken over by
-				// another runtime after a missed heartbeat.
-				run.cancel(errLeaseLost)
-			case ctx.Err() == nil:
-				r.log.Warn("extending a task's lease failed", "instance", run.ref.Instance, "task", run.ref.TaskID, "err", err)
+	}
+	r.mu.Unlock()
+	if len(due) == 0 {
+		return
+	}
+	cctx, cancel := context.WithTimeout(ctx, max(age, time.Millisecond))
+	errs := r.store.ExtendTasks(cctx, r.opts.Consumer, refs)
+	cancel()
+	failed := 0
+	var first error
+	r.mu.Lock()
+	for i, h := range due {
+		switch err := errs[i]; {
+		case err == nil:
+			if now.After(h.renewed) {
+				h.renewed = now
 			}
+		case errors.Is(err, interpreter.ErrNotFound), errors.Is(err, interpreter.ErrConflict):
+			// Finished meanwhile (then this is moot) or taken over by
+			// another runtime after a missed heartbeat: stop running it,
+			// or never start it.
+			if h.cancel != nil {
+				h.cancel(errLeaseLost)
+			} else if r.held[refs[i]] == h {
+				delete(r.held, refs[i])
+			}
+		default:
+			failed++
+			first = cmp.Or(first, err)
 		}
+	}
+	r.mu.Unlock()
+	if failed > 0 && ctx.Err() == nil {
+		r.log.Warn("extending task leases failed", "tasks", failed, "err", first)
 	}
 }
 

@@ -334,7 +334,7 @@ func TestReclaimAfterCrash(t *testing.T) {
 	var dead []interpreter.Task
 	for len(dead) == 0 {
 		var err error
-		dead, err = e.ts.ReadTasks(e.ctx, "dead", interpreter.LocalQueue, 1, 100*time.Millisecond)
+		dead, err = e.store.ReadTasks(e.ctx, "dead", interpreter.LocalQueue, 1, 100*time.Millisecond)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -27,10 +27,11 @@ const (
 	// take about a second at worst on a 2-core machine: far above any
 	// expression written for a workflow, far below what holds up an engine.
 	MaxExprSteps = 10_000_000
-	// MaxExprAlloc bounds the bytes of strings and lists one evaluation may
-	// build beyond what the VM counts, added up over the evaluation
-	// (garbage included, since the collector may not have run). With
-	// MaxExprMemory it keeps one evaluation under about 100 MB.
+	// MaxExprAlloc bounds the bytes of strings, lists and maps one
+	// evaluation may build beyond what the VM counts, and of the VM's state
+	// for each loop it starts, added up over the evaluation (garbage
+	// included, since the collector may not have run). With MaxExprMemory
+	// it keeps one evaluation under about 100 MB.
 	MaxExprAlloc = 32 << 20
 	// MaxExprString bounds one string an expression builds. Nothing larger
 	// fits anywhere in cairn: inputs, events, variables and interpolated
@@ -57,7 +58,7 @@ func newBudget() *budget {
 
 var (
 	errSteps = fmt.Errorf("work limit exceeded: the expression takes more than %d steps (a step is one operation inside map, filter, reduce or another loop, one element of a list or map gone through, or %d bytes of text processed)", MaxExprSteps, textStep)
-	errAlloc = fmt.Errorf("memory limit exceeded: the expression builds more than %d MiB of strings and lists", MaxExprAlloc>>20)
+	errAlloc = fmt.Errorf("memory limit exceeded: the expression allocates more than %d MiB for the strings, lists and maps its functions and operators build and the loops it starts", MaxExprAlloc>>20)
 	// errNoBudget means a bounded function ran outside compiled.run, which
 	// always provides one; refusing is safer than running unbounded.
 	errNoBudget = errors.New("internal error: expression evaluated without a budget")

@@ -15,6 +15,7 @@ import (
 
 	"github.com/expr-lang/expr/builtin"
 	"github.com/expr-lang/expr/conf"
+	"github.com/expr-lang/expr/vm"
 	"github.com/expr-lang/expr/vm/runtime"
 )
 
@@ -137,9 +138,10 @@ func (f unaryOp) typed() func(any, any) any {
 
 var (
 	opTick     = unaryOp(boundTick).typed()
+	opLoop     = unaryOp(boundLoop).typed()
 	opIter     = unaryOp(boundIter).typed()
-	opSortKey  = unaryOp(boundKey(20)).typed() // sorting compares each key about log2(n) <= 20 times
-	opGroupKey = unaryOp(boundKey(1)).typed()
+	opSortKey  = unaryOp(boundKey).typed()
+	opGroupKey = unaryOp(boundGroupKey).typed()
 	opKey      = unaryOp(boundIndex).typed()
 	opLayout   = unaryOp(boundLayout).typed()
 )
@@ -166,6 +168,20 @@ func boundTick(b *budget, n any) (any, error) {
 	return nil, b.step(int64(n.(int)))
 }
 
+// scopeBytes is what the VM allocates for each loop it starts: a Scope in
+// a pool that grows by appending and is reused only by the next
+// evaluation, so a loop started a million times inside another costs a
+// million Scopes (twice over, with the copies of the growing pool).
+var scopeBytes = 2 * int64(reflect.TypeOf(vm.Scope{}).Size())
+
+// boundLoop charges starting a loop over v.
+func boundLoop(b *budget, v any) (any, error) {
+	if err := b.step(1); err != nil {
+		return nil, err
+	}
+	return v, b.grow(scopeBytes)
+}
+
 // boundIter charges a loop without a body (count or sum of a list): two
 // steps an element, as for a body of one node.
 func boundIter(b *budget, v any) (any, error) {
@@ -174,13 +190,21 @@ func boundIter(b *budget, v any) (any, error) {
 			return nil, err
 		}
 	}
-	return v, nil
+	return boundLoop(b, v)
 }
 
-func boundKey(times int64) unaryOp {
-	return func(b *budget, v any) (any, error) {
-		return v, b.step(times * scalarSteps(v))
+// boundKey charges a key of sortBy, compared about log2(n) <= 20 times.
+func boundKey(b *budget, v any) (any, error) {
+	return v, b.step(20 * scalarSteps(v))
+}
+
+// boundGroupKey charges a key of groupBy, hashed once into a map entry
+// that holds a growing list: about 200 bytes an element, measured.
+func boundGroupKey(b *budget, v any) (any, error) {
+	if err := b.step(scalarSteps(v)); err != nil {
+		return nil, err
 	}
+	return v, b.grow(192)
 }
 
 // boundIndex charges hashing a computed key, and refuses a list or map as

@@ -28,9 +28,10 @@ var (
 // whose cost the VM does not count is charged to the evaluation's budget
 // first:
 //
-//   - the body of every loop (map, filter, reduce, sortBy, ...) starts by
-//     charging its size in nodes, and count and sum without a predicate
-//     charge the length of their list;
+//   - every loop (map, filter, reduce, sortBy, ...) charges the scope the
+//     VM allocates to start it, and its body, each time it runs, its size
+//     in nodes; count and sum without a predicate charge the length of
+//     their list;
 //   - the operators that copy or scan text or walk values (+ on strings,
 //     == and != between two computed values, comparisons of strings, in,
 //     contains, startsWith, endsWith, matches) and computed keys and
@@ -228,8 +229,11 @@ func (bd *bounder) builtin(node *ast.Node, n *ast.BuiltinNode) {
 			ast.Walk(&n.Map, bd)
 			n.Map = bd.tick(n.Map, countNodes(n.Map)+1, loc)
 		}
+		// The VM allocates a scope for each loop it starts.
 		if (n.Name == "count" || n.Name == "sum") && len(n.Arguments) == 1 {
 			n.Arguments[0] = bd.typed(opIter, loc, n.Arguments[0])
+		} else {
+			n.Arguments[0] = bd.typed(opLoop, loc, n.Arguments[0])
 		}
 		return
 	}

@@ -67,6 +67,10 @@ var bombs = []struct{ name, expr, want string }{
 	{"concat growing tenfold", `let a = 1..999; let b = concat(a,a,a,a,a,a,a,a,a,a); let c = concat(b,b,b,b,b,b,b,b,b,b); let d = concat(c,c,c,c,c,c,c,c,c,c); len(concat(d,d,d))`, "memory limit exceeded"},
 	{"uniq, quadratic", `len(uniq(1..100000))`, "work limit exceeded"},
 	{"sort", `len(sort(map(1..400000, -#)))`, "work limit exceeded"},
+	{"groupBy repeated", `let r = 1..300000; len(map(1..3, groupBy(r, #)))`, "memory limit exceeded"},
+	// The VM allocates a scope for each loop it starts, and keeps them all
+	// until the evaluation ends.
+	{"loops started in loops", `let e = [0]; let r = 1..1000; count(r, count(r, any(e, # == 0)) == 1000)`, "memory limit exceeded"},
 	// A list holding itself 2^60 times in 120 elements.
 	{"result holding itself", `reduce(1..60, [#acc, #acc], 0)`, "the value has more than 1000000 elements"},
 	{"result of references to a big string", `let s = repeat("x", 999999); map(1..100, s)`, "the value holds more than 32 MiB of text"},

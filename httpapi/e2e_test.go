@@ -30,7 +30,10 @@ import (
 	"github.com/cairnhq/cairn/redisstore"
 )
 
-var _ httpapi.Backend = (*redisstore.Store)(nil)
+var (
+	_ httpapi.Backend       = (*redisstore.Store)(nil)
+	_ httpapi.BatchedStatus = (*redisstore.Store)(nil)
+)
 
 const df = "/runtime/webhooks/durabletask"
 

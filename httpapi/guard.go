@@ -84,6 +84,18 @@ type guarded struct {
 	// them need no goroutine of their own. A goroutine, its channel and
 	// its timer were four tenths of GET status's CPU.
 	beDirect, catDirect bool
+	// batched is be when it batches status reads, which all status reads
+	// then use; nil otherwise.
+	batched BatchedStatus
+}
+
+// BatchedStatus is implemented by a Backend whose status reads from many
+// concurrent requests can share round trips to the store (redisstore.Store
+// does, through go-redis's autopipelining). Every status read of the API
+// (GET status above all, its busiest request) then goes through it.
+type BatchedStatus interface {
+	// FetchStatusBatched is FetchStatus, batched with concurrent callers'.
+	FetchStatusBatched(ctx context.Context, id interpreter.InstanceID) (*interpreter.InstanceStatus, error)
 }
 
 // outcome is one store call's result.
@@ -207,6 +219,9 @@ func (g *guarded) SendControl(ctx context.Context, id interpreter.InstanceID, ev
 
 func (g *guarded) FetchStatus(ctx context.Context, id interpreter.InstanceID) (*interpreter.InstanceStatus, error) {
 	return bound(g, g.beDirect, ctx, "status", g.timeout, func(ctx context.Context) (*interpreter.InstanceStatus, error) {
+		if g.batched != nil {
+			return g.batched.FetchStatusBatched(ctx, id)
+		}
 		return g.be.FetchStatus(ctx, id)
 	})
 }

@@ -124,3 +124,23 @@ func TestDeadlineStorePanicIsJSON500(t *testing.T) {
 		t.Errorf("the guard did not log the panic: %s", h.log)
 	}
 }
+
+// batchedBackend has a batched status read; its plain one fails.
+type batchedBackend struct{ *fakeBackend }
+
+func (b batchedBackend) FetchStatus(context.Context, interpreter.InstanceID) (*interpreter.InstanceStatus, error) {
+	return nil, errors.New("the plain status read was used")
+}
+
+func (b batchedBackend) FetchStatusBatched(ctx context.Context, id interpreter.InstanceID) (*interpreter.InstanceStatus, error) {
+	return b.fakeBackend.FetchStatus(ctx, id)
+}
+
+func TestStatusReadsBatched(t *testing.T) {
+	bb := batchedBackend{newFake()}
+	bb.insts["x"] = &interpreter.InstanceStatus{ID: "x", Name: "Hello", Status: interpreter.StatusRunning}
+	h := newHarnessWith(t, func(c *Config) { c.Backend = bb })
+	if r := h.do("GET", df+"/instances/x", nil); r.code != 202 || !strings.Contains(string(r.body), `"instanceId":"x"`) {
+		t.Fatalf("GET status: %d %s", r.code, r.body)
+	}
+}

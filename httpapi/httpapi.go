@@ -157,6 +157,7 @@ func newEngine(cfg Config) *gin.Engine {
 		timeout = DefaultStoreTimeout
 	}
 	g := &guarded{be: s.be, cat: s.cat, timeout: timeout, log: s.log, beDirect: honours(s.be), catDirect: honours(s.cat)}
+	g.batched, _ = s.be.(BatchedStatus)
 	s.be, s.cat = g, g
 
 	e := gin.New()

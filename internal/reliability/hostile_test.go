@@ -2,6 +2,7 @@ package reliability
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -122,6 +123,9 @@ var expressionBombs = []struct{ name, expr string }{
 	{"UpperBomb", `let s = repeat("x", 999999); len(map(1..1000, upper(s)))`},
 	{"ReduceConcatBomb", `len(reduce(1..999999, #acc + "xxxxxxxxxx", ""))`},
 	{"FlattenBomb", `len(flatten(reduce(1..60, [#acc, #acc], 0)))`},
+	{"GroupByBomb", `let r = 1..300000; len(map(1..100, groupBy(r, #)))`},
+	// The VM keeps the state of every loop it starts until the end.
+	{"LoopStartsBomb", `let e = [0]; let r = 1..1000; count(r, count(r, any(e, # == 0)) == 1000)`},
 	// A list holding itself 2^60 times in 120 elements, as a result.
 	{"SelfNestingResult", `reduce(1..60, [#acc, #acc], 0)`},
 	// Work, without much memory.
@@ -321,6 +325,15 @@ func TestHostileInput(t *testing.T) {
 		}
 		if st.RuntimeStatus != "Failed" || !strings.Contains(string(st.Output), `"`+typ+`"`) {
 			t.Errorf("%s: %s %s, want Failed with %s", id, st.RuntimeStatus, st.Output, typ)
+		} else if strings.HasPrefix(id, "bomb-") {
+			// Which limit stopped it, for the reader of -v.
+			var out struct{ Message string }
+			_ = json.Unmarshal(st.Output, &out)
+			msg := out.Message
+			if i := strings.LastIndex(msg, `": `); i >= 0 {
+				msg = msg[i+3:]
+			}
+			t.Logf("%s: %.110s", id, msg)
 		}
 	}
 	if st, err := c.waitDone("deep-256"); err != nil || st.RuntimeStatus != "Completed" || !jsonEqual(st.Output, deep(256)) {

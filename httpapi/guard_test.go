@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -125,22 +126,50 @@ func TestDeadlineStorePanicIsJSON500(t *testing.T) {
 	}
 }
 
-// batchedBackend has a batched status read; its plain one fails.
-type batchedBackend struct{ *fakeBackend }
-
-func (b batchedBackend) FetchStatus(context.Context, interpreter.InstanceID) (*interpreter.InstanceStatus, error) {
-	return nil, errors.New("the plain status read was used")
+// batchedBackend has a batched status read. Its plain one, once hold is
+// set, signals entered and waits for release.
+type batchedBackend struct {
+	*fakeBackend
+	hold             atomic.Bool
+	entered, release chan struct{}
+	plain, batched   atomic.Int64
 }
 
-func (b batchedBackend) FetchStatusBatched(ctx context.Context, id interpreter.InstanceID) (*interpreter.InstanceStatus, error) {
+func (b *batchedBackend) FetchStatus(ctx context.Context, id interpreter.InstanceID) (*interpreter.InstanceStatus, error) {
+	b.plain.Add(1)
+	if b.hold.Load() {
+		b.entered <- struct{}{}
+		<-b.release
+	}
 	return b.fakeBackend.FetchStatus(ctx, id)
 }
 
-func TestStatusReadsBatched(t *testing.T) {
-	bb := batchedBackend{newFake()}
+func (b *batchedBackend) FetchStatusBatched(ctx context.Context, id interpreter.InstanceID) (*interpreter.InstanceStatus, error) {
+	b.batched.Add(1)
+	return b.fakeBackend.FetchStatus(ctx, id)
+}
+
+// TestStatusReadsBatchedInCompany: a status read alone makes its own round
+// trip; one that finds another in flight is batched.
+func TestStatusReadsBatchedInCompany(t *testing.T) {
+	bb := &batchedBackend{fakeBackend: newFake(), entered: make(chan struct{}), release: make(chan struct{})}
 	bb.insts["x"] = &interpreter.InstanceStatus{ID: "x", Name: "Hello", Status: interpreter.StatusRunning}
 	h := newHarnessWith(t, func(c *Config) { c.Backend = bb })
-	if r := h.do("GET", df+"/instances/x", nil); r.code != 202 || !strings.Contains(string(r.body), `"instanceId":"x"`) {
-		t.Fatalf("GET status: %d %s", r.code, r.body)
+	if r := h.do("GET", df+"/instances/x", nil); r.code != 202 || bb.plain.Load() != 1 || bb.batched.Load() != 0 {
+		t.Fatalf("a lone GET status: %d %s; %d plain, %d batched reads", r.code, r.body, bb.plain.Load(), bb.batched.Load())
+	}
+	bb.hold.Store(true)
+	first := make(chan reply)
+	go func() { first <- h.do("GET", df+"/instances/x", nil) }()
+	<-bb.entered // the first read is in flight
+	bb.hold.Store(false)
+	r := h.do("GET", df+"/instances/x", nil)
+	close(bb.release)
+	r1 := <-first
+	if r.code != 202 || r1.code != 202 || !strings.Contains(string(r.body), `"instanceId":"x"`) {
+		t.Fatalf("GET status: %d %s, %d %s", r.code, r.body, r1.code, r1.body)
+	}
+	if bb.plain.Load() != 2 || bb.batched.Load() != 1 {
+		t.Fatalf("two GET status at once: %d plain, %d batched reads; want 2 and 1", bb.plain.Load(), bb.batched.Load())
 	}
 }

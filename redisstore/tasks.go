@@ -84,10 +84,8 @@ func (s *Store) perPartition(want int) int { return (max(want, 1) + s.n - 1) / s
 
 // ReclaimTasks takes over up to limit (at least 1) tasks of queue whose
 // consumer has not completed, failed or extended them for minIdle (or
-// handed them back). It reclaims as ReclaimTaskBatch and hands back what is
-// beyond limit: one round trip, a second when there is such a surplus.
+// handed them back): ReclaimTaskBatch, which never takes more than limit.
 func (s *Store) ReclaimTasks(ctx context.Context, consumer, queue string, minIdle time.Duration, limit int) ([]Task, error) {
-	limit = max(limit, 1)
 	tasks, _, err := s.ReclaimTaskBatch(ctx, consumer, queue, minIdle, limit)
 	if err != nil {
 		// What the other partitions gave is leased to consumer: hand it
@@ -95,45 +93,88 @@ func (s *Store) ReclaimTasks(ctx context.Context, consumer, queue string, minIdl
 		s.keep(ctx, consumer, tasks, 0)
 		return nil, err
 	}
-	return s.keep(ctx, consumer, tasks, limit), nil
+	return tasks, nil
 }
 
-// ReclaimTaskBatch takes over tasks of queue whose consumer has not
-// completed, failed or extended them for minIdle, or that were handed
-// back: ceil(want/P) at most from each partition (one XAUTOCLAIM each, in
-// one pipeline), all returned, so fewer than want+P in all. more reports
-// that some partition gave as many as it was asked for and may hold more.
-// A partition whose stream or group does not exist yet is skipped. When
-// some partition fails, the tasks the others gave are returned with the
-// error: they are leased to consumer. One round trip.
+// ReclaimTaskBatch takes over the oldest want (at least 1) tasks of queue
+// whose consumer has not completed, failed or extended them for minIdle,
+// or that were handed back. It looks with XPENDING IDLE, which only reads
+// and scans the whole list of pending tasks (XAUTOCLAIM stops after
+// 10×COUNT entries, so expired tasks behind many live ones could wait for
+// ever, and it claims up to COUNT per partition, more than want in all),
+// then claims just the chosen ones with XCLAIM, whose min-idle check
+// leaves a task renewed meanwhile to its holder. One round trip when none
+// has expired (one XPENDING per partition, pipelined), two otherwise (one
+// XCLAIM per partition concerned). more reports that there may be more
+// such tasks than were taken. A partition whose stream or group does not
+// exist yet is skipped; when some partition fails, the tasks the others
+// gave are returned with the error: they are leased to consumer.
 func (s *Store) ReclaimTaskBatch(ctx context.Context, consumer, queue string, minIdle time.Duration, want int) (tasks []Task, more bool, err error) {
 	queue = queueOf(queue)
-	count := s.perPartition(want)
-	cmds := make([]*redis.XAutoClaimCmd, s.n)
+	want = max(want, 1)
+	pend := make([]*redis.XPendingExtCmd, s.n)
 	if _, perr := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i := range cmds {
-			cmds[i] = p.XAutoClaim(ctx, &redis.XAutoClaimArgs{
-				Stream: s.k.tasks(i, queue), Group: groupWorkers, Consumer: consumer,
-				MinIdle: minIdle, Start: "0-0", Count: int64(count),
+		for i := range pend {
+			pend[i] = p.XPendingExt(ctx, &redis.XPendingExtArgs{
+				Stream: s.k.tasks(i, queue), Group: groupWorkers, Idle: minIdle,
+				Start: "-", End: "+", Count: int64(want),
 			})
 		}
 		return nil
 	}); perr != nil && !isRedisError(perr) {
 		return nil, false, fmt.Errorf("redisstore: reclaiming tasks: %w", perr)
 	}
-	for p, c := range cmds {
-		msgs, _, cerr := c.Result()
+	type expired struct {
+		p  int
+		id string
+	}
+	var found []expired
+	for p, c := range pend {
+		res, cerr := c.Result()
 		if isReply(cerr, replyNoGroup) {
 			continue // never read
 		}
 		if cerr != nil {
-			if err == nil {
-				err = fmt.Errorf("redisstore: reclaiming tasks: %w", cerr)
-			}
+			err = cmp.Or(err, fmt.Errorf("redisstore: reclaiming tasks: %w", cerr))
 			continue
 		}
-		more = more || len(msgs) >= count
-		tasks = s.appendTasks(ctx, tasks, queue, s.k.tasks(p, queue), p, msgs)
+		more = more || len(res) == want // this partition may hold more
+		for _, e := range res {
+			found = append(found, expired{p, e.ID})
+		}
+	}
+	if len(found) > want {
+		slices.SortFunc(found, func(a, b expired) int { return compareIDs(a.id, b.id) })
+		found, more = found[:want], true
+	}
+	if len(found) == 0 {
+		return nil, more, err
+	}
+	byPart := map[int][]string{}
+	for _, f := range found {
+		byPart[f.p] = append(byPart[f.p], f.id)
+	}
+	claims := map[int]*redis.XMessageSliceCmd{}
+	if _, perr := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for part, ids := range byPart {
+			claims[part] = p.XClaim(ctx, &redis.XClaimArgs{
+				Stream: s.k.tasks(part, queue), Group: groupWorkers, Consumer: consumer,
+				MinIdle: minIdle, Messages: ids,
+			})
+		}
+		return nil
+	}); perr != nil && !isRedisError(perr) {
+		// Whether the claims were made is unknown: if they were, the tasks
+		// come back to a reclaim after the lease.
+		return nil, more, cmp.Or(err, fmt.Errorf("redisstore: reclaiming tasks: %w", perr))
+	}
+	for part, c := range claims {
+		msgs, cerr := c.Result()
+		if cerr != nil {
+			err = cmp.Or(err, fmt.Errorf("redisstore: reclaiming tasks: %w", cerr))
+			continue
+		}
+		tasks = s.appendTasks(ctx, tasks, queue, s.k.tasks(part, queue), part, msgs)
 	}
 	return tasks, more, err
 }

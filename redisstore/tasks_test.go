@@ -1,10 +1,14 @@
 package redisstore_test
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -233,13 +237,16 @@ func TestCorruptWorkDropped(t *testing.T) {
 	}
 }
 
+// instanceSeq numbers the instances tasksIn creates.
+var instanceSeq atomic.Int64
+
 // tasksIn creates n instances of partition p, each with a task on queue
 // q, and returns their ids.
 func (e *env) tasksIn(p, n int, q string) []string {
 	e.t.Helper()
 	var out []string
-	for i := 0; len(out) < n; i++ {
-		id := fmt.Sprintf("p%d-%d", p, i)
+	for len(out) < n {
+		id := fmt.Sprintf("p%d-%d", p, instanceSeq.Add(1))
 		if redisstore.PartitionOf(id, e.s.Partitions()) != p {
 			continue
 		}
@@ -303,9 +310,10 @@ func TestReadTaskBatch(t *testing.T) {
 	}
 }
 
-// TestReclaimTaskBatch: a reclaim takes ceil(want/P) expired tasks per
-// partition, says when a partition may hold more, and ends once all are
-// taken; a failing partition does not cost the others' tasks.
+// TestReclaimTaskBatch: a reclaim takes the oldest want expired tasks of
+// all partitions, never more; says when there may be more; and ends once
+// all are taken, in one round trip when none has expired, two otherwise.
+// A failing partition does not cost the others' tasks.
 func TestReclaimTaskBatch(t *testing.T) {
 	e := newEnv(t, redisstore.Options{})
 	e.tasksIn(2, 3, "q")
@@ -313,6 +321,9 @@ func TestReclaimTaskBatch(t *testing.T) {
 	dead, err := e.s.ReadTaskBatch(e.ctx, "dead", "q", 64, 0)
 	if err != nil || len(dead) != 4 {
 		t.Fatalf("read %d %v", len(dead), err)
+	}
+	if re, more, err := e.s.ReclaimTaskBatch(e.ctx, "alive", "q", time.Hour, 4); err != nil || len(re) != 0 || more {
+		t.Fatalf("reclaimed fresh leases: %v %v %v", re, more, err)
 	}
 	// Released tasks look long idle: no need to wait out a lease.
 	refs := make([]redisstore.TaskRef, len(dead))
@@ -324,28 +335,39 @@ func TestReclaimTaskBatch(t *testing.T) {
 			t.Fatalf("release %s: %v", refs[i].TaskID, err)
 		}
 	}
-	seen := map[string]bool{}
-	calls := 0
-	for more := true; more; {
-		if calls++; calls > 4 {
-			t.Fatalf("still more after %d reclaims: %v", calls, seen)
+	var order []string
+	for more, calls := true, 0; more; {
+		if calls++; calls > 5 {
+			t.Fatalf("still more after %d reclaims: %v", calls, order)
 		}
 		var re []redisstore.Task
 		trips, cmds := e.trips.measure(func() {
-			re, more, err = e.s.ReclaimTaskBatch(e.ctx, "alive", "q", time.Hour, 1) // COUNT 1 per partition
+			re, more, err = e.s.ReclaimTaskBatch(e.ctx, "alive", "q", time.Hour, 1)
 		})
-		if err != nil || len(re) > 2 || trips != 1 || sent(cmds, "xclaim") != 0 {
+		if err != nil || len(re) > 1 || trips != 1+len(re) || sent(cmds, "xautoclaim") != 0 {
 			t.Fatalf("reclaim %d: %d tasks, %v; %d round trips, %v", calls, len(re), err, trips, cmds)
 		}
 		for _, tk := range re {
-			if seen[tk.Ref.TaskID] {
-				t.Fatalf("%s reclaimed twice", tk.Ref.TaskID)
-			}
-			seen[tk.Ref.TaskID] = true
+			order = append(order, tk.Ref.EntryID)
 		}
 	}
-	if len(seen) != 4 {
-		t.Fatalf("reclaimed %v", seen)
+	want := make([]string, len(dead))
+	for i, tk := range dead {
+		want[i] = tk.Ref.EntryID
+	}
+	slices.SortFunc(want, func(a, b string) int { // entry ids "ms-seq", numerically
+		num := func(id string) (ms, seq int64) {
+			m, q, _ := strings.Cut(id, "-")
+			ms, _ = strconv.ParseInt(m, 10, 64)
+			seq, _ = strconv.ParseInt(q, 10, 64)
+			return ms, seq
+		}
+		am, as := num(a)
+		bm, bs := num(b)
+		return cmp.Or(cmp.Compare(am, bm), cmp.Compare(as, bs))
+	})
+	if fmt.Sprint(order) != fmt.Sprint(want) {
+		t.Fatalf("reclaimed %v, want the oldest first: %v", order, want)
 	}
 
 	// A partition that fails: the others' tasks come with the error.
@@ -405,5 +427,29 @@ func TestExtendAndReleaseTasks(t *testing.T) {
 	}
 	if err := e.s.ExtendTask(e.ctx, "w2", lost); err != nil {
 		t.Fatalf("w2 lost its task to w1's release: %v", err)
+	}
+}
+
+// TestReclaimBehindLiveTasks: an expired task behind many live ones in its
+// partition's pending list is found (XAUTOCLAIM would give up after
+// scanning 10 entries per task asked for, and start again from the front
+// the next time).
+func TestReclaimBehindLiveTasks(t *testing.T) {
+	e := newEnv(t, redisstore.Options{})
+	e.tasksIn(2, 30, "q")
+	if live, err := e.s.ReadTaskBatch(e.ctx, "live", "q", 16*30, 0); err != nil || len(live) != 30 {
+		t.Fatalf("read %d %v", len(live), err)
+	}
+	e.tasksIn(2, 1, "q")
+	dead, err := e.s.ReadTaskBatch(e.ctx, "dead", "q", 1, 0)
+	if err != nil || len(dead) != 1 {
+		t.Fatalf("read %v %v", dead, err)
+	}
+	if errs := e.s.ReleaseTasks(e.ctx, "dead", []redisstore.TaskRef{dead[0].Ref}); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	re, more, err := e.s.ReclaimTaskBatch(e.ctx, "alive", "q", time.Hour, 1)
+	if err != nil || len(re) != 1 || re[0].Ref != dead[0].Ref {
+		t.Fatalf("reclaimed %v (more %v) %v, want the dead consumer's task", re, more, err)
 	}
 }

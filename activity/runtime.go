@@ -26,17 +26,17 @@ import (
 // Reads may return more tasks than asked for (a store of P partitions
 // asks each for its share, rounded up, so fewer than want+P in all): all
 // of them are leased to the consumer, which queues what it cannot start
-// at once instead of handing it back — handing back and reclaiming costs
+// at once instead of handing it back: handing back and reclaiming costs
 // Redis commands per task for nothing.
 type TaskStore interface {
 	// ReadTaskBatch leases new tasks of queue to consumer, at least want
 	// when that many are waiting, waiting up to block for the first.
 	ReadTaskBatch(ctx context.Context, consumer, queue string, want int, block time.Duration) ([]interpreter.Task, error)
-	// ReclaimTaskBatch leases to consumer tasks of queue whose holder has
-	// not completed, failed or extended them for minIdle, or that were
-	// released, sized like ReadTaskBatch; more reports that there may be
-	// more such tasks. Tasks may come with an error (a part of the store
-	// failed): they are leased all the same.
+	// ReclaimTaskBatch leases to consumer up to want tasks of queue whose
+	// holder has not completed, failed or extended them for minIdle, or
+	// that were released; more reports that there may be more such tasks.
+	// Tasks may come with an error (a part of the store failed): they are
+	// leased all the same.
 	ReclaimTaskBatch(ctx context.Context, consumer, queue string, minIdle time.Duration, want int) (tasks []interpreter.Task, more bool, err error)
 	// CompleteTask and FailTask record the outcome and queue it for the
 	// instance, atomically with acknowledging the task. A task already

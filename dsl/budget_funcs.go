@@ -136,8 +136,17 @@ func (f unaryOp) typed() func(any, any) any {
 	}
 }
 
+// opTick runs once per run of every loop body, so it skips unaryOp's
+// indirection.
+func opTick(b, n any) any {
+	bb, _ := b.(*budget)
+	if err := bb.step(int64(n.(int))); err != nil {
+		panic(err)
+	}
+	return nil
+}
+
 var (
-	opTick     = unaryOp(boundTick).typed()
 	opLoop     = unaryOp(boundLoop).typed()
 	opIter     = unaryOp(boundIter).typed()
 	opSortKey  = unaryOp(boundKey).typed()
@@ -152,21 +161,44 @@ func orig(name string) *builtin.Function {
 	return builtin.Builtins[builtin.Index[name]]
 }
 
-func call(name string, args []any) (any, error) {
-	f := orig(name)
-	switch {
-	case f.Fast != nil:
-		return f.Fast(args[0]), nil
-	case f.Safe != nil:
-		out, _, err := f.Safe(args...)
-		return out, err
+// callers holds, for each of expr's builtins, the call of its
+// implementation, found once rather than by name on every call.
+var callers = func() map[string]func([]any) (any, error) {
+	m := map[string]func([]any) (any, error){}
+	for _, f := range builtin.Builtins {
+		name := f.Name
+		switch {
+		case f.Fast != nil:
+			m[name] = func(args []any) (any, error) { return f.Fast(args[0]), nil }
+		case f.Safe != nil:
+			m[name] = func(args []any) (any, error) {
+				out, _, err := f.Safe(args...)
+				return out, err
+			}
+		case f.Func != nil:
+			m[name] = func(args []any) (any, error) { return f.Func(args...) }
+		}
 	}
-	return f.Func(args...)
-}
+	return m
+}()
 
-func boundTick(b *budget, n any) (any, error) {
-	return nil, b.step(int64(n.(int)))
-}
+var (
+	origConcat     = callers["concat"]
+	origDate       = callers["date"]
+	origFromBase64 = callers["fromBase64"]
+	origFromJSON   = callers["fromJSON"]
+	origFromPairs  = callers["fromPairs"]
+	origGet        = callers["get"]
+	origJoin       = callers["join"]
+	origReplace    = callers["replace"]
+	origReverse    = callers["reverse"]
+	origSort       = callers["sort"]
+	origString     = callers["string"]
+	origTimezone   = callers["timezone"]
+	origToBase64   = callers["toBase64"]
+	origToJSON     = callers["toJSON"]
+	origTrim       = callers["trim"]
+)
 
 // scopeBytes is what the VM allocates for each loop it starts: a Scope in
 // a pool that grows by appending and is reused only by the next
@@ -466,7 +498,7 @@ func boundJoin(b *budget, args []any) (any, error) {
 	if err := b.text("join", total); err != nil {
 		return nil, err
 	}
-	return call("join", args)
+	return origJoin(args)
 }
 
 func boundReplace(b *budget, args []any) (any, error) {
@@ -474,7 +506,7 @@ func boundReplace(b *budget, args []any) (any, error) {
 	old, ok2 := args[1].(string)
 	nw, ok3 := args[2].(string)
 	if !ok1 || !ok2 || !ok3 {
-		return call("replace", args)
+		return origReplace(args)
 	}
 	// Counting, then replacing: two searches.
 	if err := b.step(2 * searchSteps(len(s), len(old))); err != nil {
@@ -489,7 +521,7 @@ func boundReplace(b *budget, args []any) (any, error) {
 	if err := b.text("replace", int64(len(s))+int64(k)*(int64(len(nw))-int64(len(old)))); err != nil {
 		return nil, err
 	}
-	return call("replace", args)
+	return origReplace(args)
 }
 
 // count is how many times strings.Replace and strings.Split find sep in s.
@@ -501,6 +533,7 @@ func count(s, sep string) int {
 }
 
 func boundSplit(name string) boundedFunc {
+	origCall := callers[name]
 	return func(b *budget, args []any) (any, error) {
 		s, ok1 := args[0].(string)
 		sep, ok2 := args[1].(string)
@@ -523,17 +556,18 @@ func boundSplit(name string) boundedFunc {
 				return nil, err
 			}
 		}
-		return call(name, args)
+		return origCall(args)
 	}
 }
 
 // boundCase charges upper and lower, whose result may be longer than s: a
 // rune may grow by half, an invalid byte becomes the three of U+FFFD.
 func boundCase(f func(rune) rune, name string) boundedFunc {
+	origCall := callers[name]
 	return func(b *budget, args []any) (any, error) {
 		s, ok := args[0].(string)
 		if !ok {
-			return call(name, args)
+			return origCall(args)
 		}
 		// ASCII takes a fast path; other text costs a table lookup per
 		// rune, about a step per byte.
@@ -559,14 +593,14 @@ func boundCase(f func(rune) rune, name string) boundedFunc {
 		if err := b.text(name, n); err != nil {
 			return nil, err
 		}
-		return call(name, args)
+		return origCall(args)
 	}
 }
 
 func boundTrim(b *budget, args []any) (any, error) {
 	s, ok := args[0].(string)
 	if !ok {
-		return call("trim", args)
+		return origTrim(args)
 	}
 	steps := textSteps(len(s))
 	if len(args) == 2 {
@@ -578,11 +612,12 @@ func boundTrim(b *budget, args []any) (any, error) {
 	if err := b.step(steps); err != nil {
 		return nil, err
 	}
-	return call("trim", args)
+	return origTrim(args)
 }
 
 // boundAffix charges the functions that compare an affix with one end.
 func boundAffix(name string) boundedFunc {
+	origCall := callers[name]
 	return func(b *budget, args []any) (any, error) {
 		if len(args) == 2 {
 			if p, ok := args[1].(string); ok {
@@ -591,11 +626,12 @@ func boundAffix(name string) boundedFunc {
 				}
 			}
 		}
-		return call(name, args)
+		return origCall(args)
 	}
 }
 
 func boundSearch(name string) boundedFunc {
+	origCall := callers[name]
 	return func(b *budget, args []any) (any, error) {
 		s, ok1 := args[0].(string)
 		sub, ok2 := args[1].(string)
@@ -604,19 +640,20 @@ func boundSearch(name string) boundedFunc {
 				return nil, err
 			}
 		}
-		return call(name, args)
+		return origCall(args)
 	}
 }
 
 // boundParse charges parsing text into a number or a duration.
 func boundParse(name string) boundedFunc {
+	origCall := callers[name]
 	return func(b *budget, args []any) (any, error) {
 		if s, ok := args[0].(string); ok {
 			if err := b.step(textSteps(len(s))); err != nil {
 				return nil, err
 			}
 		}
-		return call(name, args)
+		return origCall(args)
 	}
 }
 
@@ -637,7 +674,7 @@ func boundDate(b *budget, args []any) (any, error) {
 	if err := b.step(steps); err != nil {
 		return nil, err
 	}
-	return call("date", args)
+	return origDate(args)
 }
 
 func boundTimezone(b *budget, args []any) (any, error) {
@@ -646,7 +683,7 @@ func boundTimezone(b *budget, args []any) (any, error) {
 			return nil, err
 		}
 	}
-	return call("timezone", args)
+	return origTimezone(args)
 }
 
 // Builtins that print or read values.
@@ -663,7 +700,7 @@ func boundToJSON(b *budget, args []any) (any, error) {
 	if err := b.grow(2 * s.size); err != nil {
 		return nil, err
 	}
-	return call("toJSON", args)
+	return origToJSON(args)
 }
 
 func boundFromJSON(b *budget, args []any) (any, error) {
@@ -678,7 +715,7 @@ func boundFromJSON(b *budget, args []any) (any, error) {
 			return nil, err
 		}
 	}
-	return call("fromJSON", args)
+	return origFromJSON(args)
 }
 
 func boundToBase64(b *budget, args []any) (any, error) {
@@ -690,7 +727,7 @@ func boundToBase64(b *budget, args []any) (any, error) {
 			return nil, err
 		}
 	}
-	return call("toBase64", args)
+	return origToBase64(args)
 }
 
 func boundFromBase64(b *budget, args []any) (any, error) {
@@ -699,7 +736,7 @@ func boundFromBase64(b *budget, args []any) (any, error) {
 			return nil, err
 		}
 	}
-	return call("fromBase64", args)
+	return origFromBase64(args)
 }
 
 func boundString(b *budget, args []any) (any, error) {
@@ -710,7 +747,7 @@ func boundString(b *budget, args []any) (any, error) {
 	if err := b.text("string", s.size); err != nil {
 		return nil, err
 	}
-	return call("string", args)
+	return origString(args)
 }
 
 // Builtins on lists and maps.
@@ -718,6 +755,7 @@ func boundString(b *budget, args []any) (any, error) {
 // boundAggregate charges max, min, mean and median for every number they
 // go through, nested lists included; median also copies and sorts them.
 func boundAggregate(name string) boundedFunc {
+	origCall := callers[name]
 	return func(b *budget, args []any) (any, error) {
 		n, err := walkSteps(b, name, args)
 		if err != nil {
@@ -731,7 +769,7 @@ func boundAggregate(name string) boundedFunc {
 				return nil, err
 			}
 		}
-		return call(name, args)
+		return origCall(args)
 	}
 }
 
@@ -740,10 +778,11 @@ func boundAggregate(name string) boundedFunc {
 // changes from run to run, and a step must compute the same value each
 // time it runs.
 func boundMapList(name string, elem int64) boundedFunc {
+	origCall := callers[name]
 	return func(b *budget, args []any) (any, error) {
 		rv := reflect.ValueOf(args[0])
 		if rv.Kind() != reflect.Map {
-			return call(name, args)
+			return origCall(args)
 		}
 		n := int64(rv.Len())
 		if err := b.list(n, elem); err != nil {
@@ -872,7 +911,7 @@ func boundFromPairs(b *budget, args []any) (any, error) {
 			return nil, err
 		}
 	}
-	return call("fromPairs", args)
+	return origFromPairs(args)
 }
 
 // boundUniq is expr's uniq, which compares each element with every one
@@ -917,7 +956,7 @@ func boundUniq(b *budget, args []any) (any, error) {
 // appends element by element, through reflection, growing as it goes.
 func boundConcat(b *budget, args []any) (any, error) {
 	if len(args) == 0 {
-		return call("concat", args)
+		return origConcat(args)
 	}
 	var total int64
 	for _, a := range args {
@@ -1009,7 +1048,7 @@ func boundSort(b *budget, args []any) (any, error) {
 			return nil, err
 		}
 	}
-	return call("sort", args)
+	return origSort(args)
 }
 
 func boundReverse(b *budget, args []any) (any, error) {
@@ -1018,7 +1057,7 @@ func boundReverse(b *budget, args []any) (any, error) {
 			return nil, err
 		}
 	}
-	return call("reverse", args)
+	return origReverse(args)
 }
 
 func boundGet(b *budget, args []any) (any, error) {
@@ -1027,5 +1066,5 @@ func boundGet(b *budget, args []any) (any, error) {
 			return nil, err
 		}
 	}
-	return call("get", args)
+	return origGet(args)
 }

@@ -48,8 +48,10 @@
 // Every method is one round trip to Redis (a pipeline where several keys
 // are involved), except: ListDefinitions (2), ListInstances (2 per index
 // page, usually one page), PurgeMany (2 per batch), ExpireFinished (none
-// without retention, 1 when nothing is due, 2 per batch), ReadTasks and
-// ReclaimTasks (a second one only to hand back a surplus), and any script
+// without retention, 1 when nothing is due, 2 per batch), ReadTasks (a
+// second one only to hand back a surplus), ReclaimTasks and
+// ReclaimTaskBatch (XPENDING IDLE, then a second one to XCLAIM what
+// expired), ExtendTasks and ReleaseTasks (one pipeline for all), and any script
 // call right after the server lost its script cache (one retry with EVAL).
 // On Redis Cluster one XREADGROUP cannot span slots, so reads of several
 // partitions poll the streams with a pipeline instead of blocking.

@@ -2,6 +2,8 @@ package interpreter
 
 import (
 	"container/list"
+	"hash/fnv"
+	"slices"
 	"sync"
 
 	"github.com/cairnhq/cairn/dsl"
@@ -97,4 +99,31 @@ func (c *stateCache) len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.l.Len()
+}
+
+// instanceLocks serialises the transitions one engine applies to an
+// instance: 256 mutexes, an instance takes the one its id hashes to. A
+// caller locking several instances takes their mutexes in ascending order,
+// so two callers never wait for each other in a cycle.
+type instanceLocks struct{ mu [256]sync.Mutex }
+
+// lock locks the instances' mutexes and returns the function that unlocks
+// them.
+func (l *instanceLocks) lock(ids ...InstanceID) func() {
+	idx := make([]int, 0, len(ids))
+	for _, id := range ids {
+		h := fnv.New32a()
+		_, _ = h.Write([]byte(id))
+		idx = append(idx, int(h.Sum32()%uint32(len(l.mu))))
+	}
+	slices.Sort(idx)
+	idx = slices.Compact(idx)
+	for _, i := range idx {
+		l.mu[i].Lock()
+	}
+	return func() {
+		for _, i := range idx {
+			l.mu[i].Unlock()
+		}
+	}
 }

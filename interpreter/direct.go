@@ -23,6 +23,9 @@ func (e *Engine) ApplyTaskOutcome(ctx context.Context, ref TaskRef, ev Event) bo
 	if ev.Kind != EvCompleted && ev.Kind != EvFailed {
 		return false
 	}
+	// Not at the same time as the engine's read loops apply an item of the
+	// instance (see Process): they would conflict.
+	defer e.locks.lock(ref.Instance)()
 	for range 3 {
 		st, def := e.cache.get(ref.Instance)
 		if st == nil {

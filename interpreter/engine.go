@@ -57,6 +57,7 @@ type Engine struct {
 	log   *slog.Logger
 
 	cache *stateCache
+	locks instanceLocks
 
 	mu      sync.Mutex
 	nextDue map[int]time.Time // earliest timer this engine knows of, per partition
@@ -196,166 +197,182 @@ func (e *Engine) Process(ctx context.Context, items []WorkItem) {
 		c.items = append(c.items, it)
 	}
 	for len(active) > 0 {
-		var acks []WorkItem
-		var load []*chain
-		for _, c := range active {
-			if c.st != nil {
-				continue
-			}
-			// A start item never reads the cache: it may begin a new
-			// incarnation of an id whose earlier one is cached. It
-			// carries the state it starts from instead, which is as
-			// trustworthy as a cached one: the commit checks the revision
-			// and the created time.
-			first := c.items[0]
-			var st *State
-			var def *dsl.Workflow
-			if c.stored {
-				// no shortcut
-			} else if first.Event.Kind == EvStart {
-				if st = InitialState(c.id, first.Event); st != nil {
-					def = c.def
-					if def == nil || def.Hash != st.DefHash {
-						// An error is reported by the load path below.
-						def, _ = e.cat.Get(ctx, st.Name, st.DefHash)
-					}
-				}
-			} else {
-				st, def = e.cache.get(c.id)
-			}
-			if st != nil && def != nil {
-				c.st, c.def, c.cached = st, def, true
-				continue
-			}
-			load = append(load, c)
+		// One engine applies one transition of an instance at a time: its
+		// read loops and the activity runtime in its process
+		// (ApplyTaskOutcome) would otherwise race each other into
+		// revision conflicts, each a failed commit and a load.
+		ids := make([]InstanceID, len(active))
+		for i, c := range active {
+			ids[i] = c.id
 		}
-		if len(load) > 0 {
-			ids := make([]InstanceID, len(load))
-			for i, c := range load {
-				ids[i] = c.id
-			}
-			states, err := e.store.LoadStates(ctx, ids)
-			if err != nil {
-				e.log.Warn("loading instances failed; work stays pending", "err", err)
-				return
-			}
-			for i, c := range load {
-				c.loads++
-				st := states[i]
-				if st == nil {
-					acks = append(acks, c.items...) // purged or never created
-					c.items = nil
+		unlock := e.locks.lock(ids...)
+		stop := func() bool {
+			defer unlock()
+			var acks []WorkItem
+			var load []*chain
+			for _, c := range active {
+				if c.st != nil {
 					continue
 				}
-				if c.def == nil || c.def.Hash != st.DefHash {
-					def, err := e.cat.Get(ctx, st.Name, st.DefHash)
-					if err != nil {
-						if errors.Is(err, ErrNotFound) || errors.Is(err, ErrBrokenDefinition) {
-							e.log.Error("instance's definition is gone; dropping its work", "instance", c.id, "err", err)
-							acks = append(acks, c.items...)
-						} else {
-							// The store did not answer: the items stay pending
-							// and are reclaimed and retried after the lease.
-							e.log.Warn("loading the instance's definition failed; its work stays pending", "instance", c.id, "err", err)
+				// A start item never reads the cache: it may begin a new
+				// incarnation of an id whose earlier one is cached. It
+				// carries the state it starts from instead, which is as
+				// trustworthy as a cached one: the commit checks the revision
+				// and the created time.
+				first := c.items[0]
+				var st *State
+				var def *dsl.Workflow
+				if c.stored {
+					// no shortcut
+				} else if first.Event.Kind == EvStart {
+					if st = InitialState(c.id, first.Event); st != nil {
+						def = c.def
+						if def == nil || def.Hash != st.DefHash {
+							// An error is reported by the load path below.
+							def, _ = e.cat.Get(ctx, st.Name, st.DefHash)
 						}
+					}
+				} else {
+					st, def = e.cache.get(c.id)
+				}
+				if st != nil && def != nil {
+					c.st, c.def, c.cached = st, def, true
+					continue
+				}
+				load = append(load, c)
+			}
+			if len(load) > 0 {
+				ids := make([]InstanceID, len(load))
+				for i, c := range load {
+					ids[i] = c.id
+				}
+				states, err := e.store.LoadStates(ctx, ids)
+				if err != nil {
+					e.log.Warn("loading instances failed; work stays pending", "err", err)
+					return true
+				}
+				for i, c := range load {
+					c.loads++
+					st := states[i]
+					if st == nil {
+						acks = append(acks, c.items...) // purged or never created
 						c.items = nil
 						continue
 					}
-					c.def = def
+					if c.def == nil || c.def.Hash != st.DefHash {
+						def, err := e.cat.Get(ctx, st.Name, st.DefHash)
+						if err != nil {
+							if errors.Is(err, ErrNotFound) || errors.Is(err, ErrBrokenDefinition) {
+								e.log.Error("instance's definition is gone; dropping its work", "instance", c.id, "err", err)
+								acks = append(acks, c.items...)
+							} else {
+								// The store did not answer: the items stay pending
+								// and are reclaimed and retried after the lease.
+								e.log.Warn("loading the instance's definition failed; its work stays pending", "instance", c.id, "err", err)
+							}
+							c.items = nil
+							continue
+						}
+						c.def = def
+					}
+					c.st, c.cached, c.stored = st, false, false
 				}
-				c.st, c.cached, c.stored = st, false, false
 			}
-		}
-		// The next transition of every instance that has one.
-		var ts []*Transition
-		var owners []*chain
-		reload := false
-		for _, c := range active {
-			for len(c.items) > 0 && c.st != nil {
-				it := c.items[0]
-				tr, err := e.in.Step(c.def, c.st, it.Event)
-				if (err != nil || tr == nil) && c.cached {
-					// Perhaps the item needs a newer state than the
-					// cached one (a timer another engine set, say): ask
-					// the stored state before dropping the item.
-					e.cache.drop(c.id)
-					c.st, c.cached, c.stored, reload = nil, false, true, true
+			// The next transition of every instance that has one.
+			var ts []*Transition
+			var owners []*chain
+			reload := false
+			for _, c := range active {
+				for len(c.items) > 0 && c.st != nil {
+					it := c.items[0]
+					tr, err := e.in.Step(c.def, c.st, it.Event)
+					if (err != nil || tr == nil) && c.cached {
+						// Perhaps the item needs a newer state than the
+						// cached one (a timer another engine set, say): ask
+						// the stored state before dropping the item.
+						e.cache.drop(c.id)
+						c.st, c.cached, c.stored, reload = nil, false, true, true
+						break
+					}
+					if err != nil {
+						e.log.Error("transition failed; dropping work item", "instance", c.id, "event", it.Event.Kind, "err", err)
+					}
+					if err != nil || tr == nil {
+						acks = append(acks, it)
+						c.items = c.items[1:]
+						continue
+					}
+					tr.WorkID = it.ID
+					ts = append(ts, tr)
+					owners = append(owners, c)
 					break
 				}
-				if err != nil {
-					e.log.Error("transition failed; dropping work item", "instance", c.id, "event", it.Event.Kind, "err", err)
+			}
+			if len(acks) > 0 {
+				if err := e.store.AckWork(ctx, acks); err != nil {
+					e.log.Warn("acknowledging work failed", "err", err)
 				}
-				if err != nil || tr == nil {
-					acks = append(acks, it)
+			}
+			if len(ts) == 0 {
+				if !reload {
+					return true
+				}
+				next := active[:0]
+				for _, c := range active {
+					if len(c.items) > 0 {
+						next = append(next, c)
+					}
+				}
+				active = next
+				return false
+			}
+			after := takeAfterCommit(ts) // call steps' commands (see afterCommit)
+			errs, err := e.store.Commit(ctx, ts)
+			if err != nil {
+				e.log.Warn("commit failed; work stays pending", "err", err)
+				return true
+			}
+			for k, err := range errs {
+				c := owners[k]
+				switch {
+				case err == nil:
+					e.noteTimers(c.items[0].Partition, ts[k].Commands)
+					e.afterCommit(ctx, ts[k], after, k)
+					c.st, c.cached = ts[k].State, false
+					e.cache.put(c.st, c.def)
 					c.items = c.items[1:]
-					continue
+					c.loads = 0 // progress: count only conflicts in a row
+				case errors.Is(err, ErrDuplicate):
+					// Applied by another engine already: drop it, and read
+					// what that engine made of the instance.
+					c.items = c.items[1:]
+					c.st, c.stored = nil, true
+					e.cache.drop(c.id)
+				case errors.Is(err, ErrConflict):
+					c.st, c.stored = nil, true // reload, then apply the same item again
+					e.cache.drop(c.id)
+				default:
+					e.log.Warn("commit of one transition failed; its work stays pending", "instance", c.id, "err", err)
+					c.items = nil
+					e.cache.drop(c.id)
 				}
-				tr.WorkID = it.ID
-				ts = append(ts, tr)
-				owners = append(owners, c)
-				break
-			}
-		}
-		if len(acks) > 0 {
-			if err := e.store.AckWork(ctx, acks); err != nil {
-				e.log.Warn("acknowledging work failed", "err", err)
-			}
-		}
-		if len(ts) == 0 {
-			if !reload {
-				return
 			}
 			next := active[:0]
 			for _, c := range active {
-				if len(c.items) > 0 {
+				switch {
+				case len(c.items) == 0:
+				case c.st == nil && c.loads == 8:
+					e.log.Warn("giving up on a contended instance for now; its work will be reclaimed", "instance", c.id, "items", len(c.items))
+				default:
 					next = append(next, c)
 				}
 			}
 			active = next
-			continue
-		}
-		after := takeAfterCommit(ts) // call steps' commands (see afterCommit)
-		errs, err := e.store.Commit(ctx, ts)
-		if err != nil {
-			e.log.Warn("commit failed; work stays pending", "err", err)
+			return false
+		}()
+		if stop {
 			return
 		}
-		for k, err := range errs {
-			c := owners[k]
-			switch {
-			case err == nil:
-				e.noteTimers(c.items[0].Partition, ts[k].Commands)
-				e.afterCommit(ctx, ts[k], after, k)
-				c.st, c.cached = ts[k].State, false
-				e.cache.put(c.st, c.def)
-				c.items = c.items[1:]
-				c.loads = 0 // progress: count only conflicts in a row
-			case errors.Is(err, ErrDuplicate):
-				// Applied by another engine already: drop it, and read
-				// what that engine made of the instance.
-				c.items = c.items[1:]
-				c.st, c.stored = nil, true
-				e.cache.drop(c.id)
-			case errors.Is(err, ErrConflict):
-				c.st, c.stored = nil, true // reload, then apply the same item again
-				e.cache.drop(c.id)
-			default:
-				e.log.Warn("commit of one transition failed; its work stays pending", "instance", c.id, "err", err)
-				c.items = nil
-				e.cache.drop(c.id)
-			}
-		}
-		next := active[:0]
-		for _, c := range active {
-			switch {
-			case len(c.items) == 0:
-			case c.st == nil && c.loads == 8:
-				e.log.Warn("giving up on a contended instance for now; its work will be reclaimed", "instance", c.id, "items", len(c.items))
-			default:
-				next = append(next, c)
-			}
-		}
-		active = next
 	}
 }
 

@@ -19,11 +19,25 @@ import (
 // reads share batches), FetchStatusBatched gives what FetchStatus gives.
 func TestFetchStatusBatchedIsFetchStatus(t *testing.T) {
 	e := newEnv(t, redisstore.Options{})
-	ids := []string{"a", "b", "c"}
+	ids := []string{"a", "b", "c", "w", "u"}
 	for i, id := range ids {
 		e.create(id, t0.Add(time.Duration(i)*time.Second))
 	}
 	e.finish("c", interpreter.StatusCompleted)
+	// Waiting: their meta carries what they wait for, read by hand ("w")
+	// or, with an accent in it, by encoding/json ("u").
+	until := t0.Add(time.Hour)
+	for id, event := range map[string]string{"w": "Open", "u": "Ouvert-é"} {
+		tr := e.transition(id, "", func(s *interpreter.State) {
+			s.Status = interpreter.StatusRunning
+			s.Pending = &interpreter.Pending{Kind: interpreter.WaitEvent, StepID: "steps[1]", Event: event,
+				Events: []string{event, "Close"}, TimerID: "t", Deadline: &until}
+		})
+		tr.StatusChanged = true
+		if errs := e.commit(tr); errs[0] != nil {
+			t.Fatal(errs[0])
+		}
+	}
 	want := map[string]*interpreter.InstanceStatus{}
 	for _, id := range ids {
 		st, err := e.s.FetchStatus(e.ctx, interpreter.InstanceID(id))
@@ -31,6 +45,9 @@ func TestFetchStatusBatchedIsFetchStatus(t *testing.T) {
 			t.Fatal(err)
 		}
 		want[id] = st
+	}
+	if p := want["w"].Pending; p == nil || p.Event != "Open" || p.Deadline == nil {
+		t.Fatalf("the waiting instance's status: %+v", want["w"])
 	}
 	var wg sync.WaitGroup
 	errs := make(chan error, 64)

@@ -92,15 +92,6 @@ func (c *stateCache) drop(id InstanceID) {
 	}
 }
 
-func (c *stateCache) len() int {
-	if c == nil {
-		return 0
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.l.Len()
-}
-
 // instanceLocks serialises the transitions one engine applies to an
 // instance: 256 mutexes, an instance takes the one its id hashes to. A
 // caller locking several instances takes their mutexes in ascending order,

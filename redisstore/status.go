@@ -78,32 +78,14 @@ func (s *Store) FetchStatusBatched(ctx context.Context, id interpreter.InstanceI
 	if err := ap.Submit(ctx, cmd).WaitContext(ctx); err != nil {
 		return nil, fmt.Errorf("redisstore: fetching status: %w", err)
 	}
-	vals := cmd.Val()
-	// The meta field by hand when it can (parseMeta), as decodeStatus
-	// would with encoding/json otherwise: its reflection was a tenth of
-	// GET status's CPU.
-	var m meta
-	fast := len(vals) > 2 && parseMetaString(vals[2], &m)
-	if fast {
-		vals[2] = nil // decodeStatus skips it
-	}
-	st, err := decodeStatus(id, vals)
+	st, err := decodeStatus(id, cmd.Val())
 	if err != nil {
 		return nil, err
 	}
 	if st == nil {
 		return nil, fmt.Errorf("instance %s: %w", id, interpreter.ErrNotFound)
 	}
-	if fast { // as decodeStatus sets them from meta
-		st.Name, st.DefHash, st.Pending = m.Name, m.Def, m.Pending
-		st.CreatedTime, st.LastUpdatedTime = fromMS(m.Created), fromMS(m.Updated)
-	}
 	return st, nil
-}
-
-func parseMetaString(v any, m *meta) bool {
-	s, ok := v.(string)
-	return ok && parseMeta(s, m)
 }
 
 // parseMeta reads the meta field as json.Unmarshal would, for the JSON

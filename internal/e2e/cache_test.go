@@ -34,19 +34,6 @@ func TestEngineCacheIsNeverTrusted(t *testing.T) {
 	ctx := context.Background()
 	a := interpreter.NewEngine(e.store, e.cat, interpreter.EngineOptions{Consumer: "a"})
 	b := interpreter.NewEngine(e.store, e.cat, interpreter.EngineOptions{Consumer: "b"})
-	all := make([]int, e.store.Partitions())
-	for i := range all {
-		all[i] = i
-	}
-	// step hands every pending work item to eng.
-	step := func(eng *interpreter.Engine) {
-		t.Helper()
-		items, err := e.store.ReadWork(ctx, eng.Consumer(), all, 100, 0)
-		if err != nil || len(items) == 0 {
-			t.Fatalf("read for %s: %d items, %v", eng.Consumer(), len(items), err)
-		}
-		eng.Process(ctx, items)
-	}
 	ping := func() {
 		t.Helper()
 		if err := e.raise("x", "Ping", nil); err != nil {
@@ -65,11 +52,11 @@ func TestEngineCacheIsNeverTrusted(t *testing.T) {
 	}
 
 	e.start("Pinger", "x", map[string]any{"base": 0})
-	step(a) // a caches x
+	e.hand(a) // a caches x
 	ping()
-	step(b) // b moves x on; a's copy is stale
+	e.hand(b) // b moves x on; a's copy is stale
 	ping()
-	step(a)
+	e.hand(a)
 	status("2")
 
 	// a now caches revision r of the first incarnation. b terminates x,
@@ -79,10 +66,10 @@ func TestEngineCacheIsNeverTrusted(t *testing.T) {
 	if err := e.store.SendControl(ctx, "x", interpreter.Event{Kind: interpreter.EvTerminate, Time: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
-	step(b)
+	e.hand(b)
 	time.Sleep(5 * time.Millisecond) // another created time
 	e.start("Pinger", "x", map[string]any{"base": 100})
-	step(b)
+	e.hand(b)
 	for {
 		st, _ := e.store.FetchStatus(ctx, "x")
 		if st.Revision == r {
@@ -92,10 +79,10 @@ func TestEngineCacheIsNeverTrusted(t *testing.T) {
 			t.Fatalf("revision %d passed %d", st.Revision, r)
 		}
 		ping()
-		step(b)
+		e.hand(b)
 	}
 	ping()
-	step(a) // a's cached state has revision r and the old created time
+	e.hand(a) // a's cached state has revision r and the old created time
 	st, _ = e.store.FetchStatus(ctx, "x")
 	var n int
 	if err := json.Unmarshal(st.CustomStatus, &n); err != nil || n < 101 {
@@ -121,28 +108,16 @@ steps:
 	ctx := context.Background()
 	a := interpreter.NewEngine(e.store, e.cat, interpreter.EngineOptions{Consumer: "a"})
 	b := interpreter.NewEngine(e.store, e.cat, interpreter.EngineOptions{Consumer: "b"})
-	all := make([]int, e.store.Partitions())
-	for i := range all {
-		all[i] = i
-	}
-	step := func(eng *interpreter.Engine) {
-		t.Helper()
-		items, err := e.store.ReadWork(ctx, eng.Consumer(), all, 100, 0)
-		if err != nil || len(items) == 0 {
-			t.Fatalf("read for %s: %d items, %v", eng.Consumer(), len(items), err)
-		}
-		eng.Process(ctx, items)
-	}
 	e.start("Timed", "x", nil)
-	step(a) // a caches x waiting for Go
+	e.hand(a) // a caches x waiting for Go
 	if err := e.raise("x", "Go", nil); err != nil {
 		t.Fatal(err)
 	}
-	step(b) // b sets the timer
-	for p := range all {
+	e.hand(b) // b sets the timer
+	for _, p := range e.allParts() {
 		b.FireTimers(ctx, p, time.Now().Add(time.Minute))
 	}
-	step(a) // the timer, against a's stale state
+	e.hand(a) // the timer, against a's stale state
 	st, err := e.store.FetchStatus(ctx, "x")
 	if err != nil || st.Status != interpreter.StatusCompleted {
 		t.Fatalf("x: %+v %v (the timer was dropped)", st, err)

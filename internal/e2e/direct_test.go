@@ -35,29 +35,9 @@ func TestApplyTaskOutcome(t *testing.T) {
 	ctx := context.Background()
 	a := interpreter.NewEngine(e.store, e.cat, interpreter.EngineOptions{Consumer: "a"})
 	b := interpreter.NewEngine(e.store, e.cat, interpreter.EngineOptions{Consumer: "b"})
-	all := make([]int, e.store.Partitions())
-	for i := range all {
-		all[i] = i
-	}
-	step := func(eng *interpreter.Engine) {
-		t.Helper()
-		items, err := e.store.ReadWork(ctx, eng.Consumer(), all, 100, 0)
-		if err != nil || len(items) == 0 {
-			t.Fatalf("read for %s: %d items, %v", eng.Consumer(), len(items), err)
-		}
-		eng.Process(ctx, items)
-	}
-	task := func() redisstore.Task {
-		t.Helper()
-		tasks, err := e.store.ReadTasks(ctx, "w", interpreter.LocalQueue, 10, 0)
-		if err != nil || len(tasks) != 1 {
-			t.Fatalf("tasks %v %v", tasks, err)
-		}
-		return tasks[0]
-	}
 	noWork := func() {
 		t.Helper()
-		if items, err := e.store.ReadWork(ctx, "probe", all, 100, 0); err != nil || len(items) != 0 {
+		if items, err := e.store.ReadWork(ctx, "probe", e.allParts(), 100, 0); err != nil || len(items) != 0 {
 			t.Fatalf("work queued: %+v %v", items, err)
 		}
 	}
@@ -67,12 +47,12 @@ func TestApplyTaskOutcome(t *testing.T) {
 
 	// x: straight through, with a state that b made stale meanwhile.
 	e.start("OneTask", "x", 21)
-	step(a) // a caches x with the task scheduled
-	tk := task()
+	e.hand(a) // a caches x with the task scheduled
+	tk := e.leaseTask()
 	if err := e.raise("x", "Other", "early"); err != nil {
 		t.Fatal(err)
 	}
-	step(b) // b buffers the event: a's cached state is stale
+	e.hand(b) // b buffers the event: a's cached state is stale
 	if !a.ApplyTaskOutcome(ctx, tk.Ref, done(tk)) {
 		t.Fatal("the engine declined a task of a running instance")
 	}
@@ -108,12 +88,12 @@ func TestApplyTaskOutcome(t *testing.T) {
 	// y: terminated while its task ran; the engine declines, the store
 	// path acknowledges the task.
 	e.start("OneTask", "y", 1)
-	step(a)
-	tk = task()
+	e.hand(a)
+	tk = e.leaseTask()
 	if err := e.store.SendControl(ctx, "y", interpreter.Event{Kind: interpreter.EvTerminate, Time: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
-	step(b)
+	e.hand(b)
 	if a.ApplyTaskOutcome(ctx, tk.Ref, done(tk)) {
 		t.Fatal("the engine applied a task of a terminated instance")
 	}
@@ -133,37 +113,17 @@ func TestEarlierIncarnationsTaskIsIgnored(t *testing.T) {
 	e.deploy("one-task.yaml", []byte(oneTask))
 	ctx := context.Background()
 	eng := interpreter.NewEngine(e.store, e.cat, interpreter.EngineOptions{Consumer: "a"})
-	all := make([]int, e.store.Partitions())
-	for i := range all {
-		all[i] = i
-	}
-	step := func() {
-		t.Helper()
-		items, err := e.store.ReadWork(ctx, "a", all, 100, 0)
-		if err != nil || len(items) == 0 {
-			t.Fatalf("read: %d items, %v", len(items), err)
-		}
-		eng.Process(ctx, items)
-	}
-	task := func() redisstore.Task {
-		t.Helper()
-		tasks, err := e.store.ReadTasks(ctx, "w", interpreter.LocalQueue, 10, 0)
-		if err != nil || len(tasks) != 1 {
-			t.Fatalf("tasks %v %v", tasks, err)
-		}
-		return tasks[0]
-	}
 	e.start("OneTask", "x", 1)
-	step()
-	old := task()
+	e.hand(eng)
+	old := e.leaseTask()
 	if err := e.store.SendControl(ctx, "x", interpreter.Event{Kind: interpreter.EvTerminate, Time: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
-	step()
+	e.hand(eng)
 	time.Sleep(5 * time.Millisecond)
 	e.start("OneTask", "x", 2)
-	step()
-	fresh := task()
+	e.hand(eng)
+	fresh := e.leaseTask()
 	if old.Ref.TaskID == fresh.Ref.TaskID {
 		t.Fatalf("both incarnations scheduled task %s", old.Ref.TaskID)
 	}
@@ -171,18 +131,18 @@ func TestEarlierIncarnationsTaskIsIgnored(t *testing.T) {
 	if err := e.store.CompleteTask(ctx, old.Ref, json.RawMessage(`100`), time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	step()
+	e.hand(eng)
 	if err := e.raise("x", "Other", "o"); err != nil {
 		t.Fatal(err)
 	}
-	step()
+	e.hand(eng)
 	if st, _ := e.store.FetchStatus(ctx, "x"); st.Status != interpreter.StatusRunning {
 		t.Fatalf("x is %s after the old task's result", st.Status)
 	}
 	if err := e.store.CompleteTask(ctx, fresh.Ref, json.RawMessage(`4`), time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	step()
+	e.hand(eng)
 	st, _ := e.store.FetchStatus(ctx, "x")
 	jsonEq(t, "output", st.Output, `[4,"o"]`)
 }

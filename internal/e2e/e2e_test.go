@@ -469,3 +469,34 @@ func TestDefinitionLoadFailureKeepsWork(t *testing.T) {
 	st := e.waitDone("q1", 20*time.Second)
 	jsonEq(t, "output", st.Output, "42")
 }
+
+// allParts lists every partition.
+func (e *env) allParts() []int {
+	ps := make([]int, e.store.Partitions())
+	for i := range ps {
+		ps[i] = i
+	}
+	return ps
+}
+
+// hand drives eng by hand: it reads every pending work item for eng's
+// consumer (there must be some) and processes them.
+func (e *env) hand(eng *interpreter.Engine) {
+	e.t.Helper()
+	ctx := context.Background()
+	items, err := e.store.ReadWork(ctx, eng.Consumer(), e.allParts(), 100, 0)
+	if err != nil || len(items) == 0 {
+		e.t.Fatalf("read for %s: %d items, %v", eng.Consumer(), len(items), err)
+	}
+	eng.Process(ctx, items)
+}
+
+// leaseTask leases the one pending local activity task.
+func (e *env) leaseTask() redisstore.Task {
+	e.t.Helper()
+	tasks, err := e.store.ReadTasks(context.Background(), "w", interpreter.LocalQueue, 10, 0)
+	if err != nil || len(tasks) != 1 {
+		e.t.Fatalf("tasks %v %v", tasks, err)
+	}
+	return tasks[0]
+}

@@ -22,6 +22,12 @@ var (
 	// ErrInvalid: the caller passed something malformed (a continuation
 	// token, a task token); the message says what.
 	ErrInvalid = errors.New("invalid argument")
+	// ErrUnavailable: the store is out of reach or cannot serve for now (a
+	// lost or refused connection, a server loading its data, a cluster
+	// between masters); the call may be retried later. Stores wrap such
+	// failures where they arise, so callers need not know the store's
+	// client to tell them from a bad request or a bug.
+	ErrUnavailable = errors.New("store unavailable")
 )
 
 // WorkItem is an Event addressed to an instance, as read from a partition's

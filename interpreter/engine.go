@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
-	"os"
 	"sync"
 	"time"
 
@@ -66,8 +64,7 @@ type Engine struct {
 // NewEngine returns an Engine; Run starts it.
 func NewEngine(store Store, cat *Catalog, opts EngineOptions) *Engine {
 	if opts.Consumer == "" {
-		host, _ := os.Hostname()
-		opts.Consumer = fmt.Sprintf("%s-%d-%06x", host, os.Getpid(), rand.Uint32()&0xffffff)
+		opts.Consumer = DefaultConsumer()
 	}
 	if opts.Interpreter == nil {
 		opts.Interpreter = New(Options{})
@@ -147,7 +144,7 @@ func (e *Engine) readLoop(ctx context.Context, parts []int) {
 				return
 			}
 			e.log.Warn("reading work failed; retrying", "err", err, "in", backoff)
-			sleep(ctx, backoff)
+			Sleep(ctx, backoff)
 			backoff = min(backoff*2, 2*time.Second)
 			continue
 		}
@@ -485,15 +482,6 @@ func (e *Engine) Reclaim(ctx context.Context) {
 			e.log.Info("reclaimed work from a dead engine", "partition", p, "items", len(items))
 			e.Process(context.WithoutCancel(ctx), items)
 		}
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
 	}
 }
 

@@ -141,59 +141,6 @@ type run struct {
 	views     map[string]map[string]any // decoded variables each thread sees
 }
 
-func (s *State) clone() *State {
-	c := *s
-	c.Vars = cloneVars(s.Vars)
-	c.Cursor = append([]Frame(nil), s.Cursor...)
-	c.Buffered = append([]BufferedEvent(nil), s.Buffered...)
-	c.Held = append([]Event(nil), s.Held...)
-	c.Early = append([]Event(nil), s.Early...)
-	c.Pending = s.Pending.clone()
-	if s.Threads != nil {
-		c.Threads = make([]Thread, len(s.Threads))
-		for i, t := range s.Threads {
-			t.Cursor = append([]Frame(nil), t.Cursor...)
-			t.Pending = t.Pending.clone()
-			t.Vars = cloneVars(t.Vars)
-			c.Threads[i] = t
-		}
-	}
-	if s.Joins != nil {
-		c.Joins = make([]Join, len(s.Joins))
-		for i, j := range s.Joins {
-			j.Items = append([]json.RawMessage(nil), j.Items...)
-			j.Results = append([]json.RawMessage(nil), j.Results...)
-			c.Joins[i] = j
-		}
-	}
-	if s.Timeout != nil {
-		t := *s.Timeout
-		c.Timeout = &t
-	}
-	return &c
-}
-
-func (p *Pending) clone() *Pending {
-	if p == nil {
-		return nil
-	}
-	c := *p
-	c.Events = append([]string(nil), p.Events...)
-	c.Got = append([]string(nil), p.Got...)
-	return &c
-}
-
-func cloneVars(m map[string]json.RawMessage) map[string]json.RawMessage {
-	if m == nil {
-		return nil
-	}
-	c := make(map[string]json.RawMessage, len(m))
-	for k, v := range m {
-		c[k] = v
-	}
-	return c
-}
-
 // load builds the threads from the state.
 func (r *run) load() {
 	r.main = &Thread{Cursor: r.st.Cursor, Pending: r.st.Pending, Vars: r.st.Vars}

@@ -2,6 +2,7 @@ package interpreter
 
 import (
 	"encoding/json"
+	"strings"
 	"time"
 
 	"github.com/cairnhq/cairn/dsl"
@@ -31,30 +32,11 @@ func (s RuntimeStatus) Terminal() bool {
 // ParseRuntimeStatus maps a name (case-insensitive) to a RuntimeStatus.
 func ParseRuntimeStatus(s string) (RuntimeStatus, bool) {
 	for _, v := range []RuntimeStatus{StatusPending, StatusRunning, StatusSuspended, StatusCompleted, StatusFailed, StatusTerminated} {
-		if equalFold(string(v), s) {
+		if strings.EqualFold(string(v), s) {
 			return v, true
 		}
 	}
 	return "", false
-}
-
-func equalFold(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		x, y := a[i], b[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
 }
 
 // Frame is one level of the cursor: the next step to run in a step list.
@@ -249,6 +231,61 @@ func (s *State) CurrentStep() dsl.StepID {
 		return s.Pending.StepID
 	}
 	return ""
+}
+
+// clone returns a copy of s that shares no slice or map a Step call
+// may change.
+func (s *State) clone() *State {
+	c := *s
+	c.Vars = cloneVars(s.Vars)
+	c.Cursor = append([]Frame(nil), s.Cursor...)
+	c.Buffered = append([]BufferedEvent(nil), s.Buffered...)
+	c.Held = append([]Event(nil), s.Held...)
+	c.Early = append([]Event(nil), s.Early...)
+	c.Pending = s.Pending.clone()
+	if s.Threads != nil {
+		c.Threads = make([]Thread, len(s.Threads))
+		for i, t := range s.Threads {
+			t.Cursor = append([]Frame(nil), t.Cursor...)
+			t.Pending = t.Pending.clone()
+			t.Vars = cloneVars(t.Vars)
+			c.Threads[i] = t
+		}
+	}
+	if s.Joins != nil {
+		c.Joins = make([]Join, len(s.Joins))
+		for i, j := range s.Joins {
+			j.Items = append([]json.RawMessage(nil), j.Items...)
+			j.Results = append([]json.RawMessage(nil), j.Results...)
+			c.Joins[i] = j
+		}
+	}
+	if s.Timeout != nil {
+		t := *s.Timeout
+		c.Timeout = &t
+	}
+	return &c
+}
+
+func (p *Pending) clone() *Pending {
+	if p == nil {
+		return nil
+	}
+	c := *p
+	c.Events = append([]string(nil), p.Events...)
+	c.Got = append([]string(nil), p.Got...)
+	return &c
+}
+
+func cloneVars(m map[string]json.RawMessage) map[string]json.RawMessage {
+	if m == nil {
+		return nil
+	}
+	c := make(map[string]json.RawMessage, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
 }
 
 // EventKind names a work item applied to an instance. The strings are

@@ -1,0 +1,390 @@
+package interpreter
+
+// Threads: the main path and the branches of parallel and forEach steps,
+// the queue that runs them, and the joins that wait for them.
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/cairnhq/cairn/dsl"
+)
+
+// load builds the threads from the state.
+func (r *run) load() {
+	r.main = &Thread{Cursor: r.st.Cursor, Pending: r.st.Pending, Vars: r.st.Vars}
+	r.threads = make([]*Thread, 0, 1+len(r.st.Threads))
+	r.threads = append(r.threads, r.main)
+	for i := range r.st.Threads {
+		t := r.st.Threads[i]
+		r.threads = append(r.threads, &t)
+	}
+}
+
+// save writes the threads back into the state.
+func (r *run) save() {
+	r.st.Cursor, r.st.Pending, r.st.Vars = r.main.Cursor, r.main.Pending, r.main.Vars
+	r.st.Threads = nil
+	for _, t := range r.threads[1:] {
+		r.st.Threads = append(r.st.Threads, *t)
+	}
+	if len(r.st.Joins) == 0 {
+		r.st.Joins = nil
+	}
+}
+
+// enqueue marks a thread to run (once) after the current one.
+func (r *run) enqueue(th *Thread) {
+	if th == r.running {
+		return
+	}
+	for _, q := range r.queue {
+		if q == th {
+			return
+		}
+	}
+	r.queue = append(r.queue, th)
+}
+
+// runQueue runs the queued threads, in order, each until it blocks or
+// ends, until none is left or the instance has ended.
+func (r *run) runQueue() error {
+	for len(r.queue) > 0 && !r.st.Status.Terminal() {
+		th := r.queue[0]
+		r.queue = r.queue[1:]
+		if !r.alive(th) {
+			continue
+		}
+		if err := r.runThread(th); err != nil {
+			return err
+		}
+	}
+	r.queue = nil
+	return nil
+}
+
+// runThread runs a thread's non-blocking steps until it blocks or ends.
+func (r *run) runThread(th *Thread) error {
+	r.running = th
+	defer func() { r.running = nil }()
+	for !r.st.Status.Terminal() && r.alive(th) && th.Pending == nil {
+		if len(th.Cursor) == 0 {
+			r.threadDone(th)
+			return nil
+		}
+		top := &th.Cursor[len(th.Cursor)-1]
+		block, ok := r.def.Blocks[top.Block]
+		if !ok {
+			return fmt.Errorf("thread %q: cursor names unknown block %q", th.ID, top.Block)
+		}
+		if top.Index >= len(block) {
+			r.popFrame(th)
+			continue
+		}
+		r.steps++
+		if r.steps > maxStepsPerTransition {
+			r.yield(th)
+			return nil
+		}
+		step := block[top.Index]
+		if base := step.Base(); base.If != nil && top.Iter == 0 {
+			ok, err := base.If.Eval(r.env(th))
+			if err != nil {
+				r.raise(th, r.exprError(step, err))
+				continue
+			}
+			if !ok {
+				r.advance(th)
+				continue
+			}
+		}
+		if err := r.exec(th, step); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// yield parks a thread on a timer due now, so that it goes on in the next
+// transition.
+func (r *run) yield(th *Thread) {
+	now := r.now
+	th.Pending = &Pending{Kind: WaitYield, StepID: r.currentStepID(th), Deadline: &now}
+	th.Pending.TimerID = r.newTimer(th, now)
+}
+
+// forEach starts the branches of a forEach over its items.
+func (r *run) forEach(th *Thread, s *dsl.ForEachStep) error {
+	v, err := s.Items.Eval(r.env(th))
+	if err != nil {
+		r.raise(th, r.exprError(s, err))
+		return nil
+	}
+	items, ok := v.([]any)
+	switch {
+	case !ok:
+		r.raise(th, ErrorInfo{Type: ErrTypeItems, Message: fmt.Sprintf("step %s: the items are %s, not a list", s.ID, typeOf(v))})
+		return nil
+	case len(items) > MaxItems:
+		r.raise(th, ErrorInfo{Type: ErrTypeItems, Message: fmt.Sprintf("step %s: %d items; a forEach goes over at most %d", s.ID, len(items), MaxItems)})
+		return nil
+	}
+	raws := make([]json.RawMessage, len(items))
+	for i, it := range items {
+		raws[i] = mustJSON(it)
+	}
+	limit := 1
+	if s.Parallel {
+		limit = s.MaxConcurrency
+		if limit <= 0 || limit > dsl.MaxConcurrency {
+			limit = dsl.MaxConcurrency
+		}
+	}
+	r.fork(th, s, len(items), limit, raws)
+	return nil
+}
+
+func typeOf(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "a boolean"
+	case float64:
+		return "a number"
+	case string:
+		return "a string"
+	case map[string]any:
+		return "an object"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+// fork starts up to limit of the n branches of a parallel or forEach step
+// and makes the thread wait for them all.
+func (r *run) fork(th *Thread, step dsl.Step, n, limit int, items []json.RawMessage) {
+	id := step.Base().ID
+	if n == 0 {
+		if res := resultOf(step); res != "" {
+			r.setVar(th, res, []any{})
+		}
+		r.advance(th)
+		return
+	}
+	j := Join{Thread: th.ID, StepID: id, Total: n, Results: make([]json.RawMessage, n)}
+	if limit < n {
+		j.Items = items // kept to start the later branches
+	}
+	r.st.Joins = append(r.st.Joins, j)
+	th.Pending = &Pending{Kind: WaitBranches, StepID: id, Branches: n}
+	for i := 0; i < min(n, limit); i++ {
+		var item json.RawMessage
+		if items != nil {
+			item = items[i]
+		}
+		r.startBranch(th, step, item)
+	}
+}
+
+func resultOf(step dsl.Step) string {
+	switch s := step.(type) {
+	case *dsl.ForEachStep:
+		return s.Result
+	case *dsl.ParallelStep:
+		return s.Result
+	}
+	return ""
+}
+
+// startBranch starts the next branch of the step th waits at.
+func (r *run) startBranch(parent *Thread, step dsl.Step, item json.RawMessage) {
+	j := r.join(parent.ID)
+	i := j.Started
+	j.Started++
+	prefix := ""
+	if parent != r.main {
+		prefix = parent.ID + "/"
+	}
+	t := &Thread{ID: prefix + string(step.Base().ID) + "/" + strconv.Itoa(i), Parent: parent.ID, Branch: i}
+	switch s := step.(type) {
+	case *dsl.ParallelStep:
+		t.Cursor = []Frame{{Block: s.Branches[i].Block}}
+	case *dsl.ForEachStep:
+		t.Cursor = []Frame{{Block: s.Block}}
+		t.Vars = map[string]json.RawMessage{s.As: item}
+	}
+	r.threads = append(r.threads, t)
+	r.enqueue(t)
+}
+
+// threadDone ends a thread whose steps have all run: the main path
+// completes the instance; a branch hands its variables to its join.
+func (r *run) threadDone(th *Thread) {
+	if th == r.main {
+		r.complete(nil, nil)
+		return
+	}
+	parent := r.thread(th.Parent)
+	j := r.join(th.Parent)
+	if parent == nil || j == nil {
+		r.failInstance(ErrorInfo{Type: ErrTypeInternalStep, Message: fmt.Sprintf("branch %s has no join", th.ID)})
+		return
+	}
+	step := r.def.ByID[j.StepID]
+	out := th.Vars
+	if fe, ok := step.(*dsl.ForEachStep); ok && out != nil {
+		out = cloneVars(out)
+		delete(out, fe.As)
+	}
+	if out == nil {
+		out = map[string]json.RawMessage{}
+	}
+	j.Results[th.Branch] = mustJSON(out)
+	r.removeThread(th)
+	parent.Pending.Done++
+	switch {
+	case j.Started < j.Total:
+		var item json.RawMessage
+		if j.Items != nil {
+			item = j.Items[j.Started]
+		}
+		r.startBranch(parent, step, item)
+	case parent.Pending.Done >= j.Total:
+		r.joined(parent, step)
+	}
+}
+
+// joined goes on after a parallel or forEach step whose branches have all
+// ended: its result is their variables, in order.
+func (r *run) joined(th *Thread, step dsl.Step) {
+	j := r.join(th.ID)
+	var b strings.Builder
+	b.WriteByte('[')
+	for i, res := range j.Results {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.Write(res)
+	}
+	b.WriteByte(']')
+	r.dropJoin(th.ID)
+	th.Pending = nil
+	if res := resultOf(step); res != "" {
+		r.setVar(th, res, decodeJSON(json.RawMessage(b.String())))
+		if !r.checkVars(th, step) {
+			r.enqueue(th)
+			return
+		}
+	}
+	r.advance(th)
+	r.enqueue(th)
+}
+
+// dropBranches cancels every branch under a thread (what they wait for
+// included) and the join it waits at.
+func (r *run) dropBranches(parent *Thread) {
+	prefix := ""
+	if parent != r.main {
+		prefix = parent.ID + "/"
+	}
+	kept := r.threads[:0:0]
+	for _, t := range r.threads {
+		if t != r.main && strings.HasPrefix(t.ID, prefix) {
+			r.abandon(t)
+			delete(r.views, t.ID)
+			r.dropJoin(t.ID)
+			continue
+		}
+		kept = append(kept, t)
+	}
+	r.threads = kept
+	r.dropJoin(parent.ID)
+	if parent.Pending != nil && parent.Pending.Kind == WaitBranches {
+		parent.Pending = nil
+	}
+}
+
+// stopAll cancels everything the instance waits for: every branch, every
+// timer, the workflow's timeout.
+func (r *run) stopAll() {
+	r.abandon(r.main)
+	r.dropBranches(r.main)
+	r.main.Pending = nil
+	r.main.Cursor = nil
+	if t := r.st.Timeout; t != nil {
+		r.tr.Commands = append(r.tr.Commands, &CancelTimer{ID: t.ID, Due: t.Due})
+		r.st.Timeout = nil
+	}
+	r.st.Joins = nil
+}
+
+func (r *run) removeThread(th *Thread) {
+	for i, t := range r.threads {
+		if t == th {
+			r.threads = append(r.threads[:i:i], r.threads[i+1:]...)
+			break
+		}
+	}
+	delete(r.views, th.ID)
+}
+
+func (r *run) alive(th *Thread) bool {
+	if th == r.main {
+		return true
+	}
+	for _, t := range r.threads {
+		if t == th {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *run) thread(id string) *Thread {
+	for _, t := range r.threads {
+		if t.ID == id {
+			return t
+		}
+	}
+	return nil
+}
+
+// find returns the first thread whose wait matches.
+func (r *run) find(match func(*Pending) bool) *Thread {
+	for _, t := range r.threads {
+		if t.Pending != nil && match(t.Pending) {
+			return t
+		}
+	}
+	return nil
+}
+
+func (r *run) join(thread string) *Join {
+	for i := range r.st.Joins {
+		if r.st.Joins[i].Thread == thread {
+			return &r.st.Joins[i]
+		}
+	}
+	return nil
+}
+
+func (r *run) dropJoin(thread string) {
+	for i := range r.st.Joins {
+		if r.st.Joins[i].Thread == thread {
+			r.st.Joins = append(r.st.Joins[:i:i], r.st.Joins[i+1:]...)
+			return
+		}
+	}
+}
+
+// abandon cancels what a thread waits for: its timer, and a child it
+// called.
+func (r *run) abandon(th *Thread) {
+	r.cancelTimer(th)
+	if p := th.Pending; p != nil && p.Kind == WaitChild {
+		r.tr.Commands = append(r.tr.Commands, &TerminateChild{ID: p.Child, Reason: fmt.Sprintf("its parent %s no longer waits for it", r.st.ID)})
+		r.history(HistoryEvent{Type: "ChildTerminated", StepID: p.StepID, Name: string(p.Child)})
+	}
+}

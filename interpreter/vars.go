@@ -1,0 +1,103 @@
+package interpreter
+
+// Variables and the expression environment: what each thread sees,
+// decoded once per transition, and the bound on their size.
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/cairnhq/cairn/dsl"
+)
+
+// env builds the expression environment of a thread.
+func (r *run) env(th *Thread) *dsl.Env {
+	if !r.haveInput {
+		r.input, r.haveInput = decodeJSON(r.st.Input), true
+	}
+	return &dsl.Env{
+		Input:    r.input,
+		Vars:     r.view(th),
+		Instance: dsl.InstanceInfo{ID: string(r.st.ID), Name: r.st.Name, CreatedTime: r.st.CreatedTime},
+		Now:      r.now,
+	}
+}
+
+// view returns the variables a thread sees, decoded once per transition:
+// its own over its parents'. A parent waits while its branches run, so
+// what it sees cannot change under them.
+func (r *run) view(th *Thread) map[string]any {
+	if m, ok := r.views[th.ID]; ok {
+		return m
+	}
+	var m map[string]any
+	if th == r.main {
+		m = make(map[string]any, len(th.Vars))
+	} else {
+		var base map[string]any
+		if p := r.thread(th.Parent); p != nil {
+			base = r.view(p)
+		}
+		m = make(map[string]any, len(base)+len(th.Vars))
+		for k, v := range base {
+			m[k] = v
+		}
+	}
+	for k, v := range th.Vars {
+		m[k] = decodeJSON(v)
+	}
+	r.views[th.ID] = m
+	return m
+}
+
+func (r *run) setVar(th *Thread, name string, v any) {
+	r.view(th)[name] = v
+	raw, err := json.Marshal(v)
+	if err != nil {
+		raw = []byte("null")
+	}
+	if th.Vars == nil {
+		th.Vars = map[string]json.RawMessage{}
+	}
+	th.Vars[name] = raw
+}
+
+func (r *run) delVar(th *Thread, name string) {
+	delete(th.Vars, name)
+	delete(r.views, th.ID) // it may now see a parent's value
+}
+
+// checkVars raises VariablesTooLarge when the variables of every thread
+// together outgrow MaxVarsBytes.
+func (r *run) checkVars(th *Thread, step dsl.Step) bool {
+	total := 0
+	for _, t := range r.threads {
+		for k, v := range t.Vars {
+			total += len(k) + len(v)
+		}
+	}
+	if total > MaxVarsBytes {
+		r.raise(th, ErrorInfo{Type: ErrTypeVariables, Message: fmt.Sprintf("step %s: variables are %d bytes of JSON; the limit is %d", step.Base().ID, total, MaxVarsBytes), StepID: step.Base().ID})
+		return false
+	}
+	return true
+}
+
+func decodeJSON(raw json.RawMessage) any {
+	if len(raw) == 0 {
+		return nil
+	}
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return nil
+	}
+	return v
+}
+
+func mustJSON(v any) json.RawMessage {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // only called with plain structs, strings and decoded JSON
+	}
+	return raw
+}

@@ -40,7 +40,8 @@ type WorkItem struct {
 }
 
 // Store is what the engine needs from durable storage. Every method is one
-// round trip to the store, whatever the number of items.
+// round trip to the store, whatever the number of items, and returns by its
+// context's deadline; a store out of reach answers ErrUnavailable.
 type Store interface {
 	// Partitions is the fixed number of partitions P.
 	Partitions() int
@@ -73,6 +74,21 @@ type Store interface {
 	ExpireFinished(ctx context.Context, partition int, now time.Time) (int, error)
 	// LoadDefinition returns the YAML source stored under name and hash.
 	LoadDefinition(ctx context.Context, name, hash string) ([]byte, error)
+
+	// Call steps start, watch and stop child instances, and a child tells
+	// its parent when it ends (see afterCommit): the client calls.
+
+	// LatestDefinition returns the hash of the newest version of name.
+	LatestDefinition(ctx context.Context, name string) (string, error)
+	// CreateInstance writes a new instance and its start work item;
+	// ErrAlreadyRunning when the id is Pending, Running or Suspended.
+	CreateInstance(ctx context.Context, n NewInstance) error
+	FetchStatus(ctx context.Context, id InstanceID) (*InstanceStatus, error)
+	// RaiseEvent delivers an external event; ErrNotFound, ErrFinished.
+	RaiseEvent(ctx context.Context, id InstanceID, name string, data json.RawMessage, now time.Time) error
+	// SendControl queues a terminate, suspend or resume; ErrNotFound,
+	// ErrFinished.
+	SendControl(ctx context.Context, id InstanceID, ev Event) error
 }
 
 // NewInstance is what starting an instance writes.

@@ -1,0 +1,363 @@
+package interpreter
+
+import (
+	"context"
+	"errors"
+
+	"github.com/cairnhq/cairn/dsl"
+)
+
+// This file is the engine's round: how a batch of work items (or one
+// activity outcome handed over in process) becomes committed transitions.
+//
+// Process loops over rounds. Each round, under the instances' locks:
+//
+//  1. resolve: every chain without a state gets one: the state its start
+//     item carries, the cached one, else the stored one (one LoadStates for
+//     all of them);
+//  2. step: the interpreter computes the next transition of every chain;
+//     items that take none are dropped;
+//  3. commit: all the round's transitions in one Store.Commit;
+//  4. settle: each chain moves on by what its commit answered: the next
+//     item (applied), the next item after a reload (a duplicate), the same
+//     item after a reload (a conflict), or nothing (another failure: the
+//     work stays pending and is reclaimed).
+//
+// An instance with several items takes one round per item, each computed on
+// the state the previous one committed. Committing an instance's next
+// transition in the same round as the one before would be wrong: if the
+// first lost a race to another engine, the second, computed on top of it,
+// could still pass the revision check (the other engine moved the instance
+// by one revision too) and overwrite that engine's transition, losing its
+// event and applying this engine's first item twice.
+
+// maxLoads bounds the loads of an instance without a commit in between: a
+// chain that conflicted this often in a row is left for later.
+const (
+	maxLoads       = 8 // work items: reclaimed after the lease
+	maxLoadsDirect = 3 // a task outcome: its runtime finishes it the usual way
+)
+
+// source says where a chain's state comes from, and so what it may do.
+type source uint8
+
+const (
+	// unresolved: no state yet; the start item or the cache may give one.
+	unresolved source = iota
+	// mustLoad: no state yet, and only the store's will do (a shortcut
+	// state was too old, or the instance moved under a commit).
+	mustLoad
+	// fromStart: the state the start item carries (Event.Init).
+	fromStart
+	// fromCache: the state this engine committed last (see stateCache).
+	fromCache
+	// fromStore: loaded after the item was read, or just committed.
+	fromStore
+)
+
+// shortcut reports whether the state came from the start item or the
+// cache, and so may be older than the item: it may compute a transition
+// (the commit's revision and created-time check catches a stale one) but
+// may not drop an item.
+func (s source) shortcut() bool { return s == fromStart || s == fromCache }
+
+// chain is the work of one instance within a Process (or ApplyTaskOutcome)
+// call.
+type chain struct {
+	id    InstanceID
+	def   *dsl.Workflow
+	st    *State // the state to apply the next item to; nil unless src >= fromStart
+	src   source
+	items []WorkItem // not applied yet, in arrival order
+	loads int        // loads since the last commit of this instance
+	// task is set for an activity outcome handed over in process: its one
+	// item is no work item, and its commit acknowledges the task instead.
+	task *TaskRef
+	// applied: the last item settled was applied, by this engine or
+	// (a duplicate) another.
+	applied bool
+}
+
+// reset forgets the chain's state: the next round loads it.
+func (c *chain) reset() { c.st, c.src = nil, mustLoad }
+
+// round collects what one round does besides its transitions.
+type round struct {
+	acks   []WorkItem    // items that take no transition
+	ts     []*Transition // one per owner
+	owners []*chain
+	reload bool // some chain must load before its items can run
+}
+
+// drop gives up the chain's first item: a work item is acknowledged, a task
+// outcome is declined (ApplyTaskOutcome returns false; the runtime
+// finishes the task through the store instead).
+func (r *round) drop(c *chain) {
+	if c.task == nil {
+		r.acks = append(r.acks, c.items[0])
+		c.items = c.items[1:]
+		return
+	}
+	c.items = nil
+}
+
+// dropAll gives up every item of the chain.
+func (r *round) dropAll(c *chain) {
+	for len(c.items) > 0 {
+		r.drop(c)
+	}
+}
+
+// Process applies work items, in rounds (see the top of this file).
+func (e *Engine) Process(ctx context.Context, items []WorkItem) {
+	var active []*chain
+	byID := map[InstanceID]*chain{}
+	for _, it := range items {
+		c := byID[it.Instance]
+		if c == nil {
+			c = &chain{id: it.Instance}
+			byID[it.Instance] = c
+			active = append(active, c)
+		}
+		c.items = append(c.items, it)
+	}
+	e.run(ctx, active)
+}
+
+// ApplyTaskOutcome applies an activity task's completion or failure (ev,
+// of kind EvCompleted or EvFailed) at once, in the caller's goroutine,
+// instead of queuing it as a work item for some engine to read: the
+// commit acknowledges the task itself (Transition.TaskAck). An activity
+// runtime in the engine's process calls it, which saves the work item's
+// write, its read and, usually, the state's load (see stateCache): two
+// round trips per task.
+//
+// It reports whether the outcome is applied (or was already: the task had
+// been acknowledged, by the runtime that took it over after its lease).
+// On false nothing is written and the caller finishes the task the usual
+// way (Store CompleteTask/FailTask), which is always correct: the
+// instance moved on under it at each of three loads, the outcome took no
+// transition (the instance ended meanwhile, say), or the store failed.
+func (e *Engine) ApplyTaskOutcome(ctx context.Context, ref TaskRef, ev Event) bool {
+	if ev.Kind != EvCompleted && ev.Kind != EvFailed {
+		return false
+	}
+	c := &chain{id: ref.Instance, task: &ref,
+		items: []WorkItem{{Partition: ref.Partition, Instance: ref.Instance, Event: ev}}}
+	e.run(ctx, []*chain{c})
+	return c.applied
+}
+
+// run takes rounds until no chain has work left, or the store fails.
+func (e *Engine) run(ctx context.Context, active []*chain) {
+	for len(active) > 0 {
+		var ok bool
+		if active, ok = e.round(ctx, active); !ok {
+			return
+		}
+	}
+}
+
+// round takes one round and returns the chains with work left; false when
+// the store failed and the rest stays pending.
+//
+// One engine applies one transition of an instance at a time: its read
+// loops and the activity runtime in its process (ApplyTaskOutcome) would
+// otherwise race each other into revision conflicts, each a failed commit
+// and a load.
+func (e *Engine) round(ctx context.Context, active []*chain) ([]*chain, bool) {
+	ids := make([]InstanceID, len(active))
+	for i, c := range active {
+		ids[i] = c.id
+	}
+	defer e.locks.lock(ids...)()
+
+	var r round
+	if !e.resolve(ctx, &r, active) {
+		return nil, false
+	}
+	e.step(&r, active)
+	if len(r.acks) > 0 {
+		if err := e.store.AckWork(ctx, r.acks); err != nil {
+			e.log.Warn("acknowledging work failed", "err", err)
+		}
+	}
+	if len(r.ts) > 0 {
+		after := takeAfterCommit(r.ts) // call steps' commands (see afterCommit)
+		errs, err := e.store.Commit(ctx, r.ts)
+		if err != nil {
+			e.log.Warn("commit failed; work stays pending", "err", err)
+			return nil, false
+		}
+		for k, err := range errs {
+			e.settle(ctx, r.owners[k], r.ts[k], after, k, err)
+		}
+	} else if !r.reload {
+		return nil, true
+	}
+	return e.remaining(active), true
+}
+
+// resolve gives every chain without a state one. It returns false when the
+// store failed to load them.
+func (e *Engine) resolve(ctx context.Context, r *round, active []*chain) bool {
+	var load []*chain
+	for _, c := range active {
+		if c.st == nil && !e.shortcut(ctx, c) {
+			load = append(load, c)
+		}
+	}
+	if len(load) == 0 {
+		return true
+	}
+	ids := make([]InstanceID, len(load))
+	for i, c := range load {
+		ids[i] = c.id
+	}
+	states, err := e.store.LoadStates(ctx, ids)
+	if err != nil {
+		e.log.Warn("loading instances failed; work stays pending", "err", err)
+		return false
+	}
+	for i, c := range load {
+		c.loads++
+		e.loaded(ctx, r, c, states[i])
+	}
+	return true
+}
+
+// shortcut gives the chain a state without a load when it may take one: a
+// start item's own (a start item never reads the cache: it may begin a new
+// incarnation of an id whose earlier one is cached), else the cached one.
+func (e *Engine) shortcut(ctx context.Context, c *chain) bool {
+	if c.src == mustLoad {
+		return false
+	}
+	var st *State
+	var def *dsl.Workflow
+	src := fromCache
+	if first := c.items[0]; first.Event.Kind == EvStart {
+		src = fromStart
+		if st = InitialState(c.id, first.Event); st != nil {
+			def = c.def
+			if def == nil || def.Hash != st.DefHash {
+				def, _ = e.cat.Get(ctx, st.Name, st.DefHash) // an error shows on the load path
+			}
+		}
+	} else {
+		st, def = e.cache.get(c.id)
+	}
+	if st == nil || def == nil {
+		return false
+	}
+	c.st, c.def, c.src = st, def, src
+	return true
+}
+
+// loaded takes a state the store returned (nil: the instance is gone) and
+// its definition.
+func (e *Engine) loaded(ctx context.Context, r *round, c *chain, st *State) {
+	if st == nil {
+		r.dropAll(c) // purged or never created
+		return
+	}
+	if c.def == nil || c.def.Hash != st.DefHash {
+		def, err := e.cat.Get(ctx, st.Name, st.DefHash)
+		switch {
+		case err == nil:
+			c.def = def
+		case errors.Is(err, ErrNotFound) || errors.Is(err, ErrBrokenDefinition):
+			if c.task == nil {
+				e.log.Error("instance's definition is gone; dropping its work", "instance", c.id, "err", err)
+			}
+			r.dropAll(c)
+			return
+		default:
+			// The store did not answer: the items stay pending and are
+			// reclaimed and retried after the lease.
+			e.log.Warn("loading the instance's definition failed; its work stays pending", "instance", c.id, "err", err)
+			c.items = nil
+			return
+		}
+	}
+	c.st, c.src = st, fromStore
+}
+
+// step computes the next transition of every chain that has a state and
+// work, dropping the items that take none.
+func (e *Engine) step(r *round, active []*chain) {
+	for _, c := range active {
+		for len(c.items) > 0 && c.st != nil {
+			it := c.items[0]
+			tr, err := e.in.Step(c.def, c.st, it.Event)
+			if err == nil && tr != nil {
+				if c.task != nil {
+					tr.TaskAck = c.task
+				} else {
+					tr.WorkID = it.ID
+				}
+				r.ts = append(r.ts, tr)
+				r.owners = append(r.owners, c)
+				break
+			}
+			if c.src.shortcut() {
+				// Perhaps the item needs a newer state than this one (a
+				// timer another engine set, say): ask the stored state
+				// before dropping the item.
+				e.cache.drop(c.id)
+				c.reset()
+				r.reload = true
+				break
+			}
+			if err != nil && c.task == nil {
+				e.log.Error("transition failed; dropping work item", "instance", c.id, "event", it.Event.Kind, "err", err)
+			}
+			r.drop(c)
+		}
+	}
+}
+
+// settle moves a chain on by what the commit of its transition t answered.
+func (e *Engine) settle(ctx context.Context, c *chain, t *Transition, after [][]Command, k int, err error) {
+	switch {
+	case err == nil:
+		e.noteTimers(c.items[0].Partition, t.Commands)
+		e.afterCommit(ctx, t, after, k)
+		c.st, c.src = t.State, fromStore
+		e.cache.put(c.st, c.def)
+		c.items = c.items[1:]
+		c.loads = 0 // progress: count only conflicts in a row
+		c.applied = true
+	case errors.Is(err, ErrDuplicate):
+		// Applied by another engine already: drop it, and read what that
+		// engine made of the instance.
+		c.items = c.items[1:]
+		c.reset()
+		e.cache.drop(c.id)
+		c.applied = true
+	case errors.Is(err, ErrConflict):
+		c.reset() // reload, then apply the same item again
+		e.cache.drop(c.id)
+	default:
+		e.log.Warn("commit of one transition failed; its work stays pending", "instance", c.id, "err", err)
+		c.items = nil
+		e.cache.drop(c.id)
+	}
+}
+
+// remaining returns the chains with work left, leaving out those that
+// conflicted too often in a row.
+func (e *Engine) remaining(active []*chain) []*chain {
+	next := active[:0]
+	for _, c := range active {
+		switch {
+		case len(c.items) == 0:
+		case c.task != nil && c.st == nil && c.loads == maxLoadsDirect:
+		case c.task == nil && c.st == nil && c.loads == maxLoads:
+			e.log.Warn("giving up on a contended instance for now; its work will be reclaimed", "instance", c.id, "items", len(c.items))
+		default:
+			next = append(next, c)
+		}
+	}
+	return next
+}

@@ -1,7 +1,7 @@
 package dsl
 
-// This file fixes the API other packages use. Bodies marked TODO are being
-// written; the signatures are a contract with interpreter/, schema/ and httpapi/.
+// This file holds the errors other packages see: the located problems of a
+// definition (Issue, Issues) and the failure of an evaluation (EvalError).
 
 import (
 	"fmt"

@@ -25,7 +25,7 @@ const (
 	CodeInvalidStepID  = "invalid-step-id" // an id that does not match [A-Za-z][A-Za-z0-9_.-]*
 	CodeDuplicateID    = "duplicate-step-id"
 	CodeUnknownKind    = "unknown-step-kind"
-	CodeUnsupported    = "unsupported-step"    // a kind reserved for a later version
+	CodeUnsupported    = "unsupported-step"    // a kind reserved for a later version (none is today)
 	CodeMultipleKinds  = "multiple-step-kinds" // two kinds in one step
 	CodeMissingKind    = "missing-step-kind"   // a step with no kind at all
 	CodeUnreachable    = "unreachable-step"    // a step after an unconditional return or fail

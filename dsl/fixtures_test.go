@@ -5,6 +5,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -165,7 +166,7 @@ func checkModel(t *testing.T, wf *Workflow) {
 			switch s := s.(type) {
 			case *SwitchStep:
 				for i, c := range s.Cases {
-					if want := BlockID(string(b.ID) + "#case" + itoa(i)); c.Block != want {
+					if want := BlockID(string(b.ID) + "#case" + strconv.Itoa(i)); c.Block != want {
 						t.Errorf("case block %q, want %q", c.Block, want)
 					}
 					sub(c.Block, c.Steps)
@@ -186,7 +187,7 @@ func checkModel(t *testing.T, wf *Workflow) {
 				sub(s.Block, s.Steps)
 			case *ParallelStep:
 				for i, br := range s.Branches {
-					if want := BlockID(string(b.ID) + "#branch" + itoa(i)); br.Block != want {
+					if want := BlockID(string(b.ID) + "#branch" + strconv.Itoa(i)); br.Block != want {
 						t.Errorf("branch block %q, want %q", br.Block, want)
 					}
 					sub(br.Block, br.Steps)
@@ -201,8 +202,4 @@ func checkModel(t *testing.T, wf *Workflow) {
 	if len(seen) != len(wf.ByID) {
 		t.Errorf("ByID has %d steps, the tree %d", len(wf.ByID), len(seen))
 	}
-}
-
-func itoa(i int) string {
-	return strings.TrimSpace(strings.Repeat(" ", 0) + string(rune('0'+i%10)))
 }

@@ -13,9 +13,6 @@ import (
 var stepKinds = []string{"activity", "wait", "setStatus", "set", "switch", "return", "fail",
 	"while", "try", "forEach", "parallel", "continueAsNew", "call"}
 
-// Kinds reserved for later versions: rejected with a clear message.
-var laterKinds = map[string]string{}
-
 // Fields each kind allows besides its own key and the common fields.
 var kindFields = map[string][]string{
 	"activity": {"input", "result"},
@@ -39,17 +36,6 @@ func isKind(k string) bool {
 		}
 	}
 	return false
-}
-
-// supportedKinds lists the kinds this version runs.
-func supportedKinds() []string {
-	var out []string
-	for _, k := range stepKinds {
-		if laterKinds[k] == "" {
-			out = append(out, k)
-		}
-	}
-	return out
 }
 
 // kindOnlyFields are the fields some kind allows besides the common ones.
@@ -164,9 +150,6 @@ func (p *parser) step(n *yaml.Node, genID string, sc *scope) (Step, *scope) {
 		}
 		fields[k.Value] = kv
 		switch {
-		case laterKinds[k.Value] != "":
-			p.errorf(nodePos(k), CodeUnsupported, "%s ('%s') are not supported yet", laterKinds[k.Value], k.Value)
-			return nil, sc
 		case isKind(k.Value):
 			if kindKey != nil {
 				p.errorf(nodePos(k), CodeMultipleKinds, "a step has one kind, but this one has '%s' and '%s'; split it into two steps", kindKey.Value, k.Value)
@@ -181,7 +164,7 @@ func (p *parser) step(n *yaml.Node, genID string, sc *scope) (Step, *scope) {
 	}
 	if kindKey == nil {
 		if len(unknown) == 0 {
-			p.errorf(nodePos(n), CodeMissingKind, "the step has no kind; give it one of %s", strings.Join(supportedKinds(), ", "))
+			p.errorf(nodePos(n), CodeMissingKind, "the step has no kind; give it one of %s", strings.Join(stepKinds, ", "))
 			return nil, sc
 		}
 	}
@@ -204,7 +187,7 @@ func (p *parser) step(n *yaml.Node, genID string, sc *scope) (Step, *scope) {
 	}
 	if kindKey == nil {
 		if ok {
-			p.errorf(nodePos(n), CodeMissingKind, "the step has no kind; give it one of %s", strings.Join(supportedKinds(), ", "))
+			p.errorf(nodePos(n), CodeMissingKind, "the step has no kind; give it one of %s", strings.Join(stepKinds, ", "))
 		}
 		return nil, sc
 	}

@@ -41,13 +41,6 @@ const (
 	ErrTypeChild        = "ChildWorkflowFailed"
 )
 
-// Checks that a called child exists: the first after childCheck, each
-// next one twice as late, at most childCheckMax apart.
-const (
-	childCheck    = 10 * time.Second
-	childCheckMax = 10 * time.Minute
-)
-
 // Options configure an Interpreter.
 type Options struct {
 	// LocalActivity reports whether an activity name without a binding in

@@ -14,180 +14,180 @@ import (
 func (r *run) exec(th *Thread, step dsl.Step) error {
 	switch s := step.(type) {
 	case *dsl.SetStep:
-		for _, a := range s.Vars {
-			v, err := a.Value.Eval(r.env(th))
-			if err != nil {
-				r.raise(th, r.exprError(step, err))
-				return nil
-			}
-			r.setVar(th, a.Name, v)
-		}
-		if r.checkVars(th, step) {
-			r.advance(th)
-		}
-		return nil
-
+		return r.set(th, s)
 	case *dsl.SetStatusStep:
-		r.setStatus(th, s)
-		return nil
-
+		return r.setStatus(th, s)
 	case *dsl.SwitchStep:
-		for _, c := range s.Cases {
-			ok, err := c.When.Eval(r.env(th))
-			if err != nil {
-				r.raise(th, r.exprError(step, err))
-				return nil
-			}
-			if ok {
-				r.advance(th)
-				r.push(th, c.Block)
-				return nil
-			}
-		}
-		r.advance(th)
-		if s.HasDefault {
-			r.push(th, s.DefaultBlock)
-		}
-		return nil
-
+		return r.switchTo(th, s)
 	case *dsl.ReturnStep:
-		var out any
-		if s.Value != nil {
-			v, err := s.Value.Eval(r.env(th))
-			if err != nil {
-				r.raise(th, r.exprError(step, err))
-				return nil
-			}
-			out = v
-		}
-		if th != r.main {
-			r.raise(th, ErrorInfo{Type: ErrTypeDefinition, Message: fmt.Sprintf("step %s: return inside a branch", s.ID)})
-			return nil
-		}
-		r.complete(s, out)
-		return nil
-
+		return r.ret(th, s)
 	case *dsl.FailStep:
-		info := ErrorInfo{Type: ErrTypeFail, Message: "the workflow failed", StepID: s.ID}
-		parts := []*dsl.Value{s.Error, s.Message, s.Data}
-		vals := make([]any, len(parts))
-		for i, v := range parts {
-			if v == nil {
-				continue
-			}
-			x, err := v.Eval(r.env(th))
-			if err != nil {
-				r.raise(th, r.exprError(step, err))
-				return nil
-			}
-			vals[i] = x
-		}
-		if s.Error != nil {
-			info.Type = fmt.Sprint(vals[0])
-		}
-		if s.Message != nil {
-			info.Message = fmt.Sprint(vals[1])
-		}
-		if s.Data != nil {
-			info.Data = JSONText(mustJSON(vals[2]))
-		}
-		r.raise(th, info)
-		return nil
-
+		return r.fail(th, s)
 	case *dsl.ActivityStep:
 		return r.schedule(th, s, 1, r.now)
-
 	case *dsl.WaitStep:
 		return r.wait(th, s)
-
 	case *dsl.WhileStep:
-		top := &th.Cursor[len(th.Cursor)-1]
-		ok, err := s.Condition.Eval(r.env(th))
-		if err != nil {
-			r.raise(th, r.exprError(step, err))
-			return nil
-		}
-		if !ok {
-			r.advance(th)
-			return nil
-		}
-		if top.Iter >= s.Max {
-			r.raise(th, ErrorInfo{Type: ErrTypeLoopLimit, Message: fmt.Sprintf("step %s: the loop ran its %d iterations (max) and its condition still holds", s.ID, s.Max)})
-			return nil
-		}
-		top.Iter++
-		r.push(th, s.Block)
-		return nil
-
+		return r.loop(th, s)
 	case *dsl.TryStep:
-		r.advance(th)
-		r.push(th, s.Block)
-		return nil
-
+		return r.try(th, s)
 	case *dsl.ForEachStep:
 		return r.forEach(th, s)
-
 	case *dsl.ParallelStep:
-		r.fork(th, s, len(s.Branches), len(s.Branches), nil)
-		return nil
-
+		return r.parallel(th, s)
 	case *dsl.ContinueAsNewStep:
 		return r.continueAsNew(th, s)
-
 	case *dsl.CallStep:
-		r.st.Seq++
-		p := &Pending{Kind: WaitChild, StepID: s.ID, Child: InstanceID(fmt.Sprintf("%s:%d", r.st.ID, r.st.Seq))}
-		r.history(HistoryEvent{Type: "ChildScheduled", StepID: s.ID, Name: string(p.Child)})
-		r.startChild(th, s, p)
-		return nil
+		return r.call(th, s)
 	}
 	return fmt.Errorf("step %s: unknown step type %T", step.Base().ID, step)
 }
 
-func (r *run) setStatus(th *Thread, s *dsl.SetStatusStep) {
-	v, err := s.Value.Eval(r.env(th))
-	if err != nil {
-		r.raise(th, r.exprError(s, err))
-		return
+// set assigns the step's variables in order, each seeing the ones before.
+func (r *run) set(th *Thread, s *dsl.SetStep) error {
+	for _, a := range s.Vars {
+		v, ok := eval(r, th, s, a.Value)
+		if !ok {
+			return nil
+		}
+		r.setVar(th, a.Name, v)
 	}
-	statusErr := func(format string, args ...any) {
+	if r.checkVars(th, s) {
+		r.advance(th)
+	}
+	return nil
+}
+
+// switchTo enters the list of the first case whose condition holds, else
+// the default's, if any.
+func (r *run) switchTo(th *Thread, s *dsl.SwitchStep) error {
+	for _, c := range s.Cases {
+		holds, ok := eval(r, th, s, c.When)
+		if !ok {
+			return nil
+		}
+		if holds {
+			r.advance(th)
+			r.push(th, c.Block)
+			return nil
+		}
+	}
+	r.advance(th)
+	if s.HasDefault {
+		r.push(th, s.DefaultBlock)
+	}
+	return nil
+}
+
+// ret completes the instance with the step's value.
+func (r *run) ret(th *Thread, s *dsl.ReturnStep) error {
+	out, ok := eval(r, th, s, s.Value)
+	if !ok {
+		return nil
+	}
+	if th != r.main {
+		r.raise(th, ErrorInfo{Type: ErrTypeDefinition, Message: fmt.Sprintf("step %s: return inside a branch", s.ID)})
+		return nil
+	}
+	r.complete(s, out)
+	return nil
+}
+
+// fail raises the step's error: its type, message and data, each
+// defaulted when the step leaves it out.
+func (r *run) fail(th *Thread, s *dsl.FailStep) error {
+	info := ErrorInfo{Type: ErrTypeFail, Message: "the workflow failed", StepID: s.ID}
+	parts := []*dsl.Value{s.Error, s.Message, s.Data}
+	vals := make([]any, len(parts))
+	for i, v := range parts {
+		x, ok := eval(r, th, s, v)
+		if !ok {
+			return nil
+		}
+		vals[i] = x
+	}
+	if s.Error != nil {
+		info.Type = fmt.Sprint(vals[0])
+	}
+	if s.Message != nil {
+		info.Message = fmt.Sprint(vals[1])
+	}
+	if s.Data != nil {
+		info.Data = JSONText(mustJSON(vals[2]))
+	}
+	r.raise(th, info)
+	return nil
+}
+
+// loop runs a while step's body once more while its condition holds, at
+// most Max times.
+func (r *run) loop(th *Thread, s *dsl.WhileStep) error {
+	top := &th.Cursor[len(th.Cursor)-1]
+	holds, ok := eval(r, th, s, s.Condition)
+	if !ok {
+		return nil
+	}
+	if !holds {
+		r.advance(th)
+		return nil
+	}
+	if top.Iter >= s.Max {
+		r.raise(th, ErrorInfo{Type: ErrTypeLoopLimit, Message: fmt.Sprintf("step %s: the loop ran its %d iterations (max) and its condition still holds", s.ID, s.Max)})
+		return nil
+	}
+	top.Iter++
+	r.push(th, s.Block)
+	return nil
+}
+
+// try enters the step's list; its catch is found by handle when an error
+// is raised inside.
+func (r *run) try(th *Thread, s *dsl.TryStep) error {
+	r.advance(th)
+	r.push(th, s.Block)
+	return nil
+}
+
+// setStatus sets the instance's custom status, once it is JSON within
+// the size limit and satisfies the workflow's status schema.
+func (r *run) setStatus(th *Thread, s *dsl.SetStatusStep) error {
+	v, ok := eval(r, th, s, s.Value)
+	if !ok {
+		return nil
+	}
+	// statusErr raises a CustomStatusError; it is the instance's error,
+	// not the engine's, so setStatus returns nil after it.
+	statusErr := func(format string, args ...any) error {
 		r.raise(th, ErrorInfo{Type: ErrTypeStatus, Message: fmt.Sprintf("step %s: ", s.ID) + fmt.Sprintf(format, args...)})
+		return nil
 	}
 	size, err := dsl.StatusSize(v)
 	if err != nil {
-		statusErr("%v", err)
-		return
+		return statusErr("%v", err)
 	}
 	if size > dsl.MaxStatusBytes {
-		statusErr("custom status is %d bytes of UTF-16 JSON; the limit is %d", size, dsl.MaxStatusBytes)
-		return
+		return statusErr("custom status is %d bytes of UTF-16 JSON; the limit is %d", size, dsl.MaxStatusBytes)
 	}
 	raw, err := json.Marshal(v)
 	if err != nil {
-		statusErr("custom status is not JSON: %v", err)
-		return
+		return statusErr("custom status is not JSON: %v", err)
 	}
 	if r.def.Status != nil {
 		if err := r.def.Status.Validate(v); err != nil {
-			statusErr("custom status does not satisfy the workflow's status schema: %v", err)
-			return
+			return statusErr("custom status does not satisfy the workflow's status schema: %v", err)
 		}
 	}
 	r.st.CustomStatus = raw
 	r.history(HistoryEvent{Type: "CustomStatusUpdated", StepID: s.ID, Data: raw})
 	r.advance(th)
+	return nil
 }
 
 // schedule enqueues attempt n of an activity step and waits for it.
 func (r *run) schedule(th *Thread, s *dsl.ActivityStep, attempt int, first time.Time) error {
-	var input any
-	if s.Input != nil {
-		v, err := s.Input.Eval(r.env(th))
-		if err != nil {
-			r.raise(th, r.exprError(s, err))
-			return nil
-		}
-		input = v
+	input, ok := eval(r, th, s, s.Input)
+	if !ok {
+		return nil
 	}
 	raw, err := json.Marshal(input)
 	if err != nil {
@@ -195,18 +195,7 @@ func (r *run) schedule(th *Thread, s *dsl.ActivityStep, attempt int, first time.
 		return nil
 	}
 	task := r.newID('t')
-	opts := r.def.Activities[s.Activity]
-	queue := s.Activity
-	var timeout time.Duration
-	if opts != nil {
-		timeout = opts.Timeout
-		if opts.Binding != nil && opts.Binding.Kind != dsl.BindWorker {
-			queue = LocalQueue
-		}
-	}
-	if queue != LocalQueue && (opts == nil || opts.Binding == nil) && r.in.opts.LocalActivity != nil && r.in.opts.LocalActivity(s.Activity) {
-		queue = LocalQueue
-	}
+	queue, timeout := r.queueOf(s.Activity)
 	p := &Pending{Kind: WaitActivity, StepID: s.ID, Activity: s.Activity, TaskID: task, Attempt: attempt, FirstAttempt: first}
 	if timeout > 0 {
 		due := r.now.Add(timeout)
@@ -222,45 +211,32 @@ func (r *run) schedule(th *Thread, s *dsl.ActivityStep, attempt int, first time.
 	return nil
 }
 
-// startChild asks for the child a call step waits for, and for a check
-// later.
-func (r *run) startChild(th *Thread, s *dsl.CallStep, p *Pending) {
-	var input any
-	if s.Input != nil {
-		v, err := s.Input.Eval(r.env(th))
-		if err != nil {
-			r.raise(th, r.exprError(s, err))
-			return
+// queueOf returns the task queue of an activity and its start-to-close
+// timeout (0 = none): the local queue for the in-process runtime's
+// bindings and for unbound names it has a handler for, else the activity's
+// own queue, where external workers poll.
+func (r *run) queueOf(activity string) (string, time.Duration) {
+	opts := r.def.Activities[activity]
+	queue := activity
+	var timeout time.Duration
+	if opts != nil {
+		timeout = opts.Timeout
+		if opts.Binding != nil && opts.Binding.Kind != dsl.BindWorker {
+			queue = LocalQueue
 		}
-		input = v
 	}
-	raw := mustJSON(input)
-	if string(raw) == "null" {
-		raw = nil
+	if queue != LocalQueue && (opts == nil || opts.Binding == nil) && r.in.opts.LocalActivity != nil && r.in.opts.LocalActivity(activity) {
+		queue = LocalQueue
 	}
-	r.tr.Commands = append(r.tr.Commands, &StartChild{ID: p.Child, Parent: r.st.ID, Workflow: s.Workflow, Input: raw})
-	delay := childCheck << min(p.Attempt, 10)
-	if delay > childCheckMax {
-		delay = childCheckMax
-	}
-	p.Attempt++
-	due := r.now.Add(delay)
-	th.Pending = p
-	p.TimerID = r.newTimer(th, due)
-	p.Deadline = &due
+	return queue, timeout
 }
 
 // continueAsNew restarts the instance with a new input: no variables, the
 // cursor at the first step, the same id, buffered events and custom status.
 func (r *run) continueAsNew(th *Thread, s *dsl.ContinueAsNewStep) error {
-	var input any
-	if s.Input != nil {
-		v, err := s.Input.Eval(r.env(th))
-		if err != nil {
-			r.raise(th, r.exprError(s, err))
-			return nil
-		}
-		input = v
+	input, ok := eval(r, th, s, s.Input)
+	if !ok {
+		return nil
 	}
 	if th != r.main {
 		r.raise(th, ErrorInfo{Type: ErrTypeDefinition, Message: fmt.Sprintf("step %s: continueAsNew inside a branch", s.ID)})
@@ -294,6 +270,8 @@ func (r *run) startTimeout() {
 	r.st.Timeout = &Timer{ID: id, Due: due}
 }
 
+// complete ends the instance as Completed with out (s is the return
+// step, nil when the main path ran out of steps).
 func (r *run) complete(s *dsl.ReturnStep, out any) {
 	raw, err := json.Marshal(out)
 	if err != nil {

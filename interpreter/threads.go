@@ -90,12 +90,11 @@ func (r *run) runThread(th *Thread) error {
 		}
 		step := block[top.Index]
 		if base := step.Base(); base.If != nil && top.Iter == 0 {
-			ok, err := base.If.Eval(r.env(th))
-			if err != nil {
-				r.raise(th, r.exprError(step, err))
+			holds, ok := eval(r, th, step, base.If)
+			if !ok {
 				continue
 			}
-			if !ok {
+			if !holds {
 				r.advance(th)
 				continue
 			}
@@ -117,9 +116,8 @@ func (r *run) yield(th *Thread) {
 
 // forEach starts the branches of a forEach over its items.
 func (r *run) forEach(th *Thread, s *dsl.ForEachStep) error {
-	v, err := s.Items.Eval(r.env(th))
-	if err != nil {
-		r.raise(th, r.exprError(s, err))
+	v, ok := eval(r, th, s, s.Items)
+	if !ok {
 		return nil
 	}
 	items, ok := v.([]any)
@@ -160,6 +158,12 @@ func typeOf(v any) string {
 		return "an object"
 	}
 	return fmt.Sprintf("%T", v)
+}
+
+// parallel starts every branch of a parallel step at once.
+func (r *run) parallel(th *Thread, s *dsl.ParallelStep) error {
+	r.fork(th, s, len(s.Branches), len(s.Branches), nil)
+	return nil
 }
 
 // fork starts up to limit of the n branches of a parallel or forEach step

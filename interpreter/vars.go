@@ -101,3 +101,20 @@ func mustJSON(v any) json.RawMessage {
 	}
 	return raw
 }
+
+// expression is a compiled expression: a *dsl.Value or a *dsl.Condition.
+type expression[T any] interface {
+	Eval(env *dsl.Env) (T, error)
+}
+
+// eval evaluates x in the environment of thread th. When it fails, it
+// raises the ExpressionError of step and reports false: the caller stops
+// running the step and returns.
+func eval[T any](r *run, th *Thread, step dsl.Step, x expression[T]) (T, bool) {
+	v, err := x.Eval(r.env(th))
+	if err != nil {
+		r.raise(th, r.exprError(step, err))
+		return v, false
+	}
+	return v, true
+}

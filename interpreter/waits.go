@@ -11,59 +11,71 @@ import (
 	"github.com/cairnhq/cairn/dsl"
 )
 
-// wait handles a wait step: consume buffered events, or block.
+// wait handles a wait step: for events, or for a time.
 func (r *run) wait(th *Thread, s *dsl.WaitStep) error {
 	if s.Event != "" || len(s.Events) > 0 {
-		p := &Pending{Kind: WaitEvent, StepID: s.ID, Event: s.Event, All: s.All}
-		p.Events = append(p.Events, s.Events...)
-		if s.All && s.Result != "" {
-			r.setVar(th, s.Result, map[string]any{})
-		}
-		for i := 0; i < len(r.st.Buffered); {
-			b := r.st.Buffered[i]
-			if !p.waitsFor(b.Name) {
-				i++
-				continue
-			}
-			r.st.Buffered = append(r.st.Buffered[:i:i], r.st.Buffered[i+1:]...)
-			if r.receive(th, s, p, b.Name, b.Data) {
-				if r.checkVars(th, s) {
-					r.advance(th)
-				}
-				return nil
-			}
-		}
-		if s.Timeout != nil {
-			d, err := r.duration(th, s.Timeout)
-			if err != nil {
-				r.raise(th, r.exprError(s, err))
-				return nil
-			}
-			due := r.now.Add(d)
-			p.TimerID = r.newTimer(th, due)
-			p.Deadline = &due
-		}
-		th.Pending = p
+		r.waitEvents(th, s)
 		return nil
 	}
+	return r.waitTime(th, s)
+}
+
+// waitEvents consumes the buffered events the wait takes, or blocks until
+// the rest come or its timeout fires.
+func (r *run) waitEvents(th *Thread, s *dsl.WaitStep) {
+	p := &Pending{Kind: WaitEvent, StepID: s.ID, Event: s.Event, All: s.All}
+	p.Events = append(p.Events, s.Events...)
+	if s.All && s.Result != "" {
+		r.setVar(th, s.Result, map[string]any{})
+	}
+	for i := 0; i < len(r.st.Buffered); {
+		b := r.st.Buffered[i]
+		if !p.waitsFor(b.Name) {
+			i++
+			continue
+		}
+		r.st.Buffered = append(r.st.Buffered[:i:i], r.st.Buffered[i+1:]...)
+		if r.receive(th, s, p, b.Name, b.Data) {
+			if r.checkVars(th, s) {
+				r.advance(th)
+			}
+			return
+		}
+	}
+	if s.Timeout != nil {
+		d, ok := r.duration(th, s, s.Timeout)
+		if !ok {
+			return
+		}
+		due := r.now.Add(d)
+		p.TimerID = r.newTimer(th, due)
+		p.Deadline = &due
+	}
+	th.Pending = p
+}
+
+// waitTime blocks on a timer for a duration or until a time; one already
+// past goes straight on.
+func (r *run) waitTime(th *Thread, s *dsl.WaitStep) error {
 	var due time.Time
 	switch {
 	case s.Duration != nil:
-		d, err := r.duration(th, s.Duration)
-		if err != nil {
-			r.raise(th, r.exprError(s, err))
+		d, ok := r.duration(th, s, s.Duration)
+		if !ok {
 			return nil
 		}
 		due = r.now.Add(d)
 	case s.Until != nil:
-		v, err := s.Until.Eval(r.env(th))
-		if err == nil {
-			due, err = dsl.ToTime(v)
+		v, ok := eval(r, th, s, s.Until)
+		if !ok {
+			return nil
 		}
+		t, err := dsl.ToTime(v)
 		if err != nil {
 			r.raise(th, r.exprError(s, err))
 			return nil
 		}
+		due = t
 	default:
 		return fmt.Errorf("step %s: wait has neither event nor timer", s.ID)
 	}
@@ -111,19 +123,22 @@ func (r *run) receive(th *Thread, s *dsl.WaitStep, p *Pending, name string, data
 	return len(p.Events) == 0
 }
 
-func (r *run) duration(th *Thread, v *dsl.Value) (time.Duration, error) {
-	x, err := v.Eval(r.env(th))
-	if err != nil {
-		return 0, err
+// duration evaluates a wait's duration or timeout; what is not a
+// duration, or a negative one, raises step's ExpressionError.
+func (r *run) duration(th *Thread, step dsl.Step, v *dsl.Value) (time.Duration, bool) {
+	x, ok := eval(r, th, step, v)
+	if !ok {
+		return 0, false
 	}
 	d, err := dsl.ToDuration(x)
+	if err == nil && d < 0 {
+		err = fmt.Errorf("negative duration %s", d)
+	}
 	if err != nil {
-		return 0, &dsl.EvalError{Pos: v.Pos, Err: err}
+		r.raise(th, r.exprError(step, &dsl.EvalError{Pos: v.Pos, Err: err}))
+		return 0, false
 	}
-	if d < 0 {
-		return 0, &dsl.EvalError{Pos: v.Pos, Err: fmt.Errorf("negative duration %s", d)}
-	}
-	return d, nil
+	return d, true
 }
 
 // missing says which events a wait that timed out did not get.

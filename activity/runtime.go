@@ -7,9 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
-	"os"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -77,7 +75,9 @@ type Options struct {
 	// they are abandoned: their tasks stay leased until the lease expires
 	// and another runtime runs them again.
 	ShutdownGrace time.Duration
-	// Clock gives the time recorded with completions (default time.Now).
+	// Clock is the runtime's only clock: the time recorded with
+	// completions, and what it measures leases and reclaim intervals with
+	// (default time.Now, whose monotonic reading leases rely on).
 	Clock func() time.Time
 	// Logger (default slog.Default()).
 	Logger *slog.Logger
@@ -130,8 +130,7 @@ var (
 // for none). Run starts it.
 func NewRuntime(store TaskStore, catalog *interpreter.Catalog, reg *Registry, opts Options) *Runtime {
 	if opts.Consumer == "" {
-		host, _ := os.Hostname()
-		opts.Consumer = fmt.Sprintf("%s-%d-%06x", host, os.Getpid(), rand.Uint32()&0xffffff)
+		opts.Consumer = interpreter.DefaultConsumer()
 	}
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = 8
@@ -276,8 +275,8 @@ func (r *Runtime) readLoop(ctx context.Context, tasks *sync.WaitGroup) {
 
 		var got []interpreter.Task
 		var err error
-		if reclaimMore || time.Since(lastReclaim) >= reclaimEvery {
-			sent := time.Now()
+		if reclaimMore || r.opts.Clock().Sub(lastReclaim) >= reclaimEvery {
+			sent := r.opts.Clock()
 			var taken []interpreter.Task
 			taken, reclaimMore, err = r.store.ReclaimTaskBatch(ctx, r.opts.Consumer, interpreter.LocalQueue, r.opts.Lease, n)
 			lastReclaim = sent
@@ -291,7 +290,7 @@ func (r *Runtime) readLoop(ctx context.Context, tasks *sync.WaitGroup) {
 			if len(got) > 0 {
 				block = 0
 			}
-			sent := time.Now()
+			sent := r.opts.Clock()
 			var read []interpreter.Task
 			read, err = r.store.ReadTaskBatch(ctx, r.opts.Consumer, interpreter.LocalQueue, n-len(got), block)
 			got = append(got, r.hold(read, sent)...)
@@ -312,7 +311,7 @@ func (r *Runtime) readLoop(ctx context.Context, tasks *sync.WaitGroup) {
 				return
 			}
 			r.log.Warn("reading tasks failed; retrying", "err", err, "in", backoff)
-			sleep(ctx, backoff)
+			interpreter.Sleep(ctx, backoff)
 			backoff = min(backoff*2, 2*time.Second)
 			continue
 		}
@@ -531,7 +530,7 @@ func (r *Runtime) report(base context.Context, log *slog.Logger, ref interpreter
 			return
 		}
 		log.Warn("recording the task's outcome failed; retrying", "err", serr, "in", backoff)
-		sleep(base, backoff)
+		interpreter.Sleep(base, backoff)
 		backoff *= 2
 	}
 }
@@ -558,7 +557,7 @@ func (r *Runtime) heartbeatLoop(ctx context.Context) {
 func (r *Runtime) renewDue(ctx context.Context, age time.Duration) {
 	r.renewing.Lock()
 	defer r.renewing.Unlock()
-	now := time.Now()
+	now := r.opts.Clock()
 	var due []*held
 	var refs []interpreter.TaskRef
 	r.mu.Lock()
@@ -603,11 +602,3 @@ func (r *Runtime) renewDue(ctx context.Context, age time.Duration) {
 	}
 }
 
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
-}

@@ -20,12 +20,11 @@ const (
 
 // call starts the child instance a call step waits for; its id is the
 // parent's and the parent's next sequence number.
-func (r *run) call(th *Thread, s *dsl.CallStep) error {
+func (r *run) call(th *Thread, s *dsl.CallStep) {
 	r.st.Seq++
 	p := &Pending{Kind: WaitChild, StepID: s.ID, Child: InstanceID(fmt.Sprintf("%s:%d", r.st.ID, r.st.Seq))}
 	r.history(HistoryEvent{Type: "ChildScheduled", StepID: s.ID, Name: string(p.Child)})
 	r.startChild(th, s, p)
-	return nil
 }
 
 // startChild asks for the child a call step waits for, and for a check
@@ -51,6 +50,18 @@ func (r *run) startChild(th *Thread, s *dsl.CallStep, p *Pending) {
 	p.Deadline = &due
 }
 
+// checkChild asks again for the child a call step waits for, when its
+// check timer fires without news of it.
+func (r *run) checkChild(th *Thread, p *Pending) error {
+	call, err := waitedAt[*dsl.CallStep](r, th, "call")
+	if err != nil {
+		return err
+	}
+	p.TimerID, p.Deadline = "", nil
+	r.startChild(th, call, p)
+	return nil
+}
+
 // childEnded applies the end of a child to the call step waiting for it.
 func (r *run) childEnded(ev Event) (bool, error) {
 	var res ChildResult
@@ -61,10 +72,9 @@ func (r *run) childEnded(ev Event) (bool, error) {
 	if th == nil || r.st.Status != StatusRunning {
 		return false, nil // a repeated notice, or for a call no longer waiting
 	}
-	step, _ := r.current(th)
-	call, ok := step.(*dsl.CallStep)
-	if !ok {
-		return false, fmt.Errorf("thread %q: cursor does not point at the call step %q", th.ID, th.Pending.StepID)
+	call, err := waitedAt[*dsl.CallStep](r, th, "call")
+	if err != nil {
+		return false, err
 	}
 	r.cancelTimer(th)
 	th.Pending = nil

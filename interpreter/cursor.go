@@ -31,20 +31,16 @@ func (r *run) currentStepID(th *Thread) dsl.StepID {
 	return ""
 }
 
-func (r *run) waitStep(th *Thread) (*dsl.WaitStep, error) {
+// waitedAt returns the step, of type T, that a waiting thread's cursor
+// points at; any other step there is a corrupt state, an error of the
+// engine's.
+func waitedAt[T dsl.Step](r *run, th *Thread, kind string) (T, error) {
 	s, _ := r.current(th)
-	if w, ok := s.(*dsl.WaitStep); ok {
-		return w, nil
+	if t, ok := s.(T); ok {
+		return t, nil
 	}
-	return nil, fmt.Errorf("thread %q: cursor does not point at the wait step %q", th.ID, th.Pending.StepID)
-}
-
-func (r *run) activityStep(th *Thread) (*dsl.ActivityStep, error) {
-	s, _ := r.current(th)
-	if a, ok := s.(*dsl.ActivityStep); ok {
-		return a, nil
-	}
-	return nil, fmt.Errorf("thread %q: cursor does not point at the activity step %q", th.ID, th.Pending.StepID)
+	var none T
+	return none, fmt.Errorf("thread %q: cursor does not point at the %s step %q", th.ID, kind, th.Pending.StepID)
 }
 
 // advance moves a thread's top frame past its current step.
@@ -55,6 +51,7 @@ func (r *run) advance(th *Thread) {
 	}
 }
 
+// push enters block b at its first step.
 func (r *run) push(th *Thread, b dsl.BlockID) {
 	th.Cursor = append(th.Cursor, Frame{Block: b})
 }

@@ -111,7 +111,7 @@ func (r *run) raised(ev Event) (bool, error) {
 			if th.Pending == nil || !th.Pending.waitsFor(ev.Name) {
 				continue
 			}
-			step, err := r.waitStep(th)
+			step, err := waitedAt[*dsl.WaitStep](r, th, "wait")
 			if err != nil {
 				return false, err
 			}
@@ -142,7 +142,7 @@ func (r *run) completed(ev Event) (bool, error) {
 	if th == nil {
 		return false, nil // late or duplicate completion
 	}
-	step, err := r.activityStep(th)
+	step, err := waitedAt[*dsl.ActivityStep](r, th, "activity")
 	if err != nil {
 		return false, err
 	}
@@ -203,48 +203,66 @@ func (r *run) timerFired(th *Thread, ev Event) error {
 	}
 	switch p.Kind {
 	case WaitTimer, WaitYield:
-		th.Pending = nil
-		if p.Kind == WaitTimer {
-			r.advance(th)
-		}
-		r.enqueue(th)
+		r.slept(th, p)
 	case WaitEvent:
-		step, err := r.waitStep(th)
-		if err != nil {
-			return err
-		}
-		th.Pending = nil
-		if !step.HasOnTimeout {
-			r.raise(th, ErrorInfo{Type: ErrTypeTimeout, Message: fmt.Sprintf("step %s: %s before the timeout", step.ID, missing(step, p))})
-			return nil
-		}
-		r.advance(th)
-		r.push(th, step.OnTimeoutBlock)
-		r.enqueue(th)
+		return r.waitTimedOut(th, p)
 	case WaitRetry:
-		step, err := r.activityStep(th)
-		if err != nil {
-			return err
-		}
-		th.Pending = nil
-		r.enqueue(th)
-		return r.schedule(th, step, p.Attempt+1, p.FirstAttempt)
+		return r.retryDue(th, p)
 	case WaitChild:
-		step, ok := r.current(th)
-		call, isCall := step.(*dsl.CallStep)
-		if !ok || !isCall {
-			return fmt.Errorf("thread %q: cursor does not point at the call step %q", th.ID, p.StepID)
-		}
-		p.TimerID, p.Deadline = "", nil
-		r.startChild(th, call, p)
+		return r.checkChild(th, p)
 	case WaitActivity:
-		// The activity's start-to-close timeout: a retryable failure.
-		p.TimerID = ""
-		return r.activityFailed(th, ErrorInfo{
-			Type:      ErrTypeActTimeout,
-			Message:   fmt.Sprintf("activity %s did not finish within its timeout", p.Activity),
-			Retryable: true,
-		})
+		return r.activityTimedOut(th, p)
 	}
 	return nil
+}
+
+// slept goes on after a timer wait, or after a yield (which goes back to
+// the step it yielded at).
+func (r *run) slept(th *Thread, p *Pending) {
+	th.Pending = nil
+	if p.Kind == WaitTimer {
+		r.advance(th)
+	}
+	r.enqueue(th)
+}
+
+// waitTimedOut runs the onTimeout list of an event wait whose timeout
+// fired, or raises a TimeoutError when it has none.
+func (r *run) waitTimedOut(th *Thread, p *Pending) error {
+	step, err := waitedAt[*dsl.WaitStep](r, th, "wait")
+	if err != nil {
+		return err
+	}
+	th.Pending = nil
+	if !step.HasOnTimeout {
+		r.raise(th, ErrorInfo{Type: ErrTypeTimeout, Message: fmt.Sprintf("step %s: %s before the timeout", step.ID, missing(step, p))})
+		return nil
+	}
+	r.advance(th)
+	r.push(th, step.OnTimeoutBlock)
+	r.enqueue(th)
+	return nil
+}
+
+// retryDue schedules the next attempt of an activity whose retry delay is
+// over.
+func (r *run) retryDue(th *Thread, p *Pending) error {
+	step, err := waitedAt[*dsl.ActivityStep](r, th, "activity")
+	if err == nil {
+		th.Pending = nil
+		r.enqueue(th)
+		r.schedule(th, step, p.Attempt+1, p.FirstAttempt)
+	}
+	return err
+}
+
+// activityTimedOut fails an attempt that outran the activity's
+// start-to-close timeout: a retryable failure.
+func (r *run) activityTimedOut(th *Thread, p *Pending) error {
+	p.TimerID = ""
+	return r.activityFailed(th, ErrorInfo{
+		Type:      ErrTypeActTimeout,
+		Message:   fmt.Sprintf("activity %s did not finish within its timeout", p.Activity),
+		Retryable: true,
+	})
 }

@@ -142,7 +142,7 @@ func (r *run) popFrame(th *Thread) {
 // attempt, raises its error.
 func (r *run) activityFailed(th *Thread, info ErrorInfo) error {
 	p := th.Pending
-	step, err := r.activityStep(th)
+	step, err := waitedAt[*dsl.ActivityStep](r, th, "activity")
 	if err != nil {
 		return err
 	}

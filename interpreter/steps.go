@@ -14,95 +14,103 @@ import (
 func (r *run) exec(th *Thread, step dsl.Step) error {
 	switch s := step.(type) {
 	case *dsl.SetStep:
-		return r.set(th, s)
+		r.set(th, s)
 	case *dsl.SetStatusStep:
-		return r.setStatus(th, s)
+		r.setStatus(th, s)
 	case *dsl.SwitchStep:
-		return r.switchTo(th, s)
+		r.switchTo(th, s)
 	case *dsl.ReturnStep:
-		return r.ret(th, s)
+		r.ret(th, s)
 	case *dsl.FailStep:
-		return r.fail(th, s)
+		r.fail(th, s)
 	case *dsl.ActivityStep:
-		return r.schedule(th, s, 1, r.now)
+		r.schedule(th, s, 1, r.now)
 	case *dsl.WaitStep:
 		return r.wait(th, s)
 	case *dsl.WhileStep:
-		return r.loop(th, s)
+		r.loop(th, s)
 	case *dsl.TryStep:
-		return r.try(th, s)
+		r.try(th, s)
 	case *dsl.ForEachStep:
-		return r.forEach(th, s)
+		r.forEach(th, s)
 	case *dsl.ParallelStep:
-		return r.parallel(th, s)
+		r.parallel(th, s)
 	case *dsl.ContinueAsNewStep:
-		return r.continueAsNew(th, s)
+		r.continueAsNew(th, s)
 	case *dsl.CallStep:
-		return r.call(th, s)
+		r.call(th, s)
+	default:
+		return fmt.Errorf("step %s: unknown step type %T", step.Base().ID, step)
 	}
-	return fmt.Errorf("step %s: unknown step type %T", step.Base().ID, step)
+	return nil
 }
 
 // set assigns the step's variables in order, each seeing the ones before.
-func (r *run) set(th *Thread, s *dsl.SetStep) error {
+func (r *run) set(th *Thread, s *dsl.SetStep) {
 	for _, a := range s.Vars {
 		v, ok := eval(r, th, s, a.Value)
 		if !ok {
-			return nil
+			return
 		}
 		r.setVar(th, a.Name, v)
 	}
 	if r.checkVars(th, s) {
 		r.advance(th)
 	}
-	return nil
 }
 
 // switchTo enters the list of the first case whose condition holds, else
 // the default's, if any.
-func (r *run) switchTo(th *Thread, s *dsl.SwitchStep) error {
+func (r *run) switchTo(th *Thread, s *dsl.SwitchStep) {
 	for _, c := range s.Cases {
 		holds, ok := eval(r, th, s, c.When)
 		if !ok {
-			return nil
+			return
 		}
 		if holds {
 			r.advance(th)
 			r.push(th, c.Block)
-			return nil
+			return
 		}
 	}
 	r.advance(th)
 	if s.HasDefault {
 		r.push(th, s.DefaultBlock)
 	}
-	return nil
 }
 
 // ret completes the instance with the step's value.
-func (r *run) ret(th *Thread, s *dsl.ReturnStep) error {
+func (r *run) ret(th *Thread, s *dsl.ReturnStep) {
 	out, ok := eval(r, th, s, s.Value)
 	if !ok {
-		return nil
+		return
 	}
-	if th != r.main {
-		r.raise(th, ErrorInfo{Type: ErrTypeDefinition, Message: fmt.Sprintf("step %s: return inside a branch", s.ID)})
-		return nil
+	if !r.onMain(th, s, "return") {
+		return
 	}
 	r.complete(s, out)
-	return nil
+}
+
+// onMain reports whether th is the main path; in a branch it raises the
+// DefinitionError of a step (what) that only the main path may run.
+func (r *run) onMain(th *Thread, s dsl.Step, what string) bool {
+	if th == r.main {
+		return true
+	}
+	r.raise(th, ErrorInfo{Type: ErrTypeDefinition, Message: fmt.Sprintf("step %s: %s inside a branch", s.Base().ID, what)})
+	return false
 }
 
 // fail raises the step's error: its type, message and data, each
 // defaulted when the step leaves it out.
-func (r *run) fail(th *Thread, s *dsl.FailStep) error {
+func (r *run) fail(th *Thread, s *dsl.FailStep) {
 	info := ErrorInfo{Type: ErrTypeFail, Message: "the workflow failed", StepID: s.ID}
 	parts := []*dsl.Value{s.Error, s.Message, s.Data}
 	vals := make([]any, len(parts))
 	for i, v := range parts {
 		x, ok := eval(r, th, s, v)
 		if !ok {
-			return nil
+			return
 		}
 		vals[i] = x
 	}
@@ -116,83 +124,80 @@ func (r *run) fail(th *Thread, s *dsl.FailStep) error {
 		info.Data = JSONText(mustJSON(vals[2]))
 	}
 	r.raise(th, info)
-	return nil
 }
 
 // loop runs a while step's body once more while its condition holds, at
 // most Max times.
-func (r *run) loop(th *Thread, s *dsl.WhileStep) error {
+func (r *run) loop(th *Thread, s *dsl.WhileStep) {
 	top := &th.Cursor[len(th.Cursor)-1]
 	holds, ok := eval(r, th, s, s.Condition)
 	if !ok {
-		return nil
+		return
 	}
 	if !holds {
 		r.advance(th)
-		return nil
+		return
 	}
 	if top.Iter >= s.Max {
 		r.raise(th, ErrorInfo{Type: ErrTypeLoopLimit, Message: fmt.Sprintf("step %s: the loop ran its %d iterations (max) and its condition still holds", s.ID, s.Max)})
-		return nil
+		return
 	}
 	top.Iter++
 	r.push(th, s.Block)
-	return nil
 }
 
 // try enters the step's list; its catch is found by handle when an error
 // is raised inside.
-func (r *run) try(th *Thread, s *dsl.TryStep) error {
+func (r *run) try(th *Thread, s *dsl.TryStep) {
 	r.advance(th)
 	r.push(th, s.Block)
-	return nil
 }
 
 // setStatus sets the instance's custom status, once it is JSON within
 // the size limit and satisfies the workflow's status schema.
-func (r *run) setStatus(th *Thread, s *dsl.SetStatusStep) error {
+func (r *run) setStatus(th *Thread, s *dsl.SetStatusStep) {
 	v, ok := eval(r, th, s, s.Value)
 	if !ok {
-		return nil
+		return
 	}
-	// statusErr raises a CustomStatusError; it is the instance's error,
-	// not the engine's, so setStatus returns nil after it.
-	statusErr := func(format string, args ...any) error {
+	statusErr := func(format string, args ...any) {
 		r.raise(th, ErrorInfo{Type: ErrTypeStatus, Message: fmt.Sprintf("step %s: ", s.ID) + fmt.Sprintf(format, args...)})
-		return nil
 	}
 	size, err := dsl.StatusSize(v)
 	if err != nil {
-		return statusErr("%v", err)
+		statusErr("%v", err)
+		return
 	}
 	if size > dsl.MaxStatusBytes {
-		return statusErr("custom status is %d bytes of UTF-16 JSON; the limit is %d", size, dsl.MaxStatusBytes)
+		statusErr("custom status is %d bytes of UTF-16 JSON; the limit is %d", size, dsl.MaxStatusBytes)
+		return
 	}
 	raw, err := json.Marshal(v)
 	if err != nil {
-		return statusErr("custom status is not JSON: %v", err)
+		statusErr("custom status is not JSON: %v", err)
+		return
 	}
 	if r.def.Status != nil {
 		if err := r.def.Status.Validate(v); err != nil {
-			return statusErr("custom status does not satisfy the workflow's status schema: %v", err)
+			statusErr("custom status does not satisfy the workflow's status schema: %v", err)
+			return
 		}
 	}
 	r.st.CustomStatus = raw
 	r.history(HistoryEvent{Type: "CustomStatusUpdated", StepID: s.ID, Data: raw})
 	r.advance(th)
-	return nil
 }
 
 // schedule enqueues attempt n of an activity step and waits for it.
-func (r *run) schedule(th *Thread, s *dsl.ActivityStep, attempt int, first time.Time) error {
+func (r *run) schedule(th *Thread, s *dsl.ActivityStep, attempt int, first time.Time) {
 	input, ok := eval(r, th, s, s.Input)
 	if !ok {
-		return nil
+		return
 	}
 	raw, err := json.Marshal(input)
 	if err != nil {
 		r.raise(th, ErrorInfo{Type: ErrTypeExpression, Message: fmt.Sprintf("step %s: activity input is not JSON: %v", s.ID, err)})
-		return nil
+		return
 	}
 	task := r.newID('t')
 	queue, timeout := r.queueOf(s.Activity)
@@ -208,7 +213,6 @@ func (r *run) schedule(th *Thread, s *dsl.ActivityStep, attempt int, first time.
 		StepID: s.ID, DefHash: r.def.Hash, Workflow: r.def.Name, Queue: queue, Timeout: timeout,
 	})
 	r.history(HistoryEvent{Type: "TaskScheduled", StepID: s.ID, Name: s.Activity, Data: raw, Attempt: attempt})
-	return nil
 }
 
 // queueOf returns the task queue of an activity and its start-to-close
@@ -233,14 +237,13 @@ func (r *run) queueOf(activity string) (string, time.Duration) {
 
 // continueAsNew restarts the instance with a new input: no variables, the
 // cursor at the first step, the same id, buffered events and custom status.
-func (r *run) continueAsNew(th *Thread, s *dsl.ContinueAsNewStep) error {
+func (r *run) continueAsNew(th *Thread, s *dsl.ContinueAsNewStep) {
 	input, ok := eval(r, th, s, s.Input)
 	if !ok {
-		return nil
+		return
 	}
-	if th != r.main {
-		r.raise(th, ErrorInfo{Type: ErrTypeDefinition, Message: fmt.Sprintf("step %s: continueAsNew inside a branch", s.ID)})
-		return nil
+	if !r.onMain(th, s, "continueAsNew") {
+		return
 	}
 	raw := mustJSON(input)
 	if string(raw) == "null" {
@@ -255,7 +258,6 @@ func (r *run) continueAsNew(th *Thread, s *dsl.ContinueAsNewStep) error {
 	r.main.Cursor = []Frame{{Block: "", Index: 0}}
 	r.history(HistoryEvent{Type: "ContinuedAsNew", StepID: s.ID, Data: raw})
 	r.startTimeout()
-	return nil
 }
 
 // startTimeout starts the workflow's timeout timer, if it has one.

@@ -90,13 +90,11 @@ func (r *run) runThread(th *Thread) error {
 		}
 		step := block[top.Index]
 		if base := step.Base(); base.If != nil && top.Iter == 0 {
-			holds, ok := eval(r, th, step, base.If)
-			if !ok {
-				continue
-			}
-			if !holds {
-				r.advance(th)
-				continue
+			if holds, ok := eval(r, th, step, base.If); !holds {
+				if ok {
+					r.advance(th) // false: the step is passed over
+				}
+				continue // an error in the condition was raised
 			}
 		}
 		if err := r.exec(th, step); err != nil {
@@ -115,19 +113,19 @@ func (r *run) yield(th *Thread) {
 }
 
 // forEach starts the branches of a forEach over its items.
-func (r *run) forEach(th *Thread, s *dsl.ForEachStep) error {
+func (r *run) forEach(th *Thread, s *dsl.ForEachStep) {
 	v, ok := eval(r, th, s, s.Items)
 	if !ok {
-		return nil
+		return
 	}
 	items, ok := v.([]any)
 	switch {
 	case !ok:
 		r.raise(th, ErrorInfo{Type: ErrTypeItems, Message: fmt.Sprintf("step %s: the items are %s, not a list", s.ID, typeOf(v))})
-		return nil
+		return
 	case len(items) > MaxItems:
 		r.raise(th, ErrorInfo{Type: ErrTypeItems, Message: fmt.Sprintf("step %s: %d items; a forEach goes over at most %d", s.ID, len(items), MaxItems)})
-		return nil
+		return
 	}
 	raws := make([]json.RawMessage, len(items))
 	for i, it := range items {
@@ -141,7 +139,6 @@ func (r *run) forEach(th *Thread, s *dsl.ForEachStep) error {
 		}
 	}
 	r.fork(th, s, len(items), limit, raws)
-	return nil
 }
 
 func typeOf(v any) string {
@@ -161,9 +158,8 @@ func typeOf(v any) string {
 }
 
 // parallel starts every branch of a parallel step at once.
-func (r *run) parallel(th *Thread, s *dsl.ParallelStep) error {
+func (r *run) parallel(th *Thread, s *dsl.ParallelStep) {
 	r.fork(th, s, len(s.Branches), len(s.Branches), nil)
-	return nil
 }
 
 // fork starts up to limit of the n branches of a parallel or forEach step

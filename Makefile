@@ -50,10 +50,11 @@ clean:
 deps-run:
 	@$(call install_missing,redis-server:redis-server)
 
-# The race detector needs cgo, hence a C compiler; the example worker's test
+# The cluster tests need redis-cli (redis-tools) to create the cluster; the
+# race detector needs cgo, hence a C compiler; the example worker's test
 # needs curl and the progress page's browser test chromium.
 deps-test:
-	@$(call install_missing,redis-server:redis-server gcc:gcc+libc6-dev curl:curl chromium:chromium+fonts-dejavu-core)
+	@$(call install_missing,redis-server:redis-server redis-cli:redis-tools gcc:gcc+libc6-dev curl:curl chromium:chromium+fonts-dejavu-core)
 
 # install_missing CMD:PKG[+PKG]...: apt-get install the packages of every
 # CMD not on PATH, in one go; apt-get update runs only when something is

@@ -3,91 +3,143 @@ package dsl
 import (
 	"encoding/base64"
 	"fmt"
-	"math"
 	"math/bits"
 	"reflect"
-	"regexp"
-	"sort"
 	"strings"
-	"time"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/expr-lang/expr/builtin"
 	"github.com/expr-lang/expr/conf"
-	"github.com/expr-lang/expr/vm"
 	"github.com/expr-lang/expr/vm/runtime"
 )
+
+// costTable is the cost of each of expr's builtins, by class: what one
+// call may cost, as cel-go's checker groups its functions (n and m are
+// the sizes of the arguments, in elements or bytes), and how that is
+// charged. It is the one place that says so; a class holds its builtins
+// in one of four ways:
+//
+//   - free: nothing to charge; boundAST leaves the call as it is;
+//   - loops: boundAST charges each run of the predicate by the size of its
+//     body, and the scope the VM allocates to start the loop;
+//   - charged: boundAST turns each call into a call of its bounded
+//     function (boundedFuncs), which runs the builtin's charge, refusing
+//     before any work or allocation beyond the budget, then the builtin:
+//     cairn's (builtins_cairn.go) or expr's, so that results and messages
+//     stay theirs;
+//   - rebuilt: cairn builds the result itself, charging as it goes,
+//     because expr's allocates more than its result, or does work that
+//     can only be counted as it is done.
+//
+// TestCostTableCoversExpr fails when an upgrade of expr brings a builtin
+// that no class holds; until one does, compileSafely refuses it.
+var costTable = []costClass{
+	{cost: "O(1)", free: []string{"len", "type", "abs", "ceil", "floor", "round", "first", "last", "take",
+		"bitand", "bitor", "bitxor", "bitnand", "bitnot", "bitshl", "bitshr", "bitushr"}},
+	{cost: "O(1), the environment's now (expr's is disabled)", free: []string{"now"}},
+	{cost: "O(n·body), a loop over n elements", loops: []string{"all", "none", "any", "one", "filter", "map",
+		"find", "findIndex", "findLast", "findLastIndex", "count", "sum", "groupBy", "sortBy", "reduce"}},
+	{cost: "O(n), reading n bytes of text", charged: each(readsText(0), "int", "float", "duration")},
+	{cost: "O(m), comparing an affix of m bytes with one end of the text", charged: each(readsText(1), "hasPrefix", "hasSuffix", "trimPrefix", "trimSuffix")},
+	{cost: "O(k), hashing a key of k bytes", charged: each(hashesKey(1), "get")},
+	{cost: "O(n+n·m/4096), searching n bytes for one of m", charged: each(searches, "indexOf", "lastIndexOf", "trim")},
+	{cost: "O(n), going through n elements, nested ones included", charged: each(walks, "max", "min", "mean")},
+	{cost: "O(n log n), sorting n elements", charged: map[string]costFunc{"sort": chargeSort, "median": chargeMedian}},
+	{cost: "O(n log n), listing the n entries of a map in the order of their keys", charged: map[string]costFunc{
+		"keys": listsMap(16), "values": listsMap(16), "toPairs": listsMap(64)}},
+	{cost: "O(n), building n bytes of text", charged: map[string]costFunc{
+		"repeat": chargeRepeat, "join": chargeJoin, "upper": changesCase(unicode.ToUpper), "lower": changesCase(unicode.ToLower),
+		"toBase64": chargeToBase64, "fromBase64": chargeFromBase64, "string": chargeString, "toJSON": chargeToJSON}},
+	{cost: "O(n·m/4096), searching n bytes for m and building the result", charged: map[string]costFunc{
+		"replace": chargeReplace, "split": chargeSplit, "splitAfter": chargeSplit}},
+	{cost: "O(n), building a list or map of n elements", charged: map[string]costFunc{
+		"reverse": chargeReverse, "fromJSON": chargeFromJSON, "fromPairs": chargeFromPairs}},
+	{cost: "O(n), parsing n bytes, and loading a time zone", charged: map[string]costFunc{"date": chargeDate, "timezone": chargeTimezone}},
+	{cost: "O(m+n), concatenating lists into one allocation", rebuilt: map[string]boundedFunc{"concat": boundConcat}},
+	{cost: "O(n), flattening n elements at any depth in one pass", rebuilt: map[string]boundedFunc{"flatten": boundFlatten}},
+	{cost: "O(n²), comparing each element with those kept so far", rebuilt: map[string]boundedFunc{"uniq": boundUniq}},
+}
+
+// costClass is one class of costTable; it holds its builtins in one of
+// its four ways.
+type costClass struct {
+	cost    string                 // what one call may cost, and of what
+	free    []string               // nothing to charge
+	loops   []string               // charged by boundAST, per run of the body
+	charged map[string]costFunc    // charged before the builtin runs
+	rebuilt map[string]boundedFunc // built by cairn, charging as it goes
+}
+
+// costFunc charges b for a call of the builtin fn on args before it runs,
+// or refuses the call. It charges what it can see: an argument of a type
+// the builtin does not take is left to the builtin, which fails on it
+// with expr's message.
+type costFunc func(b *budget, fn string, args []any) error
 
 // boundedFunc charges b for a call of a builtin (or an operator) on args,
 // refusing before it allocates or works beyond the budget, then does what
 // the builtin does.
 type boundedFunc func(b *budget, args []any) (any, error)
 
-// zoneSteps is the cost of loading a time zone, which reads the zone
-// database: about 20 µs, as much as a few thousand steps.
-const zoneSteps = 2000
-
-// boundedFuncs replace expr's builtins of the same names (boundAST turns
-// each call into one of them). Those not listed allocate and work O(1):
-// len, type, abs, ceil, floor, round, first, last, take and the bit
-// functions. now is replaced by the environment's.
-var boundedFuncs = map[string]boundedFunc{
-	"repeat":      boundRepeat,
-	"join":        boundJoin,
-	"replace":     boundReplace,
-	"split":       boundSplit("split"),
-	"splitAfter":  boundSplit("splitAfter"),
-	"upper":       boundCase(unicode.ToUpper, "upper"),
-	"lower":       boundCase(unicode.ToLower, "lower"),
-	"trim":        boundTrim,
-	"trimPrefix":  boundAffix("trimPrefix"),
-	"trimSuffix":  boundAffix("trimSuffix"),
-	"hasPrefix":   boundAffix("hasPrefix"),
-	"hasSuffix":   boundAffix("hasSuffix"),
-	"indexOf":     boundSearch("indexOf"),
-	"lastIndexOf": boundSearch("lastIndexOf"),
-	"toJSON":      boundToJSON,
-	"fromJSON":    boundFromJSON,
-	"toBase64":    boundToBase64,
-	"fromBase64":  boundFromBase64,
-	"string":      boundString,
-	"int":         boundParse("int"),
-	"float":       boundParse("float"),
-	"duration":    boundParse("duration"),
-	"date":        boundDate,
-	"timezone":    boundTimezone,
-	"max":         boundAggregate("max"),
-	"min":         boundAggregate("min"),
-	"mean":        boundAggregate("mean"),
-	"median":      boundAggregate("median"),
-	"keys":        boundMapList("keys", 16),
-	"values":      boundMapList("values", 16),
-	"toPairs":     boundMapList("toPairs", 64),
-	"fromPairs":   boundFromPairs,
-	"uniq":        boundUniq,
-	"concat":      boundConcat,
-	"flatten":     boundFlatten,
-	"sort":        boundSort,
-	"reverse":     boundReverse,
-	"get":         boundGet,
+func each(f costFunc, names ...string) map[string]costFunc {
+	m := make(map[string]costFunc, len(names))
+	for _, n := range names {
+		m[n] = f
+	}
+	return m
 }
 
-// boundedOps are the operators that boundAST writes calls of.
-var boundedOps = map[string]boundedFunc{
-	"add":        boundAdd,
-	"eq":         boundEqual(false),
-	"ne":         boundEqual(true),
-	"lt":         boundCompare(runtime.Less),
-	"gt":         boundCompare(runtime.More),
-	"le":         boundCompare(runtime.LessOrEqual),
-	"ge":         boundCompare(runtime.MoreOrEqual),
-	"in":         boundIn,
-	"contains":   boundContains,
-	"startsWith": boundStartsWith,
-	"endsWith":   boundEndsWith,
-	"matches":    boundMatches,
-	"matchesRe":  boundMatchesRe,
+// boundedFuncs are the bounded functions of the charged and rebuilt
+// builtins, by the builtins' names: boundAST turns each call of one of
+// those into a call of its bounded function. A charged builtin's is its
+// charge followed by the builtin.
+var boundedFuncs = func() map[string]boundedFunc {
+	m := map[string]boundedFunc{}
+	for _, c := range costTable {
+		for name, charge := range c.charged {
+			run := cairnBuiltins[name]
+			if run == nil {
+				run = callers[name]
+			}
+			m[name] = func(b *budget, args []any) (any, error) {
+				if err := charge(b, name, args); err != nil {
+					return nil, err
+				}
+				return run(args)
+			}
+		}
+		for name, f := range c.rebuilt {
+			m[name] = f
+		}
+	}
+	return m
+}()
+
+// loopBuiltins are the builtins of costTable's loops.
+var loopBuiltins = names(func(c costClass) []string { return c.loops })
+
+// costed holds every builtin of costTable. compileSafely refuses any
+// other: a builtin an upgrade of expr brings would run unbounded.
+var costed = names(func(c costClass) []string {
+	all := append(append([]string{}, c.free...), c.loops...)
+	for name := range c.charged {
+		all = append(all, name)
+	}
+	for name := range c.rebuilt {
+		all = append(all, name)
+	}
+	return all
+})
+
+func names(of func(costClass) []string) map[string]bool {
+	m := map[string]bool{}
+	for _, c := range costTable {
+		for _, name := range of(c) {
+			m[name] = true
+		}
+	}
+	return m
 }
 
 // boundedTable holds every bounded function under its hidden name.
@@ -118,45 +170,7 @@ func boundedFunctions(c *conf.Config) {
 	}
 }
 
-// unaryOp is a check of one value that runs once per loop iteration or
-// per key. boundAST calls it as a constant of the type
-// func(any, any) any, which the VM calls directly (OpCallTyped): a
-// registered function would cost an argument slice per call once the VM's
-// preallocated one is used up, which in a loop is every call.
-type unaryOp func(b *budget, v any) (any, error)
-
-func (f unaryOp) typed() func(any, any) any {
-	return func(b, v any) any {
-		bb, _ := b.(*budget)
-		out, err := f(bb, v)
-		if err != nil {
-			panic(err) // the VM recovers it as the expression's error
-		}
-		return out
-	}
-}
-
-// opTick runs once per run of every loop body, so it skips unaryOp's
-// indirection.
-func opTick(b, n any) any {
-	bb, _ := b.(*budget)
-	if err := bb.step(int64(n.(int))); err != nil {
-		panic(err)
-	}
-	return nil
-}
-
-var (
-	opLoop     = unaryOp(boundLoop).typed()
-	opIter     = unaryOp(boundIter).typed()
-	opSortKey  = unaryOp(boundKey).typed()
-	opGroupKey = unaryOp(boundGroupKey).typed()
-	opKey      = unaryOp(boundIndex).typed()
-	opLayout   = unaryOp(boundLayout).typed()
-)
-
-// orig is expr's own builtin, which a bounded function calls once it has
-// charged the budget, so that results and errors stay expr's.
+// orig is expr's own builtin.
 func orig(name string) *builtin.Function {
 	return builtin.Builtins[builtin.Index[name]]
 }
@@ -166,308 +180,93 @@ func orig(name string) *builtin.Function {
 var callers = func() map[string]func([]any) (any, error) {
 	m := map[string]func([]any) (any, error){}
 	for _, f := range builtin.Builtins {
-		name := f.Name
 		switch {
 		case f.Fast != nil:
-			m[name] = func(args []any) (any, error) { return f.Fast(args[0]), nil }
+			m[f.Name] = func(args []any) (any, error) { return f.Fast(args[0]), nil }
 		case f.Safe != nil:
-			m[name] = func(args []any) (any, error) {
+			m[f.Name] = func(args []any) (any, error) {
 				out, _, err := f.Safe(args...)
 				return out, err
 			}
 		case f.Func != nil:
-			m[name] = func(args []any) (any, error) { return f.Func(args...) }
+			m[f.Name] = func(args []any) (any, error) { return f.Func(args...) }
 		}
 	}
 	return m
 }()
 
-var (
-	origConcat     = callers["concat"]
-	origDate       = callers["date"]
-	origFromBase64 = callers["fromBase64"]
-	origFromJSON   = callers["fromJSON"]
-	origFromPairs  = callers["fromPairs"]
-	origGet        = callers["get"]
-	origJoin       = callers["join"]
-	origReplace    = callers["replace"]
-	origReverse    = callers["reverse"]
-	origSort       = callers["sort"]
-	origString     = callers["string"]
-	origTimezone   = callers["timezone"]
-	origToBase64   = callers["toBase64"]
-	origToJSON     = callers["toJSON"]
-	origTrim       = callers["trim"]
-)
+// zoneSteps is the cost of loading a time zone, which reads the zone
+// database: about 20 µs, as much as a few thousand steps.
+const zoneSteps = 2000
 
-// scopeBytes is what the VM allocates for each loop it starts: a Scope in
-// a pool that grows by appending and is reused only by the next
-// evaluation, so a loop started a million times inside another costs a
-// million Scopes (twice over, with the copies of the growing pool).
-var scopeBytes = 2 * int64(reflect.TypeOf(vm.Scope{}).Size())
+// The charges the classes share.
 
-// boundLoop charges starting a loop over v.
-func boundLoop(b *budget, v any) (any, error) {
-	if err := b.step(1); err != nil {
-		return nil, err
-	}
-	return v, b.grow(scopeBytes)
-}
-
-// boundIter charges a loop without a body (count or sum of a list): two
-// steps an element, as for a body of one node.
-func boundIter(b *budget, v any) (any, error) {
-	if n, ok := length(v); ok {
-		if err := b.step(2 * int64(n)); err != nil {
-			return nil, err
-		}
-	}
-	return boundLoop(b, v)
-}
-
-// boundKey charges a key of sortBy, compared about log2(n) <= 20 times.
-func boundKey(b *budget, v any) (any, error) {
-	return v, b.step(20 * scalarSteps(v))
-}
-
-// boundGroupKey charges a key of groupBy, hashed once into a map entry
-// that holds a growing list: about 200 bytes an element, measured.
-func boundGroupKey(b *budget, v any) (any, error) {
-	if err := b.step(scalarSteps(v)); err != nil {
-		return nil, err
-	}
-	return v, b.grow(192)
-}
-
-// boundIndex charges hashing a computed key, and refuses a list or map as
-// a key or index: it would fail anyway, with a message that prints it out
-// whole.
-func boundIndex(b *budget, v any) (any, error) {
-	if isComposite(v) {
-		return nil, fmt.Errorf("cannot use %s as a key or an index", typeName(v))
-	}
-	return v, b.step(scalarSteps(v))
-}
-
-// boundLayout admits a time layout whose formatted text fits: each element
-// of a layout expands to at most three times its length.
-func boundLayout(b *budget, v any) (any, error) {
-	if s, ok := v.(string); ok {
-		if err := b.text("Format", 3*int64(len(s))+64); err != nil {
-			return nil, err
-		}
-	}
-	return v, nil
-}
-
-func length(v any) (int, bool) {
-	switch x := v.(type) {
-	case []any:
-		return len(x), true
-	case string:
-		return len(x), true
-	}
-	rv := reflect.ValueOf(v)
-	switch rv.Kind() {
-	case reflect.Slice, reflect.Array, reflect.Map, reflect.String:
-		return rv.Len(), true
-	}
-	return 0, false
-}
-
-// Operators.
-
-func boundAdd(b *budget, args []any) (any, error) {
-	x, ok1 := args[0].(string)
-	y, ok2 := args[1].(string)
-	if ok1 && ok2 {
-		if err := b.text("+", int64(len(x))+int64(len(y))); err != nil {
-			return nil, err
-		}
-		return x + y, nil
-	}
-	return runtime.Add(args[0], args[1]), nil
-}
-
-// equalSteps charges comparing x and y: the shorter walk of the two bounds
-// what reflect.DeepEqual does, and walking x is one such bound.
-func equalSteps(b *budget, x, y any) error {
-	xs, ok1 := x.(string)
-	ys, ok2 := y.(string)
-	switch {
-	case ok1 && ok2:
-		if len(xs) != len(ys) {
-			return b.step(1)
-		}
-		return b.step(textSteps(len(xs)))
-	case isComposite(x) && isComposite(y):
-		_, err := walkSteps(b, "==", x)
-		return err
-	}
-	return b.step(1)
-}
-
-func boundEqual(negate bool) boundedFunc {
-	return func(b *budget, args []any) (any, error) {
-		if err := equalSteps(b, args[0], args[1]); err != nil {
-			return nil, err
-		}
-		return runtime.Equal(args[0], args[1]) != negate, nil
-	}
-}
-
-func boundCompare(op func(a, b any) bool) boundedFunc {
-	return func(b *budget, args []any) (any, error) {
-		x, ok1 := args[0].(string)
-		y, ok2 := args[1].(string)
-		if ok1 && ok2 {
-			if err := b.step(textSteps(min(len(x), len(y)))); err != nil {
-				return nil, err
+// readsText charges going once through the text of args[i].
+func readsText(i int) costFunc {
+	return func(b *budget, _ string, args []any) error {
+		if i < len(args) {
+			if s, ok := args[i].(string); ok {
+				return b.step(textSteps(len(s)))
 			}
 		}
-		return op(args[0], args[1]), nil
+		return nil
 	}
 }
 
-func boundIn(b *budget, args []any) (any, error) {
-	needle, coll := args[0], args[1]
-	rv := reflect.ValueOf(coll)
-	switch rv.Kind() {
-	case reflect.Slice, reflect.Array:
-		// Each element is fetched (through reflection) and compared with
-		// the needle, which bounds the comparison.
-		per := scalarSteps(needle) + 1
-		if isComposite(needle) {
-			var err error
-			if per, err = walkSteps(b, "in", needle); err != nil {
-				return nil, err
-			}
+// hashesKey charges hashing (or comparing) the key args[i].
+func hashesKey(i int) costFunc {
+	return func(b *budget, _ string, args []any) error {
+		if i < len(args) {
+			return b.step(scalarSteps(args[i]))
 		}
-		if err := b.step(int64(rv.Len()) * per); err != nil {
-			return nil, err
+		return nil
+	}
+}
+
+// searches charges looking in the text args[0] for args[1] (indexOf,
+// lastIndexOf), or trimming it of the runes of args[1], spaces if there
+// is none (trim).
+func searches(b *budget, _ string, args []any) error {
+	s, ok := args[0].(string)
+	if !ok {
+		return nil
+	}
+	m := 0
+	if len(args) > 1 {
+		sub, ok := args[1].(string)
+		if !ok {
+			return nil
 		}
-	case reflect.Map:
-		if err := b.step(scalarSteps(needle)); err != nil {
-			return nil, err
-		}
+		m = len(sub)
 	}
-	return runtime.In(needle, coll), nil
+	return b.step(searchSteps(len(s), m))
 }
 
-// The string operators do what the VM does for them, type assertions
-// (and their messages) included.
-
-func boundContains(b *budget, args []any) (any, error) {
-	if runtime.IsNil(args[0]) || runtime.IsNil(args[1]) {
-		return false, nil
-	}
-	s, sub := args[0].(string), args[1].(string)
-	if err := b.step(searchSteps(len(s), len(sub))); err != nil {
-		return nil, err
-	}
-	return strings.Contains(s, sub), nil
+// walks charges going through every number of a list, nested lists
+// included: max, min and mean of a list or of their arguments.
+func walks(b *budget, fn string, args []any) error {
+	_, err := walkSteps(b, fn, args)
+	return err
 }
 
-func boundStartsWith(b *budget, args []any) (any, error) {
-	if runtime.IsNil(args[0]) || runtime.IsNil(args[1]) {
-		return false, nil
-	}
-	s, p := args[0].(string), args[1].(string)
-	if err := b.step(textSteps(len(p))); err != nil {
-		return nil, err
-	}
-	return strings.HasPrefix(s, p), nil
-}
+// The charges of single builtins.
 
-func boundEndsWith(b *budget, args []any) (any, error) {
-	if runtime.IsNil(args[0]) || runtime.IsNil(args[1]) {
-		return false, nil
+// chargeRepeat charges cairn's repeat for the string it builds; a count it
+// refuses costs nothing.
+func chargeRepeat(b *budget, fn string, args []any) error {
+	s, _ := args[0].(string)
+	n, err := repeatCount(args[1])
+	if err != nil || n < 0 {
+		return nil
 	}
-	s, p := args[0].(string), args[1].(string)
-	if err := b.step(textSteps(len(p))); err != nil {
-		return nil, err
-	}
-	return strings.HasSuffix(s, p), nil
-}
-
-// matchSteps is the work of matching n bytes against a program of insts
-// instructions: Go's matcher is linear in the text, but may follow every
-// instruction for each byte, at up to 40 ns a byte and instruction on a
-// busy 2-core machine ([a-z]{50}q over "abab..."), about what a step of a
-// loop costs in 8.
-func matchSteps(n, insts int) int64 {
-	return textSteps(n) + int64(n)*int64(insts)/8
-}
-
-func boundMatches(b *budget, args []any) (any, error) {
-	if runtime.IsNil(args[0]) || runtime.IsNil(args[1]) {
-		return false, nil
-	}
-	pattern := args[1].(string)
-	// Compiling costs about a step per byte of pattern, twice over.
-	if err := b.step(2 * int64(len(pattern))); err != nil {
-		return nil, err
-	}
-	re, err := regexp.Compile(pattern)
-	if err != nil {
-		return nil, err
-	}
-	return matchRe(b, args[0], re, progSize(pattern))
-}
-
-func boundMatchesRe(b *budget, args []any) (any, error) {
-	if runtime.IsNil(args[0]) {
-		return false, nil
-	}
-	return matchRe(b, args[0], args[1].(*regexp.Regexp), args[2].(int))
-}
-
-func matchRe(b *budget, v any, re *regexp.Regexp, insts int) (any, error) {
-	if s, ok := v.(string); ok {
-		if err := b.step(matchSteps(len(s), insts)); err != nil {
-			return nil, err
-		}
-		return re.MatchString(s), nil
-	}
-	t := v.([]byte)
-	if err := b.step(matchSteps(len(t), insts)); err != nil {
-		return nil, err
-	}
-	return re.Match(t), nil
-}
-
-// Builtins on text.
-
-// boundRepeat keeps cairn's repeat, stricter than expr's about its count.
-func boundRepeat(b *budget, p []any) (any, error) {
-	s, _ := p[0].(string)
-	var n int
-	switch v := p[1].(type) {
-	case int:
-		n = v
-	case int64:
-		n = int(v)
-	case float64:
-		if v != math.Trunc(v) || v > math.MaxInt32 || v < math.MinInt32 {
-			return nil, fmt.Errorf("repeat: count %v is not a whole number in range", v)
-		}
-		n = int(v)
-	default:
-		return nil, fmt.Errorf("repeat: count must be a number, not %T", p[1])
-	}
-	if n < 0 {
-		return nil, fmt.Errorf("repeat: negative count %d", n)
-	}
+	// The product may not fit an int64.
 	if n > 0 && len(s) > MaxExprString/n {
-		return nil, fmt.Errorf("repeat would build a string of %d bytes; the limit is %d", int64(len(s))*int64(n), MaxExprString)
+		return fmt.Errorf("%s would build a string of %d bytes; the limit is %d", fn, int64(len(s))*int64(n), MaxExprString)
 	}
-	if err := b.text("repeat", int64(len(s))*int64(n)); err != nil {
-		return nil, err
-	}
-	return strings.Repeat(s, n), nil
+	return b.text(fn, int64(len(s))*int64(n))
 }
 
-func boundJoin(b *budget, args []any) (any, error) {
+func chargeJoin(b *budget, fn string, args []any) error {
 	var glue int64
 	if len(args) == 2 {
 		if g, ok := args[1].(string); ok {
@@ -493,81 +292,19 @@ func boundJoin(b *budget, args []any) (any, error) {
 		total += glue * (n - 1)
 	}
 	if err := b.list(n, 16); err != nil {
-		return nil, err
+		return err
 	}
-	if err := b.text("join", total); err != nil {
-		return nil, err
-	}
-	return origJoin(args)
+	return b.text(fn, total)
 }
 
-func boundReplace(b *budget, args []any) (any, error) {
-	s, ok1 := args[0].(string)
-	old, ok2 := args[1].(string)
-	nw, ok3 := args[2].(string)
-	if !ok1 || !ok2 || !ok3 {
-		return origReplace(args)
-	}
-	// Counting, then replacing: two searches.
-	if err := b.step(2 * searchSteps(len(s), len(old))); err != nil {
-		return nil, err
-	}
-	k := count(s, old)
-	if len(args) == 4 {
-		if lim := runtime.ToInt(args[3]); lim >= 0 && lim < k {
-			k = lim
-		}
-	}
-	if err := b.text("replace", int64(len(s))+int64(k)*(int64(len(nw))-int64(len(old)))); err != nil {
-		return nil, err
-	}
-	return origReplace(args)
-}
-
-// count is how many times strings.Replace and strings.Split find sep in s.
-func count(s, sep string) int {
-	if sep == "" {
-		return utf8.RuneCountInString(s) + 1
-	}
-	return strings.Count(s, sep)
-}
-
-func boundSplit(name string) boundedFunc {
-	origCall := callers[name]
-	return func(b *budget, args []any) (any, error) {
-		s, ok1 := args[0].(string)
-		sep, ok2 := args[1].(string)
-		if ok1 && ok2 {
-			if err := b.step(2 * searchSteps(len(s), len(sep))); err != nil {
-				return nil, err
-			}
-			parts := count(s, sep) + 1
-			if sep == "" {
-				parts = utf8.RuneCountInString(s)
-			}
-			if len(args) == 3 {
-				if n := runtime.ToInt(args[2]); n == 0 {
-					parts = 0
-				} else if n > 0 && n < parts {
-					parts = n
-				}
-			}
-			if err := b.list(int64(parts), 16); err != nil {
-				return nil, err
-			}
-		}
-		return origCall(args)
-	}
-}
-
-// boundCase charges upper and lower, whose result may be longer than s: a
-// rune may grow by half, an invalid byte becomes the three of U+FFFD.
-func boundCase(f func(rune) rune, name string) boundedFunc {
-	origCall := callers[name]
-	return func(b *budget, args []any) (any, error) {
+// changesCase charges upper and lower, whose result may be longer than
+// the text: a rune may grow by half, an invalid byte becomes the three of
+// U+FFFD.
+func changesCase(f func(rune) rune) costFunc {
+	return func(b *budget, fn string, args []any) error {
 		s, ok := args[0].(string)
 		if !ok {
-			return origCall(args)
+			return nil
 		}
 		// ASCII takes a fast path; other text costs a table lookup per
 		// rune, about a step per byte.
@@ -581,7 +318,7 @@ func boundCase(f func(rune) rune, name string) boundedFunc {
 		n := int64(len(s))
 		if !ascii {
 			if err := b.step(n); err != nil {
-				return nil, err
+				return err
 			}
 			if n *= 3; n > MaxExprString {
 				n = 0
@@ -590,74 +327,106 @@ func boundCase(f func(rune) rune, name string) boundedFunc {
 				}
 			}
 		}
-		if err := b.text(name, n); err != nil {
-			return nil, err
-		}
-		return origCall(args)
+		return b.text(fn, n)
 	}
 }
 
-func boundTrim(b *budget, args []any) (any, error) {
+func chargeToBase64(b *budget, fn string, args []any) error {
 	s, ok := args[0].(string)
 	if !ok {
-		return origTrim(args)
+		return nil
 	}
-	steps := textSteps(len(s))
-	if len(args) == 2 {
-		if cut, ok := args[1].(string); ok {
-			// Each rune trimmed is looked up in the cutset.
-			steps = searchSteps(len(s), len(cut))
-		}
+	if err := b.grow(int64(len(s))); err != nil { // []byte(s)
+		return err
 	}
-	if err := b.step(steps); err != nil {
-		return nil, err
-	}
-	return origTrim(args)
+	return b.text(fn, int64(base64.StdEncoding.EncodedLen(len(s))))
 }
 
-// boundAffix charges the functions that compare an affix with one end.
-func boundAffix(name string) boundedFunc {
-	origCall := callers[name]
-	return func(b *budget, args []any) (any, error) {
-		if len(args) == 2 {
-			if p, ok := args[1].(string); ok {
-				if err := b.step(textSteps(len(p))); err != nil {
-					return nil, err
-				}
-			}
-		}
-		return origCall(args)
+func chargeFromBase64(b *budget, fn string, args []any) error {
+	if s, ok := args[0].(string); ok {
+		return b.text(fn, 2*int64(len(s))) // the bytes, then the string
 	}
+	return nil
 }
 
-func boundSearch(name string) boundedFunc {
-	origCall := callers[name]
-	return func(b *budget, args []any) (any, error) {
-		s, ok1 := args[0].(string)
-		sub, ok2 := args[1].(string)
-		if ok1 && ok2 {
-			if err := b.step(searchSteps(len(s), len(sub))); err != nil {
-				return nil, err
-			}
-		}
-		return origCall(args)
+// chargeString measures the text of a value (fmt's %v) before it is
+// printed.
+func chargeString(b *budget, fn string, args []any) error {
+	s := sizer{b: b, fn: fn, limit: MaxExprString}
+	if err := s.walk(args[0], 0); err != nil {
+		return err
 	}
+	return b.text(fn, s.size)
 }
 
-// boundParse charges parsing text into a number or a duration.
-func boundParse(name string) boundedFunc {
-	origCall := callers[name]
-	return func(b *budget, args []any) (any, error) {
-		if s, ok := args[0].(string); ok {
-			if err := b.step(textSteps(len(s))); err != nil {
-				return nil, err
-			}
-		}
-		return origCall(args)
+// chargeToJSON measures the indented JSON of a value before it is
+// written.
+func chargeToJSON(b *budget, fn string, args []any) error {
+	s := sizer{b: b, fn: fn, json: true, limit: MaxExprString}
+	if err := s.walk(args[0], 0); err != nil {
+		return err
 	}
+	// MarshalIndent writes the compact text, then the indented one.
+	if err := b.text(fn, s.size); err != nil {
+		return err
+	}
+	return b.grow(2 * s.size)
 }
 
-func boundDate(b *budget, args []any) (any, error) {
+func chargeReplace(b *budget, fn string, args []any) error {
+	s, ok1 := args[0].(string)
+	old, ok2 := args[1].(string)
+	nw, ok3 := args[2].(string)
+	if !ok1 || !ok2 || !ok3 {
+		return nil
+	}
+	// Counting, then replacing: two searches.
+	if err := b.step(2 * searchSteps(len(s), len(old))); err != nil {
+		return err
+	}
+	k := count(s, old)
+	if len(args) == 4 {
+		if lim := runtime.ToInt(args[3]); lim >= 0 && lim < k {
+			k = lim
+		}
+	}
+	return b.text(fn, int64(len(s))+int64(k)*(int64(len(nw))-int64(len(old))))
+}
+
+// count is how many times strings.Replace and strings.Split find sep in s.
+func count(s, sep string) int {
+	if sep == "" {
+		return utf8.RuneCountInString(s) + 1
+	}
+	return strings.Count(s, sep)
+}
+
+// chargeSplit charges split and splitAfter: counting the parts, then
+// cutting them.
+func chargeSplit(b *budget, _ string, args []any) error {
+	s, ok1 := args[0].(string)
+	sep, ok2 := args[1].(string)
+	if !ok1 || !ok2 {
+		return nil
+	}
+	if err := b.step(2 * searchSteps(len(s), len(sep))); err != nil {
+		return err
+	}
+	parts := count(s, sep) + 1
+	if sep == "" {
+		parts = utf8.RuneCountInString(s)
+	}
+	if len(args) == 3 {
+		if n := runtime.ToInt(args[2]); n == 0 {
+			parts = 0
+		} else if n > 0 && n < parts {
+			parts = n
+		}
+	}
+	return b.list(int64(parts), 16)
+}
+
+func chargeDate(b *budget, _ string, args []any) error {
 	var text int
 	for _, a := range args {
 		if s, ok := a.(string); ok {
@@ -671,248 +440,129 @@ func boundDate(b *budget, args []any) (any, error) {
 			steps += zoneSteps
 		}
 	}
+	return b.step(steps)
+}
+
+func chargeTimezone(b *budget, _ string, args []any) error {
+	if s, ok := args[0].(string); ok {
+		return b.step(zoneSteps + textSteps(len(s)))
+	}
+	return nil
+}
+
+func chargeFromJSON(b *budget, _ string, args []any) error {
+	s, ok := args[0].(string)
+	if !ok {
+		return nil
+	}
+	// Decoding is slower than copying, and the values it builds take more
+	// room than their text (a list of one-digit numbers: 12 times).
+	if err := b.step(8 * textSteps(len(s))); err != nil {
+		return err
+	}
+	return b.grow(16 * int64(len(s)))
+}
+
+// chargeMedian charges going through every number, nested lists
+// included, then copying and sorting them.
+func chargeMedian(b *budget, fn string, args []any) error {
+	n, err := walkSteps(b, fn, args)
+	if err != nil {
+		return err
+	}
+	if err := b.list(n, 8); err != nil {
+		return err
+	}
+	return b.step(n * int64(bits.Len64(uint64(n))))
+}
+
+func chargeSort(b *budget, _ string, args []any) error {
+	n, ok := length(args[0])
+	if !ok {
+		return nil
+	}
+	// Each element is compared about log2(n) times.
+	per := int64(bits.Len64(uint64(n)))
+	steps := int64(n) * per
+	if s, ok := args[0].([]string); ok {
+		for _, e := range s {
+			steps += textSteps(len(e)) * per
+		}
+	} else if s, ok := args[0].([]any); ok {
+		for _, e := range s {
+			steps += scalarSteps(e) * per
+		}
+	}
 	if err := b.step(steps); err != nil {
-		return nil, err
+		return err
 	}
-	return origDate(args)
+	return b.grow(16 * int64(n))
 }
 
-func boundTimezone(b *budget, args []any) (any, error) {
-	if s, ok := args[0].(string); ok {
-		if err := b.step(zoneSteps + textSteps(len(s))); err != nil {
-			return nil, err
-		}
+func chargeReverse(b *budget, _ string, args []any) error {
+	if n, ok := length(args[0]); ok {
+		return b.list(int64(n), 16)
 	}
-	return origTimezone(args)
+	return nil
 }
 
-// Builtins that print or read values.
-
-func boundToJSON(b *budget, args []any) (any, error) {
-	s := sizer{b: b, fn: "toJSON", json: true, limit: MaxExprString}
-	if err := s.walk(args[0], 0); err != nil {
-		return nil, err
-	}
-	// MarshalIndent writes the compact text, then the indented one.
-	if err := b.text("toJSON", s.size); err != nil {
-		return nil, err
-	}
-	if err := b.grow(2 * s.size); err != nil {
-		return nil, err
-	}
-	return origToJSON(args)
-}
-
-func boundFromJSON(b *budget, args []any) (any, error) {
-	if s, ok := args[0].(string); ok {
-		// Decoding is slower than copying, and the values it builds take
-		// more room than their text (a list of one-digit numbers: 12
-		// times).
-		if err := b.step(8 * textSteps(len(s))); err != nil {
-			return nil, err
-		}
-		if err := b.grow(16 * int64(len(s))); err != nil {
-			return nil, err
-		}
-	}
-	return origFromJSON(args)
-}
-
-func boundToBase64(b *budget, args []any) (any, error) {
-	if s, ok := args[0].(string); ok {
-		if err := b.grow(int64(len(s))); err != nil { // []byte(s)
-			return nil, err
-		}
-		if err := b.text("toBase64", int64(base64.StdEncoding.EncodedLen(len(s)))); err != nil {
-			return nil, err
-		}
-	}
-	return origToBase64(args)
-}
-
-func boundFromBase64(b *budget, args []any) (any, error) {
-	if s, ok := args[0].(string); ok {
-		if err := b.text("fromBase64", 2*int64(len(s))); err != nil { // the bytes, then the string
-			return nil, err
-		}
-	}
-	return origFromBase64(args)
-}
-
-func boundString(b *budget, args []any) (any, error) {
-	s := sizer{b: b, fn: "string", limit: MaxExprString}
-	if err := s.walk(args[0], 0); err != nil {
-		return nil, err
-	}
-	if err := b.text("string", s.size); err != nil {
-		return nil, err
-	}
-	return origString(args)
-}
-
-// Builtins on lists and maps.
-
-// boundAggregate charges max, min, mean and median for every number they
-// go through, nested lists included; median also copies and sorts them.
-func boundAggregate(name string) boundedFunc {
-	origCall := callers[name]
-	return func(b *budget, args []any) (any, error) {
-		n, err := walkSteps(b, name, args)
-		if err != nil {
-			return nil, err
-		}
-		if name == "median" {
-			if err := b.list(n, 8); err != nil {
-				return nil, err
-			}
-			if err := b.step(n * int64(bits.Len64(uint64(n)))); err != nil {
-				return nil, err
-			}
-		}
-		return origCall(args)
-	}
-}
-
-// boundMapList is keys, values or toPairs, listing the entries in the
-// order of their keys (keyLess): expr's follow Go's map order, which
-// changes from run to run, and a step must compute the same value each
-// time it runs.
-func boundMapList(name string, elem int64) boundedFunc {
-	origCall := callers[name]
-	return func(b *budget, args []any) (any, error) {
+// listsMap charges keys, values or toPairs of a map, each element elem
+// bytes: listing its n entries, and sorting them by their keys, each key
+// compared about log2(n) times.
+func listsMap(elem int64) costFunc {
+	return func(b *budget, _ string, args []any) error {
 		rv := reflect.ValueOf(args[0])
 		if rv.Kind() != reflect.Map {
-			return origCall(args)
+			return nil
 		}
 		n := int64(rv.Len())
 		if err := b.list(n, elem); err != nil {
-			return nil, err
+			return err
 		}
-		keys := rv.MapKeys()
-		ks := make([]any, len(keys))
-		per := int64(bits.Len64(uint64(n))) // comparisons per key
-		for i, k := range keys {
-			ks[i] = k.Interface()
-			if err := b.step(per * scalarSteps(ks[i])); err != nil {
-				return nil, err
+		per := int64(bits.Len64(uint64(n)))
+		for it := rv.MapRange(); it.Next(); {
+			k := it.Key()
+			steps := int64(0)
+			if k.Kind() == reflect.String {
+				steps = textSteps(k.Len()) // without boxing the key
+			} else {
+				steps = scalarSteps(k.Interface())
+			}
+			if err := b.step(per * steps); err != nil {
+				return err
 			}
 		}
-		order := make([]int, len(ks))
-		for i := range order {
-			order[i] = i
-		}
-		sort.Slice(order, func(i, j int) bool { return keyLess(ks[order[i]], ks[order[j]]) })
-		switch name {
-		case "keys":
-			out := make([]any, len(ks))
-			for i, o := range order {
-				out[i] = ks[o]
-			}
-			return out, nil
-		case "values":
-			out := make([]any, len(ks))
-			for i, o := range order {
-				out[i] = rv.MapIndex(keys[o]).Interface()
-			}
-			return out, nil
-		}
-		out := make([][2]any, len(ks)) // the type of expr's toPairs
-		for i, o := range order {
-			out[i] = [2]any{ks[o], rv.MapIndex(keys[o]).Interface()}
-		}
-		return out, nil
+		return nil
 	}
 }
 
-// keyLess orders map keys (which are never lists or maps): nil, booleans,
-// numbers, text, times, then anything else by its text; equal values by
-// the name of their type.
-func keyLess(a, b any) bool {
-	ra, rb := keyRank(a), keyRank(b)
-	if ra != rb {
-		return ra < rb
-	}
-	switch ra {
-	case 1:
-		if a.(bool) != b.(bool) {
-			return !a.(bool)
-		}
-	case 2:
-		if fa, fb := toFloat(a), toFloat(b); fa != fb {
-			return fa < fb || (math.IsNaN(fb) && !math.IsNaN(fa))
-		}
-	case 3:
-		if a.(string) != b.(string) {
-			return a.(string) < b.(string)
-		}
-	case 4:
-		if ta, tb := a.(time.Time), b.(time.Time); !ta.Equal(tb) {
-			return ta.Before(tb)
-		}
-	case 5:
-		if sa, sb := fmt.Sprint(a), fmt.Sprint(b); sa != sb {
-			return sa < sb
-		}
-	}
-	return fmt.Sprintf("%T", a) < fmt.Sprintf("%T", b)
-}
-
-func keyRank(v any) int {
-	switch v.(type) {
-	case nil:
-		return 0
-	case bool:
-		return 1
-	case string:
-		return 3
-	case time.Time:
-		return 4
-	}
-	switch reflect.ValueOf(v).Kind() {
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr,
-		reflect.Float32, reflect.Float64:
-		return 2
-	}
-	return 5
-}
-
-func toFloat(v any) float64 {
-	rv := reflect.ValueOf(v)
-	switch {
-	case rv.CanInt():
-		return float64(rv.Int())
-	case rv.CanUint():
-		return float64(rv.Uint())
-	}
-	return rv.Float()
-}
-
-// boundFromPairs checks the pairs itself: expr's messages for a bad one
+// chargeFromPairs checks the pairs itself: expr's messages for a bad one
 // print it, and a list can hold itself many times over.
-func boundFromPairs(b *budget, args []any) (any, error) {
+func chargeFromPairs(b *budget, _ string, args []any) error {
 	v := reflect.ValueOf(args[0])
 	if v.Kind() != reflect.Slice && v.Kind() != reflect.Array {
-		return nil, fmt.Errorf("cannot transform %s from pairs", v.Kind())
+		return fmt.Errorf("cannot transform %s from pairs", v.Kind())
 	}
 	n := v.Len()
 	if err := b.list(int64(n), 64); err != nil {
-		return nil, err
+		return err
 	}
 	for i := 0; i < n; i++ {
 		p := reflect.ValueOf(v.Index(i).Interface())
 		if p.Kind() != reflect.Slice && p.Kind() != reflect.Array {
-			return nil, fmt.Errorf("invalid pair at index %d: %s", i, typeName(v.Index(i).Interface()))
+			return fmt.Errorf("invalid pair at index %d: %s", i, typeName(v.Index(i).Interface()))
 		}
 		if p.Len() != 2 {
-			return nil, fmt.Errorf("invalid pair at index %d: length %d", i, p.Len())
+			return fmt.Errorf("invalid pair at index %d: length %d", i, p.Len())
 		}
 		if err := b.step(scalarSteps(p.Index(0).Interface())); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return origFromPairs(args)
+	return nil
 }
+
+// The builtins cairn rebuilds.
 
 // boundUniq is expr's uniq, which compares each element with every one
 // kept so far, charging each comparison first.
@@ -956,7 +606,7 @@ func boundUniq(b *budget, args []any) (any, error) {
 // appends element by element, through reflection, growing as it goes.
 func boundConcat(b *budget, args []any) (any, error) {
 	if len(args) == 0 {
-		return origConcat(args)
+		return callers["concat"](args)
 	}
 	var total int64
 	for _, a := range args {
@@ -1025,46 +675,4 @@ func boundFlatten(b *budget, args []any) (any, error) {
 		return nil, err
 	}
 	return ret, nil
-}
-
-func boundSort(b *budget, args []any) (any, error) {
-	if n, ok := length(args[0]); ok {
-		// Each element is compared about log2(n) times.
-		per := int64(bits.Len64(uint64(n)))
-		steps := int64(n) * per
-		if s, ok := args[0].([]string); ok {
-			for _, e := range s {
-				steps += textSteps(len(e)) * per
-			}
-		} else if s, ok := args[0].([]any); ok {
-			for _, e := range s {
-				steps += scalarSteps(e) * per
-			}
-		}
-		if err := b.step(steps); err != nil {
-			return nil, err
-		}
-		if err := b.grow(16 * int64(n)); err != nil {
-			return nil, err
-		}
-	}
-	return origSort(args)
-}
-
-func boundReverse(b *budget, args []any) (any, error) {
-	if n, ok := length(args[0]); ok {
-		if err := b.list(int64(n), 16); err != nil {
-			return nil, err
-		}
-	}
-	return origReverse(args)
-}
-
-func boundGet(b *budget, args []any) (any, error) {
-	if len(args) == 2 {
-		if err := b.step(scalarSteps(args[1])); err != nil {
-			return nil, err
-		}
-	}
-	return origGet(args)
 }

@@ -6,7 +6,6 @@ import (
 	"regexp/syntax"
 
 	"github.com/expr-lang/expr/ast"
-	"github.com/expr-lang/expr/builtin"
 	"github.com/expr-lang/expr/file"
 )
 
@@ -37,9 +36,7 @@ var (
 //     contains, startsWith, endsWith, matches) and computed keys and
 //     indexes become bounded functions;
 //   - the builtins that allocate or scan become bounded functions
-//     (boundedFuncs), which check the size of their result before building
-//     it and then call expr's own builtin, so results and messages stay
-//     those of expr;
+//     (boundedFuncs): costTable says which, and how each is charged;
 //   - a time's Format is refused a layout that would build too much.
 //
 // It runs after the checker, so compile errors and their positions are
@@ -199,11 +196,7 @@ func (bd *bounder) binary(node *ast.Node, n *ast.BinaryNode) {
 }
 
 func (bd *bounder) builtin(node *ast.Node, n *ast.BuiltinNode) {
-	id, ok := builtin.Index[n.Name]
-	if !ok {
-		return
-	}
-	if builtin.Builtins[id].Predicate {
+	if loopBuiltins[n.Name] {
 		bd.loops = true
 		loc := n.Location()
 		for i, a := range n.Arguments {

@@ -677,6 +677,11 @@ func compileSafely(src string, opts []expr.Option) (prog *vm.Program, bounds bou
 		op(config)
 	}
 	boundedFunctions(config)
+	for name := range config.Builtins {
+		if !costed[name] {
+			config.Disabled[name] = true // it would run unbounded
+		}
+	}
 	for name := range config.Disabled {
 		delete(config.Builtins, name)
 	}
@@ -770,7 +775,7 @@ func leadingSpace(s string) int {
 func functionNames() []string {
 	names := []string{"now"}
 	for _, f := range builtin.Builtins {
-		if f.Name != "now" {
+		if f.Name != "now" && costed[f.Name] {
 			names = append(names, f.Name)
 		}
 	}

@@ -403,17 +403,14 @@ func (c *Cluster) WaitHealthy(ctx context.Context) error {
 }
 
 func (c *Cluster) healthy() error {
+	views, err := c.views()
+	if err != nil {
+		return err
+	}
 	var want string
-	for i := range c.nodes {
-		if !c.Running(i) {
+	for i, top := range views {
+		if top == nil {
 			continue
-		}
-		if err := c.stateOK(i); err != nil {
-			return err
-		}
-		top, err := c.view(i)
-		if err != nil {
-			return err
 		}
 		var roles []string
 		for _, n := range top {
@@ -447,6 +444,25 @@ func (c *Cluster) healthy() error {
 	return nil
 }
 
+// views is every running node's view of the cluster (nil for the others),
+// once each of them says the cluster is ok.
+func (c *Cluster) views() ([][]NodeState, error) {
+	views := make([][]NodeState, len(c.nodes))
+	for i := range c.nodes {
+		if !c.Running(i) {
+			continue
+		}
+		if err := c.stateOK(i); err != nil {
+			return nil, err
+		}
+		var err error
+		if views[i], err = c.view(i); err != nil {
+			return nil, err
+		}
+	}
+	return views, nil
+}
+
 // stateOK checks node i's CLUSTER INFO: state ok, every slot served.
 func (c *Cluster) stateOK(i int) error {
 	info, err := DoString(c.Addr(i), "CLUSTER", "INFO")
@@ -468,16 +484,13 @@ func (c *Cluster) waitOwner(ctx context.Context, slot int, accept func(int) bool
 	owner := -1
 	err := c.poll(ctx, what, func() error {
 		owner = -1
-		for i := range c.nodes {
-			if !c.Running(i) {
+		views, err := c.views()
+		if err != nil {
+			return err
+		}
+		for i, top := range views {
+			if top == nil {
 				continue
-			}
-			if err := c.stateOK(i); err != nil {
-				return err
-			}
-			top, err := c.view(i)
-			if err != nil {
-				return err
 			}
 			o := -1
 			for _, n := range top {
@@ -493,16 +506,18 @@ func (c *Cluster) waitOwner(ctx context.Context, slot int, accept func(int) bool
 			}
 			owner = o
 		}
-		self, err := c.view(owner)
-		if err != nil {
-			return err
+		if owner < 0 {
+			return errors.New("no node runs")
 		}
-		if !self[owner].Master {
+		if self := views[owner]; self == nil || !self[owner].Master {
 			return fmt.Errorf("node %d does not see itself as master yet", owner)
 		}
 		return nil
 	})
-	return owner, err
+	if err != nil {
+		return -1, err
+	}
+	return owner, nil
 }
 
 // poll calls check until it returns nil, giving up with its last error at

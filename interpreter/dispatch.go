@@ -13,9 +13,9 @@ import (
 func (r *run) dispatch(ev Event) (bool, error) {
 	switch ev.Kind {
 	case EvTerminate:
-		return r.terminate(ev)
+		return r.terminate(ev.Reason)
 	case EvSuspend:
-		return r.suspend(ev)
+		return r.suspend(ev.Reason)
 	case EvResume:
 		return r.resume(ev)
 	}
@@ -44,20 +44,23 @@ func (r *run) apply(ev Event) (bool, error) {
 	return false, fmt.Errorf("unknown event kind %q", ev.Kind)
 }
 
-func (r *run) terminate(ev Event) (bool, error) {
+// terminate ends the instance as Terminated, its output the reason.
+func (r *run) terminate(reason string) (bool, error) {
 	r.stopAll()
 	r.st.Status = StatusTerminated
-	r.st.Output = mustJSON(ev.Reason)
-	r.history(HistoryEvent{Type: "ExecutionTerminated", Reason: ev.Reason})
+	r.st.Output = mustJSON(reason)
+	r.history(HistoryEvent{Type: "ExecutionTerminated", Reason: reason})
 	return true, nil
 }
 
-func (r *run) suspend(ev Event) (bool, error) {
+// suspend holds every later event until resume (a second suspend changes
+// nothing).
+func (r *run) suspend(reason string) (bool, error) {
 	if r.st.Status == StatusSuspended {
 		return false, nil
 	}
 	r.st.Status = StatusSuspended
-	r.history(HistoryEvent{Type: "ExecutionSuspended", Reason: ev.Reason})
+	r.history(HistoryEvent{Type: "ExecutionSuspended", Reason: reason})
 	return true, nil
 }
 

@@ -15,10 +15,15 @@ type InstanceID string
 // and are the Durable Functions names; never renumber or rename them.
 type RuntimeStatus string
 
+// The statuses of a live instance.
 const (
-	StatusPending    RuntimeStatus = "Pending"
-	StatusRunning    RuntimeStatus = "Running"
-	StatusSuspended  RuntimeStatus = "Suspended"
+	StatusPending   RuntimeStatus = "Pending"
+	StatusRunning   RuntimeStatus = "Running"
+	StatusSuspended RuntimeStatus = "Suspended"
+)
+
+// The statuses of an ended instance (Terminal).
+const (
 	StatusCompleted  RuntimeStatus = "Completed"
 	StatusFailed     RuntimeStatus = "Failed"
 	StatusTerminated RuntimeStatus = "Terminated"
@@ -137,12 +142,6 @@ type Join struct {
 	Results []json.RawMessage `json:"res"`
 }
 
-// Timer is a durable timer the instance owns.
-type Timer struct {
-	ID  string    `json:"id"`
-	Due time.Time `json:"due"`
-}
-
 // ErrorInfo is a failure: of an activity, of an expression, of the instance.
 type ErrorInfo struct {
 	Type    string     `json:"type"`
@@ -225,6 +224,12 @@ type State struct {
 	LastUpdatedTime time.Time `json:"updated"`
 }
 
+// Timer is a durable timer the instance owns.
+type Timer struct {
+	ID  string    `json:"id"`
+	Due time.Time `json:"due"`
+}
+
 // CurrentStep returns the id of the step the instance is on ("" when none).
 func (s *State) CurrentStep() dsl.StepID {
 	if s.Pending != nil {
@@ -292,11 +297,18 @@ func cloneVars(m map[string]json.RawMessage) map[string]json.RawMessage {
 // persisted; never rename them.
 type EventKind string
 
+// The work items of the instance's own making: its start, the outcomes
+// of its activities, its timers.
 const (
 	EvStart     EventKind = "ExecutionStarted"
 	EvCompleted EventKind = "TaskCompleted"
 	EvFailed    EventKind = "TaskFailed"
 	EvTimer     EventKind = "TimerFired"
+)
+
+// The client messages, which Event.Seq numbers in the order the store
+// accepted them.
+const (
 	EvRaised    EventKind = "EventRaised"
 	EvTerminate EventKind = "ExecutionTerminated"
 	EvSuspend   EventKind = "ExecutionSuspended"

@@ -24,9 +24,7 @@ func (r *run) exec(th *Thread, step dsl.Step) error {
 	case *dsl.FailStep:
 		r.fail(th, s)
 	case *dsl.ActivityStep:
-		r.schedule(th, s, 1, r.now)
-	case *dsl.WaitStep:
-		return r.wait(th, s)
+		r.activity(th, s)
 	case *dsl.WhileStep:
 		r.loop(th, s)
 	case *dsl.TryStep:
@@ -39,6 +37,8 @@ func (r *run) exec(th *Thread, step dsl.Step) error {
 		r.continueAsNew(th, s)
 	case *dsl.CallStep:
 		r.call(th, s)
+	case *dsl.WaitStep:
+		return r.wait(th, s)
 	default:
 		return fmt.Errorf("step %s: unknown step type %T", step.Base().ID, step)
 	}
@@ -81,24 +81,21 @@ func (r *run) switchTo(th *Thread, s *dsl.SwitchStep) {
 
 // ret completes the instance with the step's value.
 func (r *run) ret(th *Thread, s *dsl.ReturnStep) {
-	out, ok := eval(r, th, s, s.Value)
-	if !ok {
-		return
+	if out, ok := r.mainValue(th, s, s.Value, "return"); ok {
+		r.complete(s, out)
 	}
-	if !r.onMain(th, s, "return") {
-		return
-	}
-	r.complete(s, out)
 }
 
-// onMain reports whether th is the main path; in a branch it raises the
-// DefinitionError of a step (what) that only the main path may run.
-func (r *run) onMain(th *Thread, s dsl.Step, what string) bool {
-	if th == r.main {
-		return true
+// mainValue evaluates v for a step that only the main path may run (what:
+// return, continueAsNew) and reports false when it raised instead: the
+// expression's error, or in a branch a DefinitionError.
+func (r *run) mainValue(th *Thread, s dsl.Step, v *dsl.Value, what string) (any, bool) {
+	x, ok := eval(r, th, s, v)
+	if ok && th != r.main {
+		r.raise(th, ErrorInfo{Type: ErrTypeDefinition, Message: fmt.Sprintf("step %s: %s inside a branch", s.Base().ID, what)})
+		return nil, false
 	}
-	r.raise(th, ErrorInfo{Type: ErrTypeDefinition, Message: fmt.Sprintf("step %s: %s inside a branch", s.Base().ID, what)})
-	return false
+	return x, ok
 }
 
 // fail raises the step's error: its type, message and data, each
@@ -188,6 +185,11 @@ func (r *run) setStatus(th *Thread, s *dsl.SetStatusStep) {
 	r.advance(th)
 }
 
+// activity schedules the first attempt of an activity step.
+func (r *run) activity(th *Thread, s *dsl.ActivityStep) {
+	r.schedule(th, s, 1, r.now)
+}
+
 // schedule enqueues attempt n of an activity step and waits for it.
 func (r *run) schedule(th *Thread, s *dsl.ActivityStep, attempt int, first time.Time) {
 	input, ok := eval(r, th, s, s.Input)
@@ -238,11 +240,8 @@ func (r *run) queueOf(activity string) (string, time.Duration) {
 // continueAsNew restarts the instance with a new input: no variables, the
 // cursor at the first step, the same id, buffered events and custom status.
 func (r *run) continueAsNew(th *Thread, s *dsl.ContinueAsNewStep) {
-	input, ok := eval(r, th, s, s.Input)
+	input, ok := r.mainValue(th, s, s.Input, "continueAsNew")
 	if !ok {
-		return
-	}
-	if !r.onMain(th, s, "continueAsNew") {
 		return
 	}
 	raw := mustJSON(input)

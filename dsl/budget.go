@@ -14,11 +14,11 @@ import (
 // expr's VM counts, against MaxExprMemory, only the elements of the lists,
 // maps and ranges its own opcodes build. Everything else an expression can
 // make the process do is counted here instead, before it is done: boundAST
-// rewrites each loop body, each operator that copies or scans text or walks
-// a value, and each builtin that allocates or scans, into calls of the
-// bounded functions of budget_funcs.go, which charge a per-evaluation
-// budget first and fail the expression, and only it, when the budget is
-// spent.
+// (budget_patch.go) rewrites each loop body, each operator that copies or
+// scans text or walks a value (budget_ops.go), and each builtin that
+// allocates or scans (costTable, budget_funcs.go), into calls of bounded
+// functions, which charge a per-evaluation budget first and fail the
+// expression, and only it, when the budget is spent.
 const (
 	// MaxExprSteps bounds the work of one evaluation. A step is one node of
 	// a loop body (map, filter, reduce, ...) run for one element, one

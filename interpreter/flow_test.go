@@ -2,6 +2,7 @@ package interpreter
 
 import (
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -12,22 +13,9 @@ import (
 // continueAsNew. Each drives the pure step function with a fake clock.
 
 func TestWhileLoopsUntilItsCondition(t *testing.T) {
-	h := newHarness(t, `
-name: Count
-steps:
-  - set: {i: 0, seen: []}
-  - while:
-      condition: i < 3
-      max: 10
-      steps:
-        - activity: Tick
-          input: ${ i }
-          result: r
-        - set: {i: "${ i + 1 }", seen: "${ concat(seen, [r]) }"}
-  - return: ${ seen }
-`, nil)
+	h := newHarness(t, "Count", nil)
 	for n := 0; n < 3; n++ {
-		if got := string(h.lastTask().Input); got != itoa(n) {
+		if got := string(h.lastTask().Input); got != strconv.Itoa(n) {
 			t.Fatalf("iteration %d: input %s", n, got)
 		}
 		h.complete(n * 10)
@@ -36,20 +24,8 @@ steps:
 	h.wantJSON("output", h.st.Output, `[0,10,20]`)
 }
 
-func itoa(n int) string { return strings.TrimSpace(strings.Repeat(" ", 0) + string(rune('0'+n))) }
-
 func TestWhileMaxIsLoopLimitExceeded(t *testing.T) {
-	h := newHarness(t, `
-name: Spin
-steps:
-  - set: {i: 0}
-  - id: loop
-    while:
-      condition: "true"
-      max: 5
-      steps:
-        - set: {i: "${ i + 1 }"}
-`, nil)
+	h := newHarness(t, "Spin", nil)
 	h.wantStatus(StatusFailed)
 	h.wantErrorType(ErrTypeLoopLimit)
 	if !strings.Contains(string(h.st.Output), `"step":"loop"`) {
@@ -58,35 +34,13 @@ steps:
 }
 
 func TestWhileIfIsCheckedOnceAndConditionSeesTheBody(t *testing.T) {
-	h := newHarness(t, `
-name: IfOnce
-steps:
-  - set: {n: 0}
-  - if: n == 0
-    while:
-      condition: done != true
-      max: 100
-      steps:
-        - set: {n: "${ n + 1 }"}
-        - set: {done: "${ n >= 4 }"}
-  - return: ${ n }
-`, nil)
+	h := newHarness(t, "IfOnce", nil)
 	h.wantStatus(StatusCompleted)
 	h.wantJSON("output", h.st.Output, `4`)
 }
 
 func TestLongLoopYieldsBetweenTransitions(t *testing.T) {
-	h := newHarness(t, `
-name: Long
-steps:
-  - set: {i: 0}
-  - while:
-      condition: i < 25000
-      max: 100000
-      steps:
-        - set: {i: "${ i + 1 }"}
-  - return: ${ i }
-`, nil)
+	h := newHarness(t, "Long", nil)
 	yields := 0
 	for h.st.Status == StatusRunning {
 		if p := h.st.Pending; p == nil || p.Kind != WaitYield {
@@ -103,20 +57,7 @@ steps:
 }
 
 func TestTryCatchesAndGoesOn(t *testing.T) {
-	h := newHarness(t, `
-name: Try
-steps:
-  - try:
-      steps:
-        - set: {a: 1}
-        - id: boom
-          fail: {error: OutOfStock, message: "no ${ input }", data: {sku: "${ input }"}}
-      catch:
-        as: e
-        steps:
-          - set: {caught: "${ e }"}
-  - return: {a: "${ a }", caught: "${ caught }"}
-`, "X1")
+	h := newHarness(t, "Try", "X1")
 	h.wantStatus(StatusCompleted)
 	h.wantJSON("output", h.st.Output, `{"a":1,"caught":{"type":"OutOfStock","message":"no X1","step":"boom","data":{"sku":"X1"}}}`)
 	if _, ok := h.st.Vars["e"]; ok {
@@ -125,71 +66,25 @@ steps:
 }
 
 func TestCatchSelectsByTypeAndRethrows(t *testing.T) {
-	src := `
-name: Typed
-steps:
-  - try:
-      steps:
-        - try:
-            steps:
-              - fail: {error: "${ input }", message: inner}
-            catch:
-              errors: [A]
-              steps:
-                - set: {by: inner}
-      catch:
-        errors: [B, C]
-        steps:
-          - set: {by: outer}
-          - if: error.type == "C"
-            fail: {error: Rethrown, message: "${ error.message }"}
-  - return: ${ by }
-`
+	name := "Typed"
 	for in, want := range map[string]string{"A": `"inner"`, "B": `"outer"`} {
-		h := newHarness(t, src, in)
+		h := newHarness(t, name, in)
 		h.wantStatus(StatusCompleted)
 		h.wantJSON("output", h.st.Output, want)
 	}
-	h := newHarness(t, src, "C")
+	h := newHarness(t, name, "C")
 	h.wantErrorType("Rethrown")
-	h = newHarness(t, src, "D")
+	h = newHarness(t, name, "D")
 	h.wantErrorType("D")
 }
 
 func TestCatchRestoresAShadowedVariable(t *testing.T) {
-	h := newHarness(t, `
-name: Shadow
-steps:
-  - set: {e: outer}
-  - try:
-      steps:
-        - fail: {error: X}
-      catch:
-        as: e
-        steps:
-          - set: {inside: "${ e.type }"}
-  - return: ["${ e }", "${ inside }"]
-`, nil)
+	h := newHarness(t, "Shadow", nil)
 	h.wantJSON("output", h.st.Output, `["outer","X"]`)
 }
 
 func TestOnErrorOnAnyStepKind(t *testing.T) {
-	h := newHarness(t, `
-name: OnError
-steps:
-  - id: pick
-    set: {x: "${ input.a.b }"}
-    onError:
-      - set: {x: fallback, why: "${ error.type }"}
-  - id: sw
-    switch:
-      - when: x == "fallback"
-        steps:
-          - wait: {event: Go, timeout: 5s}
-    onError:
-      - set: {timedOut: "${ error.type }"}
-  - return: ["${ x }", "${ why }", "${ timedOut }"]
-`, map[string]any{})
+	h := newHarness(t, "OnError", map[string]any{})
 	h.wantStatus(StatusRunning)
 	h.fireNext()
 	h.wantStatus(StatusCompleted)
@@ -200,73 +95,26 @@ steps:
 }
 
 func TestErrorInCatchGoesPastTheTry(t *testing.T) {
-	h := newHarness(t, `
-name: Past
-steps:
-  - try:
-      steps:
-        - try:
-            steps:
-              - fail: {error: First}
-            catch:
-              steps:
-                - fail: {error: Second}
-          onError:
-            - set: {got: "${ error.type }"}
-      catch:
-        steps:
-          - set: {got: never}
-  - return: ${ got }
-`, nil)
+	h := newHarness(t, "Past", nil)
 	h.wantJSON("output", h.st.Output, `"Second"`)
 }
 
 func TestActivityErrorCaughtAroundALoop(t *testing.T) {
-	h := newHarness(t, `
-name: LoopTry
-steps:
-  - set: {i: 0}
-  - try:
-      steps:
-        - while:
-            condition: i < 10
-            max: 10
-            steps:
-              - set: {i: "${ i + 1 }"}
-              - activity: Work
-      catch:
-        steps:
-          - return: {i: "${ i }", error: "${ error }"}
-`, nil)
+	h := newHarness(t, "LoopTry", nil)
 	h.complete(1)
 	h.send(Event{Kind: EvFailed, TaskID: h.lastTask().TaskID, Error: &ErrorInfo{Type: "Down", Message: "gone"}})
 	h.wantJSON("output", h.st.Output, `{"i":2,"error":{"type":"Down","message":"gone","step":"steps[1].steps[0].steps[1]","attempt":1}}`)
 }
 
 func TestTypedFailIsTheOutput(t *testing.T) {
-	h := newHarness(t, `
-name: Fails
-steps:
-  - id: stop
-    fail: {error: InvalidChoice, message: "choice ${ input }", data: {choice: "${ input }"}}
-`, 9)
+	h := newHarness(t, "Fails", 9)
 	h.wantStatus(StatusFailed)
 	h.wantJSON("output", h.st.Output, `{"type":"InvalidChoice","message":"choice 9","step":"stop","data":{"choice":9}}`)
 }
 
 func TestWorkflowTimeout(t *testing.T) {
-	src := `
-name: Slow
-timeout: 10s
-steps:
-  - try:
-      steps:
-        - wait: {event: Never}
-      catch:
-        steps:
-          - return: caught
-`
-	h := newHarness(t, src, nil)
+	name := "Slow"
+	h := newHarness(t, name, nil)
 	if h.st.Timeout == nil || !h.st.Timeout.Due.Equal(t0.Add(10*time.Second)) {
 		t.Fatalf("timeout %+v", h.st.Timeout)
 	}
@@ -278,7 +126,7 @@ steps:
 	}
 
 	// Finishing in time cancels the timeout's timer.
-	h = newHarness(t, src, nil)
+	h = newHarness(t, name, nil)
 	h.raise("Never", 1)
 	h.wantStatus(StatusCompleted)
 	if len(h.timers) != 0 || h.st.Timeout != nil {
@@ -287,16 +135,8 @@ steps:
 }
 
 func TestWaitAnyTakesTheFirstAndSaysWhich(t *testing.T) {
-	src := `
-name: Any
-steps:
-  - wait:
-      any: [{event: Approved}, {event: Rejected}]
-      timeout: 1h
-      result: d
-  - return: ${ d }
-`
-	h := newHarness(t, src, nil)
+	name := "Any"
+	h := newHarness(t, name, nil)
 	if p := h.st.Pending; p == nil || p.Kind != WaitEvent || len(p.Events) != 2 || p.Deadline == nil {
 		t.Fatalf("pending %+v", p)
 	}
@@ -309,15 +149,7 @@ steps:
 	}
 
 	// Buffered events: the earliest of the names wins, the rest stay.
-	h = newHarness(t, `
-name: AnyBuffered
-steps:
-  - wait: {duration: 1s}
-  - wait:
-      any: [{event: A}, {event: B}]
-      result: d
-  - return: ${ d }
-`, nil)
+	h = newHarness(t, "AnyBuffered", nil)
 	h.raise("B", 2)
 	h.raise("A", 1)
 	h.fireNext()
@@ -328,14 +160,7 @@ steps:
 }
 
 func TestWaitAnyTimesOut(t *testing.T) {
-	h := newHarness(t, `
-name: AnyTimeout
-steps:
-  - id: w
-    wait:
-      any: [{event: A}, {event: B}]
-      timeout: 1m
-`, nil)
+	h := newHarness(t, "AnyTimeout", nil)
 	h.fireNext()
 	h.wantErrorType(ErrTypeTimeout)
 	if !strings.Contains(string(h.st.Output), `none of the events \"A\", \"B\" arrived`) {
@@ -344,18 +169,8 @@ steps:
 }
 
 func TestWaitAllCollectsEveryEvent(t *testing.T) {
-	src := `
-name: All
-steps:
-  - wait:
-      all: [{event: Signed}, {event: Paid}]
-      timeout: 1h
-      result: got
-      onTimeout:
-        - return: {partial: "${ got }"}
-  - return: ${ got }
-`
-	h := newHarness(t, src, nil)
+	name := "All"
+	h := newHarness(t, name, nil)
 	h.raise("Paid", 10)
 	h.wantStatus(StatusRunning)
 	if p := h.st.Pending; len(p.Events) != 1 || p.Events[0] != "Signed" || len(p.Got) != 1 || p.Got[0] != "Paid" {
@@ -369,21 +184,13 @@ steps:
 		t.Fatalf("buffered %v timers %v", h.st.Buffered, h.timers)
 	}
 
-	h = newHarness(t, src, nil)
+	h = newHarness(t, name, nil)
 	h.raise("Signed", true)
 	h.fireNext()
 	h.wantJSON("output", h.st.Output, `{"partial":{"Signed":true}}`)
 
 	// Both buffered before the wait: it goes straight on.
-	h = newHarness(t, `
-name: AllBuffered
-steps:
-  - wait: {duration: 1s}
-  - wait:
-      all: [{event: A}, {event: B}]
-      result: got
-  - return: ${ got }
-`, nil)
+	h = newHarness(t, "AllBuffered", nil)
 	h.raise("B", 2)
 	h.raise("A", 1)
 	h.fireNext()
@@ -411,24 +218,7 @@ func (h *harness) completeTask(tk *ScheduleTask, result any) {
 }
 
 func TestParallelJoinsInOrder(t *testing.T) {
-	h := newHarness(t, `
-name: Par
-steps:
-  - set: {region: eu, shared: parent}
-  - id: fan
-    parallel:
-      branches:
-        - - activity: A
-            input: a
-            result: x
-          - set: {shared: branch0}
-        - - activity: B
-            input: b
-            result: y
-        - - set: {z: "${ region }"}
-      result: r
-  - return: {r: "${ r }", shared: "${ shared }"}
-`, nil)
+	h := newHarness(t, "Par", nil)
 	if p := h.st.Pending; p == nil || p.Kind != WaitBranches || p.StepID != "fan" || p.Branches != 3 || p.Done != 1 {
 		t.Fatalf("pending %+v", p)
 	}
@@ -445,21 +235,7 @@ steps:
 }
 
 func TestFailingBranchCancelsTheOthers(t *testing.T) {
-	h := newHarness(t, `
-name: ParFail
-steps:
-  - id: fan
-    parallel:
-      branches:
-        - - wait: {event: Never, timeout: 1h}
-        - - activity: Slow
-            input: slow
-        - - activity: Check
-            input: check
-          - fail: {error: Rejected, message: no}
-    onError:
-      - return: ${ error }
-`, nil)
+	h := newHarness(t, "ParFail", nil)
 	if len(h.timers) != 1 {
 		t.Fatalf("timers %v", h.timers)
 	}
@@ -476,25 +252,7 @@ steps:
 }
 
 func TestBranchHandlesItsOwnError(t *testing.T) {
-	h := newHarness(t, `
-name: ParTry
-steps:
-  - parallel:
-      branches:
-        - - try:
-              steps:
-                - activity: Flaky
-                  input: 1
-                  result: v
-              catch:
-                steps:
-                  - set: {v: fallback}
-        - - activity: Fine
-            input: 2
-            result: w
-      result: r
-  - return: ${ r }
-`, nil)
+	h := newHarness(t, "ParTry", nil)
 	h.send(Event{Kind: EvFailed, TaskID: h.taskFor(`1`).TaskID, Error: &ErrorInfo{Type: "Down"}})
 	h.wantStatus(StatusRunning)
 	h.completeTask(h.taskFor(`2`), "ok")
@@ -502,14 +260,7 @@ steps:
 }
 
 func TestUnhandledBranchErrorFailsTheInstance(t *testing.T) {
-	h := newHarness(t, `
-name: ParUnhandled
-steps:
-  - parallel:
-      branches:
-        - - activity: A
-        - - wait: {event: E}
-`, nil)
+	h := newHarness(t, "ParUnhandled", nil)
 	h.send(Event{Kind: EvFailed, TaskID: h.lastTask().TaskID, Error: &ErrorInfo{Type: "Boom", Message: "bad"}})
 	h.wantErrorType("Boom")
 	if len(h.st.Threads) != 0 {
@@ -518,22 +269,9 @@ steps:
 }
 
 func TestForEachSequentialInOrder(t *testing.T) {
-	h := newHarness(t, `
-name: Seq
-steps:
-  - set: {factor: 10}
-  - forEach:
-      items: ${ input }
-      as: n
-      steps:
-        - activity: Scale
-          input: ${ n * factor }
-          result: scaled
-      result: out
-  - return: ${ map(out, .scaled) }
-`, []int{1, 2, 3})
+	h := newHarness(t, "Seq", []int{1, 2, 3})
 	for i, in := range []string{"10", "20", "30"} {
-		if len(h.st.Threads) != 1 || h.st.Threads[0].ID != "steps[1]/"+itoa(i) {
+		if len(h.st.Threads) != 1 || h.st.Threads[0].ID != "steps[1]/"+strconv.Itoa(i) {
 			t.Fatalf("item %d: threads %+v", i, h.st.Threads)
 		}
 		tk := h.lastTask()
@@ -549,20 +287,7 @@ steps:
 }
 
 func TestForEachParallelRespectsMaxConcurrency(t *testing.T) {
-	h := newHarness(t, `
-name: Fan
-steps:
-  - forEach:
-      items: ${ 1..10 }
-      parallel: true
-      maxConcurrency: 3
-      steps:
-        - activity: Work
-          input: ${ item }
-          result: v
-      result: out
-  - return: ${ map(out, .v) }
-`, nil)
+	h := newHarness(t, "Fan", nil)
 	live := map[string]*ScheduleTask{}
 	for _, tk := range h.tasks {
 		live[string(tk.Input)] = tk
@@ -594,37 +319,17 @@ steps:
 }
 
 func TestForEachEdgeCases(t *testing.T) {
-	src := `
-name: Edge
-steps:
-  - forEach:
-      items: ${ input }
-      parallel: true
-      steps:
-        - set: {double: "${ item * 2 }"}
-      result: out
-  - return: ${ out }
-`
-	h := newHarness(t, src, []int{})
+	name := "Edge"
+	h := newHarness(t, name, []int{})
 	h.wantJSON("output", h.st.Output, `[]`)
-	h = newHarness(t, src, []int{4, 5})
+	h = newHarness(t, name, []int{4, 5})
 	h.wantJSON("output", h.st.Output, `[{"double":8},{"double":10}]`)
-	h = newHarness(t, src, "not a list")
+	h = newHarness(t, name, "not a list")
 	h.wantErrorType(ErrTypeItems)
 }
 
 func TestEventsReachBranchWaits(t *testing.T) {
-	h := newHarness(t, `
-name: ParEvents
-steps:
-  - forEach:
-      items: [A, B]
-      parallel: true
-      steps:
-        - wait: {event: Go, result: got}
-      result: out
-  - return: ${ out }
-`, nil)
+	h := newHarness(t, "ParEvents", nil)
 	h.raise("Go", 1)
 	h.wantStatus(StatusRunning)
 	h.raise("Go", 2)
@@ -632,27 +337,7 @@ steps:
 }
 
 func TestNestedBranches(t *testing.T) {
-	h := newHarness(t, `
-name: Nested
-steps:
-  - forEach:
-      items: [[1, 2], [3]]
-      as: group
-      parallel: true
-      steps:
-        - forEach:
-            items: ${ group }
-            as: n
-            parallel: true
-            steps:
-              - activity: Sq
-                input: ${ n }
-                result: sq
-            result: inner
-        - set: {sum: "${ sum(map(inner, .sq)) }"}
-      result: out
-  - return: ${ map(out, .sum) }
-`, nil)
+	h := newHarness(t, "Nested", nil)
 	ids := map[string]bool{}
 	for _, th := range h.st.Threads {
 		ids[th.ID] = true
@@ -670,14 +355,7 @@ steps:
 }
 
 func TestTerminateStopsEveryBranch(t *testing.T) {
-	h := newHarness(t, `
-name: ParTerm
-steps:
-  - parallel:
-      branches:
-        - - wait: {duration: 1h}
-        - - wait: {event: E, timeout: 2h}
-`, nil)
+	h := newHarness(t, "ParTerm", nil)
 	if len(h.timers) != 2 {
 		t.Fatalf("timers %v", h.timers)
 	}
@@ -689,22 +367,9 @@ steps:
 }
 
 func TestBranchesAreDeterministic(t *testing.T) {
-	src := `
-name: Det
-steps:
-  - forEach:
-      items: ${ 1..20 }
-      parallel: true
-      maxConcurrency: 5
-      steps:
-        - activity: W
-          input: ${ item }
-          result: v
-      result: out
-  - return: ${ out }
-`
-	a := newHarness(t, src, nil)
-	b := newHarness(t, src, nil)
+	name := "Det"
+	a := newHarness(t, name, nil)
+	b := newHarness(t, name, nil)
 	for a.st.Status == StatusRunning {
 		tk := a.tasks[0]
 		a.tasks = a.tasks[1:]
@@ -721,19 +386,7 @@ steps:
 }
 
 func TestContinueAsNewRestartsKeepingEventsAndStatus(t *testing.T) {
-	h := newHarness(t, `
-name: Gen
-timeout: 1h
-steps:
-  - if: input == 0
-    setStatus: {first: true}
-  - set: {seen: "${ input }"}
-  - wait: {event: Tick, result: tick}
-  - if: input >= 2
-    return: {input: "${ input }", tick: "${ tick }"}
-  - continueAsNew:
-      input: ${ input + 1 }
-`, 0)
+	h := newHarness(t, "Gen", 0)
 	h.wantJSON("custom status", h.st.CustomStatus, `{"first":true}`)
 	firstTimeout := h.st.Timeout.ID
 	h.now = h.now.Add(30 * time.Minute)
@@ -777,13 +430,7 @@ steps:
 }
 
 func TestContinueAsNewLoopThatNeverBlocksYields(t *testing.T) {
-	h := newHarness(t, `
-name: Spin
-steps:
-  - if: input >= 20000
-    return: ${ input }
-  - continueAsNew: {input: "${ input + 1 }"}
-`, 0)
+	h := newHarness(t, "SpinAsNew", 0)
 	yields := 0
 	for h.st.Status == StatusRunning {
 		yields++
@@ -796,17 +443,7 @@ steps:
 }
 
 func TestHistoryOfOneTransitionIsBounded(t *testing.T) {
-	h := newHarness(t, `
-name: Chatty
-steps:
-  - set: {i: 0}
-  - while:
-      condition: i < 1000
-      max: 1000
-      steps:
-        - set: {i: "${ i + 1 }"}
-        - setStatus: ${ i }
-`, nil)
+	h := newHarness(t, "Chatty", nil)
 	h.wantStatus(StatusCompleted)
 	if len(h.hist) != maxHistoryLines+1 || h.hist[maxHistoryLines/2].Type != "HistoryTruncated" {
 		t.Fatalf("%d history lines", len(h.hist))
@@ -822,21 +459,7 @@ func (h *harness) childEnds(id InstanceID, status RuntimeStatus, output any) boo
 	return h.send(Event{Kind: EvRaised, Name: ChildEvent, Data: data})
 }
 
-const caller = `
-name: Caller
-steps:
-  - id: ship
-    try:
-      steps:
-        - call: Ship
-          input: {order: "${ input }"}
-          result: shipment
-      catch:
-        errors: [ChildWorkflowFailed]
-        steps:
-          - return: {failed: "${ error.message }", child: "${ error.data }"}
-  - return: ${ shipment }
-`
+const caller = "Caller"
 
 func TestCallStartsAChildAndTakesItsOutput(t *testing.T) {
 	h := newHarness(t, caller, "A-1")
@@ -880,16 +503,7 @@ func TestFailedChildIsATypedError(t *testing.T) {
 }
 
 func TestTerminatingTheParentTerminatesItsChildren(t *testing.T) {
-	h := newHarness(t, `
-name: Fan
-steps:
-  - forEach:
-      items: [a, b]
-      parallel: true
-      steps:
-        - call: Work
-          input: ${ item }
-`, nil)
+	h := newHarness(t, "FanOfCalls", nil)
 	h.after = nil
 	h.send(Event{Kind: EvTerminate, Reason: "stop"})
 	var ids []string
@@ -904,17 +518,7 @@ steps:
 }
 
 func TestCancelledBranchTerminatesItsChild(t *testing.T) {
-	h := newHarness(t, `
-name: Race
-steps:
-  - parallel:
-      branches:
-        - - call: Slow
-        - - activity: Check
-          - fail: {error: Stop}
-    onError:
-      - return: stopped
-`, nil)
+	h := newHarness(t, "Race", nil)
 	h.after = nil
 	h.complete(1)
 	h.wantJSON("output", h.st.Output, `"stopped"`)

@@ -2,6 +2,8 @@ package interpreter
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -25,12 +27,28 @@ type harness struct {
 	after  []Command // StartChild and TerminateChild, for the engine
 }
 
-func newHarness(t *testing.T, src string, input any) *harness {
+// loadFlow parses testdata/flows/<name>.yaml, the workflow of that name.
+func loadFlow(t *testing.T, name string) *dsl.Workflow {
 	t.Helper()
-	def, err := dsl.Parse("test.yaml", []byte(src))
+	file := filepath.Join("testdata", "flows", name+".yaml")
+	src, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	def, err := dsl.Parse(file, src)
 	if err != nil {
 		t.Fatalf("parse: %v", err)
 	}
+	if def.Name != name {
+		t.Fatalf("%s holds workflow %s", file, def.Name)
+	}
+	return def
+}
+
+// newHarness starts an instance of the workflow name (see loadFlow).
+func newHarness(t *testing.T, name string, input any) *harness {
+	t.Helper()
+	def := loadFlow(t, name)
 	raw, _ := json.Marshal(input)
 	ni := NewInstanceState(def, "i1", raw, t0)
 	h := &harness{t: t, in: New(Options{}), def: def, st: ni.State, now: t0, timers: map[string]time.Time{}}
@@ -133,35 +151,7 @@ func (h *harness) wantJSON(what string, got json.RawMessage, want string) {
 	}
 }
 
-const reserveTicket = `
-name: ReserveTicket
-activities:
-  CalculateDiscount:
-    expr: "20"
-steps:
-  - id: discount
-    activity: CalculateDiscount
-    input: ${ input }
-    result: discount
-  - setStatus:
-      discount: ${ discount }
-      discountTimeout: 60
-      bookingUrl: ""
-  - id: confirm
-    wait:
-      event: BookingConfirmed
-      timeout: 60s
-      result: confirmed
-      onTimeout:
-        - set: {confirmed: false}
-  - switch:
-      - when: confirmed == true
-        steps:
-          - setStatus: {message: Thank you for confirming your booking.}
-      - default:
-          - setStatus: {message: The booking was not confirmed on time. Please try again.}
-  - return: ${ confirmed }
-`
+const reserveTicket = "ReserveTicket"
 
 func TestReserveTicketConfirmed(t *testing.T) {
 	h := newHarness(t, reserveTicket, "user1")
@@ -228,26 +218,13 @@ func TestEventBufferedBeforeWait(t *testing.T) {
 }
 
 func TestEventsOfOneNameFeedWaitsInOrder(t *testing.T) {
-	h := newHarness(t, `
-name: TwoWaits
-steps:
-  - wait: {event: E, result: a}
-  - wait: {event: E, result: b}
-  - return: ${ [a, b] }
-`, nil)
+	h := newHarness(t, "TwoWaits", nil)
 	h.raise("E", "first")
 	h.raise("E", "second")
 	h.wantStatus(StatusCompleted)
 	h.wantJSON("output", h.st.Output, `["first","second"]`)
 
-	h = newHarness(t, `
-name: TwoWaitsBuffered
-steps:
-  - wait: {duration: 10s}
-  - wait: {event: E, result: a}
-  - wait: {event: E, result: b}
-  - return: ${ [a, b] }
-`, nil)
+	h = newHarness(t, "TwoWaitsBuffered", nil)
 	h.raise("E", 1)
 	h.raise("F", "other")
 	h.raise("E", 2)
@@ -278,10 +255,7 @@ func TestSuspendHoldsEventsUntilResume(t *testing.T) {
 }
 
 func TestSuspendBeforeStart(t *testing.T) {
-	def, err := dsl.Parse("t.yaml", []byte(reserveTicket))
-	if err != nil {
-		t.Fatal(err)
-	}
+	def := loadFlow(t, reserveTicket)
 	in := New(Options{})
 	ni := NewInstanceState(def, "x", []byte(`"u"`), t0)
 	tr, _ := in.Step(def, ni.State, Event{Kind: EvSuspend, Time: t0})
@@ -309,20 +283,7 @@ func TestTerminateCancelsTimer(t *testing.T) {
 	}
 }
 
-const retrying = `
-name: Retrying
-activities:
-  Flaky:
-    retry: {maxAttempts: 3, firstInterval: 1s, backoff: 2, maxInterval: 30s}
-steps:
-  - id: call
-    activity: Flaky
-    result: r
-    onError:
-      - setStatus: ${ error }
-      - return: handled
-  - return: ${ r }
-`
+const retrying = "Retrying"
 
 func TestRetryThenOnError(t *testing.T) {
 	h := newHarness(t, retrying, nil)
@@ -350,14 +311,7 @@ func TestRetryThenOnError(t *testing.T) {
 }
 
 func TestNonRetryableFailureFailsInstance(t *testing.T) {
-	h := newHarness(t, `
-name: Fails
-activities:
-  Flaky:
-    retry: {maxAttempts: 5, firstInterval: 1s}
-steps:
-  - activity: Flaky
-`, nil)
+	h := newHarness(t, "FailsForGood", nil)
 	h.send(Event{Kind: EvFailed, TaskID: h.lastTask().TaskID, Error: &ErrorInfo{Type: "BadInput", Message: "nope"}})
 	h.wantStatus(StatusFailed)
 	if !strings.Contains(string(h.st.Output), "nope") || !strings.Contains(string(h.st.Output), "BadInput") {
@@ -366,17 +320,7 @@ steps:
 }
 
 func TestActivityTimeoutRetries(t *testing.T) {
-	h := newHarness(t, `
-name: Slow
-activities:
-  Slow:
-    timeout: 5s
-    retry: {maxAttempts: 2, firstInterval: 1s}
-steps:
-  - activity: Slow
-    result: r
-  - return: ${ r }
-`, nil)
+	h := newHarness(t, "SlowActivity", nil)
 	first := h.lastTask()
 	h.fireNext() // start-to-close timeout
 	if p := h.st.Pending; p == nil || p.Kind != WaitRetry {
@@ -400,12 +344,7 @@ steps:
 }
 
 func TestOversizeStatusFailsNamingStepAndSize(t *testing.T) {
-	h := newHarness(t, `
-name: Big
-steps:
-  - id: big
-    setStatus: ${ repeat("x", 9000) }
-`, nil)
+	h := newHarness(t, "Big", nil)
 	h.wantStatus(StatusFailed)
 	out := string(h.st.Output)
 	if !strings.Contains(out, "big") || !strings.Contains(out, "18004") || !strings.Contains(out, "16384") {
@@ -415,25 +354,12 @@ steps:
 
 func TestStatusAtTheLimitPasses(t *testing.T) {
 	// 8190 x's + 2 quotes = 8192 UTF-16 code units = 16384 bytes.
-	h := newHarness(t, `
-name: Edge
-steps:
-  - setStatus: ${ repeat("x", 8190) }
-`, nil)
+	h := newHarness(t, "StatusEdge", nil)
 	h.wantStatus(StatusCompleted)
 }
 
 func TestDeterministicAcrossRedelivery(t *testing.T) {
-	src := `
-name: Clock
-steps:
-  - set: {t: "${ now() }"}
-  - return: ${ t }
-`
-	def, err := dsl.Parse("c.yaml", []byte(src))
-	if err != nil {
-		t.Fatal(err)
-	}
+	def := loadFlow(t, "Clock")
 	in := New(Options{})
 	ni := NewInstanceState(def, "c", nil, t0)
 	a, _ := in.Step(def, ni.State, ni.Start)
@@ -447,12 +373,7 @@ steps:
 }
 
 func TestExpressionErrorFailsInstance(t *testing.T) {
-	h := newHarness(t, `
-name: Div
-steps:
-  - id: pick
-    set: {x: "${ input.missing.deeper }"}
-`, map[string]any{})
+	h := newHarness(t, "Div", map[string]any{})
 	h.wantStatus(StatusFailed)
 	if !strings.Contains(string(h.st.Output), "pick") {
 		t.Fatalf("output %s", h.st.Output)
@@ -476,11 +397,7 @@ func TestHistoryRecordsEachTransition(t *testing.T) {
 func TestStatusSizeIgnoresHTMLEscaping(t *testing.T) {
 	// "<" is one UTF-16 unit in the status's JSON text, as Durable Functions
 	// counts it, even though Go's encoder would write it as \u003c.
-	h := newHarness(t, `
-name: Angles
-steps:
-  - setStatus: ${ repeat("<", 8190) }
-`, nil)
+	h := newHarness(t, "Angles", nil)
 	h.wantStatus(StatusCompleted)
 }
 
@@ -494,13 +411,7 @@ func (h *harness) wantErrorType(typ string) {
 }
 
 func TestMessagesApplyInAcceptedOrder(t *testing.T) {
-	h := newHarness(t, `
-name: TwoWaitsOrdered
-steps:
-  - wait: {event: E, result: a}
-  - wait: {event: E, result: b}
-  - return: ${ [a, b] }
-`, nil)
+	h := newHarness(t, "TwoWaitsOrdered", nil)
 	// Message 2 reaches the engine first (message 1 was held by an engine
 	// that died): it waits for message 1.
 	if !h.send(Event{Kind: EvRaised, Name: "E", Data: []byte(`"second"`), Seq: 2}) {

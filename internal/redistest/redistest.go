@@ -20,7 +20,7 @@ import (
 )
 
 // install says what to install when a binary is missing.
-const install = "install it with 'apt-get install -y redis-server' (which brings redis-cli, from redis-tools), or 'brew install redis'"
+const install = "install with 'apt-get install -y redis-server redis-tools' (Debian, Ubuntu) or 'brew install redis' (macOS)"
 
 // stopTimeout bounds a graceful stop before the server is killed.
 const stopTimeout = 10 * time.Second

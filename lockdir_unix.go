@@ -8,8 +8,6 @@ import (
 	"syscall"
 )
 
-var stopSignal os.Signal = syscall.SIGTERM
-
 // lockDir takes an exclusive lock on the file, or fails at once when another
 // process holds it. The lock goes with the process, however it ends.
 func lockDir(path string) (func(), error) {

@@ -98,11 +98,7 @@ func (in *Interpreter) Step(def *dsl.Workflow, st *State, ev Event) (*Transition
 		return nil, nil
 	}
 	r.save()
-	if n := len(r.tr.History); n > maxHistoryLines {
-		h := r.tr.History
-		cut := HistoryEvent{Type: "HistoryTruncated", Timestamp: r.now, Reason: fmt.Sprintf("%d lines of this transition left out", n-maxHistoryLines)}
-		r.tr.History = append(append(h[:maxHistoryLines/2:maxHistoryLines/2], cut), h[n-maxHistoryLines/2:]...)
-	}
+	r.tr.History = bounded(r.tr.History, r.now)
 	r.st.Revision = st.Revision + 1
 	r.st.LastUpdatedTime = r.now
 	if r.st.Status != st.Status || string(r.st.CustomStatus) != string(st.CustomStatus) {
@@ -111,9 +107,28 @@ func (in *Interpreter) Step(def *dsl.Workflow, st *State, ev Event) (*Transition
 	return r.tr, nil
 }
 
+// bounded keeps the first and last halves of maxHistoryLines history lines
+// around one HistoryTruncated line that counts those left out.
+func bounded(h []HistoryEvent, now time.Time) []HistoryEvent {
+	n := len(h)
+	if n <= maxHistoryLines {
+		return h
+	}
+	cut := HistoryEvent{Type: "HistoryTruncated", Timestamp: now, Reason: fmt.Sprintf("%d lines of this transition left out", n-maxHistoryLines)}
+	return append(append(h[:maxHistoryLines/2:maxHistoryLines/2], cut), h[n-maxHistoryLines/2:]...)
+}
+
 // run is one Step call's working set. The main path and the branches are
 // all threads here: the main path is threads[0], with id "", loaded from
 // and saved back to State.Cursor, State.Pending and State.Vars.
+//
+// Its methods live by concern: dispatch.go applies an event (client
+// messages, completions, timers); steps.go runs one step, a function per
+// kind, with waits.go and calls.go for waits and call steps; threads.go
+// runs the threads and joins their branches; raise.go raises errors into
+// handlers, retries and fails the instance; vars.go holds variables, the
+// expression environment and eval; cursor.go moves a thread's cursor;
+// order.go keeps client messages in order.
 type run struct {
 	in  *Interpreter
 	def *dsl.Workflow
@@ -159,6 +174,8 @@ func (r *run) cancelTimer(th *Thread) {
 	}
 }
 
+// history appends a history line, at the transition's time unless it has
+// its own.
 func (r *run) history(h HistoryEvent) {
 	if h.Timestamp.IsZero() {
 		h.Timestamp = r.now

@@ -23,9 +23,9 @@ var boundedOps = map[string]boundedFunc{
 	"le":         boundCompare(runtime.LessOrEqual),
 	"ge":         boundCompare(runtime.MoreOrEqual),
 	"in":         boundIn,
-	"contains":   boundContains,
-	"startsWith": boundStartsWith,
-	"endsWith":   boundEndsWith,
+	"contains":   textOp(strings.Contains, searchFor),
+	"startsWith": textOp(strings.HasPrefix, compareAffix),
+	"endsWith":   textOp(strings.HasSuffix, compareAffix),
 	"matches":    boundMatches,
 	"matchesRe":  boundMatchesRe,
 }
@@ -221,41 +221,28 @@ func boundIn(b *budget, args []any) (any, error) {
 	return runtime.In(needle, coll), nil
 }
 
-// The string operators do what the VM does for them, type assertions
-// (and their messages) included.
-
-func boundContains(b *budget, args []any) (any, error) {
-	if runtime.IsNil(args[0]) || runtime.IsNil(args[1]) {
-		return false, nil
+// textOp is a string operator, op, whose work on s and t is steps(s, t).
+// It does what the VM does for the operator, type assertions (and their
+// messages) included.
+func textOp(op func(s, t string) bool, steps func(s, t string) int64) boundedFunc {
+	return func(b *budget, args []any) (any, error) {
+		if runtime.IsNil(args[0]) || runtime.IsNil(args[1]) {
+			return false, nil
+		}
+		s, t := args[0].(string), args[1].(string)
+		if err := b.step(steps(s, t)); err != nil {
+			return nil, err
+		}
+		return op(s, t), nil
 	}
-	s, sub := args[0].(string), args[1].(string)
-	if err := b.step(searchSteps(len(s), len(sub))); err != nil {
-		return nil, err
-	}
-	return strings.Contains(s, sub), nil
 }
 
-func boundStartsWith(b *budget, args []any) (any, error) {
-	if runtime.IsNil(args[0]) || runtime.IsNil(args[1]) {
-		return false, nil
-	}
-	s, p := args[0].(string), args[1].(string)
-	if err := b.step(textSteps(len(p))); err != nil {
-		return nil, err
-	}
-	return strings.HasPrefix(s, p), nil
-}
+// searchFor is the work of looking for sub in s (contains).
+func searchFor(s, sub string) int64 { return searchSteps(len(s), len(sub)) }
 
-func boundEndsWith(b *budget, args []any) (any, error) {
-	if runtime.IsNil(args[0]) || runtime.IsNil(args[1]) {
-		return false, nil
-	}
-	s, p := args[0].(string), args[1].(string)
-	if err := b.step(textSteps(len(p))); err != nil {
-		return nil, err
-	}
-	return strings.HasSuffix(s, p), nil
-}
+// compareAffix is the work of comparing p with one end of s (startsWith,
+// endsWith).
+func compareAffix(_, p string) int64 { return textSteps(len(p)) }
 
 // matchSteps is the work of matching n bytes against a program of insts
 // instructions: Go's matcher is linear in the text, but may follow every

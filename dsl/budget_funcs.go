@@ -15,9 +15,10 @@ import (
 )
 
 // costTable is the cost of each of expr's builtins, by class: what one
-// call may cost, as cel-go's checker groups its functions (n and m are
-// the sizes of the arguments, in elements or bytes), and how that is
-// charged. It is the one place that says so; a class holds its builtins
+// call may cost, in the O(1), O(n), O(n·m), O(m+n) terms cel-go's cost
+// estimator uses (n and m are the sizes of the arguments, in elements or
+// bytes; the charges say how many steps an element or byte is), and how
+// that is charged. It is the one place that says so; a class holds its builtins
 // in one of four ways:
 //
 //   - free: nothing to charge; boundAST leaves the call as it is;
@@ -43,7 +44,7 @@ var costTable = []costClass{
 	{cost: "O(n), reading n bytes of text", charged: each(readsText(0), "int", "float", "duration")},
 	{cost: "O(m), comparing an affix of m bytes with one end of the text", charged: each(readsText(1), "hasPrefix", "hasSuffix", "trimPrefix", "trimSuffix")},
 	{cost: "O(k), hashing a key of k bytes", charged: each(hashesKey(1), "get")},
-	{cost: "O(n+n·m/4096), searching n bytes for one of m", charged: each(searches, "indexOf", "lastIndexOf", "trim")},
+	{cost: "O(n·m), searching n bytes for m, or trimming them of a cutset of m", charged: each(searches, "indexOf", "lastIndexOf", "trim")},
 	{cost: "O(n), going through n elements, nested ones included", charged: each(walks, "max", "min", "mean")},
 	{cost: "O(n log n), sorting n elements", charged: map[string]costFunc{"sort": chargeSort, "median": chargeMedian}},
 	{cost: "O(n log n), listing the n entries of a map in the order of their keys", charged: map[string]costFunc{
@@ -51,7 +52,7 @@ var costTable = []costClass{
 	{cost: "O(n), building n bytes of text", charged: map[string]costFunc{
 		"repeat": chargeRepeat, "join": chargeJoin, "upper": changesCase(unicode.ToUpper), "lower": changesCase(unicode.ToLower),
 		"toBase64": chargeToBase64, "fromBase64": chargeFromBase64, "string": chargeString, "toJSON": chargeToJSON}},
-	{cost: "O(n·m/4096), searching n bytes for m and building the result", charged: map[string]costFunc{
+	{cost: "O(n·m), searching n bytes for m and building the result", charged: map[string]costFunc{
 		"replace": chargeReplace, "split": chargeSplit, "splitAfter": chargeSplit}},
 	{cost: "O(n), building a list or map of n elements", charged: map[string]costFunc{
 		"reverse": chargeReverse, "fromJSON": chargeFromJSON, "fromPairs": chargeFromPairs}},

@@ -431,9 +431,8 @@ func redisOptions(raw string) (*redis.UniversalOptions, error) {
 		// No CLIENT SETINFO round trips on every new connection.
 		DisableIdentity: true,
 		// The client bounds pool waits, dials, writes and reads by the
-		// context's deadline, so the HTTP API bounds a store call with
-		// that deadline alone, not a watchdog goroutine per call
-		// (redisstore.Store.HonoursDeadlines).
+		// context's deadline: the HTTP API bounds a store call with that
+		// deadline alone (httpapi.Backend's contract).
 		ContextTimeoutEnabled: true,
 		// Room for one command per HTTP connection of a busy API (64
 		// and more) besides the engine's and the activity runtime's

@@ -48,12 +48,11 @@ func statusOf(err error) (int, string) {
 		ae  *apiError
 		mbe *http.MaxBytesError
 		iss dsl.Issues
-		ue  *errUnavailable
 	)
 	switch {
 	case errors.As(err, &ae):
 		return ae.Status, ae.Code
-	case errors.As(err, &ue), unreachable(err):
+	case errors.Is(err, interpreter.ErrUnavailable):
 		return http.StatusServiceUnavailable, "unavailable"
 	case errors.As(err, &mbe):
 		return http.StatusRequestEntityTooLarge, "payload-too-large"

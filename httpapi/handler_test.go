@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"regexp"
 	"sort"
 	"strings"
@@ -529,9 +530,10 @@ func TestStatusOf(t *testing.T) {
 		{fmt.Errorf("deploy: %w", dsl.Issues{{Message: "bad"}}), 422},
 		{badRequest("x", "y"), 400},
 		{context.DeadlineExceeded, 503},
-		{fmt.Errorf("redisstore: x: %w", &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}), 503},
-		{fmt.Errorf("redisstore: x: %w", io.EOF), 503},
-		{&errUnavailable{errors.New("LOADING")}, 503},
+		{fmt.Errorf("%w: redisstore: x: %w", interpreter.ErrUnavailable, &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}), 503},
+		{fmt.Errorf("%w: redisstore: x: %w", interpreter.ErrUnavailable, io.EOF), 503},
+		{fmt.Errorf("%w: LOADING", interpreter.ErrUnavailable), 503},
+		{fmt.Errorf("%w: redisstore: x: %w", context.DeadlineExceeded, &net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded}), 503},
 		{errors.New("disk on fire"), 500},
 	} {
 		if got, _ := statusOf(c.err); got != c.want {

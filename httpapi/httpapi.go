@@ -24,6 +24,15 @@ const dfBase = "/runtime/webhooks/durabletask"
 const DefaultMaxBodyBytes = 1 << 20
 
 // Backend is what the API needs from the store. redisstore.Store satisfies it.
+//
+// Every call returns by its context's deadline, whatever the store does,
+// with an error that wraps the context's error when the deadline (or the
+// client going away) ended it: the API calls the store on the handler's
+// goroutine and answers 503 "timeout". A store out of reach or unable to
+// serve for now (a lost connection, a server loading its data, a cluster
+// between masters) answers an error that errors.Is
+// interpreter.ErrUnavailable: 503 "unavailable", worth retrying. Any other
+// error is the request's (the interpreter's sentinels) or a bug (500).
 type Backend interface {
 	// CreateInstance writes a new instance and its start work item;
 	// interpreter.ErrAlreadyRunning when the id is Pending, Running or
@@ -50,14 +59,17 @@ type Backend interface {
 	DescribeDefinition(ctx context.Context, name string) (*interpreter.DefinitionInfo, error)
 	ListDefinitions(ctx context.Context) ([]interpreter.DefinitionInfo, error)
 
-	// WatchStatus subscribes to the instance's status changes; the
-	// returned func unsubscribes and closes the channel.
+	// WatchStatus subscribes to the instance's status changes until ctx
+	// ends or the returned func is called, either of which unsubscribes
+	// and closes the channel. ctx bounds the subscription's life, not the
+	// subscribing: the API gives up waiting for it at its own bound.
 	WatchStatus(ctx context.Context, id interpreter.InstanceID) (<-chan interpreter.StatusChange, func(), error)
 	Ping(ctx context.Context) error
 }
 
 // Catalog returns parsed definitions by content hash; *interpreter.Catalog
-// satisfies it.
+// satisfies it. Its calls return by their context's deadline, as the
+// Backend's do.
 type Catalog interface {
 	Get(ctx context.Context, name, hash string) (*dsl.Workflow, error)
 }
@@ -156,8 +168,7 @@ func newEngine(cfg Config) *gin.Engine {
 	if timeout <= 0 {
 		timeout = DefaultStoreTimeout
 	}
-	g := &guarded{be: s.be, cat: s.cat, timeout: timeout, log: s.log, beDirect: honours(s.be), catDirect: honours(s.cat)}
-	g.batched, _ = s.be.(BatchedStatus)
+	g := &guarded{be: s.be, cat: s.cat, timeout: timeout, log: s.log}
 	s.be, s.cat = g, g
 
 	e := gin.New()

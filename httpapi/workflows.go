@@ -5,6 +5,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"time"
 	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
@@ -14,13 +15,43 @@ import (
 	"github.com/cairnhq/cairn/schema"
 )
 
+// The JSON of /v1 is the API's own (openapi.json's WorkflowInfo and
+// Workflow schemas), converted from the store's values, so that a change
+// to those does not change what clients read.
+
+// workflowInfo is one deployed workflow as GET /v1/workflows lists it.
+type workflowInfo struct {
+	Name       string        `json:"name"`
+	LatestHash string        `json:"latestHash"`
+	Versions   []versionInfo `json:"versions"`
+}
+
+// versionInfo is one stored version of a workflow.
+type versionInfo struct {
+	Hash        string    `json:"hash"`
+	CreatedTime time.Time `json:"createdTime"`
+}
+
 // workflowDoc is one workflow version as GET /v1/workflows/{name} shows it.
 type workflowDoc struct {
-	Name       string                `json:"name"`
-	Hash       string                `json:"hash"`
-	LatestHash string                `json:"latestHash"`
-	Source     string                `json:"source"`
-	Versions   []interpreter.Version `json:"versions"`
+	Name       string        `json:"name"`
+	Hash       string        `json:"hash"`
+	LatestHash string        `json:"latestHash"`
+	Source     string        `json:"source"`
+	Versions   []versionInfo `json:"versions"`
+}
+
+func infoOf(d interpreter.DefinitionInfo) workflowInfo {
+	return workflowInfo{Name: d.Name, LatestHash: d.Latest, Versions: versionsOf(d.Versions)}
+}
+
+// versionsOf is never nil: no versions are [], not null.
+func versionsOf(vs []interpreter.Version) []versionInfo {
+	out := make([]versionInfo, len(vs))
+	for i, v := range vs {
+		out[i] = versionInfo{Hash: v.Hash, CreatedTime: v.Created}
+	}
+	return out
 }
 
 // putResult answers a deployment.
@@ -49,10 +80,11 @@ func (s *server) listWorkflows(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	if defs == nil {
-		defs = []interpreter.DefinitionInfo{}
+	out := make([]workflowInfo, len(defs))
+	for i, d := range defs {
+		out[i] = infoOf(d)
 	}
-	writeJSON(c, http.StatusOK, gin.H{"workflows": defs})
+	writeJSON(c, http.StatusOK, gin.H{"workflows": out})
 }
 
 // GET /v1/workflows/{name}[?hash=]
@@ -77,7 +109,7 @@ func (s *server) getWorkflow(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	writeJSON(c, http.StatusOK, workflowDoc{Name: name, Hash: hash, LatestHash: info.Latest, Source: string(src), Versions: info.Versions})
+	writeJSON(c, http.StatusOK, workflowDoc{Name: name, Hash: hash, LatestHash: info.Latest, Source: string(src), Versions: versionsOf(info.Versions)})
 }
 
 func unknownWorkflow(err error, name string) error {

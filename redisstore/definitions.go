@@ -26,6 +26,7 @@ import (
 // it the latest again). created reports whether the name was new. One
 // round trip.
 func (s *Store) PutDefinition(ctx context.Context, name, hash string, src []byte, now time.Time) (created bool, err error) {
+	defer classify(ctx, &err)
 	if name == "" || !validHash(hash) {
 		return false, fmt.Errorf("redisstore: invalid definition name %q or hash %q", name, hash)
 	}
@@ -45,7 +46,8 @@ func (s *Store) PutDefinition(ctx context.Context, name, hash string, src []byte
 
 // LatestDefinition returns the hash of the latest version of name;
 // ErrNotFound when there is none. One round trip.
-func (s *Store) LatestDefinition(ctx context.Context, name string) (string, error) {
+func (s *Store) LatestDefinition(ctx context.Context, name string) (_ string, err error) {
+	defer classify(ctx, &err)
 	h, err := s.client.HGet(ctx, s.k.def(name), fLatest).Result()
 	if errors.Is(err, redis.Nil) {
 		return "", fmt.Errorf("definition %s: %w", name, interpreter.ErrNotFound)
@@ -59,7 +61,8 @@ func (s *Store) LatestDefinition(ctx context.Context, name string) (string, erro
 // DescribeDefinition returns the latest hash and the versions (oldest
 // first) of name, without sources; ErrNotFound when there is none. One
 // round trip.
-func (s *Store) DescribeDefinition(ctx context.Context, name string) (*interpreter.DefinitionInfo, error) {
+func (s *Store) DescribeDefinition(ctx context.Context, name string) (_ *interpreter.DefinitionInfo, err error) {
+	defer classify(ctx, &err)
 	cmds, err := s.runScripts(ctx, []scriptCall{s.describeCall(name)})
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: reading definition %s: %w", name, err)
@@ -76,7 +79,8 @@ func (s *Store) DescribeDefinition(ctx context.Context, name string) (*interpret
 
 // ListDefinitions describes every stored workflow, by name. Two round
 // trips: the names, then their descriptions.
-func (s *Store) ListDefinitions(ctx context.Context) ([]interpreter.DefinitionInfo, error) {
+func (s *Store) ListDefinitions(ctx context.Context) (_ []interpreter.DefinitionInfo, err error) {
+	defer classify(ctx, &err)
 	names, err := s.client.SMembers(ctx, s.k.defs()).Result()
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: listing definitions: %w", err)

@@ -19,7 +19,8 @@ import (
 // waiting up to block (0 = not at all) for the first. It reads at most
 // ceil(limit/len(partitions)) items per partition, so it may return up to
 // len(partitions)-1 more than limit. One round trip (a cluster polls).
-func (s *Store) ReadWork(ctx context.Context, consumer string, partitions []int, limit int, block time.Duration) ([]interpreter.WorkItem, error) {
+func (s *Store) ReadWork(ctx context.Context, consumer string, partitions []int, limit int, block time.Duration) (_ []interpreter.WorkItem, err error) {
+	defer classify(ctx, &err)
 	if len(partitions) == 0 {
 		return nil, nil
 	}
@@ -62,7 +63,8 @@ func (s *Store) appendWork(ctx context.Context, items []interpreter.WorkItem, st
 // ReclaimWork takes over up to max work items of the partition that other
 // consumers have held unacknowledged for longer than minIdle. One round
 // trip.
-func (s *Store) ReclaimWork(ctx context.Context, consumer string, partition int, minIdle time.Duration, max int) ([]interpreter.WorkItem, error) {
+func (s *Store) ReclaimWork(ctx context.Context, consumer string, partition int, minIdle time.Duration, max int) (_ []interpreter.WorkItem, err error) {
+	defer classify(ctx, &err)
 	stream := s.k.work(partition)
 	msgs, _, err := s.client.XAutoClaim(ctx, &redis.XAutoClaimArgs{
 		Stream: stream, Group: groupEngine, Consumer: consumer,
@@ -79,7 +81,8 @@ func (s *Store) ReclaimWork(ctx context.Context, consumer string, partition int,
 
 // LoadStates reads the states of the instances, nil for a missing one. One
 // round trip.
-func (s *Store) LoadStates(ctx context.Context, ids []interpreter.InstanceID) ([]*interpreter.State, error) {
+func (s *Store) LoadStates(ctx context.Context, ids []interpreter.InstanceID) (_ []*interpreter.State, err error) {
+	defer classify(ctx, &err)
 	cmds := make([]*redis.SliceCmd, len(ids))
 	if _, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, id := range ids {
@@ -109,8 +112,10 @@ func (s *Store) LoadStates(ctx context.Context, ids []interpreter.InstanceID) ([
 // then, recomputed on the fresh state, ErrDuplicate. It returns one error
 // per transition: nil, ErrConflict or ErrDuplicate (nothing written), or
 // another failure. One round trip for the whole batch.
-func (s *Store) Commit(ctx context.Context, ts []*interpreter.Transition) ([]error, error) {
-	errs := make([]error, len(ts))
+func (s *Store) Commit(ctx context.Context, ts []*interpreter.Transition) (errs []error, err error) {
+	defer classify(ctx, &err)
+	defer classifyEach(ctx, &errs)
+	errs = make([]error, len(ts))
 	calls := make([]scriptCall, 0, len(ts))
 	idx := make([]int, 0, len(ts))
 	for i, t := range ts {
@@ -228,11 +233,12 @@ func queueOf(q string) string {
 
 // AckWork acknowledges and deletes work items that need no transition. One
 // round trip.
-func (s *Store) AckWork(ctx context.Context, items []interpreter.WorkItem) error {
+func (s *Store) AckWork(ctx context.Context, items []interpreter.WorkItem) (err error) {
+	defer classify(ctx, &err)
 	if len(items) == 0 {
 		return nil
 	}
-	_, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+	_, err = s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, it := range items {
 			st := s.k.work(it.Partition)
 			p.XAck(ctx, st, groupEngine, it.ID)
@@ -249,7 +255,8 @@ func (s *Store) AckWork(ctx context.Context, items []interpreter.WorkItem) error
 // stream in bulk and returns how many went. Commits only acknowledge, so
 // an engine calls this every few seconds instead of paying one XDEL per
 // transition. One round trip.
-func (s *Store) TrimWork(ctx context.Context, partition int) (int, error) {
+func (s *Store) TrimWork(ctx context.Context, partition int) (_ int, err error) {
+	defer classify(ctx, &err)
 	n, err := s.runScript(ctx, trimWorkCmd, []string{s.k.work(partition)}, groupEngine).Int()
 	if err != nil {
 		return 0, fmt.Errorf("redisstore: trimming work: %w", err)
@@ -261,7 +268,8 @@ func (s *Store) TrimWork(ctx context.Context, partition int) (int, error) {
 // first, from the partition's timers to its work stream. It returns how
 // many moved and the due time of the next one (zero when none). One round
 // trip.
-func (s *Store) FireDueTimers(ctx context.Context, partition int, now time.Time, max int) (int, time.Time, error) {
+func (s *Store) FireDueTimers(ctx context.Context, partition int, now time.Time, max int) (_ int, _ time.Time, err error) {
+	defer classify(ctx, &err)
 	vals, err := s.runScript(ctx, fireTimersCmd,
 		[]string{s.k.timers(partition), s.k.work(partition)},
 		ms(now), max, string(interpreter.EvTimer), now.UTC().Format(time.RFC3339Nano),
@@ -281,7 +289,8 @@ func (s *Store) FireDueTimers(ctx context.Context, partition int, now time.Time,
 
 // LoadDefinition returns the YAML source stored under name and hash;
 // ErrNotFound when there is none. One round trip.
-func (s *Store) LoadDefinition(ctx context.Context, name, hash string) ([]byte, error) {
+func (s *Store) LoadDefinition(ctx context.Context, name, hash string) (_ []byte, err error) {
+	defer classify(ctx, &err)
 	if !validHash(hash) {
 		return nil, fmt.Errorf("definition %s@%s: %w", name, hash, interpreter.ErrNotFound)
 	}

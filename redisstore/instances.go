@@ -25,7 +25,8 @@ const historyScheduled = "ExecutionScheduled"
 // 0) and queues its start work item. An instance with that id that is
 // finished is replaced, its history dropped; one that is Pending, Running
 // or Suspended is not: ErrAlreadyRunning. One round trip.
-func (s *Store) CreateInstance(ctx context.Context, n interpreter.NewInstance) error {
+func (s *Store) CreateInstance(ctx context.Context, n interpreter.NewInstance) (err error) {
+	defer classify(ctx, &err)
 	st := n.State
 	if st == nil {
 		return errors.New("redisstore: create instance: no state")
@@ -73,13 +74,15 @@ func checkID(id interpreter.InstanceID) error {
 
 // RaiseEvent queues an external event for the instance: ErrNotFound when
 // there is none, ErrFinished when it is finished. One round trip.
-func (s *Store) RaiseEvent(ctx context.Context, id interpreter.InstanceID, name string, data json.RawMessage, now time.Time) error {
+func (s *Store) RaiseEvent(ctx context.Context, id interpreter.InstanceID, name string, data json.RawMessage, now time.Time) (err error) {
+	defer classify(ctx, &err)
 	return s.enqueue(ctx, id, interpreter.Event{Kind: interpreter.EvRaised, Time: now, Name: name, Data: data})
 }
 
 // SendControl queues a terminate, suspend or resume message (ev.Kind) for
 // the instance: ErrNotFound, ErrFinished as RaiseEvent. One round trip.
-func (s *Store) SendControl(ctx context.Context, id interpreter.InstanceID, ev interpreter.Event) error {
+func (s *Store) SendControl(ctx context.Context, id interpreter.InstanceID, ev interpreter.Event) (err error) {
+	defer classify(ctx, &err)
 	switch ev.Kind {
 	case interpreter.EvTerminate, interpreter.EvSuspend, interpreter.EvResume:
 	default:
@@ -102,26 +105,10 @@ func (s *Store) enqueue(ctx context.Context, id interpreter.InstanceID, ev inter
 	return nil
 }
 
-// FetchStatus reads what GET status shows, never the variables; ErrNotFound
-// when there is no such instance. One round trip (one HMGET).
-func (s *Store) FetchStatus(ctx context.Context, id interpreter.InstanceID) (*interpreter.InstanceStatus, error) {
-	vals, err := s.client.HMGet(ctx, s.k.inst(s.partition(id), id), statusFields...).Result()
-	if err != nil {
-		return nil, fmt.Errorf("redisstore: fetching status: %w", err)
-	}
-	st, err := decodeStatus(id, vals)
-	if err != nil {
-		return nil, err
-	}
-	if st == nil {
-		return nil, fmt.Errorf("instance %s: %w", id, interpreter.ErrNotFound)
-	}
-	return st, nil
-}
-
 // FetchHistory returns the instance's retained history, oldest first;
 // ErrNotFound when there is no such instance. One round trip.
-func (s *Store) FetchHistory(ctx context.Context, id interpreter.InstanceID) ([]interpreter.HistoryEvent, error) {
+func (s *Store) FetchHistory(ctx context.Context, id interpreter.InstanceID) (_ []interpreter.HistoryEvent, err error) {
+	defer classify(ctx, &err)
 	p := s.partition(id)
 	var exists *redis.IntCmd
 	var rng *redis.StringSliceCmd
@@ -147,7 +134,8 @@ func (s *Store) FetchHistory(ctx context.Context, id interpreter.InstanceID) ([]
 
 // Purge deletes a finished instance and its history: ErrNotFound when there
 // is none, ErrAlreadyRunning when it is not finished. One round trip.
-func (s *Store) Purge(ctx context.Context, id interpreter.InstanceID) error {
+func (s *Store) Purge(ctx context.Context, id interpreter.InstanceID) (err error) {
+	defer classify(ctx, &err)
 	p := s.partition(id)
 	if err := s.runCode(ctx, "purge", purgeInstanceCmd,
 		[]string{s.k.inst(p, id), s.k.hist(p, id), s.k.index(p), s.k.finished(p)},
@@ -163,7 +151,8 @@ func (s *Store) Purge(ctx context.Context, id interpreter.InstanceID) error {
 // Subscribe before reading the current status, so no change falls between.
 // Notices sent while the receiver lags far behind may be lost, as with any
 // Redis pub/sub. One round trip.
-func (s *Store) WatchStatus(ctx context.Context, id interpreter.InstanceID) (<-chan interpreter.StatusChange, func(), error) {
+func (s *Store) WatchStatus(ctx context.Context, id interpreter.InstanceID) (_ <-chan interpreter.StatusChange, _ func(), err error) {
+	defer classify(ctx, &err)
 	ps := s.client.Subscribe(ctx, s.k.status(s.partition(id), id))
 	if _, err := ps.Receive(ctx); err != nil {
 		_ = ps.Close()

@@ -131,7 +131,8 @@ func bounds(from, to int64, hasTo bool) (cursor, string) {
 // page by page, never all of it: one round trip for the index and one for
 // the candidates' statuses; with filters that reject most candidates it may
 // repeat that a few times, then return a short page with a token.
-func (s *Store) ListInstances(ctx context.Context, q interpreter.ListQuery) ([]interpreter.InstanceStatus, string, error) {
+func (s *Store) ListInstances(ctx context.Context, q interpreter.ListQuery) (_ []interpreter.InstanceStatus, _ string, err error) {
+	defer classify(ctx, &err)
 	top := q.Top
 	if top <= 0 {
 		top = defaultTop
@@ -223,7 +224,8 @@ func (s *Store) ListInstances(ctx context.Context, q interpreter.ListQuery) ([]i
 // unbounded) whose status is one of statuses (empty = any finished one;
 // unfinished statuses are ignored) and returns how many it deleted. It
 // works through the index in batches: two round trips per batch.
-func (s *Store) PurgeMany(ctx context.Context, from, to time.Time, statuses []interpreter.RuntimeStatus) (int, error) {
+func (s *Store) PurgeMany(ctx context.Context, from, to time.Time, statuses []interpreter.RuntimeStatus) (_ int, err error) {
+	defer classify(ctx, &err)
 	var allowed []any
 	for _, st := range statuses {
 		if st.Terminal() && !slices.Contains(allowed, any(string(st))) {

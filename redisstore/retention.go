@@ -117,7 +117,8 @@ const expireBatch = 256
 // per call, and returns how many went. Without retention it does nothing
 // and costs no round trip; otherwise one round trip when nothing is due,
 // two per batch when something is.
-func (s *Store) ExpireFinished(ctx context.Context, partition int, now time.Time) (int, error) {
+func (s *Store) ExpireFinished(ctx context.Context, partition int, now time.Time) (_ int, err error) {
+	defer classify(ctx, &err)
 	if !s.retain.enabled() {
 		return 0, nil
 	}

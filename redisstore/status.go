@@ -12,25 +12,6 @@ import (
 	"github.com/cairnhq/cairn/interpreter"
 )
 
-// HonoursDeadlines reports whether every call of the Store returns by its
-// context's deadline: true when the go-redis client has
-// ContextTimeoutEnabled, which makes it bound the wait for a pooled
-// connection, the dial, and each socket write and read by the deadline
-// (without it, only by its own Dial/Read/WriteTimeout). The HTTP API then
-// calls the Store directly instead of in a watchdog goroutine per call.
-// WatchStatus's subscription is not bounded by a deadline by design.
-func (s *Store) HonoursDeadlines() bool {
-	switch c := s.client.(type) {
-	case *redis.Client:
-		return c.Options().ContextTimeoutEnabled
-	case *redis.ClusterClient:
-		return c.Options().ContextTimeoutEnabled
-	case *redis.Ring:
-		return c.Options().ContextTimeoutEnabled
-	}
-	return false // another UniversalClient: unknown, so no
-}
-
 // autoPipelined is a go-redis client with autopipelining (Client,
 // ClusterClient and Ring have it).
 type autoPipelined interface {
@@ -46,27 +27,52 @@ var statusArgs = func() []any {
 	return a
 }()
 
-// FetchStatusBatched is FetchStatus for many concurrent callers, as the
-// HTTP API's GET status has: the HMGET goes through go-redis's
-// autopipeliner, which sends the reads that callers submit while a batch
-// is on the wire to Redis together as the next batch, one write and one
-// read on one connection. Each caller otherwise pays a round trip of its
-// own: two system calls in the client and as many in Redis, most of both
-// sides' CPU per read (GET status: 25 µs of Redis CPU per request, 4 with
-// batching). A lone caller still gets its read sent at once.
+// FetchStatus reads what GET status shows, never the variables; ErrNotFound
+// when there is no such instance. One round trip (one HMGET).
 //
-// It returns by ctx's deadline whatever Redis does (the read itself
-// finishes in the background and is dropped), and gives what FetchStatus
-// gives: the same fields, ErrNotFound for no such instance. Without
-// autopipelining (a client other than go-redis's three) it is FetchStatus.
-func (s *Store) FetchStatusBatched(ctx context.Context, id interpreter.InstanceID) (*interpreter.InstanceStatus, error) {
-	c, ok := s.client.(autoPipelined)
-	if !ok {
-		return s.FetchStatus(ctx, id)
+// A read that finds another in flight (GET status from many clients at
+// once, the API's busiest request) is batched with it (fetchBatched); a
+// read alone is sent on its own: batching it would hand its command to
+// the batcher's goroutine and back for nothing (one read at a time,
+// BenchmarkGetStatus/handler: ~52 µs of CPU per request on its own round
+// trip, ~83 batched).
+func (s *Store) FetchStatus(ctx context.Context, id interpreter.InstanceID) (_ *interpreter.InstanceStatus, err error) {
+	defer classify(ctx, &err)
+	company := s.statusReads.Add(1) > 1
+	defer s.statusReads.Add(-1)
+	var vals []any
+	if c, ok := s.client.(autoPipelined); ok && company {
+		vals, err = s.fetchBatched(ctx, c, id)
+	} else {
+		vals, err = s.client.HMGet(ctx, s.k.inst(s.partition(id), id), statusFields...).Result()
 	}
-	ap, err := c.AsyncAutoPipeline() // one per client, made on first use
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: fetching status: %w", err)
+	}
+	st, err := decodeStatus(id, vals)
+	if err != nil {
+		return nil, err
+	}
+	if st == nil {
+		return nil, fmt.Errorf("instance %s: %w", id, interpreter.ErrNotFound)
+	}
+	return st, nil
+}
+
+// fetchBatched is FetchStatus's HMGET for many concurrent callers: it goes
+// through go-redis's autopipeliner, which sends the reads that callers
+// submit while a batch is on the wire to Redis together as the next batch,
+// one write and one read on one connection. Each caller otherwise pays a
+// round trip of its own: two system calls in the client and as many in
+// Redis, most of both sides' CPU per read (GET status: 25 µs of Redis CPU
+// per request, 4 with batching).
+//
+// It returns by ctx's deadline whatever Redis does (the read itself
+// finishes in the background and is dropped).
+func (s *Store) fetchBatched(ctx context.Context, c autoPipelined, id interpreter.InstanceID) ([]any, error) {
+	ap, err := c.AsyncAutoPipeline() // one per client, made on first use
+	if err != nil {
+		return nil, err
 	}
 	args := make([]any, 2, 2+len(statusArgs))
 	args[0], args[1] = "hmget", s.k.inst(s.partition(id), id)
@@ -76,16 +82,9 @@ func (s *Store) FetchStatusBatched(ctx context.Context, id interpreter.InstanceI
 	// the batch's own ReadTimeout. After a context error cmd is not read:
 	// its batch may still be filling it in.
 	if err := ap.Submit(ctx, cmd).WaitContext(ctx); err != nil {
-		return nil, fmt.Errorf("redisstore: fetching status: %w", err)
-	}
-	st, err := decodeStatus(id, cmd.Val())
-	if err != nil {
 		return nil, err
 	}
-	if st == nil {
-		return nil, fmt.Errorf("instance %s: %w", id, interpreter.ErrNotFound)
-	}
-	return st, nil
+	return cmd.Val(), nil
 }
 
 // parseMeta reads the meta field as json.Unmarshal would, for the JSON

@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"runtime/debug"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -101,14 +104,77 @@ func TestFetchStatusBatchedHonoursDeadline(t *testing.T) {
 	}
 }
 
-func TestHonoursDeadlines(t *testing.T) {
-	e := newEnv(t, redisstore.Options{})
-	if e.s.HonoursDeadlines() {
-		t.Error("a client without ContextTimeoutEnabled honours deadlines")
+// statusReadHook counts HMGETs sent by FetchStatus on the caller's
+// goroutine (plain) and the others (batched: the autopipeliner sends them
+// from its own). Once hold is set, the next plain read signals entered and
+// waits for release.
+type statusReadHook struct {
+	hold             atomic.Bool
+	entered, release chan struct{}
+	plain, batched   atomic.Int64
+}
+
+func (h *statusReadHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *statusReadHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if cmd.Name() == "hmget" {
+			h.count(1)
+		}
+		return next(ctx, cmd)
 	}
-	c := redis.NewClient(&redis.Options{Addr: e.srv.Addr(), ContextTimeoutEnabled: true})
-	defer c.Close()
-	if !redisstore.New(c, redisstore.Options{}).HonoursDeadlines() {
-		t.Error("a client with ContextTimeoutEnabled does not honour deadlines")
+}
+
+func (h *statusReadHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, c := range cmds {
+			if c.Name() == "hmget" {
+				h.count(1)
+			}
+		}
+		return next(ctx, cmds)
+	}
+}
+
+func (h *statusReadHook) count(n int64) {
+	stack := string(debug.Stack())
+	if !strings.Contains(stack, "redisstore.(*Store).FetchStatus(") || strings.Contains(stack, "fetchBatched(") {
+		h.batched.Add(n)
+		return
+	}
+	h.plain.Add(n)
+	if h.hold.CompareAndSwap(true, false) {
+		h.entered <- struct{}{}
+		<-h.release
+	}
+}
+
+// TestStatusReadsBatchedInCompany: a status read alone makes its own round
+// trip; one that finds another in flight is batched.
+func TestStatusReadsBatchedInCompany(t *testing.T) {
+	e := newEnv(t, redisstore.Options{})
+	e.create("x", t0)
+	h := &statusReadHook{entered: make(chan struct{}), release: make(chan struct{})}
+	e.client.AddHook(h)
+	if st, err := e.s.FetchStatus(e.ctx, "x"); err != nil || st.ID != "x" || h.plain.Load() != 1 || h.batched.Load() != 0 {
+		t.Fatalf("a lone read: %+v, %v; %d plain, %d batched", st, err, h.plain.Load(), h.batched.Load())
+	}
+	h.hold.Store(true)
+	first := make(chan error)
+	go func() {
+		_, err := e.s.FetchStatus(e.ctx, "x")
+		first <- err
+	}()
+	<-h.entered // the first read is in flight
+	st, err := e.s.FetchStatus(e.ctx, "x")
+	close(h.release)
+	if err1 := <-first; err != nil || err1 != nil || st.ID != "x" {
+		t.Fatalf("two reads at once: %+v, %v; %v", st, err, err1)
+	}
+	if h.plain.Load() != 2 || h.batched.Load() != 1 {
+		t.Fatalf("two reads at once: %d plain, %d batched; want 2 and 1", h.plain.Load(), h.batched.Load())
+	}
+	if _, err := e.s.FetchStatus(e.ctx, "x"); err != nil || h.plain.Load() != 3 {
+		t.Fatalf("alone again: %v; %d plain, %d batched", err, h.plain.Load(), h.batched.Load())
 	}
 }

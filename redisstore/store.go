@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -38,6 +39,13 @@ type Options struct {
 // definitions in Redis. It implements interpreter.Store for the engine and
 // serves the HTTP API and the activity runtime. It is safe for concurrent
 // use.
+//
+// Its calls return by their context's deadline when the client has
+// ContextTimeoutEnabled (`cairn serve`'s has): go-redis then bounds the
+// wait for a pooled connection, the dial and each socket write and read
+// by it; without, only by the client's own Dial/Read/WriteTimeout. A
+// Redis out of reach or unable to serve for now answers an error that
+// errors.Is interpreter.ErrUnavailable (classify).
 type Store struct {
 	client  redis.UniversalClient
 	k       keys
@@ -48,6 +56,9 @@ type Store struct {
 	// perStream: the client is a cluster client, where one XREADGROUP may
 	// not name streams of several slots; reads go stream by stream.
 	perStream bool
+	// statusReads counts the FetchStatus calls in flight: a read that
+	// finds company is batched.
+	statusReads atomic.Int64
 }
 
 // New returns a Store over client. Call Init once at start-up to create
@@ -74,7 +85,8 @@ func New(client redis.UniversalClient, opts Options) *Store {
 
 // Init creates the engine consumer group of every partition's work stream
 // and loads the scripts into the server (on every node of a cluster).
-func (s *Store) Init(ctx context.Context) error {
+func (s *Store) Init(ctx context.Context) (err error) {
+	defer classify(ctx, &err)
 	ws := make([]string, s.n)
 	for p := range ws {
 		ws[p] = s.k.work(p)
@@ -91,7 +103,8 @@ func (s *Store) Init(ctx context.Context) error {
 }
 
 // Ping checks that Redis answers.
-func (s *Store) Ping(ctx context.Context) error {
+func (s *Store) Ping(ctx context.Context) (err error) {
+	defer classify(ctx, &err)
 	if err := s.client.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("redisstore: ping: %w", err)
 	}

@@ -44,7 +44,8 @@ func ParseTaskRef(token string) (TaskRef, error) { return interpreter.ParseTaskT
 // round trip, a second when there is such a surplus. For callers that can
 // hold only limit tasks (a long poll of an external worker); the activity
 // runtime uses ReadTaskBatch and keeps the surplus.
-func (s *Store) ReadTasks(ctx context.Context, consumer, queue string, limit int, block time.Duration) ([]Task, error) {
+func (s *Store) ReadTasks(ctx context.Context, consumer, queue string, limit int, block time.Duration) (_ []Task, err error) {
+	defer classify(ctx, &err)
 	limit = max(limit, 1)
 	tasks, err := s.ReadTaskBatch(ctx, consumer, queue, limit, block)
 	if err != nil {
@@ -59,7 +60,8 @@ func (s *Store) ReadTasks(ctx context.Context, consumer, queue string, limit int
 // XREADGROUP) and returns all it got, oldest of each partition first: at
 // least want when that many are waiting, fewer than want+P in all. Every
 // one is leased to consumer; nothing is handed back. One round trip.
-func (s *Store) ReadTaskBatch(ctx context.Context, consumer, queue string, want int, block time.Duration) ([]Task, error) {
+func (s *Store) ReadTaskBatch(ctx context.Context, consumer, queue string, want int, block time.Duration) (_ []Task, err error) {
+	defer classify(ctx, &err)
 	queue = queueOf(queue)
 	streams := make([]string, s.n)
 	part := make(map[string]int, s.n)
@@ -85,7 +87,8 @@ func (s *Store) perPartition(want int) int { return (max(want, 1) + s.n - 1) / s
 // ReclaimTasks takes over up to limit (at least 1) tasks of queue whose
 // consumer has not completed, failed or extended them for minIdle (or
 // handed them back): ReclaimTaskBatch, which never takes more than limit.
-func (s *Store) ReclaimTasks(ctx context.Context, consumer, queue string, minIdle time.Duration, limit int) ([]Task, error) {
+func (s *Store) ReclaimTasks(ctx context.Context, consumer, queue string, minIdle time.Duration, limit int) (_ []Task, err error) {
+	defer classify(ctx, &err)
 	tasks, _, err := s.ReclaimTaskBatch(ctx, consumer, queue, minIdle, limit)
 	if err != nil {
 		// What the other partitions gave is leased to consumer: hand it
@@ -110,6 +113,7 @@ func (s *Store) ReclaimTasks(ctx context.Context, consumer, queue string, minIdl
 // exist yet is skipped; when some partition fails, the tasks the others
 // gave are returned with the error: they are leased to consumer.
 func (s *Store) ReclaimTaskBatch(ctx context.Context, consumer, queue string, minIdle time.Duration, want int) (tasks []Task, more bool, err error) {
+	defer classify(ctx, &err)
 	queue = queueOf(queue)
 	want = max(want, 1)
 	pend := make([]*redis.XPendingExtCmd, s.n)
@@ -237,13 +241,15 @@ func compareIDs(a, b string) int {
 // instance, atomically. A task already completed, failed or never leased
 // is ErrDuplicate and queues nothing, so repeating a completion is safe.
 // One round trip.
-func (s *Store) CompleteTask(ctx context.Context, ref TaskRef, result json.RawMessage, now time.Time) error {
+func (s *Store) CompleteTask(ctx context.Context, ref TaskRef, result json.RawMessage, now time.Time) (err error) {
+	defer classify(ctx, &err)
 	return s.finish(ctx, ref, interpreter.Event{Kind: interpreter.EvCompleted, Time: now, TaskID: ref.TaskID, Data: result})
 }
 
 // FailTask acknowledges the task and queues its failure for the instance,
 // as CompleteTask. One round trip.
-func (s *Store) FailTask(ctx context.Context, ref TaskRef, info interpreter.ErrorInfo, now time.Time) error {
+func (s *Store) FailTask(ctx context.Context, ref TaskRef, info interpreter.ErrorInfo, now time.Time) (err error) {
+	defer classify(ctx, &err)
 	return s.finish(ctx, ref, interpreter.Event{Kind: interpreter.EvFailed, Time: now, TaskID: ref.TaskID, Error: &info})
 }
 
@@ -276,13 +282,15 @@ func (s *Store) finish(ctx context.Context, ref TaskRef, ev interpreter.Event) e
 // time restarts, so ReclaimTasks leaves it alone. ErrNotFound when the
 // task is closed (completed, failed, purged); ErrConflict when another
 // consumer reclaimed it after this one's lease expired. One round trip.
-func (s *Store) ExtendTask(ctx context.Context, consumer string, ref TaskRef) error {
+func (s *Store) ExtendTask(ctx context.Context, consumer string, ref TaskRef) (err error) {
+	defer classify(ctx, &err)
 	return s.ExtendTasks(ctx, consumer, []TaskRef{ref})[0]
 }
 
 // ExtendTasks is ExtendTask for several tasks in one round trip (one
 // script call each, pipelined); errs[i] is refs[i]'s outcome.
 func (s *Store) ExtendTasks(ctx context.Context, consumer string, refs []TaskRef) (errs []error) {
+	defer classifyEach(ctx, &errs)
 	return s.setIdle(ctx, "extend task", consumer, refs, 0)
 }
 
@@ -292,6 +300,7 @@ func (s *Store) ExtendTasks(ctx context.Context, consumer string, refs []TaskRef
 // takes them without waiting out their lease. Errors are as ExtendTask's;
 // a task another consumer holds now is left to it. One round trip.
 func (s *Store) ReleaseTasks(ctx context.Context, consumer string, refs []TaskRef) (errs []error) {
+	defer classifyEach(ctx, &errs)
 	return s.setIdle(ctx, "release task", consumer, refs, releasedIdle)
 }
 

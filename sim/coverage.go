@@ -35,9 +35,10 @@ type loc struct {
 // assigner is a step that sets a variable; lit holds the value when the
 // step sets a literal.
 type assigner struct {
-	id  dsl.StepID
-	lit any
-	has bool
+	id     dsl.StepID
+	lit    any
+	has    bool
+	result bool // the step's result: an activity, wait, call, forEach or parallel
 }
 
 func newReach(def *dsl.Workflow) *Reach {
@@ -65,15 +66,15 @@ func (r *Reach) addAssigners(s dsl.Step) {
 			add(v.Name, assigner{id: id, lit: normal(lit), has: ok})
 		}
 	case *dsl.ActivityStep:
-		add(s.Result, assigner{id: id})
+		add(s.Result, assigner{id: id, result: true})
 	case *dsl.WaitStep:
-		add(s.Result, assigner{id: id})
+		add(s.Result, assigner{id: id, result: true})
 	case *dsl.CallStep:
-		add(s.Result, assigner{id: id})
+		add(s.Result, assigner{id: id, result: true})
 	case *dsl.ForEachStep:
-		add(s.Result, assigner{id: id})
+		add(s.Result, assigner{id: id, result: true})
 	case *dsl.ParallelStep:
-		add(s.Result, assigner{id: id})
+		add(s.Result, assigner{id: id, result: true})
 	}
 }
 
@@ -169,6 +170,9 @@ func (r *Reach) vars(before, after map[string]json.RawMessage) {
 		_ = json.Unmarshal(raw, &v)
 		var found []dsl.StepID
 		for _, a := range r.assigners[name] {
+			if a.result && !r.Steps[a.id] {
+				continue // it waits (and so is reached) before its result comes
+			}
 			if !a.has || jsonEqual(a.lit, v) {
 				found = append(found, a.id)
 			}

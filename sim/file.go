@@ -338,7 +338,10 @@ func (p *parser) suite(root *yaml.Node) *Suite {
 		p.errorf(root, "a test file needs workflow: the path of the workflow it tests, relative to the file")
 		return s
 	}
-	wf := filepath.Join(filepath.Dir(p.file), p.str(wn, "workflow"))
+	wf := p.str(wn, "workflow")
+	if !filepath.IsAbs(wf) {
+		wf = filepath.Join(filepath.Dir(p.file), wf)
+	}
 	s.lib = newLibrary(filepath.Dir(wf))
 	def, err := s.lib.load(wf)
 	if err == nil {
@@ -478,7 +481,7 @@ func (p *parser) mock(n *yaml.Node) Mock {
 		}
 		m.Error = info
 	default:
-		if n.Kind == yaml.MappingNode {
+		if n.Kind == yaml.MappingNode && len(n.Content) == 2*len(f) { // else an unknown field said it
 			p.errorf(n, "a mock needs result: VALUE or error: {type, message}")
 		}
 	}
@@ -540,13 +543,17 @@ func (p *parser) expect(n *yaml.Node) []Expectation {
 	}
 	allowed := []string{"status", "output", "customStatus", "error", "calls", "duration"}
 	f := p.fields(n, "expect", allowed...)
+	keyLine := map[string]int{} // a failure points at the key: a block value starts a line later
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		keyLine[n.Content[i].Value] = n.Content[i].Line
+	}
 	var out []Expectation
 	for _, key := range allowed {
 		v, ok := f[key]
 		if !ok {
 			continue
 		}
-		e := Expectation{Field: key, Line: v.Line}
+		e := Expectation{Field: key, Line: keyLine[key]}
 		switch key {
 		case "status":
 			s, ok := interpreter.ParseRuntimeStatus(v.Value)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/cairnhq/cairn/dsl"
 	"github.com/cairnhq/cairn/schema"
+	"github.com/cairnhq/cairn/sim"
 )
 
 func (a *app) lint(args []string) int {
@@ -87,7 +88,8 @@ completion and checks: put this first line in a workflow file
 }
 
 // workflowFiles expands paths: a file stands for itself, a folder for its
-// *.yaml and *.yml files (recursively, skipping hidden folders), sorted. It
+// *.yaml and *.yml files (recursively, skipping hidden folders and the
+// *.test.yaml files of cairn test), sorted. It
 // returns what it found even when some path is unreadable.
 func workflowFiles(paths ...string) ([]string, error) {
 	var files, bad []string
@@ -112,7 +114,7 @@ func workflowFiles(paths ...string) ([]string, error) {
 				}
 				return nil
 			}
-			if ext := filepath.Ext(path); ext == ".yaml" || ext == ".yml" {
+			if ext := filepath.Ext(path); (ext == ".yaml" || ext == ".yml") && !sim.IsTestFile(path) {
 				found = append(found, path)
 			}
 			return nil

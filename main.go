@@ -1,7 +1,8 @@
 // Command cairn runs the cairn workflow engine and talks to it.
 //
 // cairn serve runs the HTTP API and the engine against Redis; cairn lint and
-// cairn schema check workflow files; start, status, raise, terminate, list
+// cairn schema check workflow files; cairn test and cairn run simulate them
+// offline; start, status, raise, terminate, list
 // and wait are clients of a running server. Run "cairn help" for the list
 // and "cairn COMMAND --help" for each command's flags and examples.
 package main
@@ -43,6 +44,8 @@ func commands() []command {
 		{"serve", "[flags]", "run the HTTP API and the engine (starts a private redis-server unless --redis)", (*app).serve},
 		{"lint", "[--format text|json] PATH...", "check workflow files or folders of *.yaml", (*app).lint},
 		{"schema", "", "print the JSON Schema of the workflow language", (*app).schema},
+		{"test", "[--coverage] [--junit FILE] PATH...", "run *.test.yaml files offline, on a virtual clock with mocked activities", (*app).test},
+		{"run", "FILE [--input JSON] [--event AFTER:NAME:JSON]...", "simulate one instance offline and print its timeline", (*app).runOffline},
 		{"start", "NAME [--id ID] [--input JSON|@file]", "start an instance of a workflow", (*app).start},
 		{"status", "ID [--history]", "print an instance's status", (*app).status},
 		{"raise", "ID EVENT [JSON|@file]", "raise an external event into an instance", (*app).raise},

@@ -288,6 +288,10 @@ func WriteTimeline(w io.Writer, run *Run) {
 	if run.State != nil {
 		root = string(run.State.ID)
 	}
+	width := 8
+	for _, e := range run.Timeline {
+		width = max(width, min(len(e.StepID), 28))
+	}
 	for _, e := range run.Timeline {
 		who := ""
 		if string(e.Instance) != root {
@@ -297,7 +301,7 @@ func WriteTimeline(w io.Writer, run *Run) {
 		if step == "" {
 			step = "-"
 		}
-		fmt.Fprintf(w, "%10s  %s%-18s %s\n", "+"+e.At.String(), who, step, describe(e, run))
+		fmt.Fprintf(w, "%10s  %s%-*s  %s\n", "+"+e.At.String(), who, width, step, describe(e, run))
 	}
 	end := fmt.Sprintf("%s after %s of virtual time", run.Status, run.Duration)
 	if run.Status.Terminal() {

@@ -170,7 +170,8 @@ func (s *Store) commitCall(t *interpreter.Transition) (scriptCall, error) {
 			return scriptCall{}, fmt.Errorf("redisstore: commit %s: %w", st.ID, err)
 		}
 	}
-	keys := []string{s.k.inst(p, st.ID), s.k.hist(p, st.ID), s.k.work(p), s.k.timers(p), s.k.finished(p), s.k.work(p)}
+	k := commitKeys{InstKey: s.k.inst(p, st.ID), HistKey: s.k.hist(p, st.ID), WorkKey: s.k.work(p),
+		TimersKey: s.k.timers(p), FinishedKey: s.k.finished(p), AckTaskKey: s.k.work(p)}
 	ackTask := ""
 	if a := t.TaskAck; a != nil {
 		if t.WorkID != "" {
@@ -179,8 +180,9 @@ func (s *Store) commitCall(t *interpreter.Transition) (scriptCall, error) {
 		if err := s.validRef(*a); err != nil || a.Instance != st.ID {
 			return scriptCall{}, fmt.Errorf("redisstore: commit %s: task %s is not this instance's", st.ID, a.TaskID)
 		}
-		keys[5], ackTask = s.k.tasks(p, queueOf(a.Queue)), a.EntryID
+		k.AckTaskKey, ackTask = s.k.tasks(p, queueOf(a.Queue)), a.EntryID
 	}
+	keys := k.keys(len(t.Commands)) // then a task stream per task
 	var tasks, adds, rems []any
 	for _, c := range t.Commands {
 		switch c := c.(type) {
@@ -209,18 +211,72 @@ func (s *Store) commitCall(t *interpreter.Transition) (scriptCall, error) {
 	if s.retain.enabled() && t.StatusChanged && st.Status.Terminal() {
 		finished = ms(st.LastUpdatedTime)
 	}
-	args := make([]any, 0, 21+len(tasks)+len(adds)+len(rems))
-	args = append(args,
-		groupEngine, t.WorkID, t.FromRevision, newRev,
-		string(st.Status), metaJSON, raw(st.Output), raw(st.CustomStatus), rtJSON,
-		s.histMax, s.k.status(p, st.ID), change,
-		len(tasks), len(adds)/2, len(rems), hist, finished, string(st.ID), ms(st.CreatedTime),
-		groupWorkers, ackTask,
-	)
+	a := commitArgs{
+		WorkGroup: groupEngine, WorkID: t.WorkID, FromRev: t.FromRevision, NewRev: newRev,
+		Status: string(st.Status), Meta: metaJSON, Output: raw(st.Output), CustomStatus: raw(st.CustomStatus), Runtime: rtJSON,
+		HistoryMax: s.histMax, StatusChannel: s.k.status(p, st.ID), StatusChange: change,
+		NTasks: len(tasks), NTimerAdds: len(adds) / 2, NTimerRemoves: len(rems),
+		HistoryEntry: hist, FinishedAt: finished, InstanceID: string(st.ID), CreatedAt: ms(st.CreatedTime),
+		TaskGroup: groupWorkers, AckTaskID: ackTask,
+	}
+	args := a.argv(len(tasks) + len(adds) + len(rems))
 	args = append(args, tasks...)
 	args = append(args, adds...)
 	args = append(args, rems...)
 	return scriptCall{script: commitTransitionCmd, keys: keys, args: args}, nil
+}
+
+// commitKeys are commit_transition's named KEYS, in order: field i is
+// KEYS[i+1], named as the script's header names it (TestCommitScriptHeader
+// holds the two to the same names and order). The task streams of the
+// scheduled tasks follow them.
+type commitKeys struct {
+	InstKey, HistKey, WorkKey, TimersKey, FinishedKey, AckTaskKey string
+}
+
+// keys lists the fields in order, with room for extra more.
+func (k *commitKeys) keys(extra int) []string {
+	return append(make([]string, 0, 6+extra), k.InstKey, k.HistKey, k.WorkKey, k.TimersKey, k.FinishedKey, k.AckTaskKey)
+}
+
+// commitArgs are commit_transition's named ARGV, in order: field i is
+// ARGV[i+1], named as the script's header names it (TestCommitScriptHeader
+// holds the two to the same names and order); the script's header says
+// what each means. The tasks, timer adds and timer removes follow them.
+type commitArgs struct {
+	WorkGroup     string
+	WorkID        string
+	FromRev       int64
+	NewRev        int64
+	Status        string
+	Meta          []byte
+	Output        string
+	CustomStatus  string
+	Runtime       []byte
+	HistoryMax    int
+	StatusChannel string
+	StatusChange  []byte
+	NTasks        int
+	NTimerAdds    int
+	NTimerRemoves int
+	HistoryEntry  string
+	FinishedAt    any // unix ms, or ""
+	InstanceID    string
+	CreatedAt     int64
+	TaskGroup     string
+	AckTaskID     string
+}
+
+// argv lists the fields in order, with room for extra more.
+func (a *commitArgs) argv(extra int) []any {
+	return append(make([]any, 0, 21+extra),
+		a.WorkGroup, a.WorkID, a.FromRev, a.NewRev,
+		a.Status, a.Meta, a.Output, a.CustomStatus, a.Runtime,
+		a.HistoryMax, a.StatusChannel, a.StatusChange,
+		a.NTasks, a.NTimerAdds, a.NTimerRemoves,
+		a.HistoryEntry, a.FinishedAt, a.InstanceID, a.CreatedAt,
+		a.TaskGroup, a.AckTaskID,
+	)
 }
 
 // queueOf is the task queue name, LocalQueue when unset.

@@ -7,70 +7,76 @@
 -- whose transition is committed already fails the revision check first,
 -- then, recomputed, the acknowledgement).
 --
--- KEYS[1] instance hash   KEYS[2] history list
--- KEYS[3] work stream     KEYS[4] timers zset
--- KEYS[5] finished zset
--- KEYS[6] the task stream of the task whose outcome this transition
--- consumed directly (ARGV[21]; otherwise any key of the partition)
--- KEYS[7..] one task stream per scheduled task, in ARGV order
--- ARGV[1] work group         ARGV[2] work item id ('' = none)
--- ARGV[3] from revision      ARGV[4] new revision
--- ARGV[5] status             ARGV[6] meta JSON
--- ARGV[7] output ('' = null)     ARGV[8] custom status ('' = never set)
--- (stored as '' too: one HSET writes every field)
--- ARGV[9] runtime JSON
--- ARGV[10] history max entries (0 = keep no history)
--- ARGV[11] status channel    ARGV[12] status change JSON ('' = publish nothing)
--- ARGV[13] n tasks  ARGV[14] n timers to add  ARGV[15] n timers to remove
--- ARGV[16] history entry: the transition's lines as a JSON array ('' = none)
--- ARGV[17] finished unix ms: the instance finishes now and retention is
--- on ('' = neither)   ARGV[18] instance id
--- ARGV[19] the instance's created unix ms: with the revision, it names the
--- state the transition was computed from (an engine may compute on a
--- cached state, and an instance replaced under its id restarts its
--- revisions)
--- ARGV[20] task group   ARGV[21] entry id of the task to acknowledge ('' = none)
--- then n tasks task JSONs (field j), n adds (due ms, member) pairs,
--- n removes members.
--- Returns 0 committed | 6 the instance is gone | 2 the revision moved (or
--- the instance was replaced) | 3 the work item was already acknowledged.
-local cur = redis.call('HMGET', KEYS[1], 'rev', 'c')
-if not cur[1] then return 6 end
-if cur[1] ~= ARGV[3] then return 2 end
+-- KEYS, named below (commitKeys in Go, in this order):
+--   instKey the instance hash     histKey its history list
+--   workKey the work stream       timersKey the timers zset
+--   finishedKey the finished zset
+--   ackTaskKey the task stream of the task whose outcome this transition
+--     consumed directly (ackTaskID; otherwise any key of the partition)
+--   then one task stream per scheduled task, in ARGV order
+-- ARGV, named below (commitArgs in Go, in this order):
+--   workGroup, workID: the work item to acknowledge ('' = none)
+--   fromRev, newRev; status, meta JSON
+--   output ('' = null), customStatus ('' = never set; stored as '' too:
+--     one HSET writes every field); runtime JSON
+--   historyMax: history max entries (0 = keep no history)
+--   statusChannel, statusChange JSON ('' = publish nothing)
+--   nTasks, nTimerAdds, nTimerRemoves: the counts of the variable part
+--   historyEntry: the transition's lines as a JSON array ('' = none)
+--   finishedAt: unix ms, the instance finishes now and retention is on
+--     ('' = neither); instanceID
+--   createdAt: the instance's created unix ms: with the revision, it names
+--     the state the transition was computed from (an engine may compute on
+--     a cached state, and an instance replaced under its id restarts its
+--     revisions)
+--   taskGroup, ackTaskID: the task entry to acknowledge ('' = none)
+--   then nTasks task JSONs (field j), nTimerAdds (due ms, member) pairs,
+--   nTimerRemoves members.
+-- Returns codeOK committed | codeGone the instance is gone | codeConflict
+-- the revision moved (or the instance was replaced) | codeDuplicate the
+-- work item was already acknowledged.
+local instKey, histKey, workKey, timersKey, finishedKey, ackTaskKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local firstTaskKey = 7
+local workGroup, workID, fromRev, newRev, status, meta, output, customStatus, runtime, historyMax, statusChannel, statusChange, nTasks, nTimerAdds, nTimerRemoves, historyEntry, finishedAt, instanceID, createdAt, taskGroup, ackTaskID = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12], ARGV[13], ARGV[14], ARGV[15], ARGV[16], ARGV[17], ARGV[18], ARGV[19], ARGV[20], ARGV[21]
+local firstVarArg = 22
+local codeOK, codeConflict, codeDuplicate, codeGone = 0, 2, 3, 6
+
+local cur = redis.call('HMGET', instKey, 'rev', 'c')
+if not cur[1] then return codeGone end
+if cur[1] ~= fromRev then return codeConflict end
 -- (instances created before the c field existed have none to compare)
-if cur[2] and cur[2] ~= ARGV[19] then return 2 end
-if ARGV[2] ~= '' then
-  if redis.call('XACK', KEYS[3], ARGV[1], ARGV[2]) == 0 then return 3 end
+if cur[2] and cur[2] ~= createdAt then return codeConflict end
+if workID ~= '' then
+  if redis.call('XACK', workKey, workGroup, workID) == 0 then return codeDuplicate end
 end
-if ARGV[21] ~= '' then
-  if redis.call('XACK', KEYS[6], ARGV[20], ARGV[21]) == 0 then return 3 end
-  redis.call('XDEL', KEYS[6], ARGV[21])
+if ackTaskID ~= '' then
+  if redis.call('XACK', ackTaskKey, taskGroup, ackTaskID) == 0 then return codeDuplicate end
+  redis.call('XDEL', ackTaskKey, ackTaskID)
 end
 
-redis.call('HSET', KEYS[1], 'st', ARGV[5], 'rev', ARGV[4], 'meta', ARGV[6], 'rt', ARGV[9],
-  'out', ARGV[7], 'cs', ARGV[8])
+redis.call('HSET', instKey, 'st', status, 'rev', newRev, 'meta', meta, 'rt', runtime,
+  'out', output, 'cs', customStatus)
 
-local ntasks, nadd, nrem = tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15])
-local a = 22
-for i = 1, ntasks do
-  redis.call('XADD', KEYS[6 + i], '*', 'j', ARGV[a])
+local a = firstVarArg
+for i = 1, tonumber(nTasks) do
+  redis.call('XADD', KEYS[firstTaskKey + i - 1], '*', 'j', ARGV[a])
   a = a + 1
 end
-for _ = 1, nadd do
-  redis.call('ZADD', KEYS[4], ARGV[a], ARGV[a + 1])
+for _ = 1, tonumber(nTimerAdds) do
+  redis.call('ZADD', timersKey, ARGV[a], ARGV[a + 1])
   a = a + 2
 end
-for _ = 1, nrem do
-  redis.call('ZREM', KEYS[4], ARGV[a])
+for _ = 1, tonumber(nTimerRemoves) do
+  redis.call('ZREM', timersKey, ARGV[a])
   a = a + 1
 end
-local hmax = tonumber(ARGV[10])
-if hmax > 0 and ARGV[16] ~= '' then
+local hmax = tonumber(historyMax)
+if hmax > 0 and historyEntry ~= '' then
   -- Trim only past the bound: one command per transition otherwise.
-  if redis.call('RPUSH', KEYS[2], ARGV[16]) > hmax then
-    redis.call('LTRIM', KEYS[2], -hmax, -1)
+  if redis.call('RPUSH', histKey, historyEntry) > hmax then
+    redis.call('LTRIM', histKey, -hmax, -1)
   end
 end
-if ARGV[17] ~= '' then redis.call('ZADD', KEYS[5], ARGV[17], ARGV[18]) end
-if ARGV[12] ~= '' then redis.call('PUBLISH', ARGV[11], ARGV[12]) end
-return 0
+if finishedAt ~= '' then redis.call('ZADD', finishedKey, finishedAt, instanceID) end
+if statusChange ~= '' then redis.call('PUBLISH', statusChannel, statusChange) end
+return codeOK

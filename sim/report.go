@@ -94,7 +94,7 @@ func (r *Report) WriteText(w io.Writer, verbose bool) {
 	if r.Exit() != 0 {
 		status = "FAIL"
 	}
-	fmt.Fprintf(w, "%s: %d cases, %d passed, %d failed, in %s", status, len(r.Results), len(r.Results)-r.Failed(), r.Failed(), plural(r.Files, "file"))
+	fmt.Fprintf(w, "%s: %s, %d passed, %d failed, in %s", status, plural(len(r.Results), "case"), len(r.Results)-r.Failed(), r.Failed(), plural(r.Files, "file"))
 	if len(r.Broken) > 0 {
 		fmt.Fprintf(w, " (%d could not be run)", len(r.Broken))
 	}

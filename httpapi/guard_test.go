@@ -15,25 +15,6 @@ import (
 	"github.com/cairnhq/cairn/interpreter"
 )
 
-// hangingBackend's FetchStatus answers nothing until its context ends, as
-// a store on a hung server does; it then returns the context's error, as
-// the Backend contract has it.
-type hangingBackend struct{ *fakeBackend }
-
-func (h *hangingBackend) FetchStatus(ctx context.Context, _ interpreter.InstanceID) (*interpreter.InstanceStatus, error) {
-	<-ctx.Done()
-	return nil, fmt.Errorf("store: fetching status: %w", ctx.Err())
-}
-
-func TestHungStoreAnswers503(t *testing.T) {
-	hb := &hangingBackend{fakeBackend: newFake()}
-	h := newHarnessWith(t, func(c *Config) { c.Backend = hb; c.StoreTimeout = 20 * time.Millisecond })
-	r := h.do("GET", df+"/instances/x", nil)
-	if r.code != 503 || r.errBody(t).Error != "timeout" || r.header.Get("Retry-After") == "" {
-		t.Fatalf("hung store: %d %s %v", r.code, r.body, r.header)
-	}
-}
-
 // downBackend fails FetchStatus with err, as a store whose server is gone
 // or cannot serve marks it (redisstore does so for a real Redis,
 // TestStoppedRedisIsUnavailable and TestUnavailableReplies).
@@ -74,13 +55,14 @@ func TestUnreachableStoreAnswers503(t *testing.T) {
 	}
 }
 
-// deadlineBackend honours context deadlines, as redisstore.Store does with
-// a go-redis client that has ContextTimeoutEnabled: its FetchStatus gives up
-// at the deadline with the error redisstore gives, a timed-out socket read
-// wrapped with the context's error.
+// deadlineBackend's FetchStatus answers nothing until its context's
+// deadline, as a store on a hung server does, and then gives up as the
+// Backend contract has it: with the context's error, bare or (as
+// redisstore gives it) over a timed-out socket read.
 type deadlineBackend struct {
 	*fakeBackend
 	panic     bool
+	bare      bool // the context's error alone
 	onHandler bool // FetchStatus ran on the handler's goroutine
 }
 
@@ -94,20 +76,26 @@ func (d *deadlineBackend) FetchStatus(ctx context.Context, _ interpreter.Instanc
 		return nil, errors.New("the store call has no deadline")
 	}
 	<-ctx.Done()
+	if d.bare {
+		return nil, fmt.Errorf("store: fetching status: %w", ctx.Err())
+	}
 	return nil, fmt.Errorf("%w: redisstore: fetching status: %w", ctx.Err(), &net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded})
 }
 
-func TestDeadlineStoreCalledDirectly(t *testing.T) {
-	db := &deadlineBackend{fakeBackend: newFake()}
-	h := newHarnessWith(t, func(c *Config) { c.Backend = db; c.StoreTimeout = 20 * time.Millisecond })
-	r := h.do("GET", df+"/instances/x", nil)
-	// A timed-out read is a net.Error, but here it is the deadline, not
-	// an unreachable store: "timeout", not "unavailable".
-	if r.code != 503 || r.errBody(t).Error != "timeout" || r.header.Get("Retry-After") == "" {
-		t.Fatalf("store at its deadline: %d %s %v", r.code, r.body, r.header)
-	}
-	if !db.onHandler {
-		t.Error("the store was called in a goroutine of its own")
+// TestHungStoreAnswers503: a store call is bounded by StoreTimeout, on the
+// handler's goroutine, and past it answers 503 "timeout" (a timed-out read
+// is a net.Error, but here it is the deadline, not an unreachable store).
+func TestHungStoreAnswers503(t *testing.T) {
+	for _, bare := range []bool{true, false} {
+		db := &deadlineBackend{fakeBackend: newFake(), bare: bare}
+		h := newHarnessWith(t, func(c *Config) { c.Backend = db; c.StoreTimeout = 20 * time.Millisecond })
+		r := h.do("GET", df+"/instances/x", nil)
+		if r.code != 503 || r.errBody(t).Error != "timeout" || r.header.Get("Retry-After") == "" {
+			t.Fatalf("store at its deadline (bare %v): %d %s %v", bare, r.code, r.body, r.header)
+		}
+		if !db.onHandler {
+			t.Error("the store was called in a goroutine of its own")
+		}
 	}
 }
 

@@ -82,14 +82,25 @@ func TestFetchStatusBatchedIsFetchStatus(t *testing.T) {
 	}
 }
 
-// TestFetchStatusBatchedHonoursDeadline: a Redis that answers nothing
-// (CLIENT PAUSE) does not hold the caller past its deadline, though the
-// batch it rides waits for the client's ReadTimeout.
-func TestFetchStatusBatchedHonoursDeadline(t *testing.T) {
+// TestFetchStatusHonoursDeadline: a Redis that answers nothing (CLIENT
+// PAUSE) does not hold the caller past its deadline, whether the read goes
+// alone (the client has ContextTimeoutEnabled) or batched (though the batch
+// it rides waits for the client's ReadTimeout); the answer is the
+// deadline's error, not ErrUnavailable, though a socket read timed out.
+func TestFetchStatusHonoursDeadline(t *testing.T) {
 	e := newEnv(t, redisstore.Options{})
 	e.create("a", t0)
-	if _, err := e.s.FetchStatusBatched(e.ctx, "a"); err != nil { // the autopipeliner is up
-		t.Fatal(err)
+	c := redis.NewClient(&redis.Options{Addr: e.srv.Addr(), ContextTimeoutEnabled: true})
+	defer c.Close()
+	s := redisstore.New(c, redisstore.Options{})
+	reads := []struct {
+		name string
+		read func(context.Context, interpreter.InstanceID) (*interpreter.InstanceStatus, error)
+	}{{"alone", s.FetchStatus}, {"batched", e.s.FetchStatusBatched}}
+	for _, r := range reads {
+		if _, err := r.read(e.ctx, "a"); err != nil { // a pooled connection, the autopipeliner up
+			t.Fatal(err)
+		}
 	}
 	pauser := redis.NewClient(&redis.Options{Addr: e.srv.Addr()})
 	defer pauser.Close()
@@ -97,10 +108,22 @@ func TestFetchStatusBatchedHonoursDeadline(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pauser.Do(context.Background(), "CLIENT", "UNPAUSE")
-	ctx, cancel := context.WithTimeout(e.ctx, 100*time.Millisecond)
-	defer cancel()
-	if st, err := e.s.FetchStatusBatched(ctx, "a"); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("paused Redis: %v, %v; want the deadline's error", st, err)
+	for _, r := range reads {
+		ctx, cancel := context.WithTimeout(e.ctx, 100*time.Millisecond)
+		start := time.Now()
+		st, err := r.read(ctx, "a")
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, interpreter.ErrUnavailable) {
+			t.Errorf("%s, paused Redis: %v, %v; want the deadline's error, not ErrUnavailable", r.name, st, err)
+		}
+		if d := time.Since(start); d > 900*time.Millisecond {
+			t.Errorf("%s: returned %v after a 100 ms deadline", r.name, d)
+		}
+	}
+	ctx, cancel := context.WithCancel(e.ctx)
+	cancel()
+	if _, err := s.FetchStatus(ctx, "a"); !errors.Is(err, context.Canceled) || errors.Is(err, interpreter.ErrUnavailable) {
+		t.Errorf("canceled: %v; want context.Canceled, not ErrUnavailable", err)
 	}
 }
 

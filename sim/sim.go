@@ -50,12 +50,14 @@ type Message struct {
 // Config is one simulated instance.
 type Config struct {
 	Workflow *dsl.Workflow
-	// Child finds the workflow a call step names ("", nil when none
-	// is known: the simulation then stops with a Problem).
-	Child      func(name string) (*dsl.Workflow, error)
-	Input      json.RawMessage // nil = null
-	ID         interpreter.InstanceID
-	Start      time.Time // zero = Epoch
+	// Child finds the workflow a call step names; when it has none (or
+	// Child is nil) the simulation stops with a Problem.
+	Child func(name string) (*dsl.Workflow, error)
+	Input json.RawMessage // nil = null
+	ID    interpreter.InstanceID
+	Start time.Time // zero = Epoch
+	// Activities are the mocks by activity name, for the instance and its
+	// children; an expr-bound activity without one runs its expression.
 	Activities map[string]*Mocks
 	Messages   []Message
 	// StopAfter ends the simulation at this virtual offset even when the
@@ -298,7 +300,7 @@ func (w *world) task(inst *instance, t *interpreter.ScheduleTask) {
 	w.run.Calls[t.Activity]++
 	ev := interpreter.Event{Kind: interpreter.EvCompleted, TaskID: t.TaskID}
 	at := w.now
-	if m := w.mocks(inst, t.Activity); m != nil {
+	if m := w.cfg.Activities[t.Activity]; m != nil && len(m.Calls) > 0 {
 		n := w.used[t.Activity]
 		w.used[t.Activity]++
 		if !m.Every && n >= len(m.Calls) {
@@ -341,16 +343,6 @@ func (w *world) task(inst *instance, t *interpreter.ScheduleTask) {
 	}
 	ev.Time = at
 	w.push(at, inst.st.ID, ev, false)
-}
-
-// mocks returns the mocks of an activity: the root instance's, or the
-// same for its children (the case mocks activities by name).
-func (w *world) mocks(_ *instance, name string) *Mocks {
-	m := w.cfg.Activities[name]
-	if m == nil || len(m.Calls) == 0 {
-		return nil
-	}
-	return m
 }
 
 func bindingName(k dsl.BindingKind) string {

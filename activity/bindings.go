@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cairnhq/cairn/dsl"
+	"github.com/cairnhq/cairn/interpreter"
 )
 
 const (
@@ -120,6 +121,31 @@ func input(t Task) any {
 	var v any
 	_ = json.Unmarshal(t.Input, &v) // the interpreter wrote it; null if not
 	return v
+}
+
+// RunExpr computes an expr binding for a scheduled task exactly as the
+// runtime does, for callers without one (the offline simulator): the
+// result, or the failure the runtime would record.
+func RunExpr(b *dsl.Binding, s *interpreter.ScheduleTask) (json.RawMessage, *interpreter.ErrorInfo) {
+	t := taskOf(s)
+	raw, err := runExpr(b, t)
+	if err != nil {
+		info := errorInfo(err, t.Attempt)
+		return nil, &info
+	}
+	return raw, nil
+}
+
+// taskOf is what a handler sees of a scheduled task.
+func taskOf(s *interpreter.ScheduleTask) Task {
+	t := Task{
+		ID: s.TaskID, Activity: s.Activity, Input: s.Input, Attempt: s.Attempt,
+		InstanceID: string(s.Instance), Workflow: s.Workflow, StepID: string(s.StepID),
+	}
+	if len(t.Input) == 0 {
+		t.Input = json.RawMessage("null")
+	}
+	return t
 }
 
 // runExpr computes an expr binding: a pure expression over the input. Its

@@ -418,13 +418,7 @@ type outcome struct {
 // lease is lost or the task abandoned.
 func (r *Runtime) handle(base context.Context, it interpreter.Task) {
 	s := it.Schedule
-	t := Task{
-		ID: s.TaskID, Activity: s.Activity, Input: s.Input, Attempt: s.Attempt,
-		InstanceID: string(s.Instance), Workflow: s.Workflow, StepID: string(s.StepID),
-	}
-	if len(t.Input) == 0 {
-		t.Input = json.RawMessage("null")
-	}
+	t := taskOf(&s)
 	log := r.log.With("instance", t.InstanceID, "task", t.ID, "activity", t.Activity, "attempt", t.Attempt)
 
 	var binding *dsl.Binding
@@ -601,4 +595,3 @@ func (r *Runtime) renewDue(ctx context.Context, age time.Duration) {
 		r.log.Warn("extending task leases failed", "tasks", failed, "err", first)
 	}
 }
-

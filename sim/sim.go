@@ -335,7 +335,7 @@ func (w *world) task(inst *instance, t *interpreter.ScheduleTask) {
 		w.run.Problem = fmt.Sprintf("activity %s (step %s of %s) runs on %s and has no mock: give it one under activities: {%s: {result: ...}}", t.Activity, t.StepID, inst.def.Name, bindingName(kind), t.Activity)
 		return
 	}
-	raw, info := runExpr(opts.Binding, t)
+	raw, info := activity.RunExpr(opts.Binding, t)
 	if info != nil {
 		ev = interpreter.Event{Kind: interpreter.EvFailed, TaskID: t.TaskID, Error: info}
 	} else {
@@ -353,29 +353,6 @@ func bindingName(k dsl.BindingKind) string {
 		return "a Go handler"
 	}
 	return "an external worker"
-}
-
-// runExpr computes an expr binding as the activity runtime does: the
-// expression over the task's input, its failure final.
-// TODO(sim): call the activity package's own when it exports one.
-func runExpr(b *dsl.Binding, t *interpreter.ScheduleTask) (json.RawMessage, *interpreter.ErrorInfo) {
-	var in any
-	_ = json.Unmarshal(t.Input, &in) // the interpreter wrote it; null if not
-	fail := func(typ, msg string) *interpreter.ErrorInfo {
-		return &interpreter.ErrorInfo{Type: typ, Message: msg, Attempt: t.Attempt}
-	}
-	v, err := b.Expr.Eval(&dsl.Env{Input: in})
-	if err != nil {
-		return nil, fail(activity.ErrTypeExpression, fmt.Sprintf("activity %s: %v", t.Activity, err))
-	}
-	raw, err := json.Marshal(v)
-	if err != nil {
-		return nil, fail(activity.ErrTypeInvalidResult, fmt.Sprintf("the result is not JSON: %v", err))
-	}
-	if len(raw) > activity.MaxResultBytes {
-		return nil, fail(activity.ErrTypeInvalidResult, fmt.Sprintf("the result is %d bytes of JSON, more than the limit of %d", len(raw), activity.MaxResultBytes))
-	}
-	return raw, nil
 }
 
 // startChild makes sure a called child exists, as the engine does after

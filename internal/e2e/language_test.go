@@ -468,9 +468,11 @@ steps:
 	}
 }
 
-// plainStore hides the store's child methods, as if the engine had died
-// between committing a call step and creating its child.
-type plainStore struct{ interpreter.Store }
+// forgetfulStore loses the child instances the engine creates, as if the
+// engine had died between committing a call step and creating its child.
+type forgetfulStore struct{ interpreter.Store }
+
+func (forgetfulStore) CreateInstance(context.Context, interpreter.NewInstance) error { return nil }
 
 func TestCallRecoversALostChildCreation(t *testing.T) {
 	e := newEnv(t)
@@ -487,7 +489,7 @@ steps:
   - return: ${ r }
 `))
 	ctx, cancel := context.WithCancel(context.Background())
-	blind := interpreter.NewEngine(plainStore{e.store}, e.cat, interpreter.EngineOptions{Consumer: "blind"})
+	blind := interpreter.NewEngine(forgetfulStore{e.store}, e.cat, interpreter.EngineOptions{Consumer: "blind"})
 	stopped := make(chan struct{})
 	go func() { blind.Run(ctx); close(stopped) }()
 	e.start("Parent", "lost", nil)

@@ -124,17 +124,18 @@ type ListQuery struct {
 	WithInput         bool
 }
 
-// DefinitionInfo describes one stored workflow definition.
+// DefinitionInfo describes one stored workflow definition (the API's JSON
+// of it is httpapi's).
 type DefinitionInfo struct {
-	Name     string    `json:"name"`
-	Latest   string    `json:"latestHash"`
-	Versions []Version `json:"versions"`
+	Name     string
+	Latest   string // hash of the newest version
+	Versions []Version
 }
 
 // Version is one stored content version of a workflow.
 type Version struct {
-	Hash    string    `json:"hash"`
-	Created time.Time `json:"createdTime"`
+	Hash    string
+	Created time.Time
 }
 
 // StatusChange is a notice that an instance's runtime or custom status

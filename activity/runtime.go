@@ -84,6 +84,69 @@ type Options struct {
 	// HTTPClient makes the requests of http bindings (default: a client
 	// with no timeout of its own; each request has its binding's).
 	HTTPClient *http.Client
+	// Observer hears of every attempt this runtime runs (for metrics and
+	// traces); nil = none.
+	Observer Observer
+	// Enqueued, when set, tells when a task was queued, for the time it
+	// waited for a runtime (redisstore's Store.TaskEnqueued).
+	Enqueued func(interpreter.TaskRef) (time.Time, bool)
+}
+
+// Observer hears of the attempts a Runtime runs. Its methods run on the
+// task's goroutine and must return quickly.
+type Observer interface {
+	// TaskStarted: the attempt t begins, waited after it was queued (-1
+	// when unknown). The context it returns is the attempt's: its
+	// handler and its outcome's report run under it.
+	TaskStarted(ctx context.Context, t Task, waited time.Duration) context.Context
+	// TaskFinished: the attempt ended after d with outcome (OutcomeCompleted,
+	// OutcomeFailed or OutcomeTimedOut), or "" when this runtime stopped it
+	// without an outcome (its lease was lost, the runtime shut down, the
+	// store could not be read).
+	TaskFinished(ctx context.Context, t Task, outcome string, d time.Duration)
+	// InjectTrace adds the trace context of ctx (an attempt's) to the
+	// header of an http binding's request.
+	InjectTrace(ctx context.Context, h http.Header)
+}
+
+// The outcomes of an attempt, as Observer.TaskFinished reports them.
+const (
+	OutcomeCompleted = "completed"
+	OutcomeFailed    = "failed"
+	OutcomeTimedOut  = "timed_out"
+)
+
+// outcomeOf names the outcome of an attempt that ended with err.
+func outcomeOf(err error) string {
+	var ae *Error
+	switch {
+	case err == nil:
+		return OutcomeCompleted
+	case errors.As(err, &ae) && ae.Type == ErrTypeTimeout:
+		return OutcomeTimedOut
+	}
+	return OutcomeFailed
+}
+
+type nopObserver struct{}
+
+func (nopObserver) TaskStarted(ctx context.Context, _ Task, _ time.Duration) context.Context {
+	return ctx
+}
+func (nopObserver) TaskFinished(context.Context, Task, string, time.Duration) {}
+func (nopObserver) InjectTrace(context.Context, http.Header)                  {}
+
+// tracing is the http bindings' transport: it adds the attempt's trace
+// context to each request, from the request's context.
+type tracing struct {
+	next http.RoundTripper
+	obs  Observer
+}
+
+func (t tracing) RoundTrip(req *http.Request) (*http.Response, error) {
+	req = req.Clone(req.Context()) // a RoundTripper must not change the caller's request
+	t.obs.InjectTrace(req.Context(), req.Header)
+	return t.next.RoundTrip(req)
 }
 
 // Runtime takes the tasks of the local queue (interpreter.LocalQueue) from
@@ -154,6 +217,17 @@ func NewRuntime(store TaskStore, catalog *interpreter.Catalog, reg *Registry, op
 	if client == nil {
 		client = &http.Client{}
 	}
+	if opts.Observer == nil {
+		opts.Observer = nopObserver{}
+	} else {
+		c := *client
+		next := c.Transport
+		if next == nil {
+			next = http.DefaultTransport
+		}
+		c.Transport = tracing{next: next, obs: opts.Observer}
+		client = &c
+	}
 	if reg == nil {
 		reg = NewRegistry()
 	}
@@ -166,6 +240,21 @@ func NewRuntime(store TaskStore, catalog *interpreter.Catalog, reg *Registry, op
 
 // Consumer returns the name this runtime leases tasks under.
 func (r *Runtime) Consumer() string { return r.opts.Consumer }
+
+// Held returns how many tasks this runtime holds: queued (leased, waiting
+// for a free slot) and running.
+func (r *Runtime) Held() (queued, running int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, h := range r.held {
+		if h.cancel == nil {
+			queued++
+		} else {
+			running++
+		}
+	}
+	return queued, running
+}
 
 // Run reads and runs tasks until ctx ends, then waits up to
 // Options.ShutdownGrace for the running ones, abandons the rest and
@@ -421,12 +510,27 @@ func (r *Runtime) handle(base context.Context, it interpreter.Task) {
 	t := taskOf(&s)
 	log := r.log.With("instance", t.InstanceID, "task", t.ID, "activity", t.Activity, "attempt", t.Attempt)
 
+	began := r.opts.Clock()
+	waited := time.Duration(-1)
+	if r.opts.Enqueued != nil {
+		if at, ok := r.opts.Enqueued(it.Ref); ok {
+			waited = max(began.Sub(at), 0)
+		}
+	}
+	base = r.opts.Observer.TaskStarted(base, t, waited)
+	ended := ""
+	defer func() { r.opts.Observer.TaskFinished(base, t, ended, r.opts.Clock().Sub(began)) }()
+	report := func(result json.RawMessage, err error) {
+		ended = outcomeOf(err)
+		r.report(base, log, it.Ref, result, err, t.Attempt)
+	}
+
 	var binding *dsl.Binding
 	if r.cat != nil && (s.Workflow != "" || s.DefHash != "") {
 		def, err := r.cat.Get(base, s.Workflow, s.DefHash)
 		switch {
 		case errors.Is(err, interpreter.ErrNotFound):
-			r.report(base, log, it.Ref, nil, &Error{Type: ErrTypeDefinition, Message: err.Error(), NonRetryable: true}, t.Attempt)
+			report(nil, &Error{Type: ErrTypeDefinition, Message: err.Error(), NonRetryable: true})
 			return
 		case err != nil:
 			// Perhaps the store is away: leave the task leased; it runs
@@ -471,7 +575,7 @@ func (r *Runtime) handle(base context.Context, it interpreter.Task) {
 			// The timeout passed and the handler has not returned: report
 			// it now. A handler that ignores ctx runs on, outside the
 			// slots; its outcome is dropped.
-			r.report(base, log, it.Ref, nil, timeoutError(t, s.Timeout), t.Attempt)
+			report(nil, timeoutError(t, s.Timeout))
 			return
 		}
 	}
@@ -484,7 +588,7 @@ func (r *Runtime) handle(base context.Context, it interpreter.Task) {
 			o.err = timeoutError(t, s.Timeout)
 		}
 	}
-	r.report(base, log, it.Ref, o.result, o.err, t.Attempt)
+	report(o.result, o.err)
 }
 
 func timeoutError(t Task, d time.Duration) error {

@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/cairnhq/cairn/dsl"
 )
 
 // EngineOptions configure an Engine. Zero values take the defaults.
@@ -38,7 +40,57 @@ type EngineOptions struct {
 	// committing them, to apply their next work item without loading them
 	// (default 10,000; negative: none). See stateCache.
 	CacheSize int
+	// Observer hears of the engine's transitions, timers, takeovers and
+	// store calls (for metrics and traces); nil = none.
+	Observer Observer
 }
+
+// Observer hears what an engine does, so that metrics and traces can be
+// kept outside the interpreter. Its methods run on the engine's goroutines
+// after the store has answered, so they must return quickly and must not
+// call the store.
+type Observer interface {
+	// OnTransition: a transition was committed.
+	OnTransition(t TransitionInfo)
+	// OnTimerFired: a timer's work item was applied lag after its due
+	// time, measured to when it was moved to the work stream.
+	OnTimerFired(lag time.Duration)
+	// OnReclaim: items work items of partition were taken over from an
+	// engine that held them past the lease.
+	OnReclaim(partition, items int)
+	// OnStoreCall: a store call op (read, load, commit, ack, timers,
+	// reclaim, trim, expire) ended with err; nil err is a success, which
+	// ends an outage.
+	OnStoreCall(op string, err error)
+}
+
+// TransitionInfo describes one committed transition.
+type TransitionInfo struct {
+	Instance InstanceID
+	Workflow string
+	// Step is the step the instance is on after the transition ("" when
+	// none), or the failed step for an instance that failed.
+	Step  dsl.StepID
+	Event EventKind
+	// From and To are the runtime statuses before and after: From is
+	// StatusPending for a start, To is Terminal for an end.
+	From, To RuntimeStatus
+	// Began is when the engine began the transition (before the load or
+	// the cache look-up), Duration the time from then to the commit.
+	Began    time.Time
+	Duration time.Duration
+	// Trace is the instance's trace context (a W3C traceparent; "" when
+	// none).
+	Trace string
+}
+
+// nopObserver is the Observer of an engine that has none.
+type nopObserver struct{}
+
+func (nopObserver) OnTransition(TransitionInfo) {}
+func (nopObserver) OnTimerFired(time.Duration)  {}
+func (nopObserver) OnReclaim(int, int)          {}
+func (nopObserver) OnStoreCall(string, error)   {}
 
 // Engine reads work items from a Store, runs the interpreter and commits
 // each transition. Any number of engines may share one store.
@@ -51,6 +103,7 @@ type Engine struct {
 
 	cache *stateCache
 	locks instanceLocks
+	obs   Observer
 
 	mu      sync.Mutex
 	nextDue map[int]time.Time // earliest timer this engine knows of, per partition
@@ -97,9 +150,12 @@ func NewEngine(store Store, cat *Catalog, opts EngineOptions) *Engine {
 	if opts.CacheSize == 0 {
 		opts.CacheSize = 10000
 	}
+	if opts.Observer == nil {
+		opts.Observer = nopObserver{}
+	}
 	return &Engine{store: store, cat: cat, in: opts.Interpreter, opts: opts,
 		log: opts.Logger.With("engine", opts.Consumer), nextDue: map[int]time.Time{},
-		cache: newStateCache(opts.CacheSize)}
+		cache: newStateCache(opts.CacheSize), obs: opts.Observer}
 }
 
 // Consumer returns the engine's consumer name.
@@ -134,6 +190,9 @@ func (e *Engine) readLoop(ctx context.Context, parts []int) {
 	backoff := 50 * time.Millisecond
 	for ctx.Err() == nil {
 		items, err := e.store.ReadWork(ctx, e.opts.Consumer, parts, e.opts.Batch, e.opts.Block)
+		if ctx.Err() == nil {
+			e.obs.OnStoreCall("read", err)
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -177,10 +236,20 @@ func (e *Engine) trimLoop(ctx context.Context) {
 		case <-tick.C:
 		}
 		for p := 0; p < e.store.Partitions(); p++ {
-			if _, err := e.store.TrimWork(ctx, p); err != nil && ctx.Err() == nil {
+			_, err := e.store.TrimWork(ctx, p)
+			if ctx.Err() != nil {
+				return
+			}
+			e.obs.OnStoreCall("trim", err)
+			if err != nil {
 				e.log.Warn("trimming work failed", "partition", p, "err", err)
 			}
-			if _, err := e.store.ExpireFinished(ctx, p, e.opts.Clock()); err != nil && ctx.Err() == nil {
+			_, err = e.store.ExpireFinished(ctx, p, e.opts.Clock())
+			if ctx.Err() != nil {
+				return
+			}
+			e.obs.OnStoreCall("expire", err)
+			if err != nil {
 				e.log.Warn("expiring finished instances failed", "partition", p, "err", err)
 			}
 		}
@@ -219,10 +288,12 @@ func (e *Engine) timerLoop(ctx context.Context) {
 func (e *Engine) FireTimers(ctx context.Context, p int, now time.Time) {
 	for {
 		n, next, err := e.store.FireDueTimers(ctx, p, now, 512)
+		if ctx.Err() != nil {
+			return
+		}
+		e.obs.OnStoreCall("timers", err)
 		if err != nil {
-			if ctx.Err() == nil {
-				e.log.Warn("firing timers failed", "partition", p, "err", err)
-			}
+			e.log.Warn("firing timers failed", "partition", p, "err", err)
 			return
 		}
 		if n < 512 {
@@ -250,15 +321,28 @@ func (e *Engine) reclaimLoop(ctx context.Context) {
 func (e *Engine) Reclaim(ctx context.Context) {
 	for p := 0; p < e.store.Partitions(); p++ {
 		items, err := e.store.ReclaimWork(ctx, e.opts.Consumer, p, e.opts.ReclaimAfter, e.opts.Batch)
+		if ctx.Err() != nil {
+			return
+		}
+		e.obs.OnStoreCall("reclaim", err)
 		if err != nil {
-			if ctx.Err() == nil {
-				e.log.Warn("reclaiming work failed", "partition", p, "err", err)
-			}
+			e.log.Warn("reclaiming work failed", "partition", p, "err", err)
 			continue
 		}
 		if len(items) > 0 {
-			e.log.Info("reclaimed work from a dead engine", "partition", p, "items", len(items))
+			e.obs.OnReclaim(p, len(items))
+			e.log.Info("reclaimed work from a dead engine", "partition", p, "items", len(items),
+				"instances", distinctInstances(items))
 			e.Process(context.WithoutCancel(ctx), items)
 		}
 	}
+}
+
+// distinctInstances counts the instances a batch of work items is for.
+func distinctInstances(items []WorkItem) int {
+	seen := make(map[InstanceID]struct{}, len(items))
+	for _, it := range items {
+		seen[it.Instance] = struct{}{}
+	}
+	return len(seen)
 }

@@ -2,7 +2,9 @@ package interpreter
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"time"
 
 	"github.com/cairnhq/cairn/dsl"
 )
@@ -83,6 +85,7 @@ func (c *chain) reset() { c.st, c.src = nil, mustLoad }
 
 // round collects what one round does besides its transitions.
 type round struct {
+	began  time.Time     // when the round began: a transition's duration runs from here
 	acks   []WorkItem    // items that take no transition
 	ts     []*Transition // one per owner
 	owners []*chain
@@ -172,24 +175,31 @@ func (e *Engine) round(ctx context.Context, active []*chain) ([]*chain, bool) {
 	}
 	defer e.locks.lock(ids...)()
 
-	var r round
+	r := round{began: e.opts.Clock()}
 	if !e.resolve(ctx, &r, active) {
 		return nil, false
 	}
 	e.step(&r, active)
 	if len(r.acks) > 0 {
-		if err := e.store.AckWork(ctx, r.acks); err != nil {
+		err := e.store.AckWork(ctx, r.acks)
+		e.obs.OnStoreCall("ack", err)
+		if err != nil {
 			e.log.Warn("acknowledging work failed", "err", err)
 		}
 	}
 	if len(r.ts) > 0 {
 		after := takeAfterCommit(r.ts) // call steps' commands (see afterCommit)
 		errs, err := e.store.Commit(ctx, r.ts)
+		e.obs.OnStoreCall("commit", err)
 		if err != nil {
 			e.log.Warn("commit failed; work stays pending", "err", err)
 			return nil, false
 		}
+		committed := e.opts.Clock()
 		for k, err := range errs {
+			if err == nil {
+				e.observe(r.owners[k], r.ts[k], r.began, committed)
+			}
 			e.settle(ctx, r.owners[k], r.ts[k], after, k, err)
 		}
 	} else if !r.reload {
@@ -215,6 +225,7 @@ func (e *Engine) resolve(ctx context.Context, r *round, active []*chain) bool {
 		ids[i] = c.id
 	}
 	states, err := e.store.LoadStates(ctx, ids)
+	e.obs.OnStoreCall("load", err)
 	if err != nil {
 		e.log.Warn("loading instances failed; work stays pending", "err", err)
 		return false
@@ -360,4 +371,54 @@ func (e *Engine) remaining(active []*chain) []*chain {
 		}
 	}
 	return next
+}
+
+// observe tells the observer of the transition t of chain c, committed at
+// committed, and logs the end of an instance that failed. It runs before
+// settle, while c.st is still the state t was computed from.
+func (e *Engine) observe(c *chain, t *Transition, began, committed time.Time) {
+	it, st := c.items[0], t.State
+	info := TransitionInfo{
+		Instance: st.ID, Workflow: st.Name, Step: st.CurrentStep(), Event: it.Event.Kind,
+		From: c.st.Status, To: st.Status, Began: began, Duration: committed.Sub(began),
+	}
+	if it.Event.Kind == EvStart {
+		info.From = StatusPending
+	}
+	if st.Status == StatusFailed && !info.From.Terminal() {
+		var fail ErrorInfo
+		_ = json.Unmarshal(st.Output, &fail) // a Failed state's output is its ErrorInfo
+		if fail.StepID != "" {
+			info.Step = fail.StepID
+		}
+		e.log.Error("instance failed", "instance", st.ID, "workflow", st.Name, "step", info.Step,
+			"error_type", fail.Type, "error", fail.Message)
+	}
+	e.obs.OnTransition(info)
+	if it.Event.Kind == EvTimer {
+		if due, ok := timerDue(c.st, it.Event.Timer); ok {
+			e.obs.OnTimerFired(it.Event.Time.Sub(due))
+		}
+	}
+}
+
+// timerDue returns when the timer id of st was due: a wait's, a retry's,
+// a yield's, a call's check (the thread's Pending) or the workflow's
+// timeout.
+func timerDue(st *State, id string) (time.Time, bool) {
+	if id == "" {
+		return time.Time{}, false
+	}
+	if p := st.Pending; p != nil && p.TimerID == id && p.Deadline != nil {
+		return *p.Deadline, true
+	}
+	for i := range st.Threads {
+		if p := st.Threads[i].Pending; p != nil && p.TimerID == id && p.Deadline != nil {
+			return *p.Deadline, true
+		}
+	}
+	if st.Timeout != nil && st.Timeout.ID == id {
+		return st.Timeout.Due, true
+	}
+	return time.Time{}, false
 }

@@ -2,10 +2,8 @@ package main
 
 import (
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 
 	"github.com/cairnhq/cairn/dsl"
@@ -92,43 +90,10 @@ completion and checks: put this first line in a workflow file
 // *.test.yaml files of cairn test), sorted. It
 // returns what it found even when some path is unreadable.
 func workflowFiles(paths ...string) ([]string, error) {
-	var files, bad []string
-	for _, p := range paths {
-		st, err := os.Stat(p)
-		if err != nil {
-			bad = append(bad, err.Error())
-			continue
-		}
-		if !st.IsDir() {
-			files = append(files, p)
-			continue
-		}
-		var found []string
-		err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if d.IsDir() {
-				if path != p && strings.HasPrefix(d.Name(), ".") {
-					return filepath.SkipDir
-				}
-				return nil
-			}
-			if ext := filepath.Ext(path); (ext == ".yaml" || ext == ".yml") && !sim.IsTestFile(path) {
-				found = append(found, path)
-			}
-			return nil
-		})
-		if err != nil {
-			bad = append(bad, err.Error())
-		}
-		sort.Strings(found)
-		files = append(files, found...)
-	}
-	if len(bad) > 0 {
-		return files, fmt.Errorf("%s", strings.Join(bad, "\n"))
-	}
-	return files, nil
+	return sim.FindFiles(func(path string) bool {
+		ext := filepath.Ext(path)
+		return (ext == ".yaml" || ext == ".yml") && !sim.IsTestFile(path)
+	}, paths...)
 }
 
 func count(is dsl.Issues) (errs, warns int) {

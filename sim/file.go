@@ -60,7 +60,13 @@ func (e *LoadError) Error() string { return e.Text }
 // Find expands paths to test files: a file stands for itself, a folder
 // for its *.test.yaml and *.test.yml files (recursively, skipping hidden
 // folders), sorted.
-func Find(paths ...string) ([]string, error) {
+func Find(paths ...string) ([]string, error) { return FindFiles(IsTestFile, paths...) }
+
+// FindFiles expands paths: a file stands for itself, a folder for the
+// files below it that match (recursively, skipping hidden folders), sorted
+// per folder. It returns what it found even when some path is unreadable.
+// cairn lint and cairn test share it.
+func FindFiles(match func(path string) bool, paths ...string) ([]string, error) {
 	var files, bad []string
 	for _, p := range paths {
 		st, err := os.Stat(p)
@@ -83,7 +89,7 @@ func Find(paths ...string) ([]string, error) {
 				}
 				return nil
 			}
-			if IsTestFile(path) {
+			if match(path) {
 				found = append(found, path)
 			}
 			return nil

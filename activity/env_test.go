@@ -106,7 +106,7 @@ func (e *env) start(name, id string, input any) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	if err := e.store.CreateInstance(e.ctx, interpreter.NewInstanceState(e.defs[name], interpreter.InstanceID(id), raw, time.Now())); err != nil {
+	if err := e.store.CreateInstance(e.ctx, interpreter.Instantiate(e.defs[name], interpreter.InstanceID(id), raw, time.Now())); err != nil {
 		e.t.Fatalf("start %s: %v", id, err)
 	}
 }

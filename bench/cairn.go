@@ -200,7 +200,7 @@ func (s *cairnSession) starter(shape string) starter {
 	raise := shape == shapeBooking
 	return func(ctx context.Context, i int, id string) error {
 		iid := interpreter.InstanceID(id)
-		if err := s.store.CreateInstance(ctx, interpreter.NewInstanceState(def, iid, input, time.Now())); err != nil {
+		if err := s.store.CreateInstance(ctx, interpreter.Instantiate(def, iid, input, time.Now())); err != nil {
 			return err
 		}
 		if raise {

@@ -112,7 +112,7 @@ func (e *Engine) startChild(ctx context.Context, c *StartChild, now time.Time) {
 			return
 		}
 	}
-	ni := NewInstanceState(def, c.ID, c.Input, now)
+	ni := Instantiate(def, c.ID, c.Input, now)
 	ni.State.Parent = c.Parent
 	if err := e.store.CreateInstance(ctx, ni); err != nil && !errors.Is(err, ErrAlreadyRunning) {
 		e.log.Warn("creating a child failed; the parent asks again later", "child", c.ID, "err", err)

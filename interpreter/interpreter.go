@@ -27,18 +27,18 @@ const (
 
 // Error types an instance can fail with (ErrorInfo.Type).
 const (
-	ErrTypeExpression   = "ExpressionError"
-	ErrTypeStatus       = "CustomStatusError"
-	ErrTypeVariables    = "VariablesTooLarge"
-	ErrTypeTimeout      = "TimeoutError"
-	ErrTypeActivity     = "ActivityFailed"
-	ErrTypeActTimeout   = "ActivityTimeout"
-	ErrTypeDefinition   = "DefinitionError"
-	ErrTypeFail         = "WorkflowFailed"
-	ErrTypeInternalStep = "InternalError"
-	ErrTypeLoopLimit    = "LoopLimitExceeded" // a while ran max iterations and would run one more
-	ErrTypeItems        = "InvalidItems"      // a forEach's items are not a list or too many
-	ErrTypeChild        = "ChildWorkflowFailed"
+	ErrTypeExpression = "ExpressionError"
+	ErrTypeStatus     = "CustomStatusError"
+	ErrTypeVariables  = "VariablesTooLarge"
+	ErrTypeTimeout    = "TimeoutError"
+	ErrTypeActivity   = "ActivityFailed"
+	ErrTypeActTimeout = "ActivityTimeout"
+	ErrTypeDefinition = "DefinitionError"
+	ErrTypeFail       = "WorkflowFailed"
+	ErrTypeInternal   = "InternalError"
+	ErrTypeLoopLimit  = "LoopLimitExceeded" // a while ran max iterations and would run one more
+	ErrTypeItems      = "InvalidItems"      // a forEach's items are not a list or too many
+	ErrTypeChild      = "ChildWorkflowFailed"
 )
 
 // Options configure an Interpreter.
@@ -58,9 +58,9 @@ type Interpreter struct {
 // New returns an Interpreter.
 func New(opts Options) *Interpreter { return &Interpreter{opts: opts} }
 
-// NewInstanceState builds what starting an instance writes: a Pending state
+// Instantiate builds what starting an instance writes: a Pending state
 // at revision 0 and the ExecutionStarted work item.
-func NewInstanceState(def *dsl.Workflow, id InstanceID, input json.RawMessage, now time.Time) NewInstance {
+func Instantiate(def *dsl.Workflow, id InstanceID, input json.RawMessage, now time.Time) NewInstance {
 	now = now.UTC()
 	if len(input) == 0 || string(input) == "null" {
 		input = nil

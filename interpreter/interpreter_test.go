@@ -50,7 +50,7 @@ func newHarness(t *testing.T, name string, input any) *harness {
 	t.Helper()
 	def := loadFlow(t, name)
 	raw, _ := json.Marshal(input)
-	ni := NewInstanceState(def, "i1", raw, t0)
+	ni := Instantiate(def, "i1", raw, t0)
 	h := &harness{t: t, in: New(Options{}), def: def, st: ni.State, now: t0, timers: map[string]time.Time{}}
 	h.send(ni.Start)
 	return h
@@ -257,7 +257,7 @@ func TestSuspendHoldsEventsUntilResume(t *testing.T) {
 func TestSuspendBeforeStart(t *testing.T) {
 	def := loadFlow(t, reserveTicket)
 	in := New(Options{})
-	ni := NewInstanceState(def, "x", []byte(`"u"`), t0)
+	ni := Instantiate(def, "x", []byte(`"u"`), t0)
 	tr, _ := in.Step(def, ni.State, Event{Kind: EvSuspend, Time: t0})
 	tr, _ = in.Step(def, tr.State, Event{Kind: EvStart, Time: t0})
 	if tr.State.Status != StatusSuspended || len(tr.State.Held) != 1 {
@@ -361,7 +361,7 @@ func TestStatusAtTheLimitPasses(t *testing.T) {
 func TestDeterministicAcrossRedelivery(t *testing.T) {
 	def := loadFlow(t, "Clock")
 	in := New(Options{})
-	ni := NewInstanceState(def, "c", nil, t0)
+	ni := Instantiate(def, "c", nil, t0)
 	a, _ := in.Step(def, ni.State, ni.Start)
 	b, _ := in.Step(def, ni.State, ni.Start)
 	if string(a.State.Output) != string(b.State.Output) {

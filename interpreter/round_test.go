@@ -122,7 +122,7 @@ func (m *memStore) AckWork(_ context.Context, items []WorkItem) error {
 // create stores a new instance and returns its start item, carrying the
 // state as redisstore's does.
 func (m *memStore) create(def *dsl.Workflow, id InstanceID) WorkItem {
-	ni := NewInstanceState(def, id, nil, t0)
+	ni := Instantiate(def, id, nil, t0)
 	m.states[id] = ni.State
 	ev := ni.Start
 	ev.Init = &StartInfo{Name: def.Name, DefHash: def.Hash}

@@ -229,7 +229,7 @@ func (r *run) threadDone(th *Thread) {
 	parent := r.thread(th.Parent)
 	j := r.join(th.Parent)
 	if parent == nil || j == nil {
-		r.failInstance(ErrorInfo{Type: ErrTypeInternalStep, Message: fmt.Sprintf("branch %s has no join", th.ID)})
+		r.failInstance(ErrorInfo{Type: ErrTypeInternal, Message: fmt.Sprintf("branch %s has no join", th.ID)})
 		return
 	}
 	step := r.def.ByID[j.StepID]

@@ -216,7 +216,7 @@ func (w *world) push(at time.Time, id interpreter.InstanceID, ev interpreter.Eve
 // create writes a new instance and queues its start, as a store's
 // CreateInstance does.
 func (w *world) create(def *dsl.Workflow, id interpreter.InstanceID, input json.RawMessage, parent interpreter.InstanceID) {
-	ni := interpreter.NewInstanceState(def, id, input, w.now)
+	ni := interpreter.Instantiate(def, id, input, w.now)
 	ni.State.Parent = parent
 	w.insts[id] = &instance{def: def, st: ni.State, timers: map[string]time.Time{}}
 	w.push(w.now, id, ni.Start, false)

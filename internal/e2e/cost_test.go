@@ -120,7 +120,7 @@ func TestReserveTicketCost(t *testing.T) {
 			defer wg.Done()
 			for i := c; i < n; i += 16 {
 				id := interpreter.InstanceID(fmt.Sprintf("cost-%04d", i))
-				if err := store.CreateInstance(ctx, interpreter.NewInstanceState(def, id, []byte(`"user1"`), time.Now())); err != nil {
+				if err := store.CreateInstance(ctx, interpreter.Instantiate(def, id, []byte(`"user1"`), time.Now())); err != nil {
 					t.Error(err)
 					return
 				}

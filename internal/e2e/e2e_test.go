@@ -73,7 +73,7 @@ func (e *env) deployFile(path string) *dsl.Workflow {
 func (e *env) start(name, id string, input any) {
 	e.t.Helper()
 	raw, _ := json.Marshal(input)
-	ni := interpreter.NewInstanceState(e.defs[name], interpreter.InstanceID(id), raw, time.Now())
+	ni := interpreter.Instantiate(e.defs[name], interpreter.InstanceID(id), raw, time.Now())
 	if err := e.store.CreateInstance(context.Background(), ni); err != nil {
 		e.t.Fatalf("start %s: %v", id, err)
 	}

@@ -304,7 +304,7 @@ func TestEnginesStealingOneInstance(t *testing.T) {
 
 	ids := []string{"steal-1", "steal-2", "steal-3"}
 	for _, id := range ids {
-		if err := store.CreateInstance(ctx, interpreter.NewInstanceState(def, interpreter.InstanceID(id), nil, time.Now())); err != nil {
+		if err := store.CreateInstance(ctx, interpreter.Instantiate(def, interpreter.InstanceID(id), nil, time.Now())); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -400,7 +400,7 @@ func run(ctx context.Context, o options) error {
 	stamp := filepath.Join(o.resultsDir, start.UTC().Format("20060102T150405Z")+".json")
 	b, _ := json.MarshalIndent(rep, "", "  ")
 	_ = os.WriteFile(stamp, b, 0o644)
-	md := renderMarkdown(rep)
+	md := renderMarkdown(rep) + keptTail(o.out)
 	if err := os.WriteFile(o.out, []byte(md), 0o644); err != nil {
 		return err
 	}

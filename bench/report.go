@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"math"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -774,3 +775,21 @@ func renderProfile(b *strings.Builder, rep *Report) {
 }
 
 var _ = time.Second
+
+// keptMarker starts the part of the report written by hand (figures the
+// code's comments refer to), which a new run keeps as it is.
+const keptMarker = "<!-- Written by hand below this line: bench keeps it. -->"
+
+// keptTail is the hand-written part of the report at path, from
+// keptMarker on, or "" when there is none.
+func keptTail(path string) string {
+	old, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	i := strings.Index(string(old), keptMarker)
+	if i < 0 {
+		return ""
+	}
+	return string(old[i:])
+}

@@ -197,7 +197,8 @@ var callers = func() map[string]func([]any) (any, error) {
 }()
 
 // zoneSteps is the cost of loading a time zone, which reads the zone
-// database: about 20 µs, as much as a few thousand steps.
+// database: as much as a few thousand steps (docs/benchmarks.md, "Figures
+// behind the code").
 const zoneSteps = 2000
 
 // The charges the classes share.

@@ -246,9 +246,8 @@ func compareAffix(_, p string) int64 { return textSteps(len(p)) }
 
 // matchSteps is the work of matching n bytes against a program of insts
 // instructions: Go's matcher is linear in the text, but may follow every
-// instruction for each byte, at up to 40 ns a byte and instruction on a
-// busy 2-core machine ([a-z]{50}q over "abab..."), about what a step of a
-// loop costs in 8.
+// instruction for each byte, about what a step of a loop costs in 8
+// (docs/benchmarks.md, "Figures behind the code").
 func matchSteps(n, insts int) int64 {
 	return textSteps(n) + int64(n)*int64(insts)/8
 }

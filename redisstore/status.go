@@ -64,8 +64,8 @@ func (s *Store) FetchStatus(ctx context.Context, id interpreter.InstanceID) (_ *
 // submit while a batch is on the wire to Redis together as the next batch,
 // one write and one read on one connection. Each caller otherwise pays a
 // round trip of its own: two system calls in the client and as many in
-// Redis, most of both sides' CPU per read (GET status: 25 µs of Redis CPU
-// per request, 4 with batching).
+// Redis, most of both sides' CPU per read (docs/benchmarks.md, "Figures
+// behind the code").
 //
 // It returns by ctx's deadline whatever Redis does (the read itself
 // finishes in the background and is dropped).

@@ -5,27 +5,24 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
-	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/cairnhq/cairn/internal/redisproc"
 )
 
 // redisServer is the throwaway redis-server the whole run uses.
 type redisServer struct {
-	cmd  *exec.Cmd
+	p    *redisproc.Process
 	dir  string
 	addr string
-	done chan struct{}
 }
 
 // startRedis launches redis-server on a free loopback port with persistence
@@ -35,67 +32,30 @@ func startRedis(bin string) (*redisServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := redisproc.Start(context.Background(), redisproc.Options{
+		Dir: dir, Bin: bin,
+		Args: []string{
+			"--appendonly", "no",
+			// The peer and the bench's own subscriber must never be cut off.
+			"--client-output-buffer-limit", "pubsub 0 0 0",
+			"--maxclients", "10000",
+		},
+	})
 	if err != nil {
+		os.RemoveAll(dir)
 		return nil, err
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	cmd := exec.Command(bin,
-		"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", dir,
-		"--daemonize", "no", "--logfile", "redis.log",
-		// The peer and the bench's own subscriber must never be cut off.
-		"--client-output-buffer-limit", "pubsub 0 0 0",
-		"--maxclients", "10000")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", bin, err)
-	}
-	s := &redisServer{cmd: cmd, dir: dir, addr: "127.0.0.1:" + strconv.Itoa(port), done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(s.done) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c := redis.NewClient(&redis.Options{Addr: s.addr})
-		err := c.Ping(context.Background()).Err()
-		c.Close()
-		if err == nil {
-			return s, nil
-		}
-		select {
-		case <-s.done:
-			return nil, fmt.Errorf("redis-server exited: %s", s.logTail())
-		default:
-		}
-		if time.Now().After(deadline) {
-			s.stop()
-			return nil, fmt.Errorf("redis-server did not answer: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return &redisServer{p: p, dir: dir, addr: p.Addr()}, nil
 }
 
-func (s *redisServer) logTail() string {
-	b, _ := os.ReadFile(filepath.Join(s.dir, "redis.log"))
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	if len(lines) > 5 {
-		lines = lines[len(lines)-5:]
-	}
-	return strings.Join(lines, " | ")
-}
+func (s *redisServer) logTail() string { return s.p.LogTail() }
 
 func (s *redisServer) stop() {
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.done:
-	case <-time.After(10 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.done
-	}
+	_ = s.p.Stop(10 * time.Second)
 	os.RemoveAll(s.dir)
 }
 
-func (s *redisServer) pid() int { return s.cmd.Process.Pid }
+func (s *redisServer) pid() int { return s.p.Pid() }
 
 // counter is a go-redis hook that counts round trips (a pipeline is one)
 // and the commands the client sends, by command name.

@@ -47,6 +47,9 @@ type Options struct {
 	// has Linux send it SIGTERM rather than SIGKILL should the parent die
 	// without stopping it. Without it the server is throwaway (tests).
 	Detached bool
+	// Bin is the redis-server binary to run; "" looks redis-server up on
+	// PATH.
+	Bin string
 }
 
 // Process is one running redis-server child.
@@ -60,9 +63,13 @@ type Process struct {
 // Start launches redis-server and waits until it answers PING. The error
 // wraps ErrNotInstalled when redis-server is not on PATH.
 func Start(ctx context.Context, o Options) (*Process, error) {
-	bin, err := exec.LookPath("redis-server")
+	name := o.Bin
+	if name == "" {
+		name = "redis-server"
+	}
+	bin, err := exec.LookPath(name)
 	if err != nil {
-		return nil, fmt.Errorf("redis-server %w", ErrNotInstalled)
+		return nil, fmt.Errorf("%s %w", name, ErrNotInstalled)
 	}
 	if o.Port != 0 {
 		return launch(ctx, bin, o.Port, o)
@@ -146,6 +153,9 @@ func (p *Process) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.I
 
 // Port is the port the server listens on.
 func (p *Process) Port() int { return p.port }
+
+// Pid is the server's process id (for reading its CPU time).
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
 
 // Done is closed when the process has exited.
 func (p *Process) Done() <-chan struct{} { return p.done }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -23,6 +24,7 @@ import (
 	"github.com/cairnhq/cairn/dsl"
 	"github.com/cairnhq/cairn/httpapi"
 	"github.com/cairnhq/cairn/interpreter"
+	"github.com/cairnhq/cairn/metrics"
 	"github.com/cairnhq/cairn/redisstore"
 	"github.com/cairnhq/cairn/schema"
 	"github.com/cairnhq/cairn/web"
@@ -53,10 +55,20 @@ type serveConfig struct {
 	role       string // api, engine or all
 	retention  redisstore.Retention
 	history    int // transitions kept per instance; redisstore.NoHistory = none
+	// addrSet: --addr or CAIRN_ADDR was given. Only then does an
+	// engine-only process listen (for /metrics and /healthz): several of
+	// them on one host would otherwise all want the default port.
+	addrSet   bool
+	logFormat string // text or json
+	logLevel  slog.Level
 }
 
 func (c *serveConfig) http() bool   { return c.role == "api" || c.role == "all" }
 func (c *serveConfig) engine() bool { return c.role == "engine" || c.role == "all" }
+
+// listen reports whether the process serves HTTP: the API, or only
+// /metrics and /healthz for an engine given an address.
+func (c *serveConfig) listen() bool { return c.http() || c.addrSet }
 
 func (a *app) serve(args []string) int {
 	fs := a.flagSet("serve", "[flags]", `
@@ -82,6 +94,8 @@ in-flight transitions, then the private redis.`, `
 	fs.StringVar(&cfg.role, "role", a.env("CAIRN_ROLE", "all"), "what this process runs: api, engine or all (env CAIRN_ROLE)")
 	retention := fs.String("retention", a.env("CAIRN_RETENTION", "forever"), "how long finished instances stay: forever, none, an age since they finished (72h, 7d), a count of the newest (100000), or both (7d,100000) (env CAIRN_RETENTION)")
 	fs.IntVar(&cfg.history, "history", envInt(a, "CAIRN_HISTORY", 100), "history kept per instance, in transitions; 0 keeps none (env CAIRN_HISTORY)")
+	fs.StringVar(&cfg.logFormat, "log-format", a.env("CAIRN_LOG_FORMAT", "text"), "log format on stderr: text (key=value) or json (one object a line) (env CAIRN_LOG_FORMAT)")
+	level := fs.String("log-level", a.env("CAIRN_LOG_LEVEL", "info"), "least severe log level written: debug, info, warn or error (env CAIRN_LOG_LEVEL)")
 	pos, err := a.parse(fs, args)
 	if err != nil {
 		return parseExit(err)
@@ -90,6 +104,12 @@ in-flight transitions, then the private redis.`, `
 		return a.usageError(fs, "unexpected argument %q", pos[0])
 	}
 	cfg.apiKeys = splitList(*keys)
+	cfg.addrSet = a.getenv("CAIRN_ADDR") != ""
+	fs.Visit(func(f *flag.Flag) { cfg.addrSet = cfg.addrSet || f.Name == "addr" })
+	if err := cfg.logLevel.UnmarshalText([]byte(*level)); err != nil {
+		fmt.Fprintf(a.stderr, "cairn serve: --log-level must be debug, info, warn or error, not %q\n", *level)
+		return exitUsage
+	}
 	if cfg.retention, err = redisstore.ParseRetention(*retention); err != nil {
 		fmt.Fprintf(a.stderr, "cairn serve: --retention: %v\n", err)
 		return exitUsage
@@ -101,7 +121,7 @@ in-flight transitions, then the private redis.`, `
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	log := slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	log := newLogger(a.stderr, cfg.logFormat, cfg.logLevel)
 	if err := runServe(ctx, stop, cfg, log, a.stdout); err != nil {
 		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 			fmt.Fprintln(a.stderr, "cairn serve: interrupted while starting")
@@ -135,7 +155,10 @@ func (c *serveConfig) check() error {
 	if c.history < 0 || c.history > 100000 {
 		return fmt.Errorf("--history must be a number from 0 (keep none) to 100000")
 	}
-	if c.http() {
+	if c.logFormat != "text" && c.logFormat != "json" {
+		return fmt.Errorf("--log-format must be text or json, not %q", c.logFormat)
+	}
+	if c.listen() {
 		host, _, err := net.SplitHostPort(c.addr)
 		if err != nil {
 			return fmt.Errorf("--addr %q: %v (want host:port, e.g. 127.0.0.1:8080)", c.addr, err)
@@ -151,6 +174,16 @@ func (c *serveConfig) check() error {
 		}
 	}
 	return nil
+}
+
+// newLogger returns serve's logger: text (logfmt-like key=value pairs) or
+// JSON, one record a line, from level up.
+func newLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
 }
 
 func isLoopback(host string) bool {
@@ -226,6 +259,14 @@ func runServe(ctx context.Context, stop func(), cfg serveConfig, log *slog.Logge
 	}
 
 	cat := interpreter.NewCatalog(store)
+	// Go handlers registered here run in-process; the workflows' expr and
+	// http bindings need none. Other activities wait for workers.
+	reg := activity.NewRegistry()
+	mets := metrics.New(metrics.Options{
+		Store:  store,
+		Queues: metrics.DefinitionQueues(store, cat, reg.Has),
+		Logger: log,
+	})
 	now := time.Now()
 	for _, d := range defs {
 		created, err := store.PutDefinition(ctx, d.def.Name, d.def.Hash, d.src, now)
@@ -243,15 +284,15 @@ func runServe(ctx context.Context, stop func(), cfg serveConfig, log *slog.Logge
 	defer stopEngine()
 	var engineDone sync.WaitGroup
 	if cfg.engine() {
-		// Go handlers registered here run in-process; the workflows' expr
-		// and http bindings need none. Other activities wait for workers.
-		reg := activity.NewRegistry()
 		eng := interpreter.NewEngine(store, cat, interpreter.EngineOptions{
 			Interpreter: interpreter.New(interpreter.Options{LocalActivity: reg.Has}),
 			Logger:      log,
+			Observer:    mets.Engine(),
 		})
 		// Outcomes of the tasks run here go straight to this engine.
-		rt := activity.NewRuntime(activity.Direct(store, eng), cat, reg, activity.Options{Consumer: eng.Consumer(), Logger: log})
+		rt := activity.NewRuntime(activity.Direct(store, eng), cat, reg, activity.Options{
+			Consumer: eng.Consumer(), Logger: log, Observer: mets.Activity(), Enqueued: store.TaskEnqueued,
+		})
 		engineDone.Add(2)
 		go func() {
 			defer engineDone.Done()
@@ -270,7 +311,7 @@ func runServe(ctx context.Context, stop func(), cfg serveConfig, log *slog.Logge
 
 	var srv *http.Server
 	var stopStreams context.CancelFunc
-	if cfg.http() {
+	if cfg.listen() {
 		ln, err := net.Listen("tcp", cfg.addr)
 		if err != nil {
 			stopEngine()
@@ -280,15 +321,22 @@ func runServe(ctx context.Context, stop func(), cfg serveConfig, log *slog.Logge
 		var streamsCtx context.Context
 		streamsCtx, stopStreams = context.WithCancel(context.WithoutCancel(ctx))
 		defer stopStreams()
-		srv = &http.Server{
-			Handler: httpapi.New(httpapi.Config{
+		var handler http.Handler
+		if cfg.http() {
+			handler = httpapi.New(httpapi.Config{
 				Backend: store,
 				Tasks:   store, // the external-worker protocol under /v1/tasks
 				Catalog: cat,
 				APIKeys: cfg.apiKeys,
 				Logger:  log,
 				UI:      web.New(web.Config{Definitions: store, Logger: log}),
-			}),
+				Metrics: mets,
+			})
+		} else {
+			handler = httpapi.NewOps(httpapi.Config{Backend: store, APIKeys: cfg.apiKeys, Logger: log, Metrics: mets})
+		}
+		srv = &http.Server{
+			Handler:           handler,
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       2 * time.Minute,
 			BaseContext:       func(net.Listener) context.Context { return streamsCtx },
@@ -299,9 +347,13 @@ func runServe(ctx context.Context, stop func(), cfg serveConfig, log *slog.Logge
 				failed <- fmt.Errorf("http: %w", err)
 			}
 		}()
-		printURLs(out, ln.Addr().String(), cfg, redactURL(redisURL)+redisNote, defs)
+		if cfg.http() {
+			printURLs(out, ln.Addr().String(), cfg, redactURL(redisURL)+redisNote, defs)
+		} else {
+			printEngine(out, ln.Addr().String(), cfg, redactURL(redisURL)+redisNote)
+		}
 	} else {
-		fmt.Fprintf(out, "cairn: engine running (role engine, %d partitions, redis %s%s)\n", cfg.partitions, redactURL(redisURL), redisNote)
+		printEngine(out, "", cfg, redactURL(redisURL)+redisNote)
 	}
 
 	select {
@@ -400,13 +452,31 @@ func shortHash(h string) string {
 	return h
 }
 
-// printURLs tells the user where to go once the API listens.
-func printURLs(w io.Writer, addr string, cfg serveConfig, redisDesc string, defs []deployment) {
+// printEngine says that an engine-only process runs, and where its
+// /metrics and /healthz are when it listens (addr != "").
+func printEngine(w io.Writer, addr string, cfg serveConfig, redisDesc string) {
+	fmt.Fprintf(w, "cairn: engine running (role engine, %d partitions, redis %s)\n", cfg.partitions, redisDesc)
+	if addr == "" {
+		fmt.Fprintf(w, "  metrics:    off (give --addr to serve /metrics and /healthz)\n")
+		return
+	}
+	base := "http://" + displayAddr(addr)
+	fmt.Fprintf(w, "  metrics:    %s/metrics\n", base)
+	fmt.Fprintf(w, "  health:     %s/healthz\n", base)
+}
+
+// displayAddr is addr with an unspecified host shown as 127.0.0.1.
+func displayAddr(addr string) string {
 	host, port, _ := net.SplitHostPort(addr)
 	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
 		host = "127.0.0.1"
 	}
-	base := "http://" + net.JoinHostPort(host, port)
+	return net.JoinHostPort(host, port)
+}
+
+// printURLs tells the user where to go once the API listens.
+func printURLs(w io.Writer, addr string, cfg serveConfig, redisDesc string, defs []deployment) {
+	base := "http://" + displayAddr(addr)
 	df := base + "/runtime/webhooks/durabletask"
 	fmt.Fprintf(w, "cairn: serving %s (role %s, %d partitions, redis %s)\n", base, cfg.role, cfg.partitions, redisDesc)
 	key := ""
@@ -428,6 +498,7 @@ func printURLs(w io.Writer, addr string, cfg serveConfig, redisDesc string, defs
 	fmt.Fprintf(w, "  progress:   %s/ui\n", base)
 	fmt.Fprintf(w, "  health:     %s/healthz\n", base)
 	fmt.Fprintf(w, "  workflows:  curl%s %s/v1/workflows\n", key, base)
+	fmt.Fprintf(w, "  metrics:    curl%s %s/metrics\n", key, base)
 	fmt.Fprintf(w, "  start one:  curl%s -X POST %s/orchestrators/%s -H 'Content-Type: application/json' -d '\"user1\"'\n", key, df, name)
 	fmt.Fprintf(w, "  instances:  curl%s %s/instances\n", key, df)
 	fmt.Fprintf(w, "  or:         cairn start %s --input '\"user1\"' && cairn list\n", name)

@@ -107,6 +107,9 @@ type Config struct {
 	// TaskLease is how long a polled task stays with its worker without a
 	// heartbeat; 0 = DefaultTaskLease.
 	TaskLease time.Duration
+	// Metrics, when set, records every request and is served at GET
+	// /metrics, behind the API keys like every other path (metrics.go).
+	Metrics Metrics
 }
 
 type server struct {
@@ -179,6 +182,9 @@ func newEngine(cfg Config) *gin.Engine {
 	// is then refused by the id rules instead of missing every route.
 	e.UseEscapedPath = true
 	e.UnescapePathValues = true
+	if cfg.Metrics != nil {
+		e.Use(observe(cfg.Metrics))
+	}
 	e.Use(s.recovery, s.auth)
 	e.NoRoute(func(c *gin.Context) {
 		s.fail(c, &apiError{http.StatusNotFound, "not-found", "no route for " + c.Request.Method + " " + c.Request.URL.Path})
@@ -191,6 +197,9 @@ func newEngine(cfg Config) *gin.Engine {
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 	e.GET("/v1/openapi.json", serveOpenAPI)
+	if cfg.Metrics != nil {
+		e.GET("/metrics", gin.WrapH(cfg.Metrics.Handler()))
+	}
 
 	df := e.Group(dfBase)
 	df.POST("/orchestrators/:name", s.start)

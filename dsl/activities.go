@@ -19,7 +19,7 @@ const (
 )
 
 var (
-	activityFields = []string{"timeout", "retry", "expr", "http", "go", "worker"}
+	activityFields = []string{"timeout", "retry", "input", "output", "expr", "http", "go", "worker"}
 	retryFields    = []string{"maxAttempts", "firstInterval", "backoff", "maxInterval", "retryTimeout"}
 	httpFields     = []string{"url", "method", "headers", "timeout"}
 	httpMethods    = []string{"GET", "POST", "PUT", "PATCH", "DELETE"}
@@ -50,6 +50,7 @@ func (p *parser) activityOptions(key, n *yaml.Node) *ActivityOptions {
 	n = resolve(n)
 	opts := &ActivityOptions{Pos: nodePos(key)}
 	if isNull(n) {
+		p.workerTimeout(key, opts)
 		return opts
 	}
 	if n.Kind != yaml.MappingNode {
@@ -57,8 +58,12 @@ func (p *parser) activityOptions(key, n *yaml.Node) *ActivityOptions {
 		return nil
 	}
 	var bindingKey *yaml.Node
+	// sawUnknown: an unknown option may be a misspelt timeout, so the
+	// missing timeout is not worth a warning too.
+	sawUnknown := false
 	setBinding := func(k *yaml.Node, b *Binding) {
 		if b == nil {
+			sawUnknown = true // a binding was meant, if not a worker
 			return
 		}
 		if bindingKey != nil {
@@ -72,17 +77,23 @@ func (p *parser) activityOptions(key, n *yaml.Node) *ActivityOptions {
 		k, v := kv[0], kv[1]
 		switch k.Value {
 		case "timeout":
+			sawUnknown = true // reported if wrong; not missing
 			if d, ok := p.staticDuration("timeout", v, true, maxActivityTimeout); ok {
 				opts.Timeout = d
 			}
 		case "retry":
 			opts.Retry = p.retry(v)
+		case "input":
+			opts.Input = p.compileSchema("activities."+key.Value+".input", k, v)
+		case "output":
+			opts.Output = p.compileSchema("activities."+key.Value+".output", k, v)
 		case "expr":
 			setBinding(k, p.exprBinding(v))
 		case "http":
 			setBinding(k, p.httpBinding(v))
 		case "go", "worker":
 			if b := resolve(v); b.Kind != yaml.ScalarNode || b.ShortTag() != "!!bool" || b.Value != "true" {
+				sawUnknown = true
 				p.errorf(nodePos(v), CodeBinding, "'%s' takes only the value true (remove it for the default binding)", k.Value)
 				continue
 			}
@@ -92,10 +103,23 @@ func (p *parser) activityOptions(key, n *yaml.Node) *ActivityOptions {
 			}
 			setBinding(k, &Binding{Kind: kind})
 		default:
+			sawUnknown = true
 			p.errorf(nodePos(k), CodeUnknownField, "unknown activity option '%s'%s", k.Value, suggest(k.Value, activityFields))
 		}
 	}
+	if !sawUnknown {
+		p.workerTimeout(key, opts)
+	}
 	return opts
+}
+
+// workerTimeout warns of an external-worker activity without a timeout:
+// if no worker ever takes its task, the instance waits forever.
+func (p *parser) workerTimeout(key *yaml.Node, opts *ActivityOptions) {
+	if opts.Timeout > 0 || (opts.Binding != nil && opts.Binding.Kind != BindWorker) {
+		return
+	}
+	p.warnf(nodePos(key), CodeNoTimeout, "activity '%s' runs on an external worker but has no 'timeout': if no worker takes its task, the instance waits forever; add one, e.g. timeout: 5m", key.Value)
 }
 
 // staticDuration reads a literal duration: activity options are fixed when
@@ -215,6 +239,11 @@ func (p *parser) httpBinding(n *yaml.Node) *Binding {
 		case "url":
 			hasURL = true
 			rv := resolve(v)
+			if isString(rv) && strings.Contains(strings.ReplaceAll(rv.Value, "$${", ""), "${") {
+				i := strings.Index(rv.Value, "${")
+				p.errorf(p.runePos(rv, len([]rune(rv.Value[:i]))), CodeNotTemplate, "'url' is sent as written and takes no expressions: '${ }' here would be sent literally; put the value in the input (a POST body) or use a worker activity")
+				continue
+			}
 			u, err := url.Parse(rv.Value)
 			if !isString(rv) || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 				p.errorf(nodePos(v), CodeBinding, "'url' must be an absolute http or https URL")
@@ -256,4 +285,27 @@ func (p *parser) httpBinding(n *yaml.Node) *Binding {
 		return nil
 	}
 	return b
+}
+
+// events reads `events:`, a mapping from event name to the JSON Schema of
+// its payload.
+func (p *parser) events(n *yaml.Node) {
+	n = resolve(n)
+	if n.Kind != yaml.MappingNode {
+		p.errorf(nodePos(n), CodeTypeMismatch, "'events' must be a mapping from event name to the JSON Schema of its payload, not %s", kindName(n))
+		return
+	}
+	for _, kv := range pairs(n) {
+		k, v := kv[0], kv[1]
+		if !nameRE.MatchString(k.Value) {
+			p.errorf(nodePos(k), CodeInvalidName, "event name '%s' must start with a letter and hold only letters, digits, '_', '.' and '-'", k.Value)
+			continue
+		}
+		if _, dup := p.wf.Events[k.Value]; dup {
+			continue
+		}
+		if s := p.compileSchema("events."+k.Value, k, v); s != nil {
+			p.wf.Events[k.Value] = s
+		}
+	}
 }

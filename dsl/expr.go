@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/builtin"
 	"github.com/expr-lang/expr/checker"
 	"github.com/expr-lang/expr/compiler"
@@ -200,6 +201,9 @@ type compiled struct {
 	asBool bool
 	pos    []Pos // source position of each rune of src; filled at compile
 	prog   *vm.Program
+	// tree is the expression as parsed, for the type checks; dropped
+	// once they ran.
+	tree ast.Node
 	// budgeted: prog calls bounded functions, which need a budget.
 	budgeted bool
 	loops    bool // prog has a loop (map, filter, ...)
@@ -645,7 +649,8 @@ func (p *parser) compile(c *compiled) {
 	cfg := conf.CreateNew()
 	cfg.MaxNodes = MaxExprNodes
 	cfg.Disabled["now"] = true
-	if _, err := exprparser.ParseWithConfig(c.src, cfg); err != nil {
+	tree, err := exprparser.ParseWithConfig(c.src, cfg)
+	if err != nil {
 		p.exprError(c, err, CodeExprSyntax)
 		return
 	}
@@ -659,6 +664,7 @@ func (p *parser) compile(c *compiled) {
 		return
 	}
 	c.prog = prog
+	c.tree = tree.Node
 	c.budgeted, c.loops = bounds.used, bounds.loops
 }
 

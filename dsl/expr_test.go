@@ -212,7 +212,7 @@ func TestLiteralIsACopy(t *testing.T) {
 }
 
 func TestConditionEval(t *testing.T) {
-	wf := parseOK(t, "name: X\nsteps:\n  - set: {discount: 1}\n  - if: discount > 10\n    return: 1\n  - if: ${ discount }\n    return: 2\n")
+	wf := parseOK(t, "name: X\nsteps:\n  - set: {discount: 1}\n  - if: discount > 10\n    return: 1\n  - if: ${ input.n }\n    return: 2\n")
 	c := wf.Steps[1].Base().If
 	if got, err := c.Eval(env()); err != nil || !got {
 		t.Errorf("discount > 10 = %v, %v", got, err)
@@ -220,7 +220,8 @@ func TestConditionEval(t *testing.T) {
 	if c.Source != "discount > 10" || c.Pos != (Pos{4, 9}) {
 		t.Errorf("Source %q Pos %v", c.Source, c.Pos)
 	}
-	// A condition over a variable of unknown type is checked at run time.
+	// A condition over a value of unknown type (input has no schema) is
+	// checked at run time.
 	_, err := wf.Steps[2].Base().If.Eval(env())
 	var ee *EvalError
 	if !errors.As(err, &ee) || ee.Pos.Line != 6 {

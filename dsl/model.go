@@ -37,6 +37,14 @@ type Workflow struct {
 	Status *JSONSchema // nil when the workflow declares no status schema
 
 	Activities map[string]*ActivityOptions // options per activity name, from `activities:`
+	// Events maps an event name to the JSON Schema of its payload, from
+	// `events:`; an event not listed takes any payload.
+	Events map[string]*JSONSchema
+
+	// Warnings are the problems that do not stop the definition from
+	// running (an undeclared activity, a property a schema does not list,
+	// ...); Parse returns them here, not as its error.
+	Warnings Issues
 
 	// Timeout bounds each run of the workflow (from its start, or from
 	// its last continueAsNew) to its end; 0 = none.
@@ -60,7 +68,10 @@ type Workflow struct {
 type ActivityOptions struct {
 	Pos     Pos
 	Timeout time.Duration // start-to-close; 0 = none
-	Retry   *RetryPolicy  // nil = a single attempt
+	// Input and Output are the JSON Schemas of the activity's input and
+	// result (`input:` and `output:`); nil = not declared.
+	Input, Output *JSONSchema
+	Retry         *RetryPolicy // nil = a single attempt
 	// Binding says how the activity runs; nil means the default binding
 	// (an external worker). The activity runtime interprets it.
 	Binding *Binding

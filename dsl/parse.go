@@ -36,6 +36,8 @@ type parser struct {
 	nsteps      int
 	statuses    []*SetStatusStep
 	statusNd    map[*SetStatusStep]*yaml.Node
+	// activityPos is where each activity step names its activity.
+	activityPos map[*ActivityStep]Pos
 }
 
 // Limits on the size of a definition. They are far above what a person
@@ -51,6 +53,15 @@ const (
 )
 
 func (p *parser) errorf(pos Pos, code, format string, args ...any) {
+	p.report(SevError, pos, code, format, args...)
+}
+
+// warnf records a problem that does not stop the workflow from running.
+func (p *parser) warnf(pos Pos, code, format string, args ...any) {
+	p.report(SevWarning, pos, code, format, args...)
+}
+
+func (p *parser) report(sev Severity, pos Pos, code, format string, args ...any) {
 	if p.full {
 		return
 	}
@@ -59,7 +70,7 @@ func (p *parser) errorf(pos Pos, code, format string, args ...any) {
 		p.issues = append(p.issues, Issue{File: p.file, Pos: pos, Severity: SevError, Code: CodeTooMany, Message: fmt.Sprintf("more than %d problems; stopping here", maxIssues)})
 		return
 	}
-	p.issues = append(p.issues, Issue{File: p.file, Pos: pos, Severity: SevError, Code: code, Message: fmt.Sprintf(format, args...)})
+	p.issues = append(p.issues, Issue{File: p.file, Pos: pos, Severity: sev, Code: code, Message: fmt.Sprintf(format, args...)})
 }
 
 // limit reports, once per kind, a count over its maximum.
@@ -78,20 +89,22 @@ var nameRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_.-]{0,99}$`)
 
 // Parse reads, checks and compiles one workflow. On any error it returns a
 // nil Workflow and an Issues error holding every problem found, sorted by
-// position; warnings alone do not prevent a Workflow.
+// position; warnings alone do not prevent a Workflow: they are in its
+// Warnings, and the error is nil.
 //
 // It works in two passes: the first decodes the YAML into the typed model
 // and records every expression with the variables in scope where it stands;
 // the second compiles them all, now that every assigned name is known, and
 // checks literal statuses against the status schema.
 func Parse(filename string, src []byte) (*Workflow, error) {
-	p := &parser{file: filename, src: src, ids: map[StepID]Pos{}, assigned: map[string]Pos{}, shared: map[string]bool{}, locals: map[string]string{}, statusNd: map[*SetStatusStep]*yaml.Node{}, vars: &registry{index: map[string]int{}}, limited: map[string]bool{}}
+	p := &parser{file: filename, src: src, ids: map[StepID]Pos{}, assigned: map[string]Pos{}, shared: map[string]bool{}, locals: map[string]string{}, statusNd: map[*SetStatusStep]*yaml.Node{}, activityPos: map[*ActivityStep]Pos{}, vars: &registry{index: map[string]int{}}, limited: map[string]bool{}}
 	sum := sha256.Sum256(src)
 	p.wf = &Workflow{
 		File:       filename,
 		Source:     src,
 		Hash:       hex.EncodeToString(sum[:]),
 		Activities: map[string]*ActivityOptions{},
+		Events:     map[string]*JSONSchema{},
 		Blocks:     map[BlockID][]Step{},
 		Owner:      map[BlockID]Step{},
 		ByID:       map[StepID]Step{},
@@ -100,14 +113,16 @@ func Parse(filename string, src []byte) (*Workflow, error) {
 		p.workflow(root)
 		p.compileAll()
 		p.checkStatuses()
+		p.checkTypes()
+		for _, c := range p.exprs {
+			c.tree = nil
+		}
 	}
 	p.sortIssues()
 	if p.issues.HasErrors() {
 		return nil, p.issues
 	}
-	if len(p.issues) > 0 {
-		return p.wf, p.issues
-	}
+	p.wf.Warnings = p.issues
 	return p.wf, nil
 }
 
@@ -132,7 +147,7 @@ func (p *parser) sortIssues() {
 	p.issues = out
 }
 
-var topFields = []string{"name", "description", "input", "status", "activities", "timeout", "steps"}
+var topFields = []string{"name", "description", "input", "status", "events", "activities", "timeout", "steps"}
 
 // maxWorkflowTimeout bounds a workflow's timeout, like an activity's.
 const maxWorkflowTimeout = maxActivityTimeout
@@ -172,6 +187,8 @@ func (p *parser) workflow(root *yaml.Node) {
 			p.wf.Status = p.compileSchema("status", k, v)
 		case "activities":
 			p.activities(v)
+		case "events":
+			p.events(v)
 		case "timeout":
 			if d, ok := p.staticDuration("timeout", v, true, maxWorkflowTimeout); ok {
 				p.wf.Timeout = d

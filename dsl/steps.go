@@ -348,6 +348,7 @@ func (p *parser) activityStep(base StepBase, name *yaml.Node, fields map[string]
 		p.errorf(nodePos(rn), CodeInvalidName, "activity name '%s' must start with a letter and hold only letters, digits, '_', '.' and '-'", rn.Value)
 	default:
 		s.Activity = rn.Value
+		p.activityPos[s] = nodePos(rn)
 	}
 	if kv, ok := fields["input"]; ok && !isNull(kv[1]) {
 		s.Input = p.value(kv[1], sc)

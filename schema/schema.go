@@ -44,13 +44,15 @@ var compiled = sync.OnceValues(func() (*jsonschema.Schema, error) {
 // parser's message names the actual mistake, the schema's only the place.
 func Lint(filename string, src []byte) dsl.Issues {
 	var issues dsl.Issues
-	if _, err := dsl.Parse(filename, src); err != nil {
+	if wf, err := dsl.Parse(filename, src); err != nil {
 		var is dsl.Issues
 		if errors.As(err, &is) {
 			issues = append(issues, is...)
 		} else {
 			issues = append(issues, dsl.Issue{File: filename, Pos: dsl.Pos{Line: 1, Col: 1}, Severity: dsl.SevError, Code: dsl.CodeYAMLSyntax, Message: err.Error()})
 		}
+	} else {
+		issues = append(issues, wf.Warnings...)
 	}
 	parsed := len(issues)
 	for _, sp := range validate(filename, src) {

@@ -158,9 +158,9 @@ func (s *Store) WatchStatus(ctx context.Context, id interpreter.InstanceID) (_ <
 		_ = ps.Close()
 		return nil, nil, fmt.Errorf("redisstore: watching %s: %w", id, err)
 	}
-	msgs := ps.Channel()
 	out := make(chan interpreter.StatusChange, 16)
 	done, exited := make(chan struct{}), make(chan struct{})
+	msgs := s.statusFollower(ctx, done, ps, id) // failover.go
 	var once sync.Once
 	stop := func() {
 		once.Do(func() { close(done) })

@@ -56,13 +56,24 @@ type Store struct {
 	// perStream: the client is a cluster client, where one XREADGROUP may
 	// not name streams of several slots; reads go stream by stream.
 	perStream bool
+	// failover refreshes a cluster client's slot map when a node fails
+	// (failover.go); nil on other clients.
+	failover *failover
 	// statusReads counts the FetchStatus calls in flight: a read that
 	// finds company is batched.
 	statusReads atomic.Int64
+	// latest caches LatestDefinition's answers (latest.go).
+	latest latestCache
 }
 
 // New returns a Store over client. Call Init once at start-up to create
 // the consumer groups and load the scripts (both also happen lazily).
+//
+// On a *redis.ClusterClient it installs hooks that refresh the slot map as
+// soon as a call fails in a way a failover would explain (failover.go), so
+// the store follows a promoted replica within a second or so instead of
+// go-redis's periodic minute; make the client just before, so that every
+// node client gets them.
 func New(client redis.UniversalClient, opts Options) *Store {
 	if opts.Partitions <= 0 {
 		opts.Partitions = 16
@@ -80,6 +91,7 @@ func New(client redis.UniversalClient, opts Options) *Store {
 	return &Store{
 		client: client, k: newKeys(opts.Prefix), n: opts.Partitions,
 		histMax: opts.HistoryMax, retain: opts.Retention, log: opts.Logger, perStream: cluster,
+		failover: followFailovers(client),
 	}
 }
 
@@ -181,11 +193,17 @@ func (s *Store) readGroupOnce(ctx context.Context, group, consumer string, strea
 // pollGroup is readGroupOnce for a cluster: a pipeline of non-blocking
 // reads, one per stream (one round trip per node), repeated until
 // something arrives or block has passed.
+//
+// A node that fails fails only its streams' reads: what the others
+// delivered is returned all the same, as XREADGROUP has already made it
+// this consumer's (dropped here, it would wait out a lease). The error is
+// returned only when nothing came, so a lost master stalls its own
+// partitions, not the rest.
 func (s *Store) pollGroup(ctx context.Context, group, consumer string, streams []string, count int, block time.Duration) ([]redis.XStream, error) {
 	deadline := time.Now().Add(block)
 	for {
 		cmds := make([]*redis.XStreamSliceCmd, len(streams))
-		_, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		_, _ = s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for i, st := range streams {
 				cmds[i] = p.XReadGroup(ctx, &redis.XReadGroupArgs{
 					Group: group, Consumer: consumer, Count: int64(count), Block: -1,
@@ -194,23 +212,37 @@ func (s *Store) pollGroup(ctx context.Context, group, consumer string, streams [
 			}
 			return nil
 		})
-		if err != nil && !isRedisError(err) {
-			return nil, err
-		}
 		var out []redis.XStream
-		for _, c := range cmds {
+		var failed error
+		var missing []string // streams without the group
+		for i, c := range cmds {
 			res, err := c.Result()
-			if errors.Is(err, redis.Nil) {
-				continue
+			switch {
+			case errors.Is(err, redis.Nil):
+			case err != nil:
+				if isReply(err, replyNoGroup) {
+					missing = append(missing, streams[i])
+				}
+				if failed == nil || isReply(err, replyNoGroup) {
+					failed = err // readGroup creates a missing group
+				}
+			default:
+				out = append(out, res...)
 			}
-			if err != nil {
-				return nil, err
+		}
+		if len(out) > 0 {
+			if len(missing) > 0 {
+				// As readGroup would have: the next read finds them.
+				_ = s.createGroups(ctx, group, missing)
 			}
-			out = append(out, res...)
+			return out, nil
+		}
+		if failed != nil {
+			return nil, failed
 		}
 		wait := min(time.Until(deadline), 50*time.Millisecond)
-		if len(out) > 0 || wait <= 0 {
-			return out, nil
+		if wait <= 0 {
+			return nil, nil
 		}
 		select {
 		case <-ctx.Done():

@@ -256,7 +256,7 @@ func (c *compiled) run(env *Env, binding bool) (any, error) {
 				err = errMemory
 			}
 		}
-		return nil, &EvalError{Pos: pos, Expr: c.src, Err: shorten(err)}
+		return nil, &EvalError{Pos: pos, Expr: c.src, Err: shorten(explain(err))}
 	}
 	return out, nil
 }
@@ -654,7 +654,7 @@ func (p *parser) compile(c *compiled) {
 		p.exprError(c, err, CodeExprSyntax)
 		return
 	}
-	opts := []expr.Option{expr.Env(c.sc.types()), expr.MaxNodes(MaxExprNodes), expr.DisableBuiltin("now")}
+	opts := []expr.Option{expr.Env(c.sc.types()), expr.MaxNodes(MaxExprNodes), expr.DisableBuiltin("now"), expr.Patch(modPatcher{})}
 	if c.asBool {
 		opts = append(opts, expr.AsBool())
 	}

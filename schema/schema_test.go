@@ -3,6 +3,7 @@ package schema
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -210,5 +211,40 @@ func TestFormatJSON(t *testing.T) {
 		if out[0][k] != v {
 			t.Errorf("%s = %v, want %v", k, out[0][k], v)
 		}
+	}
+}
+
+// TestSchemaIsSelfContained: an editor with no network must be able to use
+// the schema, so every $ref points inside the file (draft 2020-12's
+// meta-schema by URL made yaml-language-server fail on line 1 offline).
+func TestSchemaIsSelfContained(t *testing.T) {
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(JSON()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	refs := 0
+	var walk func(path string, v any)
+	walk = func(path string, v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			for k, e := range x {
+				// Under properties, "$ref" names a property, not a reference.
+				if (k == "$ref" || k == "$dynamicRef") && !strings.HasSuffix(path, "/properties") {
+					refs++
+					if s, _ := e.(string); !strings.HasPrefix(s, "#") {
+						t.Errorf("%s/%s = %v: a $ref outside the schema needs the network", path, k, e)
+					}
+				}
+				walk(path+"/"+k, e)
+			}
+		case []any:
+			for i, e := range x {
+				walk(fmt.Sprintf("%s/%d", path, i), e)
+			}
+		}
+	}
+	walk("", doc)
+	if refs == 0 {
+		t.Fatal("found no $ref at all; the walk is broken")
 	}
 }

@@ -164,8 +164,12 @@ func (c *serveConfig) check() error {
 			return fmt.Errorf("--addr %q: %v (want host:port, e.g. 127.0.0.1:8080)", c.addr, err)
 		}
 		if len(c.apiKeys) == 0 && !isLoopback(host) {
-			return fmt.Errorf("refusing to serve %s without an API key: anyone who reaches it could start and terminate workflows. "+
-				"Set --api-key / CAIRN_API_KEYS, or listen on a loopback address such as 127.0.0.1:8080", c.addr)
+			risk := "start and terminate workflows"
+			if !c.http() {
+				risk = "read its metrics (workflow and activity names, load)"
+			}
+			return fmt.Errorf("refusing to serve %s without an API key: anyone who reaches it could %s. "+
+				"Set --api-key / CAIRN_API_KEYS, or listen on a loopback address such as 127.0.0.1:8080", c.addr, risk)
 		}
 	}
 	if c.redisURL != "" {

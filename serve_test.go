@@ -1,0 +1,94 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cairnhq/cairn/internal/redistest"
+)
+
+func TestServeLogFlags(t *testing.T) {
+	for _, args := range [][]string{{"--log-format", "xml"}, {"--log-level", "loud"}} {
+		r := cairn(t, nil, append([]string{"serve"}, args...)...)
+		if r.code != 2 || !strings.Contains(r.stderr, args[0]) {
+			t.Errorf("serve %v: %s", args, r)
+		}
+	}
+	r := cairn(t, nil, "serve", "--role", "engine", "--addr", "0.0.0.0:0")
+	if r.code != 2 || !strings.Contains(r.stderr, "without an API key") || !strings.Contains(r.stderr, "metrics") {
+		t.Errorf("serve --role engine on 0.0.0.0 without a key: %s", r)
+	}
+}
+
+// metricsLine is where an engine-only process says it serves /metrics.
+var metricsLine = regexp.MustCompile(`^  metrics:\s+(http://\S+)/metrics$`)
+
+// TestEngineServesMetrics: --role engine with --addr serves /metrics and
+// /healthz, nothing of the API, and logs JSON with --log-format json.
+func TestEngineServesMetrics(t *testing.T) {
+	rs := redistest.Start(t)
+	cmd := exec.Command(cairnBin, "serve", "--role", "engine", "--addr", "127.0.0.1:0", "--log-format", "json")
+	cmd.Dir = t.TempDir()
+	cmd.Env = append(cleanEnv(), "CAIRN_REDIS="+rs.URL())
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() { _ = cmd.Process.Kill(); <-exited })
+	found := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if m := metricsLine.FindStringSubmatch(sc.Text()); m != nil {
+				found <- m[1]
+			}
+		}
+	}()
+	var base string
+	select {
+	case base = <-found:
+	case <-exited:
+		t.Fatalf("cairn serve exited:\n%s", stderr)
+	case <-time.After(time.Minute):
+		t.Fatalf("cairn serve never said where /metrics is:\n%s", stderr)
+	}
+	get := func(path string) (int, string) {
+		res, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	if code, body := get("/metrics"); code != 200 || !strings.Contains(body, "cairn_work_backlog ") || !strings.Contains(body, "go_goroutines ") {
+		t.Errorf("GET /metrics: %d\n%s", code, body)
+	}
+	if code, _ := get("/healthz"); code != 200 {
+		t.Errorf("GET /healthz: %d", code)
+	}
+	if code, _ := get("/v1/workflows"); code != 404 {
+		t.Errorf("GET /v1/workflows of an engine: %d, want 404", code)
+	}
+	lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+	for _, l := range lines {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(l), &rec); err != nil || rec["msg"] == nil || rec["level"] == nil {
+			t.Errorf("a log line is not a JSON record with msg and level: %q", l)
+		}
+	}
+}

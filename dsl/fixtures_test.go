@@ -10,7 +10,7 @@ import (
 	"testing"
 )
 
-var update = flag.Bool("update", false, "rewrite testdata/invalid/*.golden from the parser's output")
+var update = flag.Bool("update", false, "rewrite testdata/{invalid,warning}/*.golden from the parser's output")
 
 // TestInvalidFixtures parses each testdata/invalid/*.yaml and compares every
 // issue line with its .golden file. Each fixture is one mistake, described
@@ -67,6 +67,54 @@ func TestInvalidFixtures(t *testing.T) {
 	t.Logf("%d fixtures, %d distinct leading codes", len(files), len(codes))
 }
 
+// TestWarningFixtures parses each testdata/warning/*.yaml: a workflow that
+// runs, so Parse returns it with no error, and whose Warnings match its
+// .golden file.
+func TestWarningFixtures(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("testdata", "warning", "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) < 5 {
+		t.Fatalf("want at least 5 warning fixtures, have %d", len(files))
+	}
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			src, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wf, err := Parse(file, src)
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			if len(wf.Warnings) == 0 {
+				t.Fatal("no warning")
+			}
+			for _, w := range wf.Warnings {
+				if w.Severity != SevWarning {
+					t.Errorf("%v is not a warning", w)
+				}
+			}
+			got := wf.Warnings.Error() + "\n"
+			golden := strings.TrimSuffix(file, ".yaml") + ".golden"
+			if *update {
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("no golden file (run go test ./dsl -run TestWarningFixtures -update): %v", err)
+			}
+			if got != string(want) {
+				t.Errorf("warnings differ from %s\ngot:\n%s\nwant:\n%s", golden, got, want)
+			}
+		})
+	}
+}
+
 // TestValidFixtures parses each testdata/valid/*.yaml without any issue.
 func TestValidFixtures(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("testdata", "valid", "*.yaml"))
@@ -85,6 +133,9 @@ func TestValidFixtures(t *testing.T) {
 			wf, err := Parse(file, src)
 			if err != nil {
 				t.Fatalf("Parse: %v", err)
+			}
+			if len(wf.Warnings) > 0 {
+				t.Errorf("warnings in a valid fixture:\n%v", wf.Warnings)
 			}
 			checkModel(t, wf)
 		})
@@ -112,6 +163,9 @@ func TestWorkflows(t *testing.T) {
 			wf, err := Parse(file, src)
 			if err != nil {
 				t.Fatalf("Parse: %v", err)
+			}
+			if len(wf.Warnings) > 0 {
+				t.Errorf("an example must lint clean, but has warnings:\n%v", wf.Warnings)
 			}
 			checkModel(t, wf)
 		})

@@ -45,7 +45,7 @@ type fixture struct {
 }
 
 // corpus is every workflow the language tests know: the examples, the
-// valid fixtures, and the invalid fixtures with their second line saying
+// valid and warning fixtures, and the invalid fixtures with their second line saying
 // whether the JSON Schema can see the mistake ("# schema: rejects") or not
 // ("# schema: accepts: <why JSON Schema cannot express it>").
 func corpus(t *testing.T) (valid, invalid []fixture) {
@@ -65,7 +65,10 @@ func corpus(t *testing.T) (valid, invalid []fixture) {
 		}
 		return out
 	}
+	// The warning fixtures are valid workflows: they run, and the schema
+	// accepts them.
 	valid = append(read("../workflows/*.yaml"), read("../dsl/testdata/valid/*.yaml")...)
+	valid = append(valid, read("../dsl/testdata/warning/*.yaml")...)
 	invalid = read("../dsl/testdata/invalid/*.yaml")
 	for i, f := range invalid {
 		lines := strings.SplitN(string(f.src), "\n", 3)

@@ -3,6 +3,7 @@ package activity
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"time"
 
 	"github.com/cairnhq/cairn/interpreter"
@@ -40,4 +41,15 @@ func (d direct) FailTask(ctx context.Context, ref interpreter.TaskRef, info inte
 		return nil
 	}
 	return d.TaskStore.FailTask(ctx, ref, info, now)
+}
+
+// errNoWithdrawals: the store a Direct wraps announces no withdrawals.
+var errNoWithdrawals = errors.New("activity: the store announces no withdrawn tasks")
+
+// WatchWithdrawn passes the wrapped store's withdrawal notices on.
+func (d direct) WatchWithdrawn(ctx context.Context, fn func(interpreter.InstanceID, []string)) error {
+	if w, ok := d.TaskStore.(WithdrawalWatcher); ok {
+		return w.WatchWithdrawn(ctx, fn)
+	}
+	return errNoWithdrawals
 }

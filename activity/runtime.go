@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"time"
 
@@ -50,6 +51,17 @@ type TaskStore interface {
 	// that any consumer's next reclaim takes them without waiting out the
 	// lease. Errors are as ExtendTasks'.
 	ReleaseTasks(ctx context.Context, consumer string, refs []interpreter.TaskRef) (errs []error)
+}
+
+// WithdrawalWatcher is a TaskStore that announces tasks withdrawn while a
+// consumer holds them (their instance ended, or the attempt timed out);
+// redisstore's Store is one. WatchWithdrawn calls fn with each
+// withdrawal's instance and task ids until ctx ends. A Runtime over such a
+// store cancels the handlers of those tasks at once; over any other store
+// it learns of them from its next lease renewal
+// (interpreter.ErrInstanceFinished or ErrNotFound).
+type WithdrawalWatcher interface {
+	WatchWithdrawn(ctx context.Context, fn func(instance interpreter.InstanceID, tasks []string)) error
 }
 
 // Options configure a Runtime. Zero values take the defaults.
@@ -186,6 +198,7 @@ type held struct {
 var (
 	errLeaseLost = errors.New("activity: the task's lease was lost to another runtime")
 	errAbandoned = errors.New("activity: the runtime is shutting down")
+	errWithdrawn = errors.New("activity: the task was withdrawn: its instance ended or its attempt timed out")
 )
 
 // NewRuntime returns a Runtime over store that reads workflow definitions
@@ -278,6 +291,8 @@ func (r *Runtime) Run(ctx context.Context) error {
 	hbCtx, stopHB := context.WithCancel(context.WithoutCancel(ctx))
 	hbDone := make(chan struct{})
 	go func() { defer close(hbDone); r.heartbeatLoop(hbCtx) }()
+	wdDone := make(chan struct{})
+	go func() { defer close(wdDone); r.watchWithdrawn(hbCtx) }()
 
 	r.readLoop(ctx, &tasks)
 
@@ -302,7 +317,54 @@ func (r *Runtime) Run(ctx context.Context) error {
 	grace.Stop()
 	stopHB()
 	<-hbDone
+	<-wdDone
 	return nil
+}
+
+// watchWithdrawn cancels the handlers of withdrawn tasks, and drops queued
+// ones, as the store announces them; it resubscribes after a failure
+// until ctx ends. A store that announces nothing leaves it to renewDue.
+func (r *Runtime) watchWithdrawn(ctx context.Context) {
+	w, ok := r.store.(WithdrawalWatcher)
+	if !ok {
+		return
+	}
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		err := w.WatchWithdrawn(ctx, r.withdraw)
+		if errors.Is(err, errNoWithdrawals) {
+			return
+		}
+		if err != nil && ctx.Err() == nil {
+			r.log.Warn("watching withdrawn tasks failed; retrying (until then, lease renewals find them)", "err", err, "in", backoff)
+		}
+		interpreter.Sleep(ctx, backoff)
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+// withdraw stops the held tasks of instance named in tasks: a running one
+// has its context cancelled (its outcome is not reported), a queued one
+// never starts. The store has closed them already.
+func (r *Runtime) withdraw(instance interpreter.InstanceID, tasks []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for ref, h := range r.held {
+		if ref.Instance != instance || !slices.Contains(tasks, ref.TaskID) {
+			continue
+		}
+		r.stopHeld(ref, h, errWithdrawn)
+	}
+}
+
+// stopHeld stops held task h (r.mu held): cancels it when running, else
+// forgets it so that it never starts.
+func (r *Runtime) stopHeld(ref interpreter.TaskRef, h *held, cause error) {
+	if h.cancel != nil {
+		h.cancel(cause)
+	} else if r.held[ref] == h {
+		delete(r.held, ref)
+	}
 }
 
 // readLoop leases tasks while slots are free and starts them.
@@ -620,6 +682,9 @@ func (r *Runtime) report(base context.Context, log *slog.Logger, ref interpreter
 		case errors.Is(serr, interpreter.ErrDuplicate):
 			log.Info("the task was already completed; this outcome is ignored")
 			return
+		case errors.Is(serr, interpreter.ErrInstanceFinished):
+			log.Info("the task's instance has ended; this outcome is ignored")
+			return
 		case errors.Is(serr, interpreter.ErrNotFound):
 			log.Warn("the store does not know the task; its outcome is dropped", "err", serr)
 			return
@@ -680,15 +745,14 @@ func (r *Runtime) renewDue(ctx context.Context, age time.Duration) {
 			if now.After(h.renewed) {
 				h.renewed = now
 			}
+		case errors.Is(err, interpreter.ErrInstanceFinished):
+			// Withdrawn, and the notice was missed: stop it now.
+			r.stopHeld(refs[i], h, errWithdrawn)
 		case errors.Is(err, interpreter.ErrNotFound), errors.Is(err, interpreter.ErrConflict):
-			// Finished meanwhile (then this is moot) or taken over by
-			// another runtime after a missed heartbeat: stop running it,
-			// or never start it.
-			if h.cancel != nil {
-				h.cancel(errLeaseLost)
-			} else if r.held[refs[i]] == h {
-				delete(r.held, refs[i])
-			}
+			// Finished meanwhile (then this is moot), withdrawn after its
+			// attempt timed out, or taken over by another runtime after a
+			// missed heartbeat: stop running it, or never start it.
+			r.stopHeld(refs[i], h, errLeaseLost)
 		default:
 			failed++
 			first = cmp.Or(first, err)

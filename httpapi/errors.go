@@ -58,6 +58,9 @@ func statusOf(err error) (int, string) {
 		return http.StatusRequestEntityTooLarge, "payload-too-large"
 	case errors.As(err, &iss):
 		return http.StatusUnprocessableEntity, "invalid-workflow"
+	case errors.Is(err, interpreter.ErrInstanceFinished):
+		// A worker's task whose instance ended: it should stop.
+		return http.StatusGone, "instance-finished"
 	case errors.Is(err, interpreter.ErrNotFound):
 		return http.StatusNotFound, "not-found"
 	case errors.Is(err, interpreter.ErrInvalid):

@@ -205,8 +205,12 @@ func taskRef(c *gin.Context) (interpreter.TaskRef, error) {
 }
 
 // closedTask turns the store's "already closed" answers into the 404 the
-// protocol promises.
+// protocol promises, and a task withdrawn because its instance ended into
+// a 410 instance-finished, so its worker stops.
 func closedTask(err error, token string) error {
+	if errors.Is(err, interpreter.ErrInstanceFinished) {
+		return &apiError{http.StatusGone, "instance-finished", "task " + token + " was withdrawn: its instance has ended"}
+	}
 	if errors.Is(err, interpreter.ErrDuplicate) || errors.Is(err, interpreter.ErrNotFound) {
 		return &apiError{http.StatusNotFound, "not-found", "task " + token + " is closed (completed, failed or its instance purged)"}
 	}

@@ -263,6 +263,7 @@ func (r *run) retryDue(th *Thread, p *Pending) error {
 // start-to-close timeout: a retryable failure.
 func (r *run) activityTimedOut(th *Thread, p *Pending) error {
 	p.TimerID = ""
+	r.cancelTask(th) // a worker may still hold it, or it may still be queued
 	return r.activityFailed(th, ErrorInfo{
 		Type:      ErrTypeActTimeout,
 		Message:   fmt.Sprintf("activity %s did not finish within its timeout", p.Activity),

@@ -80,7 +80,10 @@ type Pending struct {
 	StepID   dsl.StepID `json:"step"`
 	Activity string     `json:"activity,omitempty"` // activity name (activity/retry)
 	TaskID   string     `json:"task,omitempty"`     // the scheduled task (activity)
-	Attempt  int        `json:"attempt,omitempty"`  // 1-based attempt (activity/retry)
+	// Queue is the scheduled task's queue (activity), so the store can
+	// find it without the definition (to withdraw or park it).
+	Queue   string `json:"queue,omitempty"`
+	Attempt int    `json:"attempt,omitempty"` // 1-based attempt (activity/retry)
 	// FirstAttempt is when attempt 1 was scheduled, for RetryTimeout.
 	FirstAttempt time.Time `json:"first,omitzero"`
 	Event        string    `json:"event,omitempty"` // event name (event)
@@ -361,8 +364,9 @@ func InitialState(id InstanceID, ev Event) *State {
 }
 
 // Command is an effect the store must apply in the same commit as the new
-// state. It is one of *ScheduleTask, *StartTimer, *CancelTimer; or, applied
-// by the engine after the commit, *StartChild or *TerminateChild.
+// state. It is one of *ScheduleTask, *CancelTask, *StartTimer,
+// *CancelTimer; or, applied by the engine after the commit, *StartChild or
+// *TerminateChild.
 type Command interface{ isCommand() }
 
 // ScheduleTask enqueues an activity task for the activity runtime.
@@ -386,6 +390,16 @@ type ScheduleTask struct {
 
 // LocalQueue is the task queue of the in-process activity runtime.
 const LocalQueue = "local"
+
+// CancelTask withdraws a scheduled task the instance no longer waits for:
+// the instance ended or continued as new, the branch waiting for it was
+// dropped, or the attempt timed out. The store removes it from its queue in
+// the same commit, so no consumer is handed it, and tells its holder, if
+// any, to stop.
+type CancelTask struct {
+	TaskID string
+	Queue  string // the queue it was scheduled on (ScheduleTask.Queue)
+}
 
 // StartTimer asks for an EvTimer work item with Timer = ID at Due.
 type StartTimer struct {
@@ -423,6 +437,7 @@ type TerminateChild struct {
 }
 
 func (*ScheduleTask) isCommand()   {}
+func (*CancelTask) isCommand()     {}
 func (*StartTimer) isCommand()     {}
 func (*CancelTimer) isCommand()    {}
 func (*StartChild) isCommand()     {}

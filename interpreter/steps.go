@@ -203,7 +203,7 @@ func (r *run) schedule(th *Thread, s *dsl.ActivityStep, attempt int, first time.
 	}
 	task := r.newID('t')
 	queue, timeout := r.queueOf(s.Activity)
-	p := &Pending{Kind: WaitActivity, StepID: s.ID, Activity: s.Activity, TaskID: task, Attempt: attempt, FirstAttempt: first}
+	p := &Pending{Kind: WaitActivity, StepID: s.ID, Activity: s.Activity, TaskID: task, Queue: queue, Attempt: attempt, FirstAttempt: first}
 	if timeout > 0 {
 		due := r.now.Add(timeout)
 		p.TimerID = r.newTimer(th, due)

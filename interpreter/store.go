@@ -19,6 +19,10 @@ var (
 	ErrAlreadyRunning = errors.New("instance already running")
 	// ErrFinished: the instance is Completed, Failed or Terminated.
 	ErrFinished = errors.New("instance already finished")
+	// ErrInstanceFinished: the activity task was withdrawn because its
+	// instance ended (or is gone): whoever holds it should stop, and its
+	// outcome is not wanted.
+	ErrInstanceFinished = errors.New("the task's instance has ended")
 	// ErrInvalid: the caller passed something malformed (a continuation
 	// token, a task token); the message says what.
 	ErrInvalid = errors.New("invalid argument")

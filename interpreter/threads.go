@@ -320,6 +320,19 @@ func (r *run) stopAll() {
 	r.st.Joins = nil
 }
 
+// cancelTask withdraws the task th's activity attempt waits for, if any.
+func (r *run) cancelTask(th *Thread) {
+	p := th.Pending
+	if p == nil || p.Kind != WaitActivity || p.TaskID == "" {
+		return
+	}
+	queue := p.Queue
+	if queue == "" { // a state written before Pending had its queue
+		queue, _ = r.queueOf(p.Activity)
+	}
+	r.tr.Commands = append(r.tr.Commands, &CancelTask{TaskID: p.TaskID, Queue: queue})
+}
+
 func (r *run) removeThread(th *Thread) {
 	for i, t := range r.threads {
 		if t == th {
@@ -379,10 +392,11 @@ func (r *run) dropJoin(thread string) {
 	}
 }
 
-// abandon cancels what a thread waits for: its timer, and a child it
-// called.
+// abandon cancels what a thread waits for: its timer, its activity task,
+// and a child it called.
 func (r *run) abandon(th *Thread) {
 	r.cancelTimer(th)
+	r.cancelTask(th)
 	if p := th.Pending; p != nil && p.Kind == WaitChild {
 		r.tr.Commands = append(r.tr.Commands, &TerminateChild{ID: p.Child, Reason: fmt.Sprintf("its parent %s no longer waits for it", r.st.ID)})
 		r.history(HistoryEvent{Type: "ChildTerminated", StepID: p.StepID, Name: string(p.Child)})

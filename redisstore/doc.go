@@ -12,7 +12,7 @@
 // With the default prefix "cairn":
 //
 //	key                          type    meaning
-//	cairn:{p}:inst:<id>          hash    instance: st (status), rev (revision), meta (JSON: name, definition hash, created and updated ms, pending), in (input), out (output), cs (custom status), rt (JSON: variables, cursor, buffered and held events, seq), c (created unix ms), mseq (messages numbered)
+//	cairn:{p}:inst:<id>          hash    instance: st (status), rev (revision), meta (JSON: name, definition hash, created and updated ms, pending), in (input), out (output), cs (custom status), rt (JSON: variables, cursor, buffered and held events, seq), c (created unix ms), mseq (messages numbered), tk:<task id> (stream entry id of each task queued or delivered, not finished), pk:<task id> (task JSON of a queued task parked while suspended)
 //	cairn:{p}:log:<id>           list    instance history, one element per transition (JSON array of lines), the last Options.HistoryMax kept
 //	cairn:{p}:work               stream  work items of the partition's instances, fields i (instance id) and e (event JSON); consumer group engine
 //	cairn:{p}:timers             zset    timers, member "<id>\n<timer id>", score due unix ms
@@ -20,11 +20,25 @@
 //	cairn:{p}:index              zset    instance ids by created unix ms, for listing and bulk purge
 //	cairn:{p}:finished           zset    ids of finished instances by finished unix ms, kept only with Options.Retention set, for ExpireFinished
 //	cairn:{p}:status:<id>        channel pub/sub: StatusChange JSON on every runtime or custom status change
+//	cairn:{p}:withdrawn          channel pub/sub: {i: instance id, t: [task ids]} when a commit withdraws tasks a consumer holds
 //	cairn:def:<name>             hash    workflow definition: <hash> → YAML source, latest → hash, t:<hash> → created unix ms
 //	cairn:defs                   set     workflow definition names
 //
 // Work items and tasks are deleted from their streams when acknowledged,
 // so the streams hold only what is pending.
+//
+// # When an instance ends, so does its work
+//
+// The commit that ends an instance (or continues it as new, drops a
+// branch, or times an attempt out) withdraws the tasks it no longer waits
+// for (interpreter.CancelTask), found through the instance's tk: fields: a
+// queued entry is deleted, so no read hands it out; a delivered one is
+// acknowledged too, and the withdrawn channel tells its holder (the
+// activity runtime cancels the handler; an external worker learns it from
+// its next heartbeat or outcome, which answers
+// interpreter.ErrInstanceFinished). Suspending parks the queued tasks in
+// the instance hash and resuming queues them again, so a suspended
+// instance has none handed out.
 //
 // # Transitions
 //

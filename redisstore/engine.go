@@ -172,7 +172,7 @@ func (s *Store) commitCall(t *interpreter.Transition) (scriptCall, error) {
 	}
 	k := commitKeys{InstKey: s.k.inst(p, st.ID), HistKey: s.k.hist(p, st.ID), WorkKey: s.k.work(p),
 		TimersKey: s.k.timers(p), FinishedKey: s.k.finished(p), AckTaskKey: s.k.work(p)}
-	ackTask := ""
+	ackTask, ackName := "", ""
 	if a := t.TaskAck; a != nil {
 		if t.WorkID != "" {
 			return scriptCall{}, fmt.Errorf("redisstore: commit %s: a transition consumes a work item or a task, not both", st.ID)
@@ -180,10 +180,12 @@ func (s *Store) commitCall(t *interpreter.Transition) (scriptCall, error) {
 		if err := s.validRef(*a); err != nil || a.Instance != st.ID {
 			return scriptCall{}, fmt.Errorf("redisstore: commit %s: task %s is not this instance's", st.ID, a.TaskID)
 		}
-		k.AckTaskKey, ackTask = s.k.tasks(p, queueOf(a.Queue)), a.EntryID
+		k.AckTaskKey, ackTask, ackName = s.k.tasks(p, queueOf(a.Queue)), a.EntryID, a.TaskID
 	}
-	keys := k.keys(len(t.Commands)) // then a task stream per task
-	var tasks, adds, rems []any
+	keys := k.keys(len(t.Commands)) // then a task stream per task, cancel and open task
+	var tasks, adds, rems, cancels []any
+	var cancelKeys []string
+	var withdrawn []string
 	for _, c := range t.Commands {
 		switch c := c.(type) {
 		case *interpreter.ScheduleTask:
@@ -192,7 +194,11 @@ func (s *Store) commitCall(t *interpreter.Transition) (scriptCall, error) {
 				return scriptCall{}, fmt.Errorf("redisstore: commit %s: task: %w", st.ID, err)
 			}
 			keys = append(keys, s.k.tasks(p, queueOf(c.Queue)))
-			tasks = append(tasks, string(b))
+			tasks = append(tasks, string(b), c.TaskID)
+		case *interpreter.CancelTask:
+			cancelKeys = append(cancelKeys, s.k.tasks(p, queueOf(c.Queue)))
+			cancels = append(cancels, c.TaskID)
+			withdrawn = append(withdrawn, c.TaskID)
 		case *interpreter.StartTimer:
 			adds = append(adds, ms(c.Due), timerMember(st.ID, c.ID))
 		case *interpreter.CancelTimer:
@@ -201,11 +207,29 @@ func (s *Store) commitCall(t *interpreter.Transition) (scriptCall, error) {
 			return scriptCall{}, fmt.Errorf("redisstore: commit %s: unknown command %T", st.ID, c)
 		}
 	}
+	keys = append(keys, cancelKeys...)
+	var open []any
+	if suspendsOrResumes(t) {
+		for _, ot := range openTasks(st) {
+			keys = append(keys, s.k.tasks(p, ot.Queue))
+			open = append(open, ot.TaskID)
+		}
+	}
+	var notice []byte
+	if len(withdrawn) > 0 {
+		if notice, err = json.Marshal(withdrawal{Instance: st.ID, Tasks: withdrawn}); err != nil {
+			return scriptCall{}, fmt.Errorf("redisstore: commit %s: %w", st.ID, err)
+		}
+	}
 	var hist string
 	if s.histMax > 0 && len(t.History) > 0 {
 		if hist, err = encodeHistory(t.History); err != nil {
 			return scriptCall{}, fmt.Errorf("redisstore: commit %s: history: %w", st.ID, err)
 		}
+	}
+	ends := ""
+	if st.Status.Terminal() {
+		ends = "1"
 	}
 	var finished any = ""
 	if s.retain.enabled() && t.StatusChanged && st.Status.Terminal() {
@@ -215,21 +239,25 @@ func (s *Store) commitCall(t *interpreter.Transition) (scriptCall, error) {
 		WorkGroup: groupEngine, WorkID: t.WorkID, FromRev: t.FromRevision, NewRev: newRev,
 		Status: string(st.Status), Meta: metaJSON, Output: raw(st.Output), CustomStatus: raw(st.CustomStatus), Runtime: rtJSON,
 		HistoryMax: s.histMax, StatusChannel: s.k.status(p, st.ID), StatusChange: change,
-		NTasks: len(tasks), NTimerAdds: len(adds) / 2, NTimerRemoves: len(rems),
+		NTasks: len(tasks) / 2, NTimerAdds: len(adds) / 2, NTimerRemoves: len(rems),
 		HistoryEntry: hist, FinishedAt: finished, InstanceID: string(st.ID), CreatedAt: ms(st.CreatedTime),
-		TaskGroup: groupWorkers, AckTaskID: ackTask,
+		TaskGroup: groupWorkers, AckTaskID: ackTask, AckTaskName: ackName,
+		NCancels: len(cancels), WithdrawnChannel: s.k.withdrawn(p), WithdrawnNotice: notice,
+		Ends: ends, NOpen: len(open),
 	}
-	args := a.argv(len(tasks) + len(adds) + len(rems))
+	args := a.argv(len(tasks) + len(adds) + len(rems) + len(cancels) + len(open))
 	args = append(args, tasks...)
 	args = append(args, adds...)
 	args = append(args, rems...)
+	args = append(args, cancels...)
+	args = append(args, open...)
 	return scriptCall{script: commitTransitionCmd, keys: keys, args: args}, nil
 }
 
 // commitKeys are commit_transition's named KEYS, in order: field i is
 // KEYS[i+1], named as the script's header names it (TestCommitScriptHeader
 // holds the two to the same names and order). The task streams of the
-// scheduled tasks follow them.
+// scheduled, cancelled and open tasks follow them.
 type commitKeys struct {
 	InstKey, HistKey, WorkKey, TimersKey, FinishedKey, AckTaskKey string
 }
@@ -265,18 +293,67 @@ type commitArgs struct {
 	CreatedAt     int64
 	TaskGroup     string
 	AckTaskID     string
+	AckTaskName   string
+	NCancels      int
+	// WithdrawnChannel gets WithdrawnNotice (a withdrawal's JSON, nil for
+	// none) when a cancelled task was held by a consumer.
+	WithdrawnChannel string
+	WithdrawnNotice  []byte
+	Ends             string // "1" or ""
+	NOpen            int
 }
 
 // argv lists the fields in order, with room for extra more.
 func (a *commitArgs) argv(extra int) []any {
-	return append(make([]any, 0, 21+extra),
+	return append(make([]any, 0, 27+extra),
 		a.WorkGroup, a.WorkID, a.FromRev, a.NewRev,
 		a.Status, a.Meta, a.Output, a.CustomStatus, a.Runtime,
 		a.HistoryMax, a.StatusChannel, a.StatusChange,
 		a.NTasks, a.NTimerAdds, a.NTimerRemoves,
 		a.HistoryEntry, a.FinishedAt, a.InstanceID, a.CreatedAt,
-		a.TaskGroup, a.AckTaskID,
+		a.TaskGroup, a.AckTaskID, a.AckTaskName,
+		a.NCancels, a.WithdrawnChannel, a.WithdrawnNotice, a.Ends, a.NOpen,
 	)
+}
+
+// withdrawal is the notice a commit publishes on its partition's withdrawn
+// channel when it withdraws tasks a consumer holds (WatchWithdrawn).
+type withdrawal struct {
+	Instance interpreter.InstanceID `json:"i"`
+	Tasks    []string               `json:"t"` // task ids
+}
+
+// suspendsOrResumes reports whether the transition suspends or resumes the
+// instance: the interpreter records either as the first history line of
+// the transition (bounded keeps the first lines), and only then does the
+// commit need the instance's open tasks (to park or requeue them).
+func suspendsOrResumes(t *interpreter.Transition) bool {
+	for _, h := range t.History {
+		if h.Type == "ExecutionSuspended" || h.Type == "ExecutionResumed" {
+			return true
+		}
+	}
+	return false
+}
+
+// openTask is a scheduled task an instance waits for.
+type openTask struct{ TaskID, Queue string }
+
+// openTasks lists the tasks the instance's threads wait for. A pending
+// activity written before Pending had its queue cannot be found; it is
+// left out (it is handed out even while suspended, as before).
+func openTasks(st *interpreter.State) []openTask {
+	var out []openTask
+	add := func(p *interpreter.Pending) {
+		if p != nil && p.Kind == interpreter.WaitActivity && p.TaskID != "" && p.Queue != "" {
+			out = append(out, openTask{p.TaskID, p.Queue})
+		}
+	}
+	add(st.Pending)
+	for i := range st.Threads {
+		add(st.Threads[i].Pending)
+	}
+	return out
 }
 
 // queueOf is the task queue name, LocalQueue when unset.

@@ -65,6 +65,9 @@ func (k keys) tasks(p int, queue string) string             { return k.part(p) +
 func (k keys) index(p int) string                           { return k.part(p) + "index" }
 func (k keys) finished(p int) string                        { return k.part(p) + "finished" }
 
+// withdrawn is the pub/sub channel of the partition's withdrawn tasks.
+func (k keys) withdrawn(p int) string { return k.part(p) + "withdrawn" }
+
 // status is the pub/sub channel of an instance's status changes.
 func (k keys) status(p int, id interpreter.InstanceID) string {
 	return k.part(p) + "status:" + string(id)

@@ -55,6 +55,7 @@ func TestKeyTable(t *testing.T) {
 		k.index(p):            "zset",
 		k.finished(p):         "zset",
 		k.status(p, id):       "channel",
+		k.withdrawn(p):        "channel",
 		k.def("<name>"):       "hash",
 		k.defs():              "set",
 	}

@@ -71,6 +71,7 @@ const (
 	codeFinished       = 5 // the instance is finished
 	codeGone           = 6 // commit: the instance was purged since it was loaded
 	codeNotFinished    = 7 // purge: the instance still runs
+	codeInstanceEnded  = 8 // a task's instance has ended or is gone
 )
 
 // codeErr maps a script result code to the sentinel error callers test
@@ -93,6 +94,8 @@ func codeErr(code int64) error {
 		return fmt.Errorf("instance no longer exists: %w", interpreter.ErrConflict)
 	case codeNotFinished:
 		return fmt.Errorf("instance not finished: %w", interpreter.ErrAlreadyRunning)
+	case codeInstanceEnded:
+		return interpreter.ErrInstanceFinished
 	}
 	return fmt.Errorf("redisstore: script returned unknown code %d", code)
 }

@@ -125,6 +125,8 @@ func (p *jsonScan) pending(w *interpreter.Pending) bool {
 			return p.str(&w.Activity)
 		case "task":
 			return p.str(&w.TaskID)
+		case "queue":
+			return p.str(&w.Queue)
 		case "attempt":
 			return p.int(&w.Attempt)
 		case "first":

@@ -239,8 +239,9 @@ func compareIDs(a, b string) int {
 
 // CompleteTask acknowledges the task and queues its result for the
 // instance, atomically. A task already completed, failed or never leased
-// is ErrDuplicate and queues nothing, so repeating a completion is safe.
-// One round trip.
+// is ErrDuplicate and queues nothing, so repeating a completion is safe;
+// one withdrawn by the commit that ended its instance (or whose instance
+// was purged) is ErrInstanceFinished. One round trip.
 func (s *Store) CompleteTask(ctx context.Context, ref TaskRef, result json.RawMessage, now time.Time) (err error) {
 	defer classify(ctx, &err)
 	return s.finish(ctx, ref, interpreter.Event{Kind: interpreter.EvCompleted, Time: now, TaskID: ref.TaskID, Data: result})
@@ -271,17 +272,20 @@ func (s *Store) finish(ctx context.Context, ref TaskRef, ev interpreter.Event) e
 		return fmt.Errorf("redisstore: task %s: %w", ref.TaskID, err)
 	}
 	if err := s.runCode(ctx, "finish task", finishTaskCmd,
-		[]string{s.k.tasks(ref.Partition, queueOf(ref.Queue)), s.k.work(ref.Partition)},
-		groupWorkers, ref.EntryID, string(ref.Instance), b); err != nil {
+		[]string{s.k.tasks(ref.Partition, queueOf(ref.Queue)), s.k.work(ref.Partition), s.k.inst(ref.Partition, ref.Instance)},
+		groupWorkers, ref.EntryID, string(ref.Instance), b, ref.TaskID); err != nil {
 		return fmt.Errorf("task %s of %s: %w", ref.TaskID, ref.Instance, err)
 	}
 	return nil
 }
 
 // ExtendTask renews consumer's lease on the task (a heartbeat): its idle
-// time restarts, so ReclaimTasks leaves it alone. ErrNotFound when the
-// task is closed (completed, failed, purged); ErrConflict when another
-// consumer reclaimed it after this one's lease expired. One round trip.
+// time restarts, so ReclaimTasks leaves it alone. ErrInstanceFinished when
+// the task was withdrawn by the commit that ended its instance (or its
+// instance was purged);
+// ErrNotFound when it is otherwise closed (completed, failed, withdrawn
+// after its attempt timed out); ErrConflict when another consumer
+// reclaimed it after this one's lease expired. One round trip.
 func (s *Store) ExtendTask(ctx context.Context, consumer string, ref TaskRef) (err error) {
 	defer classify(ctx, &err)
 	return s.ExtendTasks(ctx, consumer, []TaskRef{ref})[0]
@@ -315,8 +319,8 @@ func (s *Store) setIdle(ctx context.Context, name, consumer string, refs []TaskR
 			continue
 		}
 		calls = append(calls, scriptCall{script: extendTaskCmd,
-			keys: []string{s.k.tasks(ref.Partition, queueOf(ref.Queue))},
-			args: []any{groupWorkers, consumer, ref.EntryID, idle.Milliseconds()}})
+			keys: []string{s.k.tasks(ref.Partition, queueOf(ref.Queue)), s.k.inst(ref.Partition, ref.Instance)},
+			args: []any{groupWorkers, consumer, ref.EntryID, idle.Milliseconds(), ref.TaskID}})
 		at = append(at, i)
 	}
 	if len(calls) == 0 {
@@ -344,4 +348,45 @@ func (s *Store) setIdle(ctx context.Context, name, consumer string, refs []TaskR
 		}
 	}
 	return errs
+}
+
+// WatchWithdrawn calls fn with the instance and task ids of every task a
+// commit withdraws while a consumer holds it (the instance ended,
+// continued as new, dropped the branch, or the attempt timed out), until
+// ctx ends; then it returns nil. It subscribes to every partition's
+// withdrawn channel on one connection (re-established by the client when
+// lost). Notices published while it is not subscribed are lost, as with
+// any Redis pub/sub: the consumer's next lease renewal finds such a task
+// closed. fn runs on WatchWithdrawn's goroutine and must return quickly.
+func (s *Store) WatchWithdrawn(ctx context.Context, fn func(interpreter.InstanceID, []string)) (err error) {
+	defer classify(ctx, &err)
+	chans := make([]string, s.n)
+	for p := range chans {
+		chans[p] = s.k.withdrawn(p)
+	}
+	ps := s.client.Subscribe(ctx, chans...)
+	defer ps.Close()
+	if _, err := ps.Receive(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("redisstore: watching withdrawn tasks: %w", err)
+	}
+	msgs := ps.Channel()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case m, ok := <-msgs:
+			if !ok {
+				return nil
+			}
+			var w withdrawal
+			if err := json.Unmarshal([]byte(m.Payload), &w); err != nil || w.Instance == "" {
+				s.log.Error("redisstore: bad withdrawal notice", "channel", m.Channel, "payload", m.Payload, "err", err)
+				continue
+			}
+			fn(w.Instance, w.Tasks)
+		}
+	}
 }

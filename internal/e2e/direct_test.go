@@ -85,8 +85,9 @@ func TestApplyTaskOutcome(t *testing.T) {
 		t.Fatalf("%d TaskCompleted lines", n)
 	}
 
-	// y: terminated while its task ran; the engine declines, the store
-	// path acknowledges the task.
+	// y: terminated while its task ran: the terminate withdrew the task,
+	// so the engine declines and the store answers that the instance
+	// ended.
 	e.start("OneTask", "y", 1)
 	e.hand(a)
 	tk = e.leaseTask()
@@ -97,8 +98,8 @@ func TestApplyTaskOutcome(t *testing.T) {
 	if a.ApplyTaskOutcome(ctx, tk.Ref, done(tk)) {
 		t.Fatal("the engine applied a task of a terminated instance")
 	}
-	if err := e.store.CompleteTask(ctx, tk.Ref, json.RawMessage(`2`), time.Now()); err != nil {
-		t.Fatal(err)
+	if err := e.store.CompleteTask(ctx, tk.Ref, json.RawMessage(`2`), time.Now()); !errors.Is(err, interpreter.ErrInstanceFinished) {
+		t.Fatalf("completing a task of a terminated instance: %v, want ErrInstanceFinished", err)
 	}
 	if st := e.waitDone("y", time.Second); st.Status != interpreter.StatusTerminated {
 		t.Fatalf("y: %s", st.Status)
@@ -127,11 +128,11 @@ func TestEarlierIncarnationsTaskIsIgnored(t *testing.T) {
 	if old.Ref.TaskID == fresh.Ref.TaskID {
 		t.Fatalf("both incarnations scheduled task %s", old.Ref.TaskID)
 	}
-	// The old task's result arrives first: ignored.
-	if err := e.store.CompleteTask(ctx, old.Ref, json.RawMessage(`100`), time.Now()); err != nil {
-		t.Fatal(err)
+	// The old task's result arrives first: ignored (the terminate withdrew
+	// the task, so the store takes it for a repeat).
+	if err := e.store.CompleteTask(ctx, old.Ref, json.RawMessage(`100`), time.Now()); !errors.Is(err, interpreter.ErrDuplicate) {
+		t.Fatalf("the old task's result: %v, want ErrDuplicate", err)
 	}
-	e.hand(eng)
 	if err := e.raise("x", "Other", "o"); err != nil {
 		t.Fatal(err)
 	}

@@ -239,8 +239,7 @@ func (p *parser) httpBinding(n *yaml.Node) *Binding {
 		case "url":
 			hasURL = true
 			rv := resolve(v)
-			if isString(rv) && strings.Contains(strings.ReplaceAll(rv.Value, "$${", ""), "${") {
-				i := strings.Index(rv.Value, "${")
+			if i := templateStart(rv.Value); isString(rv) && i >= 0 {
 				p.errorf(p.runePos(rv, len([]rune(rv.Value[:i]))), CodeNotTemplate, "'url' is sent as written and takes no expressions: '${ }' here would be sent literally; put the value in the input (a POST body) or use a worker activity")
 				continue
 			}
@@ -308,4 +307,18 @@ func (p *parser) events(n *yaml.Node) {
 			p.wf.Events[k.Value] = s
 		}
 	}
+}
+
+// templateStart is the byte offset of the first `${` of s that is not the
+// escape `$${`, or -1.
+func templateStart(s string) int {
+	for i := 0; i+1 < len(s); i++ {
+		switch {
+		case strings.HasPrefix(s[i:], "$${"):
+			i += 2
+		case strings.HasPrefix(s[i:], "${"):
+			return i
+		}
+	}
+	return -1
 }

@@ -524,6 +524,12 @@ func (t *typer) member(x *ast.MemberNode) *typ {
 	what := nodeText(x.Node)
 	if what == "" {
 		what = "the value"
+		for _, m := range obj.alts() {
+			if m.kind == tkObject && m.what != "" {
+				what = m.what
+				break
+			}
+		}
 	}
 	if isName && len(outs) == 0 {
 		if closedMissing {

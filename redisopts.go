@@ -58,6 +58,14 @@ func redisOptions(raw string) (*redis.UniversalOptions, error) {
 		PoolSize: 128,
 	}
 	if len(opts) > 1 {
+		// A cluster client with go-redis's routing: reads stay on the
+		// masters (no ReadOnly, RouteByLatency or RouteRandomly: a
+		// replica lags, so a status read right after a 202 could miss
+		// the write) and MaxRedirects keeps its 3 retries, which reach a
+		// promoted replica once the slot map is fresh. redisstore.New
+		// refreshes it on the errors a failover causes (failover.go;
+		// go-redis alone waits up to a minute): make the store right
+		// after the client. docs/scaling.md has the measurements.
 		uo.IsClusterMode = true
 		for _, x := range opts[1:] {
 			uo.Addrs = append(uo.Addrs, x.Addr)

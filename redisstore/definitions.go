@@ -23,8 +23,9 @@ import (
 
 // PutDefinition stores src as the version hash of workflow name and makes
 // it the latest. Storing the same content again adds no version (but makes
-// it the latest again). created reports whether the name was new. One
-// round trip.
+// it the latest again), and announces the name on the deployment channel
+// so every process's latest cache drops it. created reports whether the
+// name was new. One round trip.
 func (s *Store) PutDefinition(ctx context.Context, name, hash string, src []byte, now time.Time) (created bool, err error) {
 	defer classify(ctx, &err)
 	if name == "" || !validHash(hash) {
@@ -37,17 +38,28 @@ func (s *Store) PutDefinition(ctx context.Context, name, hash string, src []byte
 		p.HSetNX(ctx, key, fCreatedPref+hash, ms(now))
 		p.HSet(ctx, key, fLatest, hash)
 		added = p.SAdd(ctx, s.k.defs(), name)
+		p.Publish(ctx, s.k.deployed(), name)
 		return nil
 	}); err != nil {
+		s.latest.drop(name) // it may have been stored: read it again
 		return false, fmt.Errorf("redisstore: storing definition %s: %w", name, err)
 	}
+	// Before answering: a start this process serves next sees the new
+	// version even if the announcement has not come back yet.
+	s.latest.drop(name)
 	return added.Val() == 1, nil
 }
 
 // LatestDefinition returns the hash of the latest version of name;
-// ErrNotFound when there is none. One round trip.
+// ErrNotFound when there is none. One round trip, or none when the latest
+// cache has the name (latest.go).
 func (s *Store) LatestDefinition(ctx context.Context, name string) (_ string, err error) {
 	defer classify(ctx, &err)
+	s.latest.start.Do(func() { go s.watchDeployments() })
+	if h, ok := s.latest.get(name); ok {
+		return h, nil
+	}
+	gen := s.latest.generation()
 	h, err := s.client.HGet(ctx, s.k.def(name), fLatest).Result()
 	if errors.Is(err, redis.Nil) {
 		return "", fmt.Errorf("definition %s: %w", name, interpreter.ErrNotFound)
@@ -55,6 +67,7 @@ func (s *Store) LatestDefinition(ctx context.Context, name string) (_ string, er
 	if err != nil {
 		return "", fmt.Errorf("redisstore: reading definition %s: %w", name, err)
 	}
+	s.latest.put(name, h, gen)
 	return h, nil
 }
 

@@ -76,6 +76,10 @@ func (k keys) status(p int, id interpreter.InstanceID) string {
 func (k keys) def(name string) string { return k.prefix + "def:" + name }
 func (k keys) defs() string           { return k.prefix + "defs" }
 
+// deployed is the pub/sub channel on which PutDefinition announces the
+// name of each workflow whose latest version it set.
+func (k keys) deployed() string { return k.prefix + "deployed" }
+
 // timerMember is the timers zset member of one timer. Instance ids hold no
 // control characters, so the first "\n" separates the two parts
 // (fire_timers.lua splits there).

@@ -41,6 +41,11 @@ const (
 	redisConnectTimeout = 15 * time.Second
 )
 
+// defaultRetention keeps finished instances 30 days, as the Durable Task
+// Scheduler does: Redis holds everything in memory, and "forever" would
+// fill it. --retention forever keeps them until purged.
+const defaultRetention = "30d"
+
 // privateRedisDir holds the embedded default's data, relative to the
 // working directory.
 var privateRedisDir = filepath.Join(".cairn", "redis")
@@ -61,6 +66,7 @@ type serveConfig struct {
 	addrSet   bool
 	logFormat string // text or json
 	logLevel  slog.Level
+	pprof     string // loopback address for net/http/pprof; "" = off
 }
 
 func (c *serveConfig) http() bool   { return c.role == "api" || c.role == "all" }
@@ -92,9 +98,10 @@ in-flight transitions, then the private redis.`, `
 	keys := fs.String("api-key", a.getenv("CAIRN_API_KEYS"), "accepted API keys, comma list (env CAIRN_API_KEYS); without one the API serves loopback only")
 	fs.IntVar(&cfg.partitions, "partitions", envInt(a, "CAIRN_PARTITIONS", 16), "number of partitions, fixed per deployment (env CAIRN_PARTITIONS)")
 	fs.StringVar(&cfg.role, "role", a.env("CAIRN_ROLE", "all"), "what this process runs: api, engine or all (env CAIRN_ROLE)")
-	retention := fs.String("retention", a.env("CAIRN_RETENTION", "forever"), "how long finished instances stay: forever, none, an age since they finished (72h, 7d), a count of the newest (100000), or both (7d,100000) (env CAIRN_RETENTION)")
+	retention := fs.String("retention", a.env("CAIRN_RETENTION", defaultRetention), "how long finished instances stay: forever, none, an age since they finished (72h, 7d), a count of the newest (100000), or both (7d,100000) (env CAIRN_RETENTION)")
 	fs.IntVar(&cfg.history, "history", envInt(a, "CAIRN_HISTORY", 100), "history kept per instance, in transitions; 0 keeps none (env CAIRN_HISTORY)")
 	fs.StringVar(&cfg.logFormat, "log-format", a.env("CAIRN_LOG_FORMAT", "text"), "log format on stderr: text (key=value) or json (one object a line) (env CAIRN_LOG_FORMAT)")
+	fs.StringVar(&cfg.pprof, "pprof", a.getenv("CAIRN_PPROF"), "serve net/http/pprof on this loopback address, e.g. 127.0.0.1:6060 (env CAIRN_PPROF; default off)")
 	level := fs.String("log-level", a.env("CAIRN_LOG_LEVEL", "info"), "least severe log level written: debug, info, warn or error (env CAIRN_LOG_LEVEL)")
 	pos, err := a.parse(fs, args)
 	if err != nil {
@@ -158,6 +165,11 @@ func (c *serveConfig) check() error {
 	if c.logFormat != "text" && c.logFormat != "json" {
 		return fmt.Errorf("--log-format must be text or json, not %q", c.logFormat)
 	}
+	if c.pprof != "" {
+		if err := checkPprofAddr(c.pprof); err != nil {
+			return err
+		}
+	}
 	if c.listen() {
 		host, _, err := net.SplitHostPort(c.addr)
 		if err != nil {
@@ -207,6 +219,14 @@ func runServe(ctx context.Context, stop func(), cfg serveConfig, log *slog.Logge
 	if err != nil {
 		return err
 	}
+	if cfg.pprof != "" {
+		ps, err := startPprof(cfg.pprof, log)
+		if err != nil {
+			return err
+		}
+		defer ps.Close()
+	}
+	log.Info("retention of finished instances", "retention", cfg.retention.String())
 
 	// failed receives the first component failure.
 	failed := make(chan error, 4)

@@ -92,3 +92,62 @@ func TestEngineServesMetrics(t *testing.T) {
 		}
 	}
 }
+
+// TestServePprof: --pprof serves net/http/pprof on a loopback address
+// only, and the start-up log says the retention in force (30 days unless
+// set).
+func TestServePprof(t *testing.T) {
+	r := cairn(t, nil, "serve", "--pprof", "0.0.0.0:6060")
+	if r.code != 2 || !strings.Contains(r.stderr, "--pprof") || !strings.Contains(r.stderr, "loopback") {
+		t.Errorf("serve --pprof 0.0.0.0:6060: %s", r)
+	}
+	rs := redistest.Start(t)
+	cmd := exec.Command(cairnBin, "serve", "--role", "engine", "--pprof", "127.0.0.1:0", "--log-format", "json")
+	cmd.Dir = t.TempDir()
+	cmd.Env = append(cleanEnv(), "CAIRN_REDIS="+rs.URL())
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() { _ = cmd.Process.Kill(); <-exited })
+	var base, retention string
+	deadline := time.Now().Add(time.Minute)
+	for base == "" || retention == "" {
+		for _, line := range strings.Split(stderr.String(), "\n") {
+			var rec struct{ Msg, Addr, Retention string }
+			if json.Unmarshal([]byte(line), &rec) != nil {
+				continue
+			}
+			switch rec.Msg {
+			case "pprof serving":
+				base = rec.Addr
+			case "retention of finished instances":
+				retention = rec.Retention
+			}
+		}
+		select {
+		case <-exited:
+			t.Fatalf("cairn serve exited:\n%s", stderr)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cairn serve never logged its pprof address and retention:\n%s", stderr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if retention != "30d" {
+		t.Errorf("default retention %q, want 30d", retention)
+	}
+	res, err := http.Get(base + "cmdline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || !strings.Contains(string(b), "serve") {
+		t.Errorf("GET %scmdline: %d %q", base, res.StatusCode, b)
+	}
+}

@@ -60,7 +60,8 @@ func (r Retention) String() string {
 	return strings.Join(parts, ",")
 }
 
-// ParseRetention reads a retention setting: "forever" (the default),
+// ParseRetention reads a retention setting: "forever" (the zero
+// Retention; cairn serve's default is 30 days),
 // "none", an age ("72h", "30m", "7d"), a count of finished instances
 // ("100000"), or an age and a count separated by a comma ("7d,100000":
 // whichever deletes first).

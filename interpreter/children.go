@@ -114,6 +114,7 @@ func (e *Engine) startChild(ctx context.Context, c *StartChild, now time.Time) {
 	}
 	ni := Instantiate(def, c.ID, c.Input, now)
 	ni.State.Parent = c.Parent
+	ni.State.TraceParent = c.Trace
 	if err := e.store.CreateInstance(ctx, ni); err != nil && !errors.Is(err, ErrAlreadyRunning) {
 		e.log.Warn("creating a child failed; the parent asks again later", "child", c.ID, "err", err)
 	}

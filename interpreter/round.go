@@ -381,6 +381,7 @@ func (e *Engine) observe(c *chain, t *Transition, began, committed time.Time) {
 	info := TransitionInfo{
 		Instance: st.ID, Workflow: st.Name, Step: st.CurrentStep(), Event: it.Event.Kind,
 		From: c.st.Status, To: st.Status, Began: began, Duration: committed.Sub(began),
+		Trace: st.TraceParent,
 	}
 	if it.Event.Kind == EvStart {
 		info.From = StatusPending

@@ -222,6 +222,10 @@ type State struct {
 	// Parent is the instance whose call step started this one ("" = none);
 	// it hears of this one's end.
 	Parent InstanceID `json:"parent,omitempty"`
+	// TraceParent is the trace context (a W3C traceparent) the instance
+	// was started under, or its parent's for a child; "" = none. Its
+	// transitions and activity tasks are traced as part of that trace.
+	TraceParent string `json:"trace,omitempty"`
 
 	CreatedTime     time.Time `json:"created"`
 	LastUpdatedTime time.Time `json:"updated"`
@@ -347,6 +351,7 @@ type StartInfo struct {
 	DefHash string          `json:"d"`
 	Input   json.RawMessage `json:"in,omitempty"`
 	Parent  InstanceID      `json:"pa,omitempty"`
+	Trace   string          `json:"tr,omitempty"` // State.TraceParent
 }
 
 // InitialState is the state a new instance was created with, rebuilt from
@@ -359,7 +364,8 @@ func InitialState(id InstanceID, ev Event) *State {
 	t := ev.Time.UTC()
 	return &State{
 		ID: id, Name: ev.Init.Name, DefHash: ev.Init.DefHash, Status: StatusPending,
-		Input: ev.Init.Input, Parent: ev.Init.Parent, CreatedTime: t, LastUpdatedTime: t,
+		Input: ev.Init.Input, Parent: ev.Init.Parent, TraceParent: ev.Init.Trace,
+		CreatedTime: t, LastUpdatedTime: t,
 	}
 }
 
@@ -386,6 +392,9 @@ type ScheduleTask struct {
 	// Timeout is the start-to-close limit (0 = none), so the runtime can
 	// stop waiting; the interpreter enforces it with a durable timer too.
 	Timeout time.Duration `json:"timeout,omitempty"`
+	// Trace is the instance's State.TraceParent, so the attempt is traced
+	// in the instance's trace and http bindings send it on.
+	Trace string `json:"trace,omitempty"`
 }
 
 // LocalQueue is the task queue of the in-process activity runtime.
@@ -426,6 +435,7 @@ type StartChild struct {
 	Parent   InstanceID
 	Workflow string
 	Input    json.RawMessage
+	Trace    string // the parent's TraceParent, which the child inherits
 }
 
 // TerminateChild asks the engine, once the transition is committed, to

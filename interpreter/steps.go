@@ -213,6 +213,7 @@ func (r *run) schedule(th *Thread, s *dsl.ActivityStep, attempt int, first time.
 	r.tr.Commands = append(r.tr.Commands, &ScheduleTask{
 		TaskID: task, Instance: r.st.ID, Activity: s.Activity, Input: raw, Attempt: attempt,
 		StepID: s.ID, DefHash: r.def.Hash, Workflow: r.def.Name, Queue: queue, Timeout: timeout,
+		Trace: r.st.TraceParent,
 	})
 	r.history(HistoryEvent{Type: "TaskScheduled", StepID: s.ID, Name: s.Activity, Data: raw, Attempt: attempt})
 }

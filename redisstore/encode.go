@@ -35,6 +35,7 @@ type runtime struct {
 	Timeout  *interpreter.Timer          `json:"to,omitempty"`
 	Gen      int                         `json:"g,omitempty"`
 	Parent   interpreter.InstanceID      `json:"pa,omitempty"`
+	Trace    string                      `json:"tr,omitempty"` // State.TraceParent
 	// Input is the current run's input after a continueAsNew (Gen > 0);
 	// the hash's input field keeps the one the instance started with.
 	Input json.RawMessage `json:"in,omitempty"`
@@ -73,6 +74,7 @@ func stateFields(st *interpreter.State) (metaJSON, rtJSON []byte, err error) {
 		Vars: st.Vars, Cursor: st.Cursor, Buffered: st.Buffered, Held: st.Held, Seq: st.Seq,
 		MsgSeq: st.MsgSeq, Early: st.Early,
 		Threads: st.Threads, Joins: st.Joins, Timeout: st.Timeout, Gen: st.Generation, Parent: st.Parent,
+		Trace: st.TraceParent,
 	}
 	if st.Generation > 0 {
 		rt.Input = st.Input
@@ -152,6 +154,7 @@ func decodeState(id interpreter.InstanceID, vals []any) (*interpreter.State, err
 		st.Vars, st.Cursor, st.Buffered, st.Held, st.Seq = rt.Vars, rt.Cursor, rt.Buffered, rt.Held, rt.Seq
 		st.MsgSeq, st.Early = rt.MsgSeq, rt.Early
 		st.Threads, st.Joins, st.Timeout, st.Generation, st.Parent = rt.Threads, rt.Joins, rt.Timeout, rt.Gen, rt.Parent
+		st.TraceParent = rt.Trace
 		if rt.Gen > 0 {
 			st.Input = rt.Input
 		}

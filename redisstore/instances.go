@@ -40,7 +40,7 @@ func (s *Store) CreateInstance(ctx context.Context, n interpreter.NewInstance) (
 	}
 	// The start item carries the new state, so the engine need not load it.
 	ev := n.Start
-	ev.Init = &interpreter.StartInfo{Name: st.Name, DefHash: st.DefHash, Input: st.Input, Parent: st.Parent}
+	ev.Init = &interpreter.StartInfo{Name: st.Name, DefHash: st.DefHash, Input: st.Input, Parent: st.Parent, Trace: st.TraceParent}
 	start, err := json.Marshal(ev)
 	if err != nil {
 		return fmt.Errorf("redisstore: create instance %s: %w", st.ID, err)

@@ -102,17 +102,8 @@ func TestServePprof(t *testing.T) {
 		t.Errorf("serve --pprof 0.0.0.0:6060: %s", r)
 	}
 	rs := redistest.Start(t)
-	cmd := exec.Command(cairnBin, "serve", "--role", "engine", "--pprof", "127.0.0.1:0", "--log-format", "json")
-	cmd.Dir = t.TempDir()
-	cmd.Env = append(cleanEnv(), "CAIRN_REDIS="+rs.URL())
-	stderr := &syncBuffer{}
-	cmd.Stderr = stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() { _ = cmd.Process.Kill(); <-exited })
+	srv := startServe(t, t.TempDir(), []string{"CAIRN_REDIS=" + rs.URL()}, "--role", "engine", "--pprof", "127.0.0.1:0", "--log-format", "json")
+	stderr, exited := srv.stderr, srv.exited
 	var base, retention string
 	deadline := time.Now().Add(time.Minute)
 	for base == "" || retention == "" {

@@ -16,9 +16,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -27,6 +30,23 @@ import (
 	"github.com/cairnhq/cairn/interpreter"
 	"github.com/cairnhq/cairn/redisstore"
 )
+
+// redisCPU is the CPU time the Redis server has used (INFO cpu).
+func redisCPU(b *testing.B, rdb *redis.Client) time.Duration {
+	var total float64
+	for _, line := range strings.Split(rdb.Info(context.Background(), "cpu").Val(), "\n") {
+		for _, f := range []string{"used_cpu_sys:", "used_cpu_user:"} {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), f); ok {
+				x, err := strconv.ParseFloat(v, 64)
+				if err != nil {
+					b.Fatal(err)
+				}
+				total += x
+			}
+		}
+	}
+	return time.Duration(total * float64(time.Second))
+}
 
 // tripCounter counts round trips to Redis: a command or a pipeline each.
 type tripCounter struct{ n atomic.Int64 }
@@ -108,6 +128,35 @@ func BenchmarkCalls(b *testing.B) {
 		measure(b, func(b *testing.B, id string) {
 			serve(b, "POST", df+"/instances/"+id+"/raiseEvent/BookingConfirmed", `true`, http.StatusAccepted)
 		})
+	})
+	// start-parallel: starts from benchConns goroutines at once, as a busy
+	// API serves them; reports the Redis server's CPU per start too.
+	b.Run("start-parallel", func(b *testing.B) {
+		run++
+		prefix := fmt.Sprintf("b%d-", run)
+		var next atomic.Int64
+		b.SetParallelism(max(1, benchConns/runtime.GOMAXPROCS(0)))
+		b.ReportAllocs()
+		b.ResetTimer()
+		t0, cpu0, r0 := trips.n.Load(), processCPU(b), redisCPU(b, rdb)
+		b.RunParallel(func(pb *testing.PB) {
+			w := &discardWriter{h: http.Header{}}
+			for pb.Next() {
+				req := httptest.NewRequest("POST", df+"/orchestrators/ReserveTicket/"+prefix+fmt.Sprint(next.Add(1)), strings.NewReader(`"user1"`))
+				req.Header.Set("Content-Type", "application/json")
+				clear(w.h)
+				w.code = 0
+				h.ServeHTTP(w, req)
+				if w.code != http.StatusAccepted {
+					b.Errorf("start: %d", w.code)
+					return
+				}
+			}
+		})
+		n := float64(next.Load())
+		b.ReportMetric(float64((processCPU(b)-cpu0).Microseconds())/n, "cpu-µs/op")
+		b.ReportMetric(float64((redisCPU(b, rdb)-r0).Microseconds())/n, "redis-cpu-µs/op")
+		b.ReportMetric(float64(trips.n.Load()-t0)/n, "trips/op")
 	})
 	b.Run("terminate", func(b *testing.B) {
 		prefix := fmt.Sprintf("b%d-", run+1)

@@ -145,8 +145,51 @@ func (s *Store) runScripts(ctx context.Context, calls []scriptCall) ([]*redis.Cm
 
 // runScript runs one script in one round trip (two after a script cache
 // flush) and returns its reply.
+//
+// A call that finds another in flight (starts and raised events from many
+// HTTP clients at once) is batched with it, as concurrent status reads are
+// (FetchStatus): go-redis's autopipeliner sends the calls submitted while
+// a batch is on the wire together, one write and one read on one
+// connection, instead of a round trip each. A call alone goes straight out.
 func (s *Store) runScript(ctx context.Context, sc *redis.Script, keys []string, args ...any) *redis.Cmd {
+	company := s.scriptCalls.Add(1) > 1
+	defer s.scriptCalls.Add(-1)
+	if c, ok := s.client.(autoPipelined); ok && company {
+		if cmd, ok := runBatched(ctx, c, sc, keys, args); ok {
+			return cmd
+		}
+	}
 	return sc.Run(ctx, s.client, keys, args...)
+}
+
+// runBatched is runScript's EVALSHA through the autopipeliner. It reports
+// false when the script must be sent the ordinary way: no autopipeliner,
+// or the server's script cache lacks it (sc.Run loads it). Like
+// fetchBatched it returns by ctx's deadline whatever Redis does; the call
+// then may still take effect, as any call whose answer was lost.
+func runBatched(ctx context.Context, c autoPipelined, sc *redis.Script, keys []string, args []any) (*redis.Cmd, bool) {
+	ap, err := c.AsyncAutoPipeline() // one per client, made on first use
+	if err != nil {
+		return nil, false
+	}
+	cmdArgs := make([]any, 0, 3+len(keys)+len(args))
+	cmdArgs = append(cmdArgs, "evalsha", sc.Hash(), len(keys))
+	for _, k := range keys {
+		cmdArgs = append(cmdArgs, k)
+	}
+	cmd := redis.NewCmd(ctx, append(cmdArgs, args...)...)
+	if err := ap.Submit(ctx, cmd).WaitContext(ctx); err != nil {
+		if isReply(err, replyNoScript) {
+			return nil, false
+		}
+		if ctx.Err() != nil {
+			// Not cmd: its batch may still be filling it in.
+			failed := redis.NewCmd(ctx)
+			failed.SetErr(err)
+			return failed, true
+		}
+	}
+	return cmd, true
 }
 
 // runCode runs a script that returns a result code and maps it.

@@ -62,6 +62,9 @@ type Store struct {
 	// statusReads counts the FetchStatus calls in flight: a read that
 	// finds company is batched.
 	statusReads atomic.Int64
+	// scriptCalls counts the runScript calls in flight: a call that finds
+	// company is batched.
+	scriptCalls atomic.Int64
 	// latest caches LatestDefinition's answers (latest.go).
 	latest latestCache
 }

@@ -45,6 +45,12 @@ const (
 	CodeInBranch       = "not-in-branch"  // return or continueAsNew inside a parallel branch or forEach body
 	CodeEmptyParallel  = "empty-parallel" // a parallel step without branches
 
+	// Schedules.
+	CodeCron              = "invalid-cron"       // a cron expression that does not parse
+	CodeTimezone          = "invalid-timezone"   // not an IANA time zone name
+	CodeSchedule          = "invalid-schedule"   // a bad overlap, cron together with every, ...
+	CodeDuplicateSchedule = "duplicate-schedule" // two schedules with one id
+
 	// Expressions.
 	CodeExprSyntax      = "expr-syntax"
 	CodeExprUnknown     = "expr-unknown-name"     // unknown identifier or a variable not set on the way

@@ -63,6 +63,9 @@ type scope struct {
 	bits    []uint64
 	onError bool // `error` is defined
 	binding bool // only `input` is defined
+	// schedule: only `schedule` is defined (a schedule's input); binding
+	// is set too, so no message speaks of variables.
+	schedule bool
 }
 
 // registry numbers every variable name of one workflow.
@@ -158,6 +161,9 @@ func (s *scope) vars() []string {
 }
 
 func (s *scope) names() []string {
+	if s.schedule {
+		return []string{"schedule"}
+	}
 	out := []string{"input"}
 	if s.binding {
 		return out
@@ -176,6 +182,9 @@ func (s *scope) names() []string {
 func (s *scope) types() types.Map {
 	// budgetEnv is there for the calls boundAST writes; no expression can
 	// name it.
+	if s.schedule {
+		return types.Map{"schedule": scheduleType, budgetEnv: types.Any}
+	}
 	env := types.Map{"input": types.Any, budgetEnv: types.Any}
 	if s.binding {
 		return env
@@ -291,6 +300,13 @@ var errMemory = fmt.Errorf("memory budget exceeded: the expression builds more t
 // exprEnv is the run-time environment of an expression; b is its budget,
 // if it needs one.
 func (e *Env) exprEnv(binding bool, b *budget) map[string]any {
+	if e.Schedule != nil {
+		m := map[string]any{"schedule": map[string]any{"id": e.Schedule.ID, "time": e.Schedule.Time}}
+		if b != nil {
+			m[budgetEnv] = b
+		}
+		return m
+	}
 	if binding {
 		if b == nil {
 			return map[string]any{"input": e.Input}
@@ -751,6 +767,10 @@ func (p *parser) exprError(c *compiled, err error, code string) {
 		}
 		if what, ok := p.locals[name]; ok && !c.sc.binding {
 			p.errorf(pos, CodeExprUnknown, "'%s' is %s, visible only inside its steps", name, what)
+			return
+		}
+		if c.sc.schedule {
+			p.errorf(pos, CodeExprUnknown, "unknown name '%s': a schedule's input sees only 'schedule' ({id, time})%s", name, suggest(name, c.sc.names()))
 			return
 		}
 		if c.sc.binding {

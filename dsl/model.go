@@ -52,6 +52,9 @@ type Workflow struct {
 
 	Steps []Step
 
+	// Schedules are the `schedules:` entries, in source order.
+	Schedules []*Schedule
+
 	// Blocks maps every step list of the definition, including Steps under
 	// BlockID(""), so a cursor frame can be resolved in O(1).
 	Blocks map[BlockID][]Step
@@ -369,6 +372,8 @@ type Env struct {
 	Vars     map[string]any
 	Instance InstanceInfo
 	Now      time.Time // when the current step began; now() returns it
+	// Schedule is set, alone, for a schedule's input (see Schedule.EvalInput).
+	Schedule *ScheduleInfo
 }
 
 // InstanceInfo is the `instance` object of the expression environment.

@@ -147,7 +147,7 @@ func (p *parser) sortIssues() {
 	p.issues = out
 }
 
-var topFields = []string{"name", "description", "input", "status", "events", "activities", "timeout", "steps"}
+var topFields = []string{"name", "description", "input", "status", "events", "activities", "timeout", "schedules", "steps"}
 
 // maxWorkflowTimeout bounds a workflow's timeout, like an activity's.
 const maxWorkflowTimeout = maxActivityTimeout
@@ -193,6 +193,8 @@ func (p *parser) workflow(root *yaml.Node) {
 			if d, ok := p.staticDuration("timeout", v, true, maxWorkflowTimeout); ok {
 				p.wf.Timeout = d
 			}
+		case "schedules":
+			p.schedules(v)
 		case "steps":
 			stepsKey, stepsNode = k, v
 		default:

@@ -68,7 +68,7 @@ func main() {
 	flag.IntVar(&o.peerBackground, "peer-background", 10000, "the largest background the peer is measured with (loading it runs at the peer's speed)")
 	flag.IntVar(&o.httpConns, "http-conns", 64, "GET status connections")
 	flag.DurationVar(&o.httpDur, "http-duration", 5*time.Second, "GET status load per repetition")
-	flag.StringVar(&only, "only", "", "comma-separated sections to run: cairn, engines2, growth, memory, peer, http, ceiling, profile (default all)")
+	flag.StringVar(&only, "only", "", "comma-separated sections to run: cairn, engines2, growth, memory, peer, temporal, http, ceiling, profile (default all)")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the whole bench process")
 	flag.StringVar(&o.memprofile, "memprofile", "", "write an allocation profile of the whole bench process")
 	flag.DurationVar(&o.timeout, "timeout", 5*time.Minute, "longest wait for one run's instances")
@@ -311,6 +311,13 @@ func run(ctx context.Context, o options) error {
 	}
 	tuned := peerConfig{Tuned: true}
 	cairnOn, twoOn, peerOn := o.want("cairn"), o.want("engines2"), o.want("peer")
+	// Temporal (temporal.go): a dev-server set-up in a child process, a
+	// fresh one per repetition, ReserveTicket and one activity.
+	temporalRun := func(r runSpec) *run {
+		res := &Result{System: "temporal", Engines: 1, Shape: r.Shape, Mode: r.mode()}
+		return &run{res: res, step: func(int) (Sample, error) { return temporalMeasure(ctx, h, r, o.timeout, o.resultsDir, logf) }}
+	}
+	defer removeTemporalBuild()
 
 	for _, shape := range []string{shapeBooking, shapeOne, shapeTwenty, shapeWait} {
 		specs := []runSpec{burstSmall(shape), burstBig(shape), paced(shape)}
@@ -328,6 +335,9 @@ func run(ctx context.Context, o options) error {
 			}
 			if peerOn && shape != shapeTwenty {
 				runs = append(runs, peerRun(tuned, r, 0))
+			}
+			if o.want("temporal") && (shape == shapeBooking || shape == shapeOne) {
+				runs = append(runs, temporalRun(r))
 			}
 			if twoOn {
 				r2 := r

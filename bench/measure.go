@@ -24,6 +24,7 @@ type Sample struct {
 	MemBytes float64            `json:"memBytes"`       // memory delta once settled (runs with Mem only)
 	RedisUS  float64            `json:"redisCpuUs"`     // Redis CPU µs
 	ClientUS float64            `json:"clientCpuUs"`    // CPU µs of the processes under test (load generator included)
+	ServerUS float64            `json:"serverCpuUs"`    // CPU µs of a peer's server process (Temporal's), not in ClientUS
 	Kinds    map[string]float64 `json:"tripsByKind"`    // round trips by first command
 	ByCmd    map[string]float64 `json:"commandsByName"` // commands executed by name
 	Usec     map[string]float64 `json:"redisUsByName"`  // Redis µs by command

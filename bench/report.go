@@ -212,6 +212,7 @@ func renderMarkdown(rep *Report) string {
 			small, cell(field(d, perSec)), cell(field(t, perSec)), ratio(field(c, perSec), field(d, perSec)))
 	}
 
+	renderTemporal(&b, f, small, big, paced)
 	renderCost(&b, f, rep, small, big, paced)
 	renderMemory(&b, f, rep, big, paced)
 	renderGrowth(&b, f, rep, small, big, paced)
@@ -566,6 +567,9 @@ func renderCost(b *strings.Builder, f finder, rep *Report, small, big, paced str
 				w("| | | ratio | %s | %s | %s | %s | %s |\n",
 					ratio(field(c, trips), field(p, trips)), ratio(field(c, sent), field(p, sent)), ratio(field(c, cmds), field(p, cmds)),
 					ratio(field(c, rcpu), field(p, rcpu)), ratio(field(c, ccpu), field(p, ccpu)))
+			}
+			if t := samples(f.get("temporal", shape, mode, 1, 0, "")); t != nil {
+				w("%s", temporalCostRow(shape, mode, t))
 			}
 		}
 	}

@@ -2,7 +2,6 @@ package dsl
 
 import (
 	"math"
-	"net/url"
 	"strings"
 	"time"
 
@@ -20,8 +19,8 @@ const (
 
 var (
 	activityFields = []string{"timeout", "retry", "input", "output", "expr", "http", "go", "worker"}
-	retryFields    = []string{"maxAttempts", "firstInterval", "backoff", "maxInterval", "retryTimeout"}
-	httpFields     = []string{"url", "method", "headers", "timeout"}
+	retryFields    = []string{"maxAttempts", "firstInterval", "backoff", "maxInterval", "retryTimeout", "retryable"}
+	httpFields     = []string{"url", "method", "query", "headers", "body", "errors", "timeout"}
 	httpMethods    = []string{"GET", "POST", "PUT", "PATCH", "DELETE"}
 )
 
@@ -110,6 +109,7 @@ func (p *parser) activityOptions(key, n *yaml.Node) *ActivityOptions {
 	if !sawUnknown {
 		p.workerTimeout(key, opts)
 	}
+	opts.setRetry()
 	return opts
 }
 
@@ -197,6 +197,8 @@ func (p *parser) retry(n *yaml.Node) *RetryPolicy {
 			if d, ok := p.staticDuration("retryTimeout", v, true, maxActivityTimeout); ok {
 				r.RetryTimeout = d
 			}
+		case "retryable":
+			r.Retryable = p.retryableTypes(v)
 		default:
 			p.errorf(nodePos(k), CodeUnknownField, "unknown retry option '%s'%s", k.Value, suggest(k.Value, retryFields))
 		}
@@ -233,22 +235,25 @@ func (p *parser) httpBinding(n *yaml.Node) *Binding {
 	}
 	b := &Binding{Kind: BindHTTP, Method: "POST"}
 	hasURL := false
+	var bodyKey *yaml.Node
 	for _, kv := range pairs(n) {
 		k, v := kv[0], kv[1]
 		switch k.Value {
 		case "url":
 			hasURL = true
 			rv := resolve(v)
-			if i := templateStart(rv.Value); isString(rv) && i >= 0 {
-				p.errorf(p.runePos(rv, len([]rune(rv.Value[:i]))), CodeNotTemplate, "'url' is sent as written and takes no expressions: '${ }' here would be sent literally; put the value in the input (a POST body) or use a worker activity")
+			parts, ok := p.urlTemplate(rv)
+			if !ok {
 				continue
 			}
-			u, err := url.Parse(rv.Value)
-			if !isString(rv) || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-				p.errorf(nodePos(v), CodeBinding, "'url' must be an absolute http or https URL")
-				continue
-			}
-			b.URL = rv.Value
+			b.URL, b.url = rv.Value, parts
+		case "query":
+			b.Query = p.queryParams(v)
+		case "body":
+			bodyKey = k
+			b.Body = p.value(v, &scope{binding: true})
+		case "errors":
+			b.Errors = p.errorMap(v)
 		case "method":
 			rv := resolve(v)
 			m := rv.Value
@@ -283,6 +288,7 @@ func (p *parser) httpBinding(n *yaml.Node) *Binding {
 		p.errorf(nodePos(n), CodeBinding, "'http' needs a 'url'")
 		return nil
 	}
+	p.httpChecks(b, bodyKey)
 	return b
 }
 

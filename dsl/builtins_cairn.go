@@ -1,12 +1,14 @@
 package dsl
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"reflect"
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // cairnBuiltins are cairn's versions of expr's builtins of the same names,
@@ -158,4 +160,76 @@ func toFloat(v any) float64 {
 		return float64(rv.Uint())
 	}
 	return rv.Float()
+}
+
+// Failure is what fail(type, message[, data]) raises in an activity
+// binding's expression: the attempt fails with an error of the author's
+// type, which a workflow's catch can select on, instead of the
+// ExpressionError of a mistake. The activity runtime turns it into the
+// task's failure; Data is JSON-compatible, nil when not given.
+type Failure struct {
+	Type    string
+	Message string
+	Data    any
+}
+
+func (f *Failure) Error() string { return f.Type + ": " + f.Message }
+
+// failSignatures are the argument types of fail, which expr's checker
+// holds a call to: a literal of another type is a lint error.
+var failSignatures = []any{new(func(string, string, ...any) any)}
+
+// cairnFail is fail: it never returns a value. Its arguments are built
+// already, under the expression's budgets, so it costs O(1) besides
+// normalizing data, which normalize bounds.
+func cairnFail(args ...any) (any, error) {
+	if len(args) < 2 || len(args) > 3 {
+		return nil, fmt.Errorf("fail takes an error type, a message and optional data, not %d arguments", len(args))
+	}
+	typ, ok := args[0].(string)
+	if !ok || !nameRE.MatchString(typ) {
+		return nil, fmt.Errorf("fail: the error type must be a name such as CardDeclined (a letter, then letters, digits, '_', '.' or '-'), not %s", describeArg(args[0]))
+	}
+	f := &Failure{Type: typ}
+	if s, ok := args[1].(string); ok {
+		f.Message = s
+	} else {
+		m, err := normalize(args[1], 0)
+		if err != nil {
+			return nil, fmt.Errorf("fail: message: %v", err)
+		}
+		f.Message = describeArg(m)
+	}
+	if len(args) == 3 {
+		d, err := normalize(args[2], 0)
+		if err != nil {
+			return nil, fmt.Errorf("fail: data: %v", err)
+		}
+		f.Data = d
+	}
+	return nil, f
+}
+
+// describeArg is a short text of a value for a message: strings quoted,
+// anything else as its JSON text.
+func describeArg(v any) string {
+	if s, ok := v.(string); ok {
+		return fmt.Sprintf("%q", s)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return typeName(v)
+	}
+	return truncateText(string(b), 200)
+}
+
+// truncateText cuts s to at most n bytes on a rune boundary.
+func truncateText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }

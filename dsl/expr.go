@@ -258,6 +258,13 @@ func (c *compiled) run(env *Env, binding bool) (any, error) {
 	if err != nil {
 		pos := c.at(0)
 		var fe *file.Error
+		var fl *Failure
+		if errors.As(err, &fl) { // fail(): the author's error, kept whole
+			if errors.As(err, &fe) {
+				pos = c.at(fe.From)
+			}
+			return nil, &EvalError{Pos: pos, Expr: c.src, Err: fl}
+		}
 		if errors.As(err, &fe) {
 			pos = c.at(fe.From)
 			err = errors.New(fe.Message)
@@ -671,6 +678,10 @@ func (p *parser) compile(c *compiled) {
 		return
 	}
 	opts := []expr.Option{expr.Env(c.sc.types()), expr.MaxNodes(MaxExprNodes), expr.DisableBuiltin("now"), expr.Patch(modPatcher{})}
+	if c.sc.binding {
+		// fail() belongs to activity bindings: a workflow has its fail step.
+		opts = append(opts, expr.Function("fail", cairnFail, failSignatures...))
+	}
 	if c.asBool {
 		opts = append(opts, expr.AsBool())
 	}
@@ -748,6 +759,10 @@ func (p *parser) exprError(c *compiled, err error, code string) {
 		p.errorf(pos, CodeExprSyntax, "expression syntax: %s", msg)
 	case strings.HasPrefix(msg, "unknown name "):
 		name := strings.TrimPrefix(msg, "unknown name ")
+		if name == "fail" && !c.sc.binding {
+			p.errorf(pos, CodeExprFunction, "fail() is for activity bindings (expr, http); to fail the workflow use a fail step, e.g. - fail: {error: OutOfStock, message: ...}")
+			return
+		}
 		rest := []rune(c.src)
 		if end := fe.From + len([]rune(name)); end <= len(rest) && strings.HasPrefix(strings.TrimLeft(string(rest[end:]), " \t"), "(") {
 			p.errorf(pos, CodeExprFunction, "unknown function '%s'%s", name, suggest(name, functionNames()))

@@ -89,6 +89,11 @@ type RetryPolicy struct {
 	Backoff       float64       // ≥ 1; default 2
 	MaxInterval   time.Duration // 0 = uncapped
 	RetryTimeout  time.Duration // 0 = none
+	// Retryable lists the error types of typed failures (an expr's
+	// fail(), an http binding's errors:) that are retried; a typed
+	// failure of any other type is final. Other failures keep their own
+	// decision whatever it lists.
+	Retryable []string
 }
 
 // Delay returns the delay before retry n (0-based).
@@ -124,6 +129,14 @@ type Binding struct {
 	Headers map[string]*Value
 	Timeout time.Duration
 	Expr    *Value // for BindExpr: evaluated with `input` in scope
+	// The http binding's templates (http_binding.go): Query holds the
+	// query parameters in the order written, Body the request body (nil:
+	// the activity input), Errors the error type of a response status.
+	Query  []QueryParam
+	Body   *Value
+	Errors map[int]string
+	url    []urlPart       // URL cut at its ${ } parts; nil when it has none
+	retry  map[string]bool // the activity's retry.retryable, for Retries
 }
 
 // Step is one step of a workflow. It is implemented only by the step types of

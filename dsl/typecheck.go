@@ -787,6 +787,7 @@ func (f *typeFlow) activity(name string, a *ActivityOptions) {
 				f.value(b.Headers[h], benv)
 			}
 		}
+		f.bindingTemplates(name, a, benv)
 	}
 	f.outputs[name] = out
 }

@@ -19,6 +19,7 @@
 //	cairn:{p}:tasks:<queue>      stream  activity tasks of one queue, field j (ScheduleTask JSON); consumer group workers
 //	cairn:{p}:index              zset    instance ids by created unix ms, for listing and bulk purge
 //	cairn:{p}:finished           zset    ids of finished instances by finished unix ms, kept only with Options.Retention set, for ExpireFinished
+//	cairn:{p}:counts             hash    instances per workflow and runtime status: "<workflow>\n<status>" → count, kept by the scripts that create, commit, purge and expire; since → unix ms the partition was first counted (counts.go)
 //	cairn:{p}:status:<id>        channel pub/sub: StatusChange JSON on every runtime or custom status change
 //	cairn:{p}:withdrawn          channel pub/sub: {i: instance id, t: [task ids]} when a commit withdraws tasks a consumer holds
 //	cairn:def:<name>             hash    workflow definition: <hash> → YAML source, latest → hash, t:<hash> → created unix ms

@@ -171,7 +171,7 @@ func (s *Store) commitCall(t *interpreter.Transition) (scriptCall, error) {
 		}
 	}
 	k := commitKeys{InstKey: s.k.inst(p, st.ID), HistKey: s.k.hist(p, st.ID), WorkKey: s.k.work(p),
-		TimersKey: s.k.timers(p), FinishedKey: s.k.finished(p), AckTaskKey: s.k.work(p)}
+		TimersKey: s.k.timers(p), FinishedKey: s.k.finished(p), AckTaskKey: s.k.work(p), CountsKey: s.k.counts(p)}
 	ackTask, ackName := "", ""
 	if a := t.TaskAck; a != nil {
 		if t.WorkID != "" {
@@ -243,7 +243,7 @@ func (s *Store) commitCall(t *interpreter.Transition) (scriptCall, error) {
 		HistoryEntry: hist, FinishedAt: finished, InstanceID: string(st.ID), CreatedAt: ms(st.CreatedTime),
 		TaskGroup: groupWorkers, AckTaskID: ackTask, AckTaskName: ackName,
 		NCancels: len(cancels), WithdrawnChannel: s.k.withdrawn(p), WithdrawnNotice: notice,
-		Ends: ends, NOpen: len(open),
+		Ends: ends, NOpen: len(open), Workflow: st.Name,
 	}
 	args := a.argv(len(tasks) + len(adds) + len(rems) + len(cancels) + len(open))
 	args = append(args, tasks...)
@@ -259,12 +259,12 @@ func (s *Store) commitCall(t *interpreter.Transition) (scriptCall, error) {
 // holds the two to the same names and order). The task streams of the
 // scheduled, cancelled and open tasks follow them.
 type commitKeys struct {
-	InstKey, HistKey, WorkKey, TimersKey, FinishedKey, AckTaskKey string
+	InstKey, HistKey, WorkKey, TimersKey, FinishedKey, AckTaskKey, CountsKey string
 }
 
 // keys lists the fields in order, with room for extra more.
 func (k *commitKeys) keys(extra int) []string {
-	return append(make([]string, 0, 6+extra), k.InstKey, k.HistKey, k.WorkKey, k.TimersKey, k.FinishedKey, k.AckTaskKey)
+	return append(make([]string, 0, 7+extra), k.InstKey, k.HistKey, k.WorkKey, k.TimersKey, k.FinishedKey, k.AckTaskKey, k.CountsKey)
 }
 
 // commitArgs are commit_transition's named ARGV, in order: field i is
@@ -301,11 +301,12 @@ type commitArgs struct {
 	WithdrawnNotice  []byte
 	Ends             string // "1" or ""
 	NOpen            int
+	Workflow         string // the instance's workflow name, for the counts
 }
 
 // argv lists the fields in order, with room for extra more.
 func (a *commitArgs) argv(extra int) []any {
-	return append(make([]any, 0, 27+extra),
+	return append(make([]any, 0, 28+extra),
 		a.WorkGroup, a.WorkID, a.FromRev, a.NewRev,
 		a.Status, a.Meta, a.Output, a.CustomStatus, a.Runtime,
 		a.HistoryMax, a.StatusChannel, a.StatusChange,
@@ -313,6 +314,7 @@ func (a *commitArgs) argv(extra int) []any {
 		a.HistoryEntry, a.FinishedAt, a.InstanceID, a.CreatedAt,
 		a.TaskGroup, a.AckTaskID, a.AckTaskName,
 		a.NCancels, a.WithdrawnChannel, a.WithdrawnNotice, a.Ends, a.NOpen,
+		a.Workflow,
 	)
 }
 

@@ -52,10 +52,10 @@ func (s *Store) CreateInstance(ctx context.Context, n interpreter.NewInstance) (
 	p := s.partition(st.ID)
 	args := append([]any{
 		string(st.ID), string(st.Status), st.Revision, metaJSON, raw(st.Input), rtJSON,
-		ms(st.CreatedTime), start, s.histMax, line,
+		ms(st.CreatedTime), start, s.histMax, line, st.Name,
 	}, terminalStatuses...)
 	return s.runCode(ctx, "create instance", createInstanceCmd,
-		[]string{s.k.inst(p, st.ID), s.k.hist(p, st.ID), s.k.index(p), s.k.work(p), s.k.finished(p)}, args...)
+		[]string{s.k.inst(p, st.ID), s.k.hist(p, st.ID), s.k.index(p), s.k.work(p), s.k.finished(p), s.k.counts(p)}, args...)
 }
 
 // checkID refuses ids the key layout cannot hold: empty, or with control
@@ -138,7 +138,7 @@ func (s *Store) Purge(ctx context.Context, id interpreter.InstanceID) (err error
 	defer classify(ctx, &err)
 	p := s.partition(id)
 	if err := s.runCode(ctx, "purge", purgeInstanceCmd,
-		[]string{s.k.inst(p, id), s.k.hist(p, id), s.k.index(p), s.k.finished(p)},
+		[]string{s.k.inst(p, id), s.k.hist(p, id), s.k.index(p), s.k.finished(p), s.k.counts(p)},
 		append([]any{string(id)}, terminalStatuses...)...); err != nil {
 		return fmt.Errorf("instance %s: %w", id, err)
 	}

@@ -65,6 +65,16 @@ func (k keys) tasks(p int, queue string) string             { return k.part(p) +
 func (k keys) index(p int) string                           { return k.part(p) + "index" }
 func (k keys) finished(p int) string                        { return k.part(p) + "finished" }
 
+// counts is the partition's hash of instances per workflow and runtime
+// status (countField), kept by the scripts that change either.
+func (k keys) counts(p int) string { return k.part(p) + "counts" }
+
+// Its fields are "<workflow>\n<status>" (workflow names hold no "\n";
+// the scripts join the two), and countsMarker, which says the partition
+// has been counted (its value: since when, unix ms; recount_instances
+// sets it) and, without a "\n", is never a count.
+const countsMarker = "since"
+
 // withdrawn is the pub/sub channel of the partition's withdrawn tasks.
 func (k keys) withdrawn(p int) string { return k.part(p) + "withdrawn" }
 

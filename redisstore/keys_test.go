@@ -54,6 +54,7 @@ func TestKeyTable(t *testing.T) {
 		k.tasks(p, "<queue>"): "stream",
 		k.index(p):            "zset",
 		k.finished(p):         "zset",
+		k.counts(p):           "hash",
 		k.status(p, id):       "channel",
 		k.withdrawn(p):        "channel",
 		k.def("<name>"):       "hash",

@@ -258,8 +258,8 @@ func (s *Store) PurgeMany(ctx context.Context, from, to time.Time, statuses []in
 		}
 		calls := make([]scriptCall, 0, len(byPart))
 		for p, es := range byPart {
-			keys := make([]string, 2, 2+2*len(es))
-			keys[0], keys[1] = s.k.index(p), s.k.finished(p)
+			keys := make([]string, 3, 3+2*len(es))
+			keys[0], keys[1], keys[2] = s.k.index(p), s.k.finished(p), s.k.counts(p)
 			args := make([]any, 0, 3+len(allowed)+len(es))
 			args = append(args, lo, maxScore, len(allowed))
 			args = append(args, allowed...)

@@ -143,7 +143,7 @@ func (s *Store) ExpireFinished(ctx context.Context, partition int, now time.Time
 		if perPart > 0 {
 			excess = int(card.Val()) - perPart
 		}
-		keys := []string{fin, s.k.index(partition)}
+		keys := []string{fin, s.k.index(partition), s.k.counts(partition)}
 		args := append([]any{len(terminalStatuses)}, terminalStatuses...)
 		for i, z := range oldest.Val() {
 			id, _ := z.Member.(string)
@@ -155,7 +155,7 @@ func (s *Store) ExpireFinished(ctx context.Context, partition int, now time.Time
 			keys = append(keys, s.k.inst(partition, iid), s.k.hist(partition, iid))
 			args = append(args, id, int64(z.Score))
 		}
-		picked := (len(keys) - 2) / 2
+		picked := (len(keys) - 3) / 2
 		if picked == 0 {
 			return total, nil
 		}

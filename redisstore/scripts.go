@@ -38,6 +38,8 @@ var (
 	trimWorkSrc string
 	//go:embed scripts/expire_finished.lua
 	expireFinishedSrc string
+	//go:embed scripts/recount_instances.lua
+	recountInstancesSrc string
 )
 
 var (
@@ -53,11 +55,13 @@ var (
 	describeDefinitionCmd = redis.NewScript(describeDefinitionSrc)
 	trimWorkCmd           = redis.NewScript(trimWorkSrc)
 	expireFinishedCmd     = redis.NewScript(expireFinishedSrc)
+	recountInstancesCmd   = redis.NewScript(recountInstancesSrc)
 
 	allScripts = []*redis.Script{
 		createInstanceCmd, commitTransitionCmd, enqueueEventCmd, fireTimersCmd,
 		finishTaskCmd, extendTaskCmd, purgeInstanceCmd, purgeManyCmd,
 		pageIndexCmd, describeDefinitionCmd, trimWorkCmd, expireFinishedCmd,
+		recountInstancesCmd,
 	}
 )
 

@@ -98,8 +98,9 @@ func New(client redis.UniversalClient, opts Options) *Store {
 	}
 }
 
-// Init creates the engine consumer group of every partition's work stream
-// and loads the scripts into the server (on every node of a cluster).
+// Init creates the engine consumer group of every partition's work stream,
+// loads the scripts into the server (on every node of a cluster) and
+// counts the instances of every partition not counted yet (counts.go).
 func (s *Store) Init(ctx context.Context) (err error) {
 	defer classify(ctx, &err)
 	ws := make([]string, s.n)
@@ -114,7 +115,7 @@ func (s *Store) Init(ctx context.Context) (err error) {
 			return fmt.Errorf("redisstore: loading scripts: %w", err)
 		}
 	}
-	return nil
+	return s.recountMissing(ctx, time.Now())
 }
 
 // Ping checks that Redis answers.

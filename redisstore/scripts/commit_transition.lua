@@ -16,6 +16,9 @@
 --   finishedKey the finished zset
 --   ackTaskKey the task stream of the task whose outcome this transition
 --     consumed directly (ackTaskID; otherwise any key of the partition)
+--   countsKey the partition's counts hash ("<workflow>\n<status>" →
+--     instances): a commit that changes the runtime status moves one
+--     instance from the old status's count to the new one's
 --   then one task stream per scheduled task, per cancelled task and per
 --   open task, in ARGV order
 -- ARGV, named below (commitArgs in Go, in this order):
@@ -45,6 +48,7 @@
 --   nOpen: the instance's open tasks, listed when it is suspended or
 --     resumed: suspending parks the queued ones (out of their stream, into
 --     field pk:<task id>), so none is handed out; resuming queues them again
+--   workflow: the instance's workflow name (its field of the counts hash)
 --   then nTasks (task JSON (field j), task id) pairs, nTimerAdds (due ms,
 --   member) pairs, nTimerRemoves members, nCancels task ids, nOpen task ids.
 -- The instance hash field tk:<task id> holds the stream entry id of each
@@ -54,10 +58,10 @@
 -- Returns codeOK committed | codeGone the instance is gone | codeConflict
 -- the revision moved (or the instance was replaced) | codeDuplicate the
 -- work item was already acknowledged.
-local instKey, histKey, workKey, timersKey, finishedKey, ackTaskKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
-local firstTaskKey = 7
-local workGroup, workID, fromRev, newRev, status, meta, output, customStatus, runtime, historyMax, statusChannel, statusChange, nTasks, nTimerAdds, nTimerRemoves, historyEntry, finishedAt, instanceID, createdAt, taskGroup, ackTaskID, ackTaskName, nCancels, withdrawnChannel, withdrawnNotice, ends, nOpen = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12], ARGV[13], ARGV[14], ARGV[15], ARGV[16], ARGV[17], ARGV[18], ARGV[19], ARGV[20], ARGV[21], ARGV[22], ARGV[23], ARGV[24], ARGV[25], ARGV[26], ARGV[27]
-local firstVarArg = 28
+local instKey, histKey, workKey, timersKey, finishedKey, ackTaskKey, countsKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local firstTaskKey = 8
+local workGroup, workID, fromRev, newRev, status, meta, output, customStatus, runtime, historyMax, statusChannel, statusChange, nTasks, nTimerAdds, nTimerRemoves, historyEntry, finishedAt, instanceID, createdAt, taskGroup, ackTaskID, ackTaskName, nCancels, withdrawnChannel, withdrawnNotice, ends, nOpen, workflow = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12], ARGV[13], ARGV[14], ARGV[15], ARGV[16], ARGV[17], ARGV[18], ARGV[19], ARGV[20], ARGV[21], ARGV[22], ARGV[23], ARGV[24], ARGV[25], ARGV[26], ARGV[27], ARGV[28]
+local firstVarArg = 29
 local codeOK, codeConflict, codeDuplicate, codeGone = 0, 2, 3, 6
 
 local cur = redis.call('HMGET', instKey, 'rev', 'c', 'st')
@@ -158,5 +162,10 @@ if hmax > 0 and historyEntry ~= '' then
   end
 end
 if finishedAt ~= '' then redis.call('ZADD', finishedKey, finishedAt, instanceID) end
+if oldStatus ~= status then
+  -- Two commands, and only when the status changes: no round trip.
+  redis.call('HINCRBY', countsKey, workflow .. '\n' .. oldStatus, -1)
+  redis.call('HINCRBY', countsKey, workflow .. '\n' .. status, 1)
+end
 if statusChange ~= '' then redis.call('PUBLISH', statusChannel, statusChange) end
 return codeOK

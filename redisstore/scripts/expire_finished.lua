@@ -4,8 +4,8 @@
 -- deleted only if it is still there with the same finished time and still
 -- finished (a replaced or purged instance is left alone).
 --
--- KEYS[1] finished zset   KEYS[2] index zset
--- KEYS[2i+1], KEYS[2i+2] instance hash and history list of candidate i
+-- KEYS[1] finished zset   KEYS[2] index zset   KEYS[3] counts hash
+-- KEYS[2i+2], KEYS[2i+3] instance hash and history list of candidate i
 -- ARGV[1] n terminal statuses   ARGV[2 .. 1+n] the terminal status names
 -- ARGV[2+n ..] (id, finished unix ms) pairs, in KEYS order
 -- Returns the number of instances deleted.
@@ -17,13 +17,18 @@ for a = 2 + n, #ARGV, 2 do
   local id = ARGV[a]
   local score = redis.call('ZSCORE', KEYS[1], id)
   if score and tonumber(score) == tonumber(ARGV[a + 1]) then
-    local st = redis.call('HGET', KEYS[2 * c + 1], 'st')
+    local cur = redis.call('HMGET', KEYS[2 * c + 2], 'st', 'meta')
+    local st = cur[1]
     local finished = false
     for i = 2, 1 + n do
       if ARGV[i] == st then finished = true end
     end
     if finished then
-      redis.call('DEL', KEYS[2 * c + 1], KEYS[2 * c + 2])
+      local dec, m = pcall(cjson.decode, cur[2] or '')
+      local name = ''
+      if dec and type(m) == 'table' and type(m.n) == 'string' then name = m.n end
+      redis.call('HINCRBY', KEYS[3], name .. '\n' .. st, -1)
+      redis.call('DEL', KEYS[2 * c + 2], KEYS[2 * c + 3])
       redis.call('ZREM', KEYS[2], id)
       deleted = deleted + 1
     end

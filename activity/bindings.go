@@ -149,17 +149,35 @@ func taskOf(s *interpreter.ScheduleTask) Task {
 }
 
 // runExpr computes an expr binding: a pure expression over the input. Its
-// errors are final: the same input fails the same way every time.
+// errors are final (the same input fails the same way every time), but
+// for a fail() whose type the activity's retry policy lists.
 func runExpr(b *dsl.Binding, t Task) (json.RawMessage, error) {
 	v, err := b.Expr.Eval(&dsl.Env{Input: input(t)})
 	if err != nil {
-		return nil, &Error{Type: ErrTypeExpression, Message: fmt.Sprintf("activity %s: %v", t.Activity, err), NonRetryable: true, Cause: err}
+		return nil, bindingError(b, t, "", err)
 	}
 	return marshalResult(v)
 }
 
-// runHTTP calls an http binding: the input is the JSON body (none for GET
-// and DELETE), the JSON answer the result.
+// bindingError is the failure of an expression of binding b (what says
+// which, "" for an expr binding's): the author's typed failure for a
+// fail(), retried only when the retry policy lists its type, else a final
+// ExpressionError that names the expression and where it stands.
+func bindingError(b *dsl.Binding, t Task, what string, err error) error {
+	var f *dsl.Failure
+	if errors.As(err, &f) {
+		return &Error{Type: f.Type, Message: f.Message, Data: f.Data, NonRetryable: !b.Retries(f.Type), Cause: err}
+	}
+	if what != "" {
+		what += ": "
+	}
+	return &Error{Type: ErrTypeExpression, Message: fmt.Sprintf("activity %s: %s%v", t.Activity, what, err), NonRetryable: true, Cause: err}
+}
+
+// runHTTP calls an http binding: the url with its ${ } parts and query,
+// the body (by default the input; none for GET and DELETE) as JSON, the
+// JSON answer the result. A status that the binding's errors: maps fails
+// with that type, retried only when the retry policy lists it.
 func (r *Runtime) runHTTP(ctx context.Context, b *dsl.Binding, t Task) (json.RawMessage, error) {
 	timeout := b.Timeout
 	if _, has := ctx.Deadline(); timeout == 0 && !has {
@@ -174,13 +192,44 @@ func (r *Runtime) runHTTP(ctx context.Context, b *dsl.Binding, t Task) (json.Raw
 	if method == "" {
 		method = http.MethodPost
 	}
+	// The url as written, not as sent: its values may be personal data,
+	// and its query and user info secrets.
 	where := method + " " + redact(b.URL)
+	var env *dsl.Env
+	lazyEnv := func() *dsl.Env {
+		if env == nil {
+			env = &dsl.Env{Input: input(t)}
+		}
+		return env
+	}
+	target := b.URL
+	if b.HasURLTemplate() || len(b.Query) > 0 {
+		u, err := b.RequestURL(lazyEnv())
+		if err != nil {
+			return nil, bindingError(b, t, "url", err)
+		}
+		target = u
+	}
 	var body io.Reader
 	if method != http.MethodGet && method != http.MethodDelete {
-		body = bytes.NewReader(t.Input)
+		raw := []byte(t.Input)
+		if b.Body != nil {
+			v, err := b.Body.Eval(lazyEnv())
+			if err != nil {
+				return nil, bindingError(b, t, "body", err)
+			}
+			if raw, err = json.Marshal(v); err != nil {
+				return nil, &Error{Type: ErrTypeExpression, Message: fmt.Sprintf("activity %s: body: %v", t.Activity, err), NonRetryable: true, Cause: err}
+			}
+		}
+		body = bytes.NewReader(raw)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, b.URL, body)
+	req, err := http.NewRequestWithContext(ctx, method, target, body)
 	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return nil, &Error{Type: ErrTypeHTTP, Message: fmt.Sprintf("%s: %v", where, err), NonRetryable: true, Cause: err}
 	}
 	if body != nil {
@@ -192,20 +241,17 @@ func (r *Runtime) runHTTP(ctx context.Context, b *dsl.Binding, t Task) (json.Raw
 	req.Header.Set("Cairn-Task-Id", t.ID)
 	req.Header.Set("Cairn-Activity", t.Activity)
 	req.Header.Set("Cairn-Attempt", strconv.Itoa(t.Attempt))
-	if len(b.Headers) > 0 {
-		env := &dsl.Env{Input: input(t)}
-		for name, v := range b.Headers {
-			val, err := v.Eval(env)
-			if err != nil {
-				return nil, &Error{Type: ErrTypeExpression, Message: fmt.Sprintf("activity %s: header %s: %v", t.Activity, name, err), NonRetryable: true, Cause: err}
-			}
-			s, ok := val.(string)
-			if !ok {
-				j, _ := json.Marshal(val)
-				s = string(j)
-			}
-			req.Header.Set(name, s)
+	for name, v := range b.Headers {
+		val, err := v.Eval(lazyEnv())
+		if err != nil {
+			return nil, bindingError(b, t, "header "+name, err)
 		}
+		s, ok := val.(string)
+		if !ok {
+			j, _ := json.Marshal(val)
+			s = string(j)
+		}
+		req.Header.Set(name, s)
 	}
 
 	resp, err := r.http.Do(req)
@@ -222,11 +268,11 @@ func (r *Runtime) runHTTP(ctx context.Context, b *dsl.Binding, t Task) (json.Raw
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxResultBytes+1))
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return nil, &Error{
-			Type:         ErrTypeHTTP,
-			Message:      fmt.Sprintf("%s answered %s: %s", where, resp.Status, excerpt(data)),
-			NonRetryable: !retryableStatus(resp.StatusCode),
+		msg := fmt.Sprintf("%s answered %s: %s", where, resp.Status, excerpt(data))
+		if typ, ok := b.ErrorType(resp.StatusCode); ok {
+			return nil, &Error{Type: typ, Message: msg, NonRetryable: !b.Retries(typ), Data: answerData(resp.StatusCode, data)}
 		}
+		return nil, &Error{Type: ErrTypeHTTP, Message: msg, NonRetryable: !retryableStatus(resp.StatusCode)}
 	}
 	if err != nil {
 		if ctx.Err() != nil {
@@ -247,20 +293,49 @@ func (r *Runtime) runHTTP(ctx context.Context, b *dsl.Binding, t Task) (json.Raw
 	return buf.Bytes(), nil
 }
 
+// answerData is the data of a failure that errors: maps: the status and
+// the answer's body, as JSON when it is JSON (so a handler can read
+// error.data.body.reason), else as text; a body too large to keep in the
+// instance is left out.
+func answerData(status int, body []byte) map[string]any {
+	d := map[string]any{"status": status}
+	if len(body) > MaxErrorDataBytes/2 {
+		return d
+	}
+	var v any
+	if err := json.Unmarshal(body, &v); err == nil {
+		d["body"] = v
+	} else if s := strings.TrimSpace(strings.ToValidUTF8(string(body), "\uFFFD")); s != "" {
+		d["body"] = s
+	}
+	return d
+}
+
 // retryableStatus: request timeout, too many requests and server errors
 // may go away; any other status will not.
 func retryableStatus(code int) bool {
 	return code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500
 }
 
-// redact drops the user info and query from a URL, which may hold secrets.
+// redact drops the user info, query and fragment from a URL, which may
+// hold secrets. It works on the url as written, ${ } parts and all, so by
+// text rather than by url.Parse.
 func redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
+	if i := strings.IndexAny(raw, "?#"); i >= 0 {
+		raw = raw[:i]
+	}
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok {
 		return "(bad URL)"
 	}
-	u.User, u.RawQuery, u.ForceQuery, u.Fragment, u.RawFragment = nil, "", false, "", ""
-	return u.String()
+	host, path, _ := strings.Cut(rest, "/")
+	if i := strings.LastIndexByte(host, '@'); i >= 0 {
+		host = host[i+1:]
+	}
+	if path != "" || strings.Contains(rest, "/") {
+		return scheme + "://" + host + "/" + path
+	}
+	return scheme + "://" + host
 }
 
 // excerpt quotes the start of a body for an error message.

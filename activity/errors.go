@@ -1,7 +1,9 @@
 package activity
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"unicode/utf8"
 
@@ -48,7 +50,16 @@ type Error struct {
 	// at once, whatever its retry policy.
 	NonRetryable bool
 	Cause        error
+	// Data is any JSON value carried with the error (error.data in the
+	// workflow's handler): fail()'s third argument, an http answer's
+	// status and body. It is dropped, and the message says so, when its
+	// JSON is longer than MaxErrorDataBytes.
+	Data any
 }
+
+// MaxErrorDataBytes bounds an error's Data, which the instance keeps in
+// its history and hands to its handler.
+const MaxErrorDataBytes = 64 << 10
 
 func (e *Error) Error() string {
 	msg := e.Message
@@ -112,6 +123,15 @@ func errorInfo(err error, attempt int) interpreter.ErrorInfo {
 			info.Message = e.Message
 		case e.Cause != nil:
 			info.Message = e.Cause.Error()
+		}
+	}
+	if e != nil && e.Data != nil {
+		if raw, err := json.Marshal(e.Data); err != nil {
+			info.Message += fmt.Sprintf(" (its data is not JSON: %v)", err)
+		} else if len(raw) > MaxErrorDataBytes {
+			info.Message += fmt.Sprintf(" (its data, %d bytes of JSON, was dropped: more than %d)", len(raw), MaxErrorDataBytes)
+		} else {
+			info.Data = interpreter.JSONText(raw)
 		}
 	}
 	info.Message = truncate(info.Message, maxMessageBytes)

@@ -50,11 +50,21 @@ type statusPayload struct {
 
 // waitingFor says what a blocked instance waits for and until when.
 type waitingFor struct {
-	Kind     string `json:"kind"` // activity, event, timer, retry
+	Kind     string `json:"kind"` // activity, event, timer, retry, branches, child
 	Event    string `json:"event,omitempty"`
 	Activity string `json:"activity,omitempty"`
 	Attempt  int    `json:"attempt,omitempty"`
 	Until    string `json:"until,omitempty"`
+	// An `any` or `all` wait: the events it still waits for, whether it
+	// wants all of them, and those an `all` has received.
+	Events   []string `json:"events,omitempty"`
+	All      bool     `json:"all,omitempty"`
+	Received []string `json:"received,omitempty"`
+	// A parallel or forEach step: its branches and how many have ended.
+	Branches int  `json:"branches,omitempty"`
+	Done     *int `json:"done,omitempty"`
+	// A call step: the child instance it waits for.
+	Child string `json:"child,omitempty"`
 }
 
 // historyEvent is one line of historyEvents.
@@ -86,9 +96,16 @@ func newStatusPayload(st *interpreter.InstanceStatus, showInput bool) statusPayl
 	if w := st.Pending; w != nil && !st.Status.Terminal() {
 		step := string(w.StepID)
 		p.CurrentStep = &step
-		p.WaitingFor = &waitingFor{Kind: string(w.Kind), Event: w.Event, Activity: w.Activity, Attempt: w.Attempt}
+		p.WaitingFor = &waitingFor{
+			Kind: string(w.Kind), Event: w.Event, Activity: w.Activity, Attempt: w.Attempt,
+			Events: w.Events, All: w.All, Received: w.Got, Branches: w.Branches, Child: string(w.Child),
+		}
 		if w.Deadline != nil {
 			p.WaitingFor.Until = fmtTime(*w.Deadline, fineTime)
+		}
+		if w.Kind == interpreter.WaitBranches {
+			done := w.Done
+			p.WaitingFor.Done = &done
 		}
 	}
 	return p
@@ -270,6 +287,23 @@ func appendStatus(buf *bytes.Buffer, st *interpreter.InstanceStatus, showInput b
 			buf.WriteString(`,"until":`)
 			appendTime(buf, scratch[:0], *w.Deadline, fineTime)
 		}
+		appendStrings(buf, `,"events":`, w.Events)
+		if w.All {
+			buf.WriteString(`,"all":true`)
+		}
+		appendStrings(buf, `,"received":`, w.Got)
+		if w.Branches != 0 {
+			buf.WriteString(`,"branches":`)
+			buf.Write(strconv.AppendInt(scratch[:0], int64(w.Branches), 10))
+		}
+		if w.Kind == interpreter.WaitBranches {
+			buf.WriteString(`,"done":`)
+			buf.Write(strconv.AppendInt(scratch[:0], int64(w.Done), 10))
+		}
+		if w.Child != "" {
+			buf.WriteString(`,"child":`)
+			appendString(buf, string(w.Child))
+		}
 		buf.WriteByte('}')
 	} else {
 		buf.WriteString(`,"currentStep":null,"waitingFor":null`)
@@ -280,6 +314,23 @@ func appendStatus(buf *bytes.Buffer, st *interpreter.InstanceStatus, showInput b
 	buf.Write(strconv.AppendInt(scratch[:0], st.Revision, 10))
 	buf.WriteByte('}')
 	return true
+}
+
+// appendStrings writes key and ss as a JSON array of strings, nothing
+// when ss is empty (omitempty).
+func appendStrings(buf *bytes.Buffer, key string, ss []string) {
+	if len(ss) == 0 {
+		return
+	}
+	buf.WriteString(key)
+	buf.WriteByte('[')
+	for i, s := range ss {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		appendString(buf, s)
+	}
+	buf.WriteByte(']')
 }
 
 // appendString writes s as a JSON string the way marshal does. Strings of

@@ -53,6 +53,21 @@ func TestAppendStatusIsMarshal(t *testing.T) {
 			s.Pending = &interpreter.Pending{Kind: "retry", StepID: "steps[2].then[0]", Activity: "Charge", Attempt: 3, Deadline: &at}
 		},
 		"zero deadline": func(s *interpreter.InstanceStatus) { s.Pending.Deadline = &zero },
+		"any of two events": func(s *interpreter.InstanceStatus) {
+			s.Pending = &interpreter.Pending{Kind: "event", StepID: "steps[1]", Events: []string{"Paid", "Cancelled"}}
+		},
+		"all, one received": func(s *interpreter.InstanceStatus) {
+			s.Pending = &interpreter.Pending{Kind: "event", StepID: "steps[1]", Events: []string{"B"}, All: true, Got: []string{"A\u2028é"}, Deadline: &at}
+		},
+		"branches, none done": func(s *interpreter.InstanceStatus) {
+			s.Pending = &interpreter.Pending{Kind: interpreter.WaitBranches, StepID: "steps[3]", Branches: 20}
+		},
+		"branches, some done": func(s *interpreter.InstanceStatus) {
+			s.Pending = &interpreter.Pending{Kind: interpreter.WaitBranches, StepID: "steps[3]", Branches: 20, Done: 7}
+		},
+		"a call's child": func(s *interpreter.InstanceStatus) {
+			s.Pending = &interpreter.Pending{Kind: interpreter.WaitChild, StepID: "steps[4]", Child: "order-1:steps[4]", TimerID: "t1", Attempt: 2}
+		},
 		"zero times":    func(s *interpreter.InstanceStatus) { s.CreatedTime, s.LastUpdatedTime = zero, zero },
 		"raw with spaces": func(s *interpreter.InstanceStatus) {
 			s.Input = json.RawMessage(" { \"a\" : [ 1 , 2 ] ,\n\t\"b\": \"x y\" } ")
@@ -92,7 +107,8 @@ func TestAppendStatusRandomStrings(t *testing.T) {
 		st := &interpreter.InstanceStatus{
 			ID: interpreter.InstanceID(str()), Name: str(), Status: interpreter.RuntimeStatus(str()), DefHash: str(),
 			CreatedTime: time.Unix(r.Int64N(1<<33), r.Int64N(1e9)), Revision: r.Int64(),
-			Pending: &interpreter.Pending{Kind: interpreter.WaitKind(str()), Event: str(), Activity: str(), Attempt: r.IntN(3)},
+			Pending: &interpreter.Pending{Kind: interpreter.WaitKind(str()), Event: str(), Activity: str(), Attempt: r.IntN(3),
+				Events: []string{str(), str()}[:r.IntN(3)], Got: []string{str()}[:r.IntN(2)], Child: interpreter.InstanceID(str())},
 		}
 		st.Pending.StepID = dsl.StepID("steps[" + str() + "]")
 		checkAppendStatus(t, "random "+string(rune('0'+i%10)), st)

@@ -280,3 +280,17 @@ export function instanceURL(id) {
 export function card(title, ...body) {
   return h('section', {class: 'card'}, title ? h('h2', null, title) : null, ...body);
 }
+
+// waitLabel is [kind, what] for a status's waitingFor: what the instance
+// waits for, in a few words ("event Paid or Cancelled", "branches 7/20").
+export function waitLabel(w) {
+  const events = (w.events || []).join(w.all ? ' and ' : ' or ');
+  switch (w.kind) {
+    case 'event': return ['event', w.event || events];
+    case 'activity': return ['activity', w.activity + (w.attempt > 1 ? ` (attempt ${w.attempt})` : '')];
+    case 'retry': return ['retry of', w.activity + (w.attempt ? ` (attempt ${w.attempt + 1} next)` : '')];
+    case 'branches': return ['branches', `${w.done || 0}/${w.branches} done`];
+    case 'child': return ['child', w.child || ''];
+    default: return [w.kind, ''];
+  }
+}

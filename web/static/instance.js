@@ -6,7 +6,7 @@
 
 import {
   h, clear, api, withKey, DF, UI, TERMINAL, initFrame, onKeyChange, banner, hideBanner, showError, toast,
-  statusBadge, fmtTime, countdown, jsonView, shortHash, card, ApiError,
+  statusBadge, fmtTime, countdown, jsonView, shortHash, card, ApiError, waitLabel,
 } from './common.js';
 import {loadGraph, renderGraph, computeMarks, applyMarks, stepBox} from './graph.js';
 
@@ -180,12 +180,7 @@ function renderWaiting() {
     clear(ui.waiting);
     return;
   }
-  const what = {
-    event: ['event', w.event],
-    activity: ['activity', w.activity + (w.attempt > 1 ? ` (attempt ${w.attempt})` : '')],
-    timer: ['timer', ''],
-    retry: ['retry of', w.activity + (w.attempt ? ` (attempt ${w.attempt + 1} next)` : '')],
-  }[w.kind] || [w.kind, ''];
+  const what = waitLabel(w);
   clear(ui.waiting,
     h('div', {class: 'wait-what'}, h('span', {class: 'kind'}, what[0]), ' ', h('strong', {id: 'waiting-for'}, what[1] || '')),
     h('div', {class: 'muted small'}, 'at step ', h('code', null, st.currentStep || '')),

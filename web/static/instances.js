@@ -4,7 +4,7 @@
 
 import {
   h, clear, api, DF, UI, STATUSES, TERMINAL, initFrame, onKeyChange, hideBanner, showError,
-  statusBadge, fmtTime, age, summary, countdown, instanceURL,
+  statusBadge, fmtTime, age, summary, countdown, instanceURL, waitLabel,
 } from './common.js';
 
 // Pages fetched at most for one screen when the workflow filter (applied
@@ -170,8 +170,7 @@ function row(it) {
   if (it.currentStep) {
     step = [h('code', null, it.currentStep)];
     if (w) {
-      const what = w.kind === 'event' ? `event ${w.event}` : w.kind === 'activity' ? `activity ${w.activity}`
-        : w.kind === 'retry' ? `retry ${w.activity}` : 'timer';
+      const what = waitLabel(w).join(' ').trim();
       step.push(h('span', {class: 'muted small'}, ' ', what,
         w.until ? h('span', {class: 'cd', 'data-until': w.until}, ' · ' + countdown(w.until)) : null));
     }

@@ -72,7 +72,7 @@ func (r *run) waitTime(th *Thread, s *dsl.WaitStep) error {
 		}
 		t, err := dsl.ToTime(v)
 		if err != nil {
-			r.raise(th, r.exprError(s, err))
+			r.raise(th, r.exprError(s, s.Until.EvalError(err)))
 			return nil
 		}
 		due = t
@@ -135,7 +135,7 @@ func (r *run) duration(th *Thread, step dsl.Step, v *dsl.Value) (time.Duration, 
 		err = fmt.Errorf("negative duration %s", d)
 	}
 	if err != nil {
-		r.raise(th, r.exprError(step, &dsl.EvalError{Pos: v.Pos, Err: err}))
+		r.raise(th, r.exprError(step, v.EvalError(err)))
 		return 0, false
 	}
 	return d, true

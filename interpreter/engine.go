@@ -31,8 +31,25 @@ type EngineOptions struct {
 	TimerTick  time.Duration
 	TimerSweep time.Duration
 	// ReclaimAfter is how long a work item may stay unacknowledged before
-	// another engine takes it over (default 30s).
+	// another engine takes it over (default 30s): the lease, for work
+	// whose holder is not known dead (see Heartbeat).
 	ReclaimAfter time.Duration
+	// Heartbeat is how often the engine announces itself in a store that
+	// is a Membership, and how often (twice as often) it looks at the
+	// others' beats (default 1s). DeadAfter is how long another engine's
+	// beat may stay unchanged before this one takes over its work items
+	// and activity tasks (default 3×Heartbeat: three beats missed). The
+	// beat has a goroutine of its own, so a long transition or a busy
+	// engine does not delay it.
+	Heartbeat time.Duration
+	DeadAfter time.Duration
+	// OnTakeover, when set, is called each time this engine moved work
+	// from an engine taken for dead (a takeover may take several moves),
+	// with that engine's consumer name and the work items and activity
+	// tasks moved, before the items are applied. Tasks go to whichever
+	// activity runtime reclaims next: cairn serve tells its own to look
+	// at once. It runs on the engine's goroutine and must return quickly.
+	OnTakeover func(dead string, items, tasks int)
 	// TrimEvery is how often acknowledged work items are dropped from the
 	// store in bulk (default 5s).
 	TrimEvery time.Duration
@@ -56,7 +73,7 @@ type Observer interface {
 	// time, measured to when it was moved to the work stream.
 	OnTimerFired(lag time.Duration)
 	// OnReclaim: items work items of partition were taken over from an
-	// engine that held them past the lease.
+	// engine that held them past the lease, or that stopped beating.
 	OnReclaim(partition, items int)
 	// OnStoreCall: a store call op (read, load, commit, ack, timers,
 	// reclaim, trim, expire) ended with err; nil err is a success, which
@@ -144,6 +161,12 @@ func NewEngine(store Store, cat *Catalog, opts EngineOptions) *Engine {
 	if opts.ReclaimAfter <= 0 {
 		opts.ReclaimAfter = 30 * time.Second
 	}
+	if opts.Heartbeat <= 0 {
+		opts.Heartbeat = time.Second
+	}
+	if opts.DeadAfter <= 0 {
+		opts.DeadAfter = 3 * opts.Heartbeat
+	}
 	if opts.TrimEvery <= 0 {
 		opts.TrimEvery = 5 * time.Second
 	}
@@ -163,7 +186,10 @@ func (e *Engine) Consumer() string { return e.opts.Consumer }
 
 // Run works until ctx is cancelled, then returns after the transitions in
 // flight are committed. Work read but not committed stays pending in the
-// store and is reclaimed by another engine after ReclaimAfter.
+// store and is reclaimed by another engine after ReclaimAfter. In a store
+// that is a Membership the engine beats while it runs, and takes over
+// from engines that stopped beating (beatLoop, watchLoop); when ctx ends
+// it leaves the members, so what it still finishes is not taken from it.
 func (e *Engine) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	n := e.store.Partitions()
@@ -177,6 +203,11 @@ func (e *Engine) Run(ctx context.Context) error {
 			defer wg.Done()
 			e.readLoop(ctx, parts)
 		}()
+	}
+	if m, ok := e.store.(Membership); ok {
+		wg.Add(2)
+		go func() { defer wg.Done(); e.beatLoop(ctx, m) }()
+		go func() { defer wg.Done(); e.watchLoop(ctx, m) }()
 	}
 	wg.Add(3)
 	go func() { defer wg.Done(); e.timerLoop(ctx) }()

@@ -95,6 +95,33 @@ type Store interface {
 	SendControl(ctx context.Context, id InstanceID, ev Event) error
 }
 
+// Membership is a Store in which engines announce themselves, so that the
+// others can take over the work of one that stopped (it crashed, or lost
+// the store) within seconds instead of after the lease (ReclaimAfter).
+// redisstore's Store is one; an engine over a Store without it relies on
+// ReclaimWork alone. Each method is one round trip.
+type Membership interface {
+	// Heartbeat records that consumer is alive; beat grows with every
+	// beat of one consumer (the engine sends its clock's unix ms, or one
+	// more than the last). It reports whether consumer was not a member
+	// (its first beat, or it had been taken for dead and removed).
+	Heartbeat(ctx context.Context, consumer string, beat int64) (added bool, err error)
+	// Members returns every announced consumer with its last beat.
+	Members(ctx context.Context) (map[string]int64, error)
+	// TakeOver moves to taker up to max of dead's pending work items per
+	// partition (taker now holds them, as if it had just read them) and
+	// hands dead's leased tasks of the local queue to whichever activity
+	// runtime reclaims next, whatever their idle time, and returns the
+	// items and how many tasks moved. done reports that dead holds nothing
+	// more: it has been removed from every consumer group. Items may come
+	// with an error (a part of the store failed): they are taker's all
+	// the same.
+	TakeOver(ctx context.Context, dead, taker string, max int) (items []WorkItem, tasks int, done bool, err error)
+	// Forget removes consumer from the members (it left, or all it held was
+	// taken over) and reports whether it was one.
+	Forget(ctx context.Context, consumer string) (bool, error)
+}
+
 // NewInstance is what starting an instance writes.
 type NewInstance struct {
 	State *State // status Pending, revision 0

@@ -90,6 +90,17 @@ func (k keys) defs() string           { return k.prefix + "defs" }
 // name of each workflow whose latest version it set.
 func (k keys) deployed() string { return k.prefix + "deployed" }
 
+// engines is the zset of live engines: consumer name → last heartbeat
+// (unix ms, from the engine's clock).
+func (k keys) engines() string { return k.prefix + "engines" }
+
+// meta is the hash of deployment-wide facts recorded when the data is
+// first written (fPartitions).
+func (k keys) meta() string { return k.prefix + "meta" }
+
+// fPartitions is the meta field holding the partition count P.
+const fPartitions = "partitions"
+
 // timerMember is the timers zset member of one timer. Instance ids hold no
 // control characters, so the first "\n" separates the two parts
 // (fire_timers.lua splits there).

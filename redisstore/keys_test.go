@@ -59,6 +59,8 @@ func TestKeyTable(t *testing.T) {
 		k.withdrawn(p):        "channel",
 		k.def("<name>"):       "hash",
 		k.defs():              "set",
+		k.engines():           "zset",
+		k.meta():              "hash",
 	}
 	want := map[string]string{}
 	for key, typ := range built {
@@ -121,6 +123,9 @@ func TestKeysInRedis(t *testing.T) {
 		t.Fatal(err, errs)
 	}
 	if _, err := s.PutDefinition(ctx, "Wf", "h", []byte("src"), now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Heartbeat(ctx, "c", now.UnixMilli()); err != nil {
 		t.Fatal(err)
 	}
 

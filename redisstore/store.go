@@ -103,6 +103,12 @@ func New(client redis.UniversalClient, opts Options) *Store {
 // counts the instances of every partition not counted yet (counts.go).
 func (s *Store) Init(ctx context.Context) (err error) {
 	defer classify(ctx, &err)
+	// Data written with another partition count is refused
+	// (*PartitionsError): its instances would be looked for in the wrong
+	// partitions. The first Init records the count.
+	if err := s.checkPartitions(ctx); err != nil {
+		return err
+	}
 	ws := make([]string, s.n)
 	for p := range ws {
 		ws[p] = s.k.work(p)

@@ -27,6 +27,12 @@ const historyScheduled = "ExecutionScheduled"
 // or Suspended is not: ErrAlreadyRunning. One round trip.
 func (s *Store) CreateInstance(ctx context.Context, n interpreter.NewInstance) (err error) {
 	defer classify(ctx, &err)
+	return s.createWith(ctx, n, createInstanceCmd)
+}
+
+// createWith runs create_instance, or a script that takes its KEYS and
+// ARGV (create_instance_once, schedules.go).
+func (s *Store) createWith(ctx context.Context, n interpreter.NewInstance, script *redis.Script) error {
 	st := n.State
 	if st == nil {
 		return errors.New("redisstore: create instance: no state")
@@ -54,7 +60,7 @@ func (s *Store) CreateInstance(ctx context.Context, n interpreter.NewInstance) (
 		string(st.ID), string(st.Status), st.Revision, metaJSON, raw(st.Input), rtJSON,
 		ms(st.CreatedTime), start, s.histMax, line, st.Name,
 	}, terminalStatuses...)
-	return s.runCode(ctx, "create instance", createInstanceCmd,
+	return s.runCode(ctx, "create instance", script,
 		[]string{s.k.inst(p, st.ID), s.k.hist(p, st.ID), s.k.index(p), s.k.work(p), s.k.finished(p), s.k.counts(p)}, args...)
 }
 

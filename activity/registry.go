@@ -25,6 +25,9 @@ type Task struct {
 	InstanceID string
 	Workflow   string // the workflow's name
 	StepID     string // the activity step's id
+	// Trace is the instance's trace context (a W3C traceparent; "" when
+	// none), for an Observer to trace the attempt in.
+	Trace string
 }
 
 // Decode unmarshals the input into v, as json.Unmarshal does.

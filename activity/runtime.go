@@ -583,6 +583,7 @@ type outcome struct {
 func (r *Runtime) handle(base context.Context, it interpreter.Task) {
 	s := it.Schedule
 	t := taskOf(&s)
+	t.Trace = s.Trace
 	log := r.log.With("instance", t.InstanceID, "task", t.ID, "activity", t.Activity, "attempt", t.Attempt)
 
 	began := r.opts.Clock()

@@ -121,7 +121,9 @@ func (s *server) startInstance(c *gin.Context, def *dsl.Workflow, id interpreter
 		defer stop()
 		changes = ch
 	}
-	if err := s.be.CreateInstance(ctx, interpreter.Instantiate(def, id, input, s.now())); err != nil {
+	ni := interpreter.Instantiate(def, id, input, s.now())
+	ni.State.TraceParent = traceParent(c.Request.Header)
+	if err := s.be.CreateInstance(ctx, ni); err != nil {
 		if errors.Is(err, interpreter.ErrAlreadyRunning) {
 			err = &apiError{http.StatusConflict, "already-running", "instance " + strconv.Quote(string(id)) + " already exists and is not finished"}
 		}

@@ -179,6 +179,9 @@ func (s *server) putWorkflow(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	// The same line as a deployment from --workflows files (hash cut to
+	// 12 characters there too), with source "api" instead of a file.
+	s.log.Info("workflow deployed", "name", name, "hash", def.Hash[:min(12, len(def.Hash))], "source", "api", "new", created)
 	code := http.StatusOK
 	if created {
 		code = http.StatusCreated

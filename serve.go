@@ -289,6 +289,7 @@ func runServe(ctx context.Context, stop func(), cfg serveConfig, log *slog.Logge
 	mets := metrics.New(metrics.Options{
 		Store:  store,
 		Queues: metrics.DefinitionQueues(store, cat, reg.Has),
+		Counts: store.CountsByName, // cairn_instances, exact across processes
 		Logger: log,
 	})
 	now := time.Now()

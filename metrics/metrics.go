@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // DefaultReadTimeout bounds the store reads of one scrape when
@@ -53,14 +54,20 @@ type Options struct {
 	// Logger hears when a gauge's read starts failing and when it works
 	// again (once each, not at every scrape); nil = slog.Default().
 	Logger *slog.Logger
+	// TracerProvider receives a span per transition and per activity
+	// attempt from the observers Engine and Activity return (see
+	// Tracing); nil = no spans (TracerProviderFromEnv gives nil when
+	// tracing is off).
+	TracerProvider trace.TracerProvider
 }
 
 // Metrics is one process's metrics, in a registry of its own (not
 // Prometheus's global one), so tests and embedders can make several.
 // Its methods are safe for concurrent use.
 type Metrics struct {
-	reg  *prometheus.Registry
-	opts Options
+	reg     *prometheus.Registry
+	opts    Options
+	tracing *Tracing
 
 	started       *prometheus.CounterVec
 	finished      *prometheus.CounterVec
@@ -107,8 +114,9 @@ func New(opts Options) *Metrics {
 		opts.Logger = slog.Default()
 	}
 	m := &Metrics{
-		reg:  prometheus.NewRegistry(),
-		opts: opts,
+		reg:     prometheus.NewRegistry(),
+		opts:    opts,
+		tracing: NewTracing(opts.TracerProvider),
 		started: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cairn_instances_started_total",
 			Help: "Instances whose first transition this process committed.",

@@ -9,12 +9,14 @@ import (
 	"github.com/cairnhq/cairn/interpreter"
 )
 
-// Engine returns the observer to give interpreter.EngineOptions.Observer.
-func (m *Metrics) Engine() interpreter.Observer { return engineObserver{m} }
+// Engine returns the observer to give interpreter.EngineOptions.Observer:
+// the metrics, and the traces of Options.TracerProvider.
+func (m *Metrics) Engine() interpreter.Observer { return m.tracing.Engine(engineObserver{m}) }
 
-// Activity returns the observer to give activity.Options.Observer. It
-// adds no trace context to http bindings' requests.
-func (m *Metrics) Activity() activity.Observer { return activityObserver{m} }
+// Activity returns the observer to give activity.Options.Observer: the
+// metrics, the traces of Options.TracerProvider, and the instance's trace
+// context on http bindings' requests (even with tracing off).
+func (m *Metrics) Activity() activity.Observer { return m.tracing.Activity(activityObserver{m}) }
 
 // finishedStatuses are the statuses cairn_instances_finished_total is
 // created with for each workflow seen, so a rate over them starts at the

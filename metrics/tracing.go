@@ -52,8 +52,12 @@ type Tracing struct {
 }
 
 // NewTracing returns the tracing of spans to tp; nil tp = tracing off.
+// Metrics makes one of its own (Options.TracerProvider); use this one
+// with observers of other kinds.
 func NewTracing(tp trace.TracerProvider) *Tracing {
-	if tp == nil {
+	// A nil *sdktrace.TracerProvider (TracerProviderFromEnv's "off") in
+	// the interface is off too, not a provider to call.
+	if sp, ok := tp.(*sdktrace.TracerProvider); tp == nil || ok && sp == nil {
 		return &Tracing{}
 	}
 	return &Tracing{on: true, tracer: tp.Tracer(tracerName)}

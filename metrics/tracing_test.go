@@ -76,8 +76,8 @@ steps:
 `
 
 // tracedStack starts Redis, the store, the engine and the activity runtime
-// observed by metrics and tracing together (as serve wires them), and the
-// API, with the workflows srcs deployed.
+// observed by one Metrics with tp (nil = tracing off), as serve wires
+// them, and the API, with the workflows srcs deployed.
 func tracedStack(t *testing.T, tp trace.TracerProvider, log *slog.Logger, srcs ...string) *stack {
 	t.Helper()
 	s := &stack{t: t, redis: redistest.Start(t)}
@@ -99,14 +99,13 @@ func tracedStack(t *testing.T, tp trace.TracerProvider, log *slog.Logger, srcs .
 		}
 		cat.Add(def)
 	}
-	s.m = metrics.New(metrics.Options{Store: s.store, Logger: log})
-	tr := metrics.NewTracing(tp)
+	s.m = metrics.New(metrics.Options{Store: s.store, Logger: log, TracerProvider: tp})
 	runCtx, cancel := context.WithCancel(ctx)
 	eng := interpreter.NewEngine(s.store, cat, interpreter.EngineOptions{
-		Observer: tr.Engine(s.m.Engine()), Block: 100 * time.Millisecond, Logger: log,
+		Observer: s.m.Engine(), Block: 100 * time.Millisecond, Logger: log,
 	})
 	rt := activity.NewRuntime(activity.Direct(s.store, eng), cat, nil, activity.Options{
-		Consumer: eng.Consumer(), Observer: tr.Activity(s.m.Activity()), Enqueued: s.store.TaskEnqueued,
+		Consumer: eng.Consumer(), Observer: s.m.Activity(), Enqueued: s.store.TaskEnqueued,
 		Block: 100 * time.Millisecond, ShutdownGrace: time.Second, Logger: log,
 	})
 	var wg sync.WaitGroup
@@ -358,7 +357,12 @@ func TestTraceWithoutTraceparent(t *testing.T) {
 // unchanged, so the service it calls joins the caller's trace.
 func TestTracingOffPassesTraceOn(t *testing.T) {
 	disc := newDiscountServer(t)
-	s := tracedStack(t, nil, slog.New(slog.NewTextHandler(t.Output(), nil)), fmt.Sprintf(reserveTicketHTTP, disc.URL))
+	// As serve gets it: a nil *sdktrace.TracerProvider, for no variables.
+	tp, err := metrics.TracerProviderFromEnv(context.Background(), func(string) string { return "" })
+	if err != nil || tp != nil {
+		t.Fatalf("TracerProviderFromEnv with no variables = %v, %v; want nil, nil", tp, err)
+	}
+	s := tracedStack(t, tp, slog.New(slog.NewTextHandler(t.Output(), nil)), fmt.Sprintf(reserveTicketHTTP, disc.URL))
 	const start = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 	s.startTraced("ReserveTicket", "off-1", `"user1"`, start)
 	s.startTraced("ReserveTicket", "off-2", `"user2"`, "")

@@ -213,6 +213,8 @@ func (e *Engine) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); e.timerLoop(ctx) }()
 	go func() { defer wg.Done(); e.reclaimLoop(ctx) }()
 	go func() { defer wg.Done(); e.trimLoop(ctx) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); e.runSchedules(ctx) }() // scheduler.go
 	wg.Wait()
 	return nil
 }

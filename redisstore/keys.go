@@ -101,6 +101,11 @@ func (k keys) meta() string { return k.prefix + "meta" }
 // fPartitions is the meta field holding the partition count P.
 const fPartitions = "partitions"
 
+// schedules is the hash of every schedule's state: schedule id → state
+// JSON (schedules.go). One key: schedules are few, and a scheduler reads
+// them all in one call.
+func (k keys) schedules() string { return k.prefix + "schedules" }
+
 // timerMember is the timers zset member of one timer. Instance ids hold no
 // control characters, so the first "\n" separates the two parts
 // (fire_timers.lua splits there).

@@ -61,6 +61,7 @@ func TestKeyTable(t *testing.T) {
 		k.defs():              "set",
 		k.engines():           "zset",
 		k.meta():              "hash",
+		k.schedules():         "hash",
 	}
 	want := map[string]string{}
 	for key, typ := range built {

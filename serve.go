@@ -286,11 +286,35 @@ func runServe(ctx context.Context, stop func(), cfg serveConfig, log *slog.Logge
 	// Go handlers registered here run in-process; the workflows' expr and
 	// http bindings need none. Other activities wait for workers.
 	reg := activity.NewRegistry()
+	// Traces go out over OTLP/HTTP when the standard OTEL_EXPORTER_OTLP_*
+	// variables say where; without them no span is made.
+	tp, err := metrics.TracerProviderFromEnv(ctx, os.Getenv)
+	if err != nil {
+		return fmt.Errorf("tracing: %w", err)
+	}
+	if tp != nil {
+		// Deferred before the engine starts, so it runs after the engine
+		// stopped: the last transitions' spans are sent too.
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			if err := tp.Shutdown(sctx); err != nil {
+				log.Warn("sending the last traces failed", "err", err)
+			}
+		}()
+		endpoint := os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+		if endpoint == "" {
+			endpoint = os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT")
+		}
+		log.Info("tracing on: spans exported over OTLP/HTTP", "endpoint", redactURL(endpoint))
+	}
 	mets := metrics.New(metrics.Options{
 		Store:  store,
 		Queues: metrics.DefinitionQueues(store, cat, reg.Has),
 		Counts: store.CountsByName, // cairn_instances, exact across processes
 		Logger: log,
+		// nil when off; a nil *sdktrace.TracerProvider is off to metrics.
+		TracerProvider: tp,
 	})
 	now := time.Now()
 	for _, d := range defs {

@@ -242,11 +242,11 @@ func (p *parser) httpBinding(n *yaml.Node) *Binding {
 		case "url":
 			hasURL = true
 			rv := resolve(v)
-			parts, ok := p.urlTemplate(rv)
+			u, parts, ok := p.urlTemplate(rv)
 			if !ok {
 				continue
 			}
-			b.URL, b.url = rv.Value, parts
+			b.URL, b.url = u, parts
 		case "query":
 			b.Query = p.queryParams(v)
 		case "body":

@@ -38,17 +38,17 @@ const (
 
 // urlTemplate reads an http binding's url: an absolute http(s) URL whose
 // path and query may hold `${ }` parts; its scheme and host are fixed.
-// It returns the parts (nil when there is no expression) and whether the
-// url is usable.
-func (p *parser) urlTemplate(n *yaml.Node) ([]urlPart, bool) {
+// It returns the url to send when it holds no expression (its `$${`
+// escapes undone), else the parts, and whether the url is usable.
+func (p *parser) urlTemplate(n *yaml.Node) (string, []urlPart, bool) {
 	if !isString(n) {
 		p.errorf(nodePos(n), CodeBinding, "'url' must be an absolute http or https URL")
-		return nil, false
+		return "", nil, false
 	}
 	segs, terr := splitTemplate(n.Value)
 	if terr != nil {
 		p.errorf(p.runePos(n, terr.off), terr.code, "%s", terr.msg)
-		return nil, false
+		return "", nil, false
 	}
 	var parts []urlPart
 	var shape strings.Builder // the url with each expression as "x", to check its form
@@ -67,11 +67,11 @@ func (p *parser) urlTemplate(n *yaml.Node) ([]urlPart, bool) {
 		auth := strings.Index(sofar, "://")
 		if auth < 0 || !strings.ContainsAny(sofar[auth+3:], "/?") {
 			p.errorf(p.runePos(n, s.start), CodeNotTemplate, "the scheme and host of 'url' are fixed: '${ }' may stand only in its path or query, after the host (as in https://api.example.com/orders/${ input.id })")
-			return nil, false
+			return "", nil, false
 		}
 		if strings.Contains(sofar, "#") {
 			p.errorf(p.runePos(n, s.start), CodeNotTemplate, "'${ }' in the fragment of 'url' (after '#') would never be sent; put the value in the path or query")
-			return nil, false
+			return "", nil, false
 		}
 		hasExpr = true
 		c := p.newExpr(s.text, n, s.off, &scope{binding: true}, false)
@@ -81,12 +81,12 @@ func (p *parser) urlTemplate(n *yaml.Node) ([]urlPart, bool) {
 	u, err := url.Parse(shape.String())
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		p.errorf(nodePos(n), CodeBinding, "'url' must be an absolute http or https URL")
-		return nil, false
+		return "", nil, false
 	}
 	if !hasExpr {
-		return nil, true
+		return shape.String(), nil, true
 	}
-	return parts, true
+	return n.Value, parts, true
 }
 
 // queryParams reads `query:`, a mapping of parameter name to value
@@ -339,6 +339,9 @@ func (p *parser) httpChecks(b *Binding, bodyKey *yaml.Node) {
 // retry.retryable entry the binding never fails with.
 func (f *typeFlow) bindingTemplates(name string, a *ActivityOptions, env *tenv) {
 	b := a.Binding
+	if !f.loud() {
+		return
+	}
 	var exprs []*compiled
 	switch b.Kind {
 	case BindExpr:
@@ -380,7 +383,7 @@ func (f *typeFlow) bindingTemplates(name string, a *ActivityOptions, env *tenv) 
 	for _, t := range b.Errors {
 		typed[t] = true
 	}
-	if a.Retry == nil || !f.loud() {
+	if a.Retry == nil {
 		return
 	}
 	known := sortedKeys(typed)

@@ -125,3 +125,17 @@ func TestValueSource(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// A url without expressions is sent with its $${ escapes undone; one with
+// expressions keeps its text as written, for messages.
+func TestURLEscapes(t *testing.T) {
+	b := bindingOf(t, "name: W\nactivities:\n  Get:\n    http:\n      url: https://h.example/a$${b}\nsteps:\n  - activity: Get\n", "Get")
+	if b.URL != "https://h.example/a${b}" || b.HasURLTemplate() {
+		t.Fatalf("url %q", b.URL)
+	}
+	b = bindingOf(t, "name: W\nactivities:\n  Get:\n    http:\n      url: https://h.example/$${x}/${ input }\nsteps:\n  - activity: Get\n", "Get")
+	got, err := b.RequestURL(&Env{Input: "ü/1"})
+	if err != nil || got != "https://h.example/${x}/%C3%BC%2F1" || b.URL != "https://h.example/$${x}/${ input }" {
+		t.Fatalf("got %q, %v (url %q)", got, err, b.URL)
+	}
+}

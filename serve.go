@@ -67,6 +67,10 @@ type serveConfig struct {
 	logFormat string // text or json
 	logLevel  slog.Level
 	pprof     string // loopback address for net/http/pprof; "" = off
+	// lease: how long a work item or activity task may go unacknowledged
+	// (or unrenewed) before another engine takes it over; heartbeat: how
+	// often an engine announces itself (silent for 3 beats: taken over).
+	lease, heartbeat time.Duration
 }
 
 func (c *serveConfig) http() bool   { return c.role == "api" || c.role == "all" }
@@ -102,6 +106,8 @@ in-flight transitions, then the private redis.`, `
 	fs.IntVar(&cfg.history, "history", envInt(a, "CAIRN_HISTORY", 100), "history kept per instance, in transitions; 0 keeps none (env CAIRN_HISTORY)")
 	fs.StringVar(&cfg.logFormat, "log-format", a.env("CAIRN_LOG_FORMAT", "text"), "log format on stderr: text (key=value) or json (one object a line) (env CAIRN_LOG_FORMAT)")
 	fs.StringVar(&cfg.pprof, "pprof", a.getenv("CAIRN_PPROF"), "serve net/http/pprof on this loopback address, e.g. 127.0.0.1:6060 (env CAIRN_PPROF; default off)")
+	fs.DurationVar(&cfg.lease, "lease", envDuration(a, "CAIRN_LEASE", 30*time.Second), "how long work an engine read, or an activity task it runs, may go unfinished and unrenewed before another engine takes it over (env CAIRN_LEASE)")
+	fs.DurationVar(&cfg.heartbeat, "heartbeat", envDuration(a, "CAIRN_HEARTBEAT", time.Second), "how often an engine announces itself in Redis; one silent for three beats is taken for dead and its work taken over at once (env CAIRN_HEARTBEAT)")
 	level := fs.String("log-level", a.env("CAIRN_LOG_LEVEL", "info"), "least severe log level written: debug, info, warn or error (env CAIRN_LOG_LEVEL)")
 	pos, err := a.parse(fs, args)
 	if err != nil {
@@ -150,6 +156,16 @@ func envInt(a *app, name string, def int) int {
 	return def
 }
 
+func envDuration(a *app, name string, def time.Duration) time.Duration {
+	if v := a.getenv(name); v != "" {
+		if d, err := time.ParseDuration(v); err == nil {
+			return d
+		}
+		return -1 // reported by check
+	}
+	return def
+}
+
 func (c *serveConfig) check() error {
 	switch c.role {
 	case "api", "engine", "all":
@@ -161,6 +177,13 @@ func (c *serveConfig) check() error {
 	}
 	if c.history < 0 || c.history > 100000 {
 		return fmt.Errorf("--history must be a number from 0 (keep none) to 100000")
+	}
+	if c.lease < time.Second {
+		return fmt.Errorf("--lease must be a duration of at least 1s, such as 30s")
+	}
+	if c.heartbeat < 10*time.Millisecond || 3*c.heartbeat > c.lease {
+		return fmt.Errorf("--heartbeat must be a duration from 10ms to a third of --lease (%s), such as 1s: "+
+			"an engine silent for three beats is taken over, which must come before its lease runs out", c.lease)
 	}
 	if c.logFormat != "text" && c.logFormat != "json" {
 		return fmt.Errorf("--log-format must be text or json, not %q", c.logFormat)
@@ -279,6 +302,10 @@ func runServe(ctx context.Context, stop func(), cfg serveConfig, log *slog.Logge
 		return fmt.Errorf("cannot reach Redis at %s: %w", redactURL(redisURL), err)
 	}
 	if err := store.Init(ctx); err != nil {
+		if pe := (*redisstore.PartitionsError)(nil); errors.As(err, &pe) {
+			return fmt.Errorf("--partitions %d does not match the %d partitions the data in Redis %s was written with; "+
+				"start every process sharing it with --partitions %d", pe.Configured, pe.Stored, redactURL(redisURL), pe.Stored)
+		}
 		return fmt.Errorf("redis %s: %w", redactURL(redisURL), err)
 	}
 
@@ -333,14 +360,28 @@ func runServe(ctx context.Context, stop func(), cfg serveConfig, log *slog.Logge
 	defer stopEngine()
 	var engineDone sync.WaitGroup
 	if cfg.engine() {
+		var rt *activity.Runtime
 		eng := interpreter.NewEngine(store, cat, interpreter.EngineOptions{
-			Interpreter: interpreter.New(interpreter.Options{LocalActivity: reg.Has}),
-			Logger:      log,
-			Observer:    mets.Engine(),
+			Interpreter:  interpreter.New(interpreter.Options{LocalActivity: reg.Has}),
+			Logger:       log,
+			Observer:     mets.Engine(),
+			ReclaimAfter: cfg.lease,
+			Heartbeat:    cfg.heartbeat,
+			// A dead engine's tasks were handed to the next reclaim:
+			// this runtime looks at once.
+			OnTakeover: func(_ string, _, tasks int) {
+				if tasks > 0 {
+					rt.ReclaimSoon()
+				}
+			},
 		})
-		// Outcomes of the tasks run here go straight to this engine.
-		rt := activity.NewRuntime(activity.Direct(store, eng), cat, reg, activity.Options{
+		// Outcomes of the tasks run here go straight to this engine. The
+		// runtime shares the engine's consumer name, so the engine's
+		// heartbeat covers its tasks too; its reads block no longer than a
+		// heartbeat, so a takeover's tasks are reclaimed that soon.
+		rt = activity.NewRuntime(activity.Direct(store, eng), cat, reg, activity.Options{
 			Consumer: eng.Consumer(), Logger: log, Observer: mets.Activity(), Enqueued: store.TaskEnqueued,
+			Lease: cfg.lease, Block: min(2*time.Second, cfg.heartbeat),
 		})
 		engineDone.Add(2)
 		go func() {

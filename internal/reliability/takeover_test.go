@@ -86,6 +86,19 @@ func TestEngineTakeover(t *testing.T) {
 	runTakeover(t, rs.URL(), 80)
 }
 
+// TestEngineTakeoverOnCluster is TestEngineTakeover on a Redis Cluster of
+// three masters and three replicas: the engines' reads poll each node,
+// and the takeover's claims run on every master in one pipeline.
+func TestEngineTakeoverOnCluster(t *testing.T) {
+	t.Parallel()
+	cl := redistest.StartCluster(t, redistest.ClusterOpts{})
+	urls := make([]string, 0, len(cl.Addrs()))
+	for _, a := range cl.Addrs() {
+		urls = append(urls, "redis://"+a)
+	}
+	runTakeover(t, strings.Join(urls, ","), 80)
+}
+
 // runTakeover runs TestEngineTakeover's scenario with n instances against
 // redisURL.
 func runTakeover(t *testing.T, redisURL string, n int) {

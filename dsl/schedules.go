@@ -68,7 +68,7 @@ type Schedule struct {
 	CatchupWindow time.Duration
 	Paused        bool
 
-	idPos Pos // where the id is written
+	IDPos Pos // where the id is written
 }
 
 // CronSpec is a parsed cron expression: one bit per allowed value of each
@@ -118,10 +118,10 @@ func (p *parser) schedules(n *yaml.Node) {
 			continue
 		}
 		if at, dup := seen[s.ID]; dup {
-			p.errorf(s.idPos, CodeDuplicateSchedule, "schedule id '%s' is already used at %s; schedule ids must be unique among all workflows", s.ID, at)
+			p.errorf(s.IDPos, CodeDuplicateSchedule, "schedule id '%s' is already used at %s; schedule ids must be unique among all workflows", s.ID, at)
 			continue
 		}
-		seen[s.ID] = s.idPos
+		seen[s.ID] = s.IDPos
 		p.wf.Schedules = append(p.wf.Schedules, s)
 	}
 }
@@ -193,7 +193,7 @@ func (p *parser) schedule(n *yaml.Node) *Schedule {
 		p.errorf(nodePos(idNode), CodeInvalidName, "schedule id '%s' must start with a letter and hold only letters, digits, '_', '.' and '-' (at most 100)", resolve(idNode).Value)
 		ok = false
 	default:
-		s.ID, s.idPos = resolve(idNode).Value, nodePos(idNode)
+		s.ID, s.IDPos = resolve(idNode).Value, nodePos(idNode)
 	}
 	switch {
 	case cronNode != nil && everyNode != nil:
@@ -226,7 +226,7 @@ func (p *parser) schedule(n *yaml.Node) *Schedule {
 	}
 	if !ok {
 		// Still return the id, so a duplicate is reported too.
-		return &Schedule{ID: s.ID, Pos: s.Pos, idPos: s.idPos}
+		return &Schedule{ID: s.ID, Pos: s.Pos, IDPos: s.IDPos}
 	}
 	return s
 }

@@ -123,6 +123,8 @@ type server struct {
 	ui        bool // Config.UI is set
 	tasks     TaskBackend
 	lease     time.Duration
+	counts    CountBackend // nil: GET /v1/stats answers 501
+	guard     *guarded
 }
 
 var ginMode sync.Once
@@ -149,6 +151,7 @@ func newEngine(cfg Config) *gin.Engine {
 	if s.tasks == nil {
 		s.tasks, _ = cfg.Backend.(TaskBackend)
 	}
+	s.counts, _ = cfg.Backend.(CountBackend)
 	if s.lease <= 0 {
 		s.lease = DefaultTaskLease
 	}
@@ -172,7 +175,7 @@ func newEngine(cfg Config) *gin.Engine {
 		timeout = DefaultStoreTimeout
 	}
 	g := &guarded{be: s.be, cat: s.cat, timeout: timeout, log: s.log}
-	s.be, s.cat = g, g
+	s.be, s.cat, s.guard = g, g, g
 
 	e := gin.New()
 	e.RedirectTrailingSlash = false
@@ -220,6 +223,7 @@ func newEngine(cfg Config) *gin.Engine {
 	v1.PUT("/workflows/:name", s.putWorkflow)
 	v1.POST("/validate", s.validate)
 	v1.GET("/instances/:id/events", s.events)
+	v1.GET("/stats", s.stats)
 	tasks := v1.Group("/tasks", s.requireTasks)
 	tasks.POST("/poll", s.pollTask)
 	tasks.POST("/:task/complete", s.completeTask)

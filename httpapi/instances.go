@@ -288,6 +288,13 @@ func notFoundInstance(err error, id interpreter.InstanceID) error {
 func (s *server) list(c *gin.Context) {
 	q := interpreter.ListQuery{Prefix: c.Query("instanceIdPrefix"), Top: defaultTop}
 	var err error
+	if wf, ok := c.GetQuery("workflow"); ok {
+		if err := checkWorkflowQuery(wf); err != nil {
+			s.fail(c, err)
+			return
+		}
+		q.Workflow = wf
+	}
 	if q.Statuses, err = statusesQuery(c); err != nil {
 		s.fail(c, err)
 		return

@@ -174,6 +174,10 @@ func (s *server) putWorkflow(c *gin.Context) {
 		s.fail(c, badRequest("name-mismatch", "the URL names workflow %q but the YAML's name is %q", name, def.Name))
 		return
 	}
+	if err := s.checkScheduleIDs(c.Request.Context(), def); err != nil {
+		s.fail(c, err)
+		return
+	}
 	created, err := s.be.PutDefinition(c.Request.Context(), name, def.Hash, def.Source, s.now().UTC())
 	if err != nil {
 		s.fail(c, err)

@@ -150,6 +150,7 @@ type ListQuery struct {
 	CreatedFrom       time.Time       // zero = unbounded
 	CreatedTo         time.Time       // zero = unbounded
 	Prefix            string
+	Workflow          string // exact workflow name; "" = all
 	Top               int    // page size
 	ContinuationToken string // from the previous page; "" = first page
 	WithInput         bool

@@ -393,3 +393,51 @@ func TestCountInstancesRoundTrip(t *testing.T) {
 		t.Errorf("counts %v, want %v", got, want)
 	}
 }
+
+// TestListByWorkflow: the workflow filter lists exactly the instances of
+// that workflow, page by page, also with a status filter, and agrees with
+// the counts.
+func TestListByWorkflow(t *testing.T) {
+	e := newEnv(t, redisstore.Options{Partitions: 4})
+	want := map[string][]interpreter.InstanceID{}
+	for i := range 60 {
+		ni := newInstance(fmt.Sprintf("i%02d", i), t0.Add(time.Duration(i)*time.Millisecond), "")
+		ni.State.Name = []string{"A", "B", "Beta"}[i%3]
+		if err := e.s.CreateInstance(e.ctx, ni); err != nil {
+			t.Fatal(err)
+		}
+		if i%2 == 0 {
+			e.finish(string(ni.State.ID), completed)
+		}
+		want[ni.State.Name] = append(want[ni.State.Name], ni.State.ID)
+	}
+	counted := countsOf(t, e.s)
+	for _, wf := range []string{"A", "B", "Beta", "Bet", ""} {
+		for _, sts := range [][]interpreter.RuntimeStatus{nil, {completed}} {
+			got, _ := pages(e, interpreter.ListQuery{Workflow: wf, Statuses: sts, Top: 7})
+			var ids []interpreter.InstanceID
+			for _, st := range got {
+				if wf != "" && st.Name != wf {
+					t.Errorf("workflow %q lists %s of %s", wf, st.ID, st.Name)
+				}
+				ids = append(ids, st.ID)
+			}
+			n := int64(0)
+			for name, by := range counted {
+				if wf == "" || name == wf {
+					for st, c := range by {
+						if sts == nil || st == sts[0] {
+							n += c
+						}
+					}
+				}
+			}
+			if int64(len(ids)) != n {
+				t.Errorf("workflow %q, statuses %v: %d listed, the counts say %d", wf, sts, len(ids), n)
+			}
+			if wf != "" && sts == nil && !slices.Equal(ids, want[wf]) {
+				t.Errorf("workflow %q lists %v, want %v", wf, ids, want[wf])
+			}
+		}
+	}
+}

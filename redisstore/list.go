@@ -155,15 +155,17 @@ func (s *Store) ListInstances(ctx context.Context, q interpreter.ListQuery) (_ [
 	if !q.WithInput {
 		fields = statusFields[:len(statusFields)-1] // the input is last
 	}
-	want := func(st interpreter.RuntimeStatus) bool {
-		return len(q.Statuses) == 0 || slices.Contains(q.Statuses, st)
+	want := func(st *interpreter.InstanceStatus) bool {
+		return (len(q.Statuses) == 0 || slices.Contains(q.Statuses, st.Status)) &&
+			(q.Workflow == "" || st.Name == q.Workflow)
 	}
+	filtered := len(q.Statuses) > 0 || q.Workflow != ""
 
 	// Entries per partition and round: unfiltered, a little more than a
 	// fair share of the page (the boundary cut keeps the order exact, an
 	// unlucky spread costs another round); filtered, a wide sweep.
 	fetch := min(top, 2*((top+s.n-1)/s.n)+16)
-	if len(q.Statuses) > 0 || q.Prefix != "" {
+	if filtered || q.Prefix != "" {
 		fetch = max(top, 256)
 	}
 	var out []interpreter.InstanceStatus
@@ -179,8 +181,8 @@ func (s *Store) ListInstances(ctx context.Context, q interpreter.ListQuery) (_ [
 			}
 		}
 		all := len(look)
-		if len(q.Statuses) == 0 {
-			look = look[:min(len(look), top-len(out))] // no status filter: read only what can fill the page
+		if !filtered {
+			look = look[:min(len(look), top-len(out))] // no status or workflow filter: read only what can fill the page
 		}
 		cmds := make([]*redis.SliceCmd, len(look))
 		if len(look) > 0 {
@@ -199,7 +201,7 @@ func (s *Store) ListInstances(ctx context.Context, q interpreter.ListQuery) (_ [
 				return nil, "", err
 			}
 			cur = c.cursor
-			if st != nil && want(st.Status) {
+			if st != nil && want(st) {
 				out = append(out, *st)
 			}
 			if len(out) == top {

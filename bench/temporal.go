@@ -421,7 +421,7 @@ func renderTemporal(b *strings.Builder, f finder, small, big, paced string) {
 	w("while a query is answered by a worker replaying the instance; the upsert travels with the workflow task's other commands, so it costs no round trip. ")
 	w("An instance is seen completed right after the server accepted the workflow task completion that finished it (a gRPC interceptor on the worker's connection; go-workflows' moment). ")
 	w("Round trips are the bench process's gRPC calls (client and worker, long polls included); server CPU is the child's own rusage; client CPU is the bench process (worker, client, load generator).\n\n")
-	w("| shape | run | Temporal instances/s | p50 ms | p99 ms | gRPC calls | client CPU µs | server CPU µs | cairn ÷ Temporal instances/s | cairn ÷ Temporal p50 | go-workflows ÷ Temporal instances/s |\n")
+	w("| shape | run | Temporal instances/s | p50 ms | p99 ms | gRPC calls | client CPU µs | server CPU µs | cairn ÷ Temporal instances/s | Temporal p50 ÷ cairn p50 | go-workflows ÷ Temporal instances/s |\n")
 	w("|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, shape := range []string{shapeBooking, shapeOne} {
 		for _, mode := range []string{small, big, paced} {
@@ -435,7 +435,7 @@ func renderTemporal(b *strings.Builder, f finder, small, big, paced string) {
 			w("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", shape, mode+mark(t),
 				cell(field(t, perSec)), cell(field(t, p50)), cell(field(t, p99)), cell(field(t, trips)),
 				cell(field(t, ccpu)), cell(field(t, scpu)),
-				ratio(field(c, perSec), field(t, perSec)), ratio(field(c, p50), field(t, p50)), ratio(field(p, perSec), field(t, perSec)))
+				ratio(field(c, perSec), field(t, perSec)), ratio(field(t, p50), field(c, p50)), ratio(field(p, perSec), field(t, perSec)))
 			if r.Err != "" {
 				w("| ⚠ %s ||||||||||\n", r.Err)
 			}

@@ -2,7 +2,10 @@ package httpapi
 
 import (
 	"net/http"
+	"strings"
 	"testing"
+
+	"github.com/cairnhq/cairn/dsl"
 )
 
 func TestTraceParent(t *testing.T) {
@@ -29,5 +32,24 @@ func TestTraceParent(t *testing.T) {
 		if got := traceParent(h); got != c.want {
 			t.Errorf("traceParent(%q) = %q, want %q", c.in, got, c.want)
 		}
+	}
+}
+
+// TestDeploymentIsLogged: PUT /v1/workflows writes the same line as a
+// deployment from files, with source=api.
+func TestDeploymentIsLogged(t *testing.T) {
+	h := newHarness(t)
+	yaml := "name: Hello\nsteps:\n  - return: hi\n"
+	if r := h.do("PUT", "/v1/workflows/Hello", []byte(yaml), "Content-Type", "application/yaml"); r.code != http.StatusCreated {
+		t.Fatalf("PUT: %d %s", r.code, r.body)
+	}
+	def, err := dsl.Parse("Hello.yaml", []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `msg="workflow deployed" name=Hello hash=` + def.Hash[:12] + ` source=api new=true`
+	got := h.log.String() // written before the answer was sent
+	if strings.Count(got, "workflow deployed") != 1 || !strings.Contains(got, want) {
+		t.Errorf("log:\n%s\nwant one line with %s", got, want)
 	}
 }

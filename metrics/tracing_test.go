@@ -103,6 +103,9 @@ func tracedStack(t *testing.T, tp trace.TracerProvider, log *slog.Logger, srcs .
 	runCtx, cancel := context.WithCancel(ctx)
 	eng := interpreter.NewEngine(s.store, cat, interpreter.EngineOptions{
 		Observer: s.m.Engine(), Block: 100 * time.Millisecond, Logger: log,
+		// No state cache: every transition after the start loads the
+		// instance, so the trace context must come back from Redis.
+		CacheSize: -1,
 	})
 	rt := activity.NewRuntime(activity.Direct(s.store, eng), cat, nil, activity.Options{
 		Consumer: eng.Consumer(), Observer: s.m.Activity(), Enqueued: s.store.TaskEnqueued,

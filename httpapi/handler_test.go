@@ -71,6 +71,14 @@ func (f *fakeBackend) RaiseEvent(_ context.Context, id interpreter.InstanceID, _
 	return err
 }
 
+func (f *fakeBackend) SignalWithStart(ctx context.Context, n interpreter.NewInstance, name string, data json.RawMessage) (bool, error) {
+	err := f.CreateInstance(ctx, n)
+	if errors.Is(err, interpreter.ErrAlreadyRunning) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
 func (f *fakeBackend) SendControl(_ context.Context, id interpreter.InstanceID, _ interpreter.Event) error {
 	_, err := f.get(id)
 	return err

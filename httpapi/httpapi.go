@@ -40,6 +40,10 @@ type Backend interface {
 	CreateInstance(ctx context.Context, n interpreter.NewInstance) error
 	// RaiseEvent delivers an external event; ErrNotFound, ErrFinished.
 	RaiseEvent(ctx context.Context, id interpreter.InstanceID, name string, data json.RawMessage, now time.Time) error
+	// SignalWithStart raises the event into n's instance, starting n first
+	// when no unfinished instance has its id, in one atomic step; started
+	// says whether it started it.
+	SignalWithStart(ctx context.Context, n interpreter.NewInstance, name string, data json.RawMessage) (started bool, err error)
 	// SendControl queues a terminate, suspend or resume; ErrNotFound,
 	// ErrFinished.
 	SendControl(ctx context.Context, id interpreter.InstanceID, ev interpreter.Event) error
@@ -223,6 +227,7 @@ func newEngine(cfg Config) *gin.Engine {
 	v1.PUT("/workflows/:name", s.putWorkflow)
 	v1.POST("/validate", s.validate)
 	v1.GET("/instances/:id/events", s.events)
+	v1.POST("/instances/:id/events/:event", s.signalWithStart)
 	v1.GET("/stats", s.stats)
 	tasks := v1.Group("/tasks", s.requireTasks)
 	tasks.POST("/poll", s.pollTask)

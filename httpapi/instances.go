@@ -93,21 +93,29 @@ func (s *server) start(c *gin.Context) {
 	s.startInstance(c, def, id, input, wait)
 }
 
+// checkInput holds a start's input to the workflow's input schema.
+func checkInput(def *dsl.Workflow, input json.RawMessage) error {
+	if def.Input == nil {
+		return nil
+	}
+	var v any
+	if input != nil {
+		if err := json.Unmarshal(input, &v); err != nil {
+			return badRequest("invalid-json", "malformed JSON: %v", err)
+		}
+	}
+	if err := def.Input.Validate(v); err != nil {
+		return badRequest("invalid-input", "the input does not match workflow %s's input schema: %v", def.Name, err)
+	}
+	return nil
+}
+
 // startInstance validates the input, creates the instance and answers 202
 // with the check-status payload, or, when waiting, the outcome.
 func (s *server) startInstance(c *gin.Context, def *dsl.Workflow, id interpreter.InstanceID, input json.RawMessage, wait waitOptions) {
-	if def.Input != nil {
-		var v any
-		if input != nil {
-			if err := json.Unmarshal(input, &v); err != nil {
-				s.fail(c, badRequest("invalid-json", "malformed JSON: %v", err))
-				return
-			}
-		}
-		if err := def.Input.Validate(v); err != nil {
-			s.fail(c, badRequest("invalid-input", "the input does not match workflow %s's input schema: %v", def.Name, err))
-			return
-		}
+	if err := checkInput(def, input); err != nil {
+		s.fail(c, err)
+		return
 	}
 	ctx := c.Request.Context()
 	var changes <-chan interpreter.StatusChange

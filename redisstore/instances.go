@@ -33,35 +33,45 @@ func (s *Store) CreateInstance(ctx context.Context, n interpreter.NewInstance) (
 // createWith runs create_instance, or a script that takes its KEYS and
 // ARGV (create_instance_once, schedules.go).
 func (s *Store) createWith(ctx context.Context, n interpreter.NewInstance, script *redis.Script) error {
+	keys, args, err := s.createCall(n)
+	if err != nil {
+		return err
+	}
+	return s.runCode(ctx, "create instance", script, keys, append(args, terminalStatuses...)...)
+}
+
+// createCall is create_instance's KEYS and ARGV[1..11] for n (the
+// terminal status names, which follow, are the caller's to add).
+func (s *Store) createCall(n interpreter.NewInstance) (keys []string, args []any, err error) {
 	st := n.State
 	if st == nil {
-		return errors.New("redisstore: create instance: no state")
+		return nil, nil, errors.New("redisstore: create instance: no state")
 	}
 	if err := checkID(st.ID); err != nil {
-		return err
+		return nil, nil, err
 	}
 	metaJSON, rtJSON, err := stateFields(st)
 	if err != nil {
-		return fmt.Errorf("redisstore: create instance %s: %w", st.ID, err)
+		return nil, nil, fmt.Errorf("redisstore: create instance %s: %w", st.ID, err)
 	}
 	// The start item carries the new state, so the engine need not load it.
 	ev := n.Start
 	ev.Init = &interpreter.StartInfo{Name: st.Name, DefHash: st.DefHash, Input: st.Input, Parent: st.Parent, Trace: st.TraceParent}
 	start, err := json.Marshal(ev)
 	if err != nil {
-		return fmt.Errorf("redisstore: create instance %s: %w", st.ID, err)
+		return nil, nil, fmt.Errorf("redisstore: create instance %s: %w", st.ID, err)
 	}
 	line, err := encodeHistory([]interpreter.HistoryEvent{{Type: historyScheduled, Timestamp: n.Start.Time, Name: st.Name}})
 	if err != nil {
-		return fmt.Errorf("redisstore: create instance %s: %w", st.ID, err)
+		return nil, nil, fmt.Errorf("redisstore: create instance %s: %w", st.ID, err)
 	}
 	p := s.partition(st.ID)
-	args := append([]any{
+	keys = []string{s.k.inst(p, st.ID), s.k.hist(p, st.ID), s.k.index(p), s.k.work(p), s.k.finished(p), s.k.counts(p)}
+	args = make([]any, 0, 12+len(terminalStatuses))
+	args = append(args,
 		string(st.ID), string(st.Status), st.Revision, metaJSON, raw(st.Input), rtJSON,
-		ms(st.CreatedTime), start, s.histMax, line, st.Name,
-	}, terminalStatuses...)
-	return s.runCode(ctx, "create instance", script,
-		[]string{s.k.inst(p, st.ID), s.k.hist(p, st.ID), s.k.index(p), s.k.work(p), s.k.finished(p), s.k.counts(p)}, args...)
+		ms(st.CreatedTime), start, s.histMax, line, st.Name)
+	return keys, args, nil
 }
 
 // checkID refuses ids the key layout cannot hold: empty, or with control

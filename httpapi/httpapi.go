@@ -127,6 +127,7 @@ type server struct {
 	ui        bool // Config.UI is set
 	tasks     TaskBackend
 	lease     time.Duration
+	sched     *interpreter.Scheduler // nil when the store keeps no schedules (schedules.go)
 	counts    CountBackend // nil: GET /v1/stats answers 501
 	guard     *guarded
 }
@@ -180,6 +181,7 @@ func newEngine(cfg Config) *gin.Engine {
 	}
 	g := &guarded{be: s.be, cat: s.cat, timeout: timeout, log: s.log}
 	s.be, s.cat, s.guard = g, g, g
+	s.sched = newScheduler(cfg, s)
 
 	e := gin.New()
 	e.RedirectTrailingSlash = false
@@ -228,6 +230,7 @@ func newEngine(cfg Config) *gin.Engine {
 	v1.POST("/validate", s.validate)
 	v1.GET("/instances/:id/events", s.events)
 	v1.POST("/instances/:id/events/:event", s.signalWithStart)
+	s.scheduleRoutes(v1)
 	v1.GET("/stats", s.stats)
 	tasks := v1.Group("/tasks", s.requireTasks)
 	tasks.POST("/poll", s.pollTask)

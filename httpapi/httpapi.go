@@ -128,7 +128,7 @@ type server struct {
 	tasks     TaskBackend
 	lease     time.Duration
 	sched     *interpreter.Scheduler // nil when the store keeps no schedules (schedules.go)
-	counts    CountBackend // nil: GET /v1/stats answers 501
+	counts    CountBackend           // nil: GET /v1/stats answers 501
 	guard     *guarded
 }
 

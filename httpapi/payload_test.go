@@ -68,7 +68,7 @@ func TestAppendStatusIsMarshal(t *testing.T) {
 		"a call's child": func(s *interpreter.InstanceStatus) {
 			s.Pending = &interpreter.Pending{Kind: interpreter.WaitChild, StepID: "steps[4]", Child: "order-1:steps[4]", TimerID: "t1", Attempt: 2}
 		},
-		"zero times":    func(s *interpreter.InstanceStatus) { s.CreatedTime, s.LastUpdatedTime = zero, zero },
+		"zero times": func(s *interpreter.InstanceStatus) { s.CreatedTime, s.LastUpdatedTime = zero, zero },
 		"raw with spaces": func(s *interpreter.InstanceStatus) {
 			s.Input = json.RawMessage(" { \"a\" : [ 1 , 2 ] ,\n\t\"b\": \"x y\" } ")
 			s.Output = json.RawMessage(` null `)

@@ -69,7 +69,9 @@ func (s *server) signalWithStart(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	started, err := s.be.SignalWithStart(ctx, interpreter.Instantiate(def, id, input, s.now()), name, data)
+	ni := interpreter.Instantiate(def, id, input, s.now())
+	ni.State.TraceParent = traceParent(c.Request.Header)
+	started, err := s.be.SignalWithStart(ctx, ni, name, data)
 	if err != nil {
 		s.fail(c, err)
 		return

@@ -147,16 +147,20 @@ Terminated once the engine has applied it (see cairn wait).`, `
 }
 
 func (a *app) list(args []string) int {
-	fs := a.flagSet("list", "[--status S,...] [--prefix P] [--top N]", `
+	fs := a.flagSet("list", "[--status S,...] [--workflow W] [--prefix P] [--top N]", `
 List instances as a JSON array (oldest first), following the server's
 pages. --status filters on runtime statuses: Pending, Running, Suspended,
-Completed, Failed, Terminated (comma list, or repeat the flag).`, `
+Completed, Failed, Terminated (comma list, or repeat the flag); --workflow
+on the workflow's exact name. For how many there are per status, ask
+GET /v1/stats instead of listing them all.`, `
   cairn list
   cairn list --status Running,Pending
+  cairn list --workflow ReserveTicket --status Failed
   cairn list --prefix booking- --top 10 | jq -r '.[].instanceId'`)
 	var statuses listFlag
 	fs.Var(&statuses, "status", "only instances in these runtime statuses (comma list; repeatable)")
 	prefix := fs.String("prefix", "", "only instance ids starting with this prefix")
+	workflow := fs.String("workflow", "", "only instances of this workflow (its exact name)")
 	top := fs.Int("top", 0, "at most this many instances (default: all)")
 	mk := a.clientFlags(fs)
 	pos, err := a.parse(fs, args)
@@ -171,7 +175,7 @@ Completed, Failed, Terminated (comma list, or repeat the flag).`, `
 	}
 	ctx, cancel := clientContext()
 	defer cancel()
-	out, err := mk().List(ctx, client.ListQuery{Statuses: statuses, Prefix: *prefix, Limit: *top})
+	out, err := mk().List(ctx, client.ListQuery{Statuses: statuses, Prefix: *prefix, Workflow: *workflow, Limit: *top})
 	return a.printResult(out, err)
 }
 

@@ -50,7 +50,7 @@ func commands() []command {
 		{"status", "ID [--history]", "print an instance's status", (*app).status},
 		{"raise", "ID EVENT [JSON|@file]", "raise an external event into an instance", (*app).raise},
 		{"terminate", "ID [--reason TEXT]", "terminate an instance", (*app).terminate},
-		{"list", "[--status S,...] [--prefix P] [--top N]", "list instances", (*app).list},
+		{"list", "[--status S,...] [--workflow W] [--prefix P] [--top N]", "list instances", (*app).list},
 		{"schedules", "list | get ID | pause ID | resume ID | trigger ID", "list, show, pause, resume or trigger schedules", (*app).schedules},
 		{"wait", "ID [--timeout D]", "wait for an instance to finish, printing each custom status", (*app).wait},
 	}

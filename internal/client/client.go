@@ -106,6 +106,7 @@ func (c *Client) Terminate(ctx context.Context, id, reason string) error {
 type ListQuery struct {
 	Statuses []string // runtime status names; empty = all
 	Prefix   string   // instance id prefix
+	Workflow string   // exact workflow name; "" = all
 	Limit    int      // at most this many instances; 0 = all
 }
 
@@ -121,6 +122,9 @@ func (c *Client) List(ctx context.Context, q ListQuery) (json.RawMessage, error)
 		}
 		if q.Prefix != "" {
 			v.Set("instanceIdPrefix", q.Prefix)
+		}
+		if q.Workflow != "" {
+			v.Set("workflow", q.Workflow)
 		}
 		if q.Limit > 0 {
 			v.Set("top", fmt.Sprint(q.Limit-len(all)))

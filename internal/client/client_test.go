@@ -71,6 +71,9 @@ func TestListFollowsContinuationToken(t *testing.T) {
 		if r.URL.Query().Get("runtimeStatus") != "Running,Pending" {
 			t.Errorf("runtimeStatus = %q", r.URL.Query().Get("runtimeStatus"))
 		}
+		if r.URL.Query().Get("workflow") != "ReserveTicket" {
+			t.Errorf("workflow = %q", r.URL.Query().Get("workflow"))
+		}
 		switch r.Header.Get("x-ms-continuation-token") {
 		case "":
 			w.Header().Set("x-ms-continuation-token", "p2")
@@ -81,7 +84,7 @@ func TestListFollowsContinuationToken(t *testing.T) {
 			t.Errorf("token %q", r.Header.Get("x-ms-continuation-token"))
 		}
 	})
-	out, err := c.List(context.Background(), ListQuery{Statuses: []string{"Running", "Pending"}})
+	out, err := c.List(context.Background(), ListQuery{Statuses: []string{"Running", "Pending"}, Workflow: "ReserveTicket"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,10 +1,13 @@
 package reliability
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -12,7 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/cairnhq/cairn/internal/redistest"
+	"github.com/cairnhq/cairn/interpreter"
 )
 
 // takeoverWorkflow: an http activity of 0.3 s, an event raised by the
@@ -141,10 +147,30 @@ func runTakeover(t *testing.T, redisURL string, n int) {
 	var wg sync.WaitGroup
 	begin := time.Now()
 	killed := make(chan time.Time, 1)
+	consumer := engineConsumer(t, victim)
+	var addrs []string
+	for _, u := range strings.Split(redisURL, ",") {
+		pu, err := url.Parse(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		addrs = append(addrs, pu.Host)
+	}
+	rdb := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: addrs})
+	t.Cleanup(func() { rdb.Close() })
+	heldAtKill := 0
 	go func() {
 		// Mid-run: instances are in their first activity, waiting, and in
-		// their second one, on both engines.
+		// their second one, on both engines. The kill waits (a little)
+		// until the victim holds something, so that there is something
+		// to take over.
 		time.Sleep(span / 2)
+		for until := time.Now().Add(3 * time.Second); time.Now().Before(until); {
+			if heldAtKill = held(rdb, consumer); heldAtKill > 0 {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 		victim.kill()
 		killed <- time.Now()
 	}()
@@ -208,15 +234,19 @@ func runTakeover(t *testing.T, redisURL string, n int) {
 		}
 	}
 	tasks, dups := acts.dups()
+	// The takeover is logged even when the victim held nothing at the
+	// end; the run may end before it when the victim held nothing.
 	line := ""
-	for _, l := range strings.Split(survivorLog.String(), "\n") {
-		if strings.Contains(l, "took over from an engine that stopped heartbeating") {
-			line = l
+	for until := time.Now().Add(30 * time.Second); line == "" && time.Now().Before(until); time.Sleep(100 * time.Millisecond) {
+		for _, l := range strings.Split(survivorLog.String(), "\n") {
+			if strings.Contains(l, "took over from an engine that stopped heartbeating") {
+				line = l
+			}
 		}
 	}
-	t.Logf("takeover: %d instances, one of two engines SIGKILLed %.1fs into the run; event → completion: median %v, worst %v (%s), %d instances over median+1s %v; "+
+	t.Logf("takeover: %d instances, one of two engines SIGKILLed %.1fs into the run holding %d entries; event → completion: median %v, worst %v (%s), %d instances over median+1s %v; "+
 		"http activities: %d tasks, %d duplicate executions; survivor logged: %s",
-		n, killedAt.Sub(begin).Seconds(), median.Round(time.Millisecond), worst.Round(time.Millisecond), worstID, len(slow), slow, tasks, dups, line)
+		n, killedAt.Sub(begin).Seconds(), heldAtKill, median.Round(time.Millisecond), worst.Round(time.Millisecond), worstID, len(slow), slow, tasks, dups, line)
 	if line == "" {
 		t.Errorf("the surviving engine never logged a takeover:\n%s", survivorLog.String())
 	}
@@ -224,6 +254,38 @@ func runTakeover(t *testing.T, redisURL string, n int) {
 		t.Errorf("instance %s waited %v after its event (median %v); the killed engine's work should be taken over within seconds", worstID, worst, median)
 	}
 	book.check(t)
+}
+
+// engineConsumer reads an engine process's consumer name from its log.
+func engineConsumer(t *testing.T, p *proc) string {
+	t.Helper()
+	m := regexp.MustCompile(`msg="engine running" consumer=(\S+)`).FindStringSubmatch(p.out.String())
+	if m == nil {
+		t.Fatalf("no consumer name in the engine's log:\n%s", p.out)
+	}
+	return m[1]
+}
+
+// held counts the entries consumer holds in the work and local task
+// streams of cairn's 16 default partitions (one pipeline).
+func held(rdb redis.UniversalClient, consumer string) int {
+	ctx := context.Background()
+	var cmds []*redis.XPendingCmd
+	_, _ = rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i := range 16 {
+			cmds = append(cmds,
+				p.XPending(ctx, fmt.Sprintf("cairn:{%d}:work", i), "engine"),
+				p.XPending(ctx, fmt.Sprintf("cairn:{%d}:tasks:%s", i, interpreter.LocalQueue), "workers"))
+		}
+		return nil
+	})
+	n := 0
+	for _, c := range cmds {
+		if res, err := c.Result(); err == nil {
+			n += int(res.Consumers[consumer])
+		}
+	}
+	return n
 }
 
 // waitFinished polls an instance every 50 ms (the status shows whole

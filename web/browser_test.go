@@ -335,13 +335,17 @@ func TestBrowserReserveTicket(t *testing.T) {
 	do("filter Running",
 		chromedp.Click(chromedp.CSS(`.chips input[value="Running"]`)))
 	poll("two running", `document.querySelectorAll('#rows tr[data-id]').length === 2 && location.search.includes('runtimeStatus=Running')`)
-	// The workflow filter (applied by the page: the API has none).
+	// The status chips carry the counts of GET /v1/stats.
+	poll("two running counted", `document.querySelector('[data-count="Running"]').textContent.trim() === '2'`)
+	// The workflow filter goes to the API (?workflow=), and the counts
+	// follow it.
 	do("filter ReserveTicket", chromedp.Evaluate[chromedp.Void](`(() => {
 		const s = document.querySelector('#f-workflow');
 		s.value = 'ReserveTicket';
 		s.dispatchEvent(new Event('change'));
 	})()`))
 	poll("one running ReserveTicket", `[...document.querySelectorAll('#rows tr[data-id]')].map((r) => r.dataset.id).join() === 'booking-2'`)
+	poll("one running ReserveTicket counted", `document.querySelector('[data-count="Running"]').textContent.trim() === '1'`)
 
 	// Paging with the continuation token: 5 instances, 2 a page, in the
 	// API's order.

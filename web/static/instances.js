@@ -1,15 +1,13 @@
 // /ui: the instances, filtered by runtime status, workflow, created time and
-// id prefix, a page at a time (the API's x-ms-continuation-token). The
-// filters live in the address, so a filtered list can be bookmarked.
+// id prefix, a page at a time (the API's x-ms-continuation-token), with the
+// count of each status (GET /v1/stats, for the chosen workflow) on its
+// chip. The filters live in the address, so a filtered list can be
+// bookmarked.
 
 import {
   h, clear, api, DF, UI, STATUSES, TERMINAL, initFrame, onKeyChange, hideBanner, showError,
   statusBadge, fmtTime, age, summary, countdown, instanceURL, waitLabel,
 } from './common.js';
-
-// Pages fetched at most for one screen when the workflow filter (applied
-// here: the API has none) leaves too few rows.
-const MAX_FETCHES = 20;
 
 const params = new URLSearchParams(location.search);
 const f = {
@@ -39,7 +37,8 @@ setInterval(tickAges, 1000);
 
 function build() {
   ui.statusBoxes = STATUSES.map((s) => h('label', {class: 'chip'},
-    h('input', {type: 'checkbox', value: s, checked: f.statuses.has(s), onchange: apply}), ' ', s));
+    h('input', {type: 'checkbox', value: s, checked: f.statuses.has(s), onchange: apply}), ' ', s,
+    h('span', {class: 'muted small n', 'data-count': s})));
   ui.workflow = h('select', {id: 'f-workflow', onchange: apply}, h('option', {value: ''}, 'any workflow'));
   if (f.workflow) ui.workflow.append(h('option', {value: f.workflow, selected: true}, f.workflow));
   ui.from = h('input', {id: 'f-from', type: 'datetime-local', step: 1, value: toLocalInput(f.from), onchange: apply});
@@ -120,26 +119,19 @@ async function load(quiet) {
   loading = true;
   if (!quiet) ui.tbody.classList.add('loading');
   try {
-    const out = [];
-    let token = tokens[page];
-    let next = '';
-    for (let n = 0; n < MAX_FETCHES; n++) {
-      const res = await api(`${DF}/instances`, {
-        query: {
-          runtimeStatus: [...f.statuses].join(','),
-          createdTimeFrom: f.from, createdTimeTo: f.to,
-          instanceIdPrefix: f.prefix, top: f.top, showInput: 'false',
-        },
-        headers: token ? {'x-ms-continuation-token': token} : {},
-      });
-      for (const it of res.body || []) if (!f.workflow || it.name === f.workflow) out.push(it);
-      next = res.headers.get('x-ms-continuation-token') || '';
-      if (!f.workflow || !next || out.length >= f.top) break;
-      token = next;
-    }
+    const token = tokens[page];
+    const [res] = await Promise.all([api(`${DF}/instances`, {
+      query: {
+        runtimeStatus: [...f.statuses].join(','), workflow: f.workflow,
+        createdTimeFrom: f.from, createdTimeTo: f.to,
+        instanceIdPrefix: f.prefix, top: f.top, showInput: 'false',
+      },
+      headers: token ? {'x-ms-continuation-token': token} : {},
+    }), loadCounts()]);
+    const next = res.headers.get('x-ms-continuation-token') || '';
     tokens.length = page + 1;
     if (next) tokens.push(next);
-    rows = out;
+    rows = res.body || [];
     hideBanner();
     render();
   } catch (e) {
@@ -182,6 +174,20 @@ function row(it) {
     h('td', {class: 'summary', title: it.customStatus == null ? '' : JSON.stringify(it.customStatus, null, 2)}, summary(it.customStatus)),
     h('td', null, step),
     h('td', {class: 'num', title: 'created ' + fmtTime(it.createdTime), 'data-created': it.createdTime}, age(it.createdTime)));
+}
+
+// loadCounts puts the instances per status (of the chosen workflow, or of
+// all) on the status chips; the list does without them when they fail.
+async function loadCounts() {
+  try {
+    const res = await api('/v1/stats', {query: {workflow: f.workflow}});
+    for (const el of document.querySelectorAll('[data-count]')) {
+      const n = (res.body.total || {})[el.dataset.count] || 0;
+      el.textContent = ' ' + n.toLocaleString('en');
+    }
+  } catch {
+    for (const el of document.querySelectorAll('[data-count]')) el.textContent = '';
+  }
 }
 
 function tickAges() {

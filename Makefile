@@ -50,11 +50,17 @@ clean:
 deps-run:
 	@$(call install_missing,redis-server:redis-server)
 
+# yaml-language-server (npm) is what schema/editor_test.go runs the
+# workflow schema in, as an editor would; it lives in .cache/yls.
+YLS_VERSION ?= 1.25.0
+
 # The cluster tests need redis-cli (redis-tools) to create the cluster; the
 # race detector needs cgo, hence a C compiler; the example worker's test
 # needs curl and the progress page's browser test chromium.
 deps-test:
-	@$(call install_missing,redis-server:redis-server redis-cli:redis-tools gcc:gcc+libc6-dev curl:curl chromium:chromium+fonts-dejavu-core)
+	@$(call install_missing,redis-server:redis-server redis-cli:redis-tools gcc:gcc+libc6-dev curl:curl chromium:chromium+fonts-dejavu-core npm:npm)
+	@[ -x .cache/yls/node_modules/.bin/yaml-language-server ] || \
+	  npm install --silent --no-audit --no-fund --prefix .cache/yls yaml-language-server@$(YLS_VERSION)
 
 # install_missing CMD:PKG[+PKG]...: apt-get install the packages of every
 # CMD not on PATH, in one go; apt-get update runs only when something is

@@ -88,10 +88,19 @@ type beatSeen struct {
 // dead: a beat counts as unchanged only from the reply that first showed
 // it to a read sent DeadAfter later. A new engine thus waits DeadAfter
 // before it takes over from anyone, whatever it finds.
+//
+// When its own reads failed, or none succeeded for two heartbeats (the
+// store was away, or this engine stalled), the others' beats may have
+// failed just as well: it starts watching afresh, so that an outage of
+// the store longer than DeadAfter does not make every engine look dead
+// once it is over.
 func (e *Engine) watchLoop(ctx context.Context, m Membership) {
-	tick := time.NewTicker(max(e.opts.Heartbeat/2, time.Millisecond))
+	every := max(e.opts.Heartbeat/2, time.Millisecond)
+	tick := time.NewTicker(every)
 	defer tick.Stop()
 	seen := map[string]beatSeen{}
+	var lastOK time.Time // reply time of the last successful read
+	broken := true       // no read yet, or one failed since the last success
 	for {
 		select {
 		case <-ctx.Done():
@@ -106,8 +115,13 @@ func (e *Engine) watchLoop(ctx context.Context, m Membership) {
 		}
 		e.obs.OnStoreCall("members", err)
 		if err != nil {
+			broken = true
 			continue
 		}
+		if broken || sent.Sub(lastOK) > 2*e.opts.Heartbeat {
+			clear(seen)
+		}
+		broken, lastOK = false, got
 		var dead []string
 		for name, beat := range members {
 			if name == e.opts.Consumer {

@@ -2,11 +2,15 @@ package e2e
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/cairnhq/cairn/internal/redistest"
 	"github.com/cairnhq/cairn/interpreter"
 	"github.com/cairnhq/cairn/redisstore"
 )
@@ -168,4 +172,63 @@ func checkOnce(t *testing.T, store *redisstore.Store, id string) {
 			t.Errorf("%s: %s appears %d times in %v", id, typ, count[typ], count)
 		}
 	}
+}
+
+// TestStoreOutageTakesNoEngineOver: while Redis is away for many times
+// DeadAfter no engine can beat, and once it is back no engine takes the
+// others for dead: each watches afresh after its own reads failed.
+func TestStoreOutageTakesNoEngineOver(t *testing.T) {
+	srv := redistest.StartWith(t, redistest.StartOpts{AOF: true})
+	e := newEnvOn(t, srv)
+	e.deploy("quick.yaml", []byte(quick))
+	const hb, deadAfter = 100 * time.Millisecond, 300 * time.Millisecond
+	var obs [3]takeovers
+	var logs [3]lockedBuffer
+	for i := range obs {
+		runEngine(t, e.store, e.cat, interpreter.EngineOptions{Consumer: fmt.Sprintf("e%d", i), Heartbeat: hb, DeadAfter: deadAfter,
+			ReclaimAfter: time.Hour, Observer: &obs[i], OnTakeover: obs[i].took, Logger: slog.New(slog.NewTextHandler(&logs[i], nil))})
+	}
+	ctx := context.Background()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if m, _ := e.store.Members(ctx); len(m) == len(obs) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the engines never all beat")
+		}
+	}
+	for round := range 3 {
+		srv.Stop()
+		time.Sleep(6 * deadAfter)
+		srv.Restart(t)
+		// Long enough for a watcher to have taken any engine for dead.
+		time.Sleep(6 * deadAfter)
+		for i := range obs {
+			// A takeover of an idle engine moves nothing (no OnTakeover)
+			// but is logged.
+			if from, _ := obs[i].taken(); len(from) > 0 || strings.Contains(logs[i].String(), "took over") {
+				t.Fatalf("outage %d: engine e%d took over from live engines (%v):\n%s", round+1, i, from, logs[i].String())
+			}
+		}
+	}
+	e.start("Quick", "after", nil)
+	jsonEq(t, "output", e.waitDone("after", 30*time.Second).Output, "42")
+}
+
+// lockedBuffer is a log destination safe for concurrent writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

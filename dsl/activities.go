@@ -15,10 +15,12 @@ const (
 	maxAttempts        = 100
 	maxBackoff         = 100
 	maxHTTPTimeout     = 24 * time.Hour
+	maxConcurrency     = 10000
 )
 
 var (
-	activityFields = []string{"timeout", "retry", "input", "output", "expr", "http", "go", "worker"}
+	activityFields = []string{"timeout", "scheduleToStart", "heartbeat", "concurrency", "retry", "input", "output", "expr", "http", "go", "worker"}
+	concFields     = []string{"limit", "scope"}
 	retryFields    = []string{"maxAttempts", "firstInterval", "backoff", "maxInterval", "retryTimeout", "retryable"}
 	httpFields     = []string{"url", "method", "query", "headers", "body", "errors", "timeout"}
 	httpMethods    = []string{"GET", "POST", "PUT", "PATCH", "DELETE"}
@@ -80,6 +82,20 @@ func (p *parser) activityOptions(key, n *yaml.Node) *ActivityOptions {
 			if d, ok := p.staticDuration("timeout", v, true, maxActivityTimeout); ok {
 				opts.Timeout = d
 			}
+		case "scheduleToStart":
+			if d, ok := p.staticDuration("scheduleToStart", v, true, maxActivityTimeout); ok {
+				opts.ScheduleToStart = d
+			}
+		case "heartbeat":
+			if d, ok := p.staticDuration("heartbeat", v, true, maxActivityTimeout); ok {
+				if d < time.Second {
+					p.errorf(nodePos(v), CodeOptionRange, "'heartbeat' of %s is shorter than the least of 1s", d)
+				} else {
+					opts.Heartbeat = d
+				}
+			}
+		case "concurrency":
+			opts.Concurrency = p.concurrency(v)
 		case "retry":
 			opts.Retry = p.retry(v)
 		case "input":
@@ -113,10 +129,66 @@ func (p *parser) activityOptions(key, n *yaml.Node) *ActivityOptions {
 	return opts
 }
 
+// concurrency reads `concurrency: N` (per process) or `concurrency:
+// {limit: N, scope: process|global}`.
+func (p *parser) concurrency(n *yaml.Node) *Concurrency {
+	n = resolve(n)
+	limit := func(v *yaml.Node) (int, bool) {
+		f, ok := p.number("concurrency", v)
+		if !ok {
+			return 0, false
+		}
+		if f != math.Trunc(f) || f < 1 || f > maxConcurrency {
+			p.errorf(nodePos(v), CodeOptionRange, "'concurrency' must be a whole number from 1 to %d, not %v", maxConcurrency, resolve(v).Value)
+			return 0, false
+		}
+		return int(f), true
+	}
+	if n.Kind == yaml.ScalarNode {
+		if l, ok := limit(n); ok {
+			return &Concurrency{Limit: l}
+		}
+		return nil
+	}
+	if n.Kind != yaml.MappingNode {
+		p.errorf(nodePos(n), CodeTypeMismatch, "'concurrency' must be a number or a mapping like {limit: 2, scope: global}, not %s", kindName(n))
+		return nil
+	}
+	c := &Concurrency{}
+	for _, kv := range pairs(n) {
+		k, v := kv[0], kv[1]
+		switch k.Value {
+		case "limit":
+			l, ok := limit(v)
+			if !ok {
+				return nil
+			}
+			c.Limit = l
+		case "scope":
+			rv := resolve(v)
+			switch {
+			case rv.Kind == yaml.ScalarNode && rv.Value == "process":
+			case rv.Kind == yaml.ScalarNode && rv.Value == "global":
+				c.Global = true
+			default:
+				p.errorf(nodePos(v), CodeTypeMismatch, "'scope' must be process or global, not %q", rv.Value)
+				return nil
+			}
+		default:
+			p.errorf(nodePos(k), CodeUnknownField, "unknown concurrency option '%s'%s", k.Value, suggest(k.Value, concFields))
+		}
+	}
+	if c.Limit == 0 {
+		p.errorf(nodePos(n), CodeMissingField, "'concurrency' needs a 'limit'")
+		return nil
+	}
+	return c
+}
+
 // workerTimeout warns of an external-worker activity without a timeout:
 // if no worker ever takes its task, the instance waits forever.
 func (p *parser) workerTimeout(key *yaml.Node, opts *ActivityOptions) {
-	if opts.Timeout > 0 || (opts.Binding != nil && opts.Binding.Kind != BindWorker) {
+	if opts.Timeout > 0 || opts.ScheduleToStart > 0 || (opts.Binding != nil && opts.Binding.Kind != BindWorker) {
 		return
 	}
 	p.warnf(nodePos(key), CodeNoTimeout, "activity '%s' runs on an external worker but has no 'timeout': if no worker takes its task, the instance waits forever; add one, e.g. timeout: 5m", key.Value)

@@ -78,6 +78,24 @@ type ActivityOptions struct {
 	// Binding says how the activity runs; nil means the default binding
 	// (an external worker). The activity runtime interprets it.
 	Binding *Binding
+	// ScheduleToStart is how long an attempt's task may wait for a worker
+	// to take it before the attempt fails as ScheduleToStartTimeout; 0 =
+	// for ever.
+	ScheduleToStart time.Duration
+	// Heartbeat is how long a worker that took the task may go without a
+	// heartbeat before the attempt fails as HeartbeatTimeout; 0 = no
+	// limit (beyond the lease of the in-process runtime).
+	Heartbeat time.Duration
+	// Concurrency caps the attempts run at once (`concurrency:`); nil =
+	// the runtime's default for the binding.
+	Concurrency *Concurrency
+}
+
+// Concurrency is an activity's own limit on attempts in flight: in each
+// process, or across all of them when Global.
+type Concurrency struct {
+	Limit  int
+	Global bool
 }
 
 // RetryPolicy: the delay before retry n (0-based) is FirstInterval ×

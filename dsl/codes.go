@@ -44,6 +44,7 @@ const (
 	CodeBinding        = "invalid-binding"
 	CodeInBranch       = "not-in-branch"  // return or continueAsNew inside a parallel branch or forEach body
 	CodeEmptyParallel  = "empty-parallel" // a parallel step without branches
+	CodeInProgress     = "not-in-onitem"  // a step other than set, setStatus, switch or fail in onItem or onBranch
 
 	// Schedules.
 	CodeCron              = "invalid-cron"       // a cron expression that does not parse

@@ -142,6 +142,12 @@ func (s *scope) without(name string) *scope {
 	return ns
 }
 
+// hasName reports whether the variable name is set in the scope.
+func (s *scope) hasName(name string) bool {
+	i, ok := s.reg.index[name]
+	return ok && s.has(i)
+}
+
 // withError is the scope of an onError list: the same variables and `error`.
 func (s *scope) withError() *scope {
 	return &scope{reg: s.reg, bits: s.bits, onError: true}

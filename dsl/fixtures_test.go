@@ -239,7 +239,19 @@ func checkModel(t *testing.T, wf *Workflow) {
 				sub(s.Catch.Block, s.Catch.Steps)
 			case *ForEachStep:
 				sub(s.Block, s.Steps)
+				if s.OnItem != nil {
+					if want := BlockID(string(b.ID) + "#onItem"); s.OnItemBlock != want {
+						t.Errorf("onItem block %q, want %q", s.OnItemBlock, want)
+					}
+					sub(s.OnItemBlock, s.OnItem)
+				}
 			case *ParallelStep:
+				if s.OnBranch != nil {
+					if want := BlockID(string(b.ID) + "#onBranch"); s.OnBranchBlock != want {
+						t.Errorf("onBranch block %q, want %q", s.OnBranchBlock, want)
+					}
+					sub(s.OnBranchBlock, s.OnBranch)
+				}
 				for i, br := range s.Branches {
 					if want := BlockID(string(b.ID) + "#branch" + strconv.Itoa(i)); br.Block != want {
 						t.Errorf("branch block %q, want %q", br.Block, want)

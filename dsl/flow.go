@@ -14,9 +14,9 @@ var (
 	whileFields    = []string{"condition", "max", "steps"}
 	tryFields      = []string{"steps", "catch"}
 	catchFields    = []string{"as", "errors", "steps"}
-	forEachFields  = []string{"items", "as", "parallel", "maxConcurrency", "steps", "result"}
-	parallelFields = []string{"branches", "result"}
-	canFields      = []string{"input"}
+	forEachFields  = []string{"items", "as", "parallel", "maxConcurrency", "steps", "result", "onItem"}
+	parallelFields = []string{"branches", "result", "onBranch"}
+	canFields      = []string{"input", "version"}
 )
 
 // fieldsOf reads the fields of a step kind's mapping, reporting unknown
@@ -190,7 +190,7 @@ func (p *parser) errorTypes(n *yaml.Node) []string {
 }
 
 func (p *parser) forEachStep(base StepBase, n *yaml.Node, sc *scope) (Step, *scope) {
-	f, ok := p.fieldsOf("forEach", n, forEachFields, "{items, as, steps, parallel, maxConcurrency, result}")
+	f, ok := p.fieldsOf("forEach", n, forEachFields, "{items, as, steps, parallel, maxConcurrency, result, onItem}")
 	if !ok {
 		return nil, sc
 	}
@@ -217,6 +217,9 @@ func (p *parser) forEachStep(base StepBase, n *yaml.Node, sc *scope) (Step, *sco
 	if s.As == "error" {
 		p.errorf(nodePos(f["as"][1]), CodeVariableName, "'error' is reserved for onError and catch steps; name the item otherwise")
 	}
+	if s.As == IndexVar {
+		p.errorf(nodePos(f["as"][1]), CodeVariableName, "'index' is the item's 0-based position inside the forEach; name the item otherwise")
+	}
 	if kv, ok := f["parallel"]; ok {
 		b := resolve(kv[1])
 		if b.Kind != yaml.ScalarNode || b.ShortTag() != "!!bool" {
@@ -233,10 +236,23 @@ func (p *parser) forEachStep(base StepBase, n *yaml.Node, sc *scope) (Step, *sco
 			}
 		}
 	}
+	if _, seen := p.locals[IndexVar]; !seen {
+		p.locals[IndexVar] = progressWhat[IndexVar]
+	}
 	p.branchDepth++
-	s.Steps, _, _ = p.body("forEach", n, f, id+".steps", s.Block, sc.with(s.As))
+	restore := p.protect(map[string]string{IndexVar: progressWhat[IndexVar]})
+	s.Steps, _, _ = p.body("forEach", n, f, id+".steps", s.Block, sc.with(s.As, IndexVar))
+	restore()
 	p.branchDepth--
 	after := sc
+	if kv, ok := f["onItem"]; ok {
+		s.OnItemBlock = BlockID(id + "#onItem")
+		p.wf.Owner[s.OnItemBlock] = s
+		s.OnItem, after = p.progress("onItem", kv, id+".onItem", s.OnItemBlock, sc, s.As)
+		if s.As != IndexVar && contains(ProgressVars, s.As) {
+			p.errorf(nodePos(f["as"][1]), CodeVariableName, "'%s' is %s; name the item otherwise", s.As, progressWhat[s.As])
+		}
+	}
 	if kv, ok := f["result"]; ok {
 		if v, ok := p.varName("result", kv[1]); ok {
 			s.Result = v
@@ -247,7 +263,7 @@ func (p *parser) forEachStep(base StepBase, n *yaml.Node, sc *scope) (Step, *sco
 }
 
 func (p *parser) parallelStep(base StepBase, n *yaml.Node, sc *scope) (Step, *scope) {
-	f, ok := p.fieldsOf("parallel", n, parallelFields, "{branches, result}")
+	f, ok := p.fieldsOf("parallel", n, parallelFields, "{branches, result, onBranch}")
 	if !ok {
 		return nil, sc
 	}
@@ -272,6 +288,11 @@ func (p *parser) parallelStep(base StepBase, n *yaml.Node, sc *scope) (Step, *sc
 		p.branchDepth--
 	}
 	after := sc
+	if kv, ok := f["onBranch"]; ok {
+		s.OnBranchBlock = BlockID(id + "#onBranch")
+		p.wf.Owner[s.OnBranchBlock] = s
+		s.OnBranch, after = p.progress("onBranch", kv, id+".onBranch", s.OnBranchBlock, sc, "")
+	}
 	if kv, ok := f["result"]; ok {
 		if v, ok := p.varName("result", kv[1]); ok {
 			s.Result = v
@@ -281,17 +302,114 @@ func (p *parser) parallelStep(base StepBase, n *yaml.Node, sc *scope) (Step, *sc
 	return s, after
 }
 
+// quotedOr names a scalar by its text, anything else by its kind.
+func quotedOr(n *yaml.Node) string {
+	if isString(n) {
+		return "'" + n.Value + "'"
+	}
+	return kindName(n)
+}
+
+// protect marks names that the steps parsed next may not set (the index
+// of a forEach body, the names of an onItem list), each with what it is;
+// the func it returns puts back what was marked before.
+func (p *parser) protect(what map[string]string) func() {
+	saved := make(map[string]string, len(what))
+	for n, w := range what {
+		saved[n] = p.protected[n]
+		p.protected[n] = w
+	}
+	return func() {
+		for n, old := range saved {
+			if old == "" {
+				delete(p.protected, n)
+			} else {
+				p.protected[n] = old
+			}
+		}
+	}
+}
+
+// progressWhat says what each name of ProgressVars is, for messages.
+var progressWhat = map[string]string{
+	IndexVar:  "the 0-based position of a forEach's item (or, in onBranch, of the branch that ended)",
+	DoneVar:   "the count of ended items or branches in an onItem or onBranch list",
+	TotalVar:  "the count of all items or branches in an onItem or onBranch list",
+	ResultVar: "the variables of the ended item or branch in an onItem or onBranch list",
+}
+
+// progress decodes the onItem of a forEach (item is its `as`) or the
+// onBranch of a parallel step (item ""): steps that run in the step's own
+// scope each time one of its runs ends, with done, total, index, result
+// and the item in scope, and that may set the step's variables. They run
+// inside the transition that records the run's end, so only steps that
+// end at once may stand there: set, setStatus, switch and fail. It returns
+// the steps and the scope after the step: sc and what they may set.
+func (p *parser) progress(field string, kv [2]*yaml.Node, path string, block BlockID, sc *scope, item string) ([]Step, *scope) {
+	names := append([]string{item}, ProgressVars...)
+	what := map[string]string{}
+	for _, n := range ProgressVars {
+		what[n] = progressWhat[n]
+		if _, seen := p.locals[n]; !seen {
+			p.locals[n] = progressWhat[n]
+		}
+	}
+	if item != "" {
+		what[item] = "the item of the forEach"
+	}
+	restore := p.protect(what)
+	ended := "an item"
+	if item == "" {
+		ended = "a branch"
+	}
+	steps, end := p.steps(kv[1], path, block, sc.with(names...))
+	restore()
+	var walk func([]Step)
+	walk = func(list []Step) {
+		for _, st := range list {
+			switch st.(type) {
+			case *SetStep, *SetStatusStep, *SwitchStep, *FailStep:
+				forEachBlock(st, walk)
+			default:
+				p.errorf(st.Base().Pos, CodeInProgress, "'%s' cannot stand in %s: its steps run at once each time %s ends, inside the transition that records the end, so only set, setStatus, switch and fail may; do the work in the step's own steps", kindOf(st), field, ended)
+			}
+		}
+	}
+	walk(steps)
+	// The names of the list are its own; the step's variables of the same
+	// names, if any, are as they were.
+	for _, n := range names {
+		if n != "" && !sc.hasName(n) {
+			end = end.without(n)
+		}
+	}
+	return steps, sc.union(end)
+}
+
 func (p *parser) continueAsNewStep(base StepBase, n *yaml.Node, sc *scope) Step {
 	s := &ContinueAsNewStep{StepBase: base}
 	if isNull(n) {
+		p.wf.Upgrades = true
 		return s
 	}
-	f, ok := p.fieldsOf("continueAsNew", n, canFields, "{input}")
+	f, ok := p.fieldsOf("continueAsNew", n, canFields, "{input, version}")
 	if !ok {
 		return nil
 	}
 	if kv, ok := f["input"]; ok && !isNull(kv[1]) {
 		s.Input = p.value(kv[1], sc)
+	}
+	if kv, ok := f["version"]; ok {
+		switch v := resolve(kv[1]); {
+		case isString(v) && v.Value == "same":
+			s.SameVersion = true
+		case isString(v) && v.Value == "latest":
+		default:
+			p.errorf(nodePos(v), CodeTypeMismatch, "continueAsNew's 'version' is latest (the default: the next run starts on the latest deployed version) or same (it stays on this one), not %s", quotedOr(v))
+		}
+	}
+	if !s.SameVersion {
+		p.wf.Upgrades = true
 	}
 	return s
 }

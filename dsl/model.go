@@ -52,6 +52,10 @@ type Workflow struct {
 
 	Steps []Step
 
+	// Upgrades: some continueAsNew starts its next run on the latest
+	// deployed version (it does not say version: same).
+	Upgrades bool
+
 	// Schedules are the `schedules:` entries, in source order.
 	Schedules []*Schedule
 
@@ -315,7 +319,8 @@ func (c *Catch) Handles(typ string) bool {
 // branch: the element is variable As, variables set in the body stay in it,
 // and Result receives, in the order of the items, one object per run with
 // the variables it set. Parallel runs up to MaxConcurrency of them at once
-// (0 = all); otherwise one after the other.
+// (0 = all); otherwise one after the other. Inside Steps, IndexVar is the
+// item's 0-based position.
 type ForEachStep struct {
 	StepBase
 	Items          *Value
@@ -325,6 +330,11 @@ type ForEachStep struct {
 	Steps          []Step
 	Block          BlockID
 	Result         string
+	// OnItem runs in the step's own scope each time an item's run ends
+	// (see ProgressVars), inside the transition that records the end; it
+	// holds only steps that finish at once (set, setStatus, switch, fail).
+	OnItem      []Step
+	OnItemBlock BlockID
 }
 
 // ParallelStep runs its branches at once and goes on when all have ended.
@@ -335,6 +345,40 @@ type ParallelStep struct {
 	StepBase
 	Branches []Branch
 	Result   string
+	// OnBranch is the OnItem of a parallel step: it runs each time a
+	// branch ends, with IndexVar the branch's 0-based number.
+	OnBranch      []Step
+	OnBranchBlock BlockID
+}
+
+// The variables of a forEach body and of onItem/onBranch lists.
+const (
+	// IndexVar is the 0-based position of the item in a forEach body and
+	// in onItem, of the branch that ended in onBranch.
+	IndexVar = "index"
+	// DoneVar counts the items or branches that have ended, this one
+	// included (1 for the first); TotalVar is how many there are.
+	DoneVar  = "done"
+	TotalVar = "total"
+	// ResultVar is the object of the variables the ended run set: the
+	// element the step's result list holds for it.
+	ResultVar = "result"
+)
+
+// ProgressVars are the names an onItem or onBranch list sees besides the
+// step's scope (and, for onItem, the item under the forEach's `as`).
+var ProgressVars = []string{DoneVar, TotalVar, IndexVar, ResultVar}
+
+// Progress returns the onItem list of a forEach or the onBranch list of a
+// parallel step, and its block; none for other steps.
+func Progress(s Step) ([]Step, BlockID) {
+	switch s := s.(type) {
+	case *ForEachStep:
+		return s.OnItem, s.OnItemBlock
+	case *ParallelStep:
+		return s.OnBranch, s.OnBranchBlock
+	}
+	return nil, ""
 }
 
 // Branch is one list of steps of a parallel step.
@@ -349,6 +393,9 @@ type Branch struct {
 type ContinueAsNewStep struct {
 	StepBase
 	Input *Value // nil = null
+	// SameVersion keeps the next run on this run's definition (version:
+	// same); by default it starts on the latest deployed version.
+	SameVersion bool
 }
 
 // CallStep runs another workflow as a child instance and waits for it.

@@ -30,6 +30,9 @@ type parser struct {
 	// item, a catch's error) and what they are, for messages.
 	locals      map[string]string
 	branchDepth int // > 0 while parsing a parallel branch or forEach body
+	// protected holds the names the steps being parsed may not set (see
+	// protect), and what each is.
+	protected map[string]string
 	vars        *registry
 	full        bool // maxIssues reached
 	limited     map[string]bool
@@ -97,7 +100,7 @@ var nameRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_.-]{0,99}$`)
 // the second compiles them all, now that every assigned name is known, and
 // checks literal statuses against the status schema.
 func Parse(filename string, src []byte) (*Workflow, error) {
-	p := &parser{file: filename, src: src, ids: map[StepID]Pos{}, assigned: map[string]Pos{}, shared: map[string]bool{}, locals: map[string]string{}, statusNd: map[*SetStatusStep]*yaml.Node{}, activityPos: map[*ActivityStep]Pos{}, vars: &registry{index: map[string]int{}}, limited: map[string]bool{}}
+	p := &parser{file: filename, src: src, ids: map[StepID]Pos{}, assigned: map[string]Pos{}, shared: map[string]bool{}, locals: map[string]string{}, protected: map[string]string{}, statusNd: map[*SetStatusStep]*yaml.Node{}, activityPos: map[*ActivityStep]Pos{}, vars: &registry{index: map[string]int{}}, limited: map[string]bool{}}
 	sum := sha256.Sum256(src)
 	p.wf = &Workflow{
 		File:       filename,

@@ -326,6 +326,10 @@ func (p *parser) varName(field string, n *yaml.Node) (string, bool) {
 		p.errorf(nodePos(n), CodeVariableName, "'%s' is a keyword of the expression language and cannot be a variable name", name)
 		return "", false
 	}
+	if what, ok := p.protected[name]; ok {
+		p.errorf(nodePos(n), CodeVariableName, "'%s' cannot be set here: it is %s, which cairn sets; name the variable otherwise", name, what)
+		return "", false
+	}
 	if p.branchDepth == 0 {
 		p.shared[name] = true
 	}

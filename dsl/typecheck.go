@@ -960,7 +960,9 @@ func (f *typeFlow) kind(s Step, env *tenv) *tenv {
 		}
 		benv := env.clone()
 		benv.vars[s.As] = elemOf(items)
+		benv.vars[IndexVar] = tNumber
 		f.steps(s.Steps, benv)
+		env = f.progress(s.OnItem, s.As, elemOf(items), env)
 		if s.Result != "" {
 			env.vars[s.Result] = listOf(tAnyObj)
 		}
@@ -969,6 +971,7 @@ func (f *typeFlow) kind(s Step, env *tenv) *tenv {
 		for _, br := range s.Branches {
 			f.steps(br.Steps, env.clone())
 		}
+		env = f.progress(s.OnBranch, "", nil, env)
 		if s.Result != "" {
 			env.vars[s.Result] = listOf(tAnyObj)
 		}
@@ -1037,6 +1040,32 @@ func (f *typeFlow) wait(s *WaitStep, env *tenv) *tenv {
 	return merge(got, end)
 }
 
+// progress types an onItem or onBranch list: it sees env, the counts, the
+// index, the ended run's variables and (onItem) the item, and it may not
+// run at all (no items), so what it sets is merged with env.
+func (f *typeFlow) progress(list []Step, item string, itemT *typ, env *tenv) *tenv {
+	if len(list) == 0 {
+		return env
+	}
+	henv := env.clone()
+	henv.vars[DoneVar], henv.vars[TotalVar], henv.vars[IndexVar] = tNumber, tNumber, tNumber
+	henv.vars[ResultVar] = tAnyObj
+	if item != "" {
+		henv.vars[item] = itemT
+	}
+	end := f.steps(list, henv)
+	if end != nil {
+		for _, n := range append([]string{item}, ProgressVars...) {
+			if t, had := env.vars[n]; had {
+				end.vars[n] = t
+			} else {
+				delete(end.vars, n)
+			}
+		}
+	}
+	return merge(env, end)
+}
+
 // maxLoopPasses bounds the quiet passes over a loop body that look for
 // the types its variables settle to; what has not settled then is any.
 const maxLoopPasses = 2
@@ -1096,8 +1125,10 @@ func assignedIn(list []Step) []string {
 				walk(s.Catch.Steps)
 			case *ForEachStep:
 				out = append(out, s.Result)
+				walk(s.OnItem)
 			case *ParallelStep:
 				out = append(out, s.Result)
+				walk(s.OnBranch)
 			case *CallStep:
 				out = append(out, s.Result)
 			}
@@ -1157,9 +1188,11 @@ func forEachBlock(s Step, fn func([]Step)) {
 		fn(s.Catch.Steps)
 	case *ForEachStep:
 		fn(s.Steps)
+		fn(s.OnItem)
 	case *ParallelStep:
 		for _, br := range s.Branches {
 			fn(br.Steps)
 		}
+		fn(s.OnBranch)
 	}
 }

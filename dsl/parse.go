@@ -33,12 +33,12 @@ type parser struct {
 	// protected holds the names the steps being parsed may not set (see
 	// protect), and what each is.
 	protected map[string]string
-	vars        *registry
-	full        bool // maxIssues reached
-	limited     map[string]bool
-	nsteps      int
-	statuses    []*SetStatusStep
-	statusNd    map[*SetStatusStep]*yaml.Node
+	vars      *registry
+	full      bool // maxIssues reached
+	limited   map[string]bool
+	nsteps    int
+	statuses  []*SetStatusStep
+	statusNd  map[*SetStatusStep]*yaml.Node
 	// activityPos is where each activity step names its activity.
 	activityPos map[*ActivityStep]Pos
 }

@@ -316,3 +316,58 @@ func (l *listFlag) Set(v string) error {
 	*l = append(*l, splitList(v)...)
 	return nil
 }
+
+func (a *app) bulk(args []string) int {
+	fs := a.flagSet("bulk", "terminate|suspend|resume|purge FILTER... [--dry-run]", `
+Terminate, suspend, resume or purge every instance the filter selects
+(--workflow, --status, --from, --to, --prefix; at least one), a page at a
+time, printing each page's progress on stderr and the totals as JSON.
+--dry-run counts and changes nothing. Terminate, suspend and resume are
+queued: the instances change once the engine has applied them.`, `
+  cairn bulk terminate --workflow ReserveTicket --dry-run
+  cairn bulk terminate --workflow ReserveTicket --reason "bad release"
+  cairn bulk purge --status Failed --to 2026-11-01T00:00:00Z`)
+	var statuses listFlag
+	fs.Var(&statuses, "status", "only instances in these runtime statuses (comma list; repeatable)")
+	workflow := fs.String("workflow", "", "only instances of this workflow (its exact name)")
+	from := fs.String("from", "", "only instances created at or after this RFC 3339 time")
+	to := fs.String("to", "", "only instances created at or before this RFC 3339 time")
+	prefix := fs.String("prefix", "", "only instance ids starting with this prefix")
+	reason := fs.String("reason", "", "why (recorded with terminate, suspend and resume)")
+	dry := fs.Bool("dry-run", false, "count the instances, change nothing")
+	pageSize := fs.Int("page", 0, "instances per request, 1 to 1000 (default 1000)")
+	mk := a.clientFlags(fs)
+	pos, err := a.parse(fs, args)
+	if err != nil {
+		return parseExit(err)
+	}
+	if len(pos) != 1 {
+		return a.usageError(fs, "want one operation (terminate, suspend, resume or purge), got %d arguments", len(pos))
+	}
+	switch pos[0] {
+	case "terminate", "suspend", "resume", "purge":
+	default:
+		return a.usageError(fs, "unknown operation %q: terminate, suspend, resume or purge", pos[0])
+	}
+	if *workflow == "" && len(statuses) == 0 && *from == "" && *to == "" && *prefix == "" {
+		return a.usageError(fs, "a bulk %s needs a filter: --workflow, --status, --from, --to or --prefix", pos[0])
+	}
+	if *pageSize < 0 || *pageSize > 1000 {
+		return a.usageError(fs, "--page must be from 1 to 1000")
+	}
+	ctx, cancel := clientContext()
+	defer cancel()
+	q := client.BulkQuery{Workflow: *workflow, Statuses: statuses, CreatedFrom: *from, CreatedTo: *to,
+		Prefix: *prefix, Reason: *reason, DryRun: *dry, PageSize: *pageSize}
+	sum, err := mk().Bulk(ctx, pos[0], q, func(p client.BulkResult) {
+		if !p.DryRun {
+			fmt.Fprintf(a.stderr, "%s: %d matched, %d applied, %d skipped\n", p.Operation, p.Matched, p.Applied, p.Skipped)
+		}
+	})
+	if err != nil {
+		return a.fail(err)
+	}
+	out, _ := json.Marshal(sum)
+	a.printJSON(out)
+	return exitOK
+}

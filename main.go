@@ -51,6 +51,7 @@ func commands() []command {
 		{"raise", "ID EVENT [JSON|@file]", "raise an external event into an instance", (*app).raise},
 		{"terminate", "ID [--reason TEXT]", "terminate an instance", (*app).terminate},
 		{"list", "[--status S,...] [--workflow W] [--prefix P] [--top N]", "list instances", (*app).list},
+		{"bulk", "terminate|suspend|resume|purge FILTER... [--dry-run]", "terminate, suspend, resume or purge the instances a filter selects", (*app).bulk},
 		{"schedules", "list | get ID | pause ID | resume ID | trigger ID", "list, show, pause, resume or trigger schedules", (*app).schedules},
 		{"wait", "ID [--timeout D]", "wait for an instance to finish, printing each custom status", (*app).wait},
 	}

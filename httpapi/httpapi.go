@@ -129,6 +129,7 @@ type server struct {
 	lease     time.Duration
 	sched     *interpreter.Scheduler // nil when the store keeps no schedules (schedules.go)
 	counts    CountBackend           // nil: GET /v1/stats answers 501
+	bulkBE    BulkBackend            // nil: POST /v1/bulk/{op} answers 501
 	guard     *guarded
 }
 
@@ -157,6 +158,7 @@ func newEngine(cfg Config) *gin.Engine {
 		s.tasks, _ = cfg.Backend.(TaskBackend)
 	}
 	s.counts, _ = cfg.Backend.(CountBackend)
+	s.bulkBE, _ = cfg.Backend.(BulkBackend)
 	if s.lease <= 0 {
 		s.lease = DefaultTaskLease
 	}
@@ -232,6 +234,7 @@ func newEngine(cfg Config) *gin.Engine {
 	v1.POST("/instances/:id/events/:event", s.signalWithStart)
 	s.scheduleRoutes(v1)
 	v1.GET("/stats", s.stats)
+	v1.POST("/bulk/:op", s.bulk)
 	tasks := v1.Group("/tasks", s.requireTasks)
 	tasks.POST("/poll", s.pollTask)
 	tasks.POST("/:task/complete", s.completeTask)

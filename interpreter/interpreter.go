@@ -39,6 +39,9 @@ const (
 	ErrTypeLoopLimit  = "LoopLimitExceeded" // a while ran max iterations and would run one more
 	ErrTypeItems      = "InvalidItems"      // a forEach's items are not a list or too many
 	ErrTypeChild      = "ChildWorkflowFailed"
+	// ErrTypeInvalidInput: a continueAsNew's input breaks the input schema
+	// of the version it moves onto.
+	ErrTypeInvalidInput = "InvalidInput"
 )
 
 // Options configure an Interpreter.
@@ -84,10 +87,17 @@ func Instantiate(def *dsl.Workflow, id InstanceID, input json.RawMessage, now ti
 // duplicate completion, anything sent to a finished instance): the caller
 // acknowledges it and moves on. st is not modified.
 func (in *Interpreter) Step(def *dsl.Workflow, st *State, ev Event) (*Transition, error) {
+	return in.StepOnto(def, nil, st, ev)
+}
+
+// StepOnto is Step with latest, the latest deployed version of the
+// workflow, which a continueAsNew moves the instance onto (unless it says
+// version: same). nil or def itself: the next run stays on def.
+func (in *Interpreter) StepOnto(def, latest *dsl.Workflow, st *State, ev Event) (*Transition, error) {
 	if st.Status.Terminal() {
 		return nil, nil
 	}
-	r := &run{in: in, def: def, st: st.clone(), ev: ev, now: ev.Time.UTC(), views: map[string]map[string]any{}}
+	r := &run{in: in, def: def, latest: latest, st: st.clone(), ev: ev, now: ev.Time.UTC(), views: map[string]map[string]any{}}
 	r.tr = &Transition{State: r.st, FromRevision: st.Revision}
 	r.load()
 	changed, err := r.ordered(ev)
@@ -130,12 +140,13 @@ func bounded(h []HistoryEvent, now time.Time) []HistoryEvent {
 // expression environment and eval; cursor.go moves a thread's cursor;
 // order.go keeps client messages in order.
 type run struct {
-	in  *Interpreter
-	def *dsl.Workflow
-	st  *State
-	ev  Event
-	now time.Time
-	tr  *Transition
+	in     *Interpreter
+	def    *dsl.Workflow
+	latest *dsl.Workflow // what a continueAsNew moves onto; nil = stay on def
+	st     *State
+	ev     Event
+	now    time.Time
+	tr     *Transition
 
 	main    *Thread
 	threads []*Thread // main first, then the branches in the order they started

@@ -179,7 +179,7 @@ func (e *Engine) round(ctx context.Context, active []*chain) ([]*chain, bool) {
 	if !e.resolve(ctx, &r, active) {
 		return nil, false
 	}
-	e.step(&r, active)
+	e.step(ctx, &r, active)
 	if len(r.acks) > 0 {
 		err := e.store.AckWork(ctx, r.acks)
 		e.obs.OnStoreCall("ack", err)
@@ -296,11 +296,11 @@ func (e *Engine) loaded(ctx context.Context, r *round, c *chain, st *State) {
 
 // step computes the next transition of every chain that has a state and
 // work, dropping the items that take none.
-func (e *Engine) step(r *round, active []*chain) {
+func (e *Engine) step(ctx context.Context, r *round, active []*chain) {
 	for _, c := range active {
 		for len(c.items) > 0 && c.st != nil {
 			it := c.items[0]
-			tr, err := e.in.Step(c.def, c.st, it.Event)
+			tr, err := e.in.StepOnto(c.def, e.latestFor(ctx, c.def), c.st, it.Event)
 			if err == nil && tr != nil {
 				if c.task != nil {
 					tr.TaskAck = c.task

@@ -249,6 +249,20 @@ func (r *run) continueAsNew(th *Thread, s *dsl.ContinueAsNewStep) {
 	if string(raw) == "null" {
 		raw = nil
 	}
+	next := r.def
+	if r.latest != nil && !s.SameVersion && r.latest.Hash != r.def.Hash {
+		next = r.latest
+		if next.Input != nil {
+			var v any // as JSON has it: the schema knows JSON's types
+			_ = json.Unmarshal(raw, &v)
+			if err := next.Input.Validate(v); err != nil {
+				r.failInstance(ErrorInfo{Type: ErrTypeInvalidInput, StepID: s.ID, Message: fmt.Sprintf(
+					"step %s: continueAsNew onto the latest version of %s (%.12s): the new input does not match its input schema: %v (version: same keeps this run's version)",
+					s.ID, next.Name, next.Hash, err)})
+				return
+			}
+		}
+	}
 	r.stopAll()
 	r.st.Input = raw
 	r.haveInput = false
@@ -256,7 +270,14 @@ func (r *run) continueAsNew(th *Thread, s *dsl.ContinueAsNewStep) {
 	r.main.Vars = nil
 	r.views = map[string]map[string]any{}
 	r.main.Cursor = []Frame{{Block: "", Index: 0}}
-	r.history(HistoryEvent{Type: "ContinuedAsNew", StepID: s.ID, Data: raw})
+	h := HistoryEvent{Type: "ContinuedAsNew", StepID: s.ID, Data: raw}
+	if next != r.def {
+		// The next run starts on the new version: the steps from here on
+		// are its.
+		h.Name = next.Hash
+		r.def, r.st.DefHash = next, next.Hash
+	}
+	r.history(h)
 	r.startTimeout()
 }
 

@@ -37,7 +37,8 @@ type runtime struct {
 	Parent   interpreter.InstanceID      `json:"pa,omitempty"`
 	Trace    string                      `json:"tr,omitempty"` // State.TraceParent
 	// Input is the current run's input after a continueAsNew (Gen > 0);
-	// the hash's input field keeps the one the instance started with.
+	// the commit that continues it writes the hash's input field too, so
+	// GET status shows it.
 	Input json.RawMessage `json:"in,omitempty"`
 }
 

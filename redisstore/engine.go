@@ -243,7 +243,7 @@ func (s *Store) commitCall(t *interpreter.Transition) (scriptCall, error) {
 		HistoryEntry: hist, FinishedAt: finished, InstanceID: string(st.ID), CreatedAt: ms(st.CreatedTime),
 		TaskGroup: groupWorkers, AckTaskID: ackTask, AckTaskName: ackName,
 		NCancels: len(cancels), WithdrawnChannel: s.k.withdrawn(p), WithdrawnNotice: notice,
-		Ends: ends, NOpen: len(open), Workflow: st.Name,
+		Ends: ends, NOpen: len(open), Workflow: st.Name, RunInput: runInput(t),
 	}
 	args := a.argv(len(tasks) + len(adds) + len(rems) + len(cancels) + len(open))
 	args = append(args, tasks...)
@@ -302,11 +302,26 @@ type commitArgs struct {
 	Ends             string // "1" or ""
 	NOpen            int
 	Workflow         string // the instance's workflow name, for the counts
+	RunInput         string // after a continueAsNew: the new run's input JSON; "" = none
+}
+
+// runInput is what commitArgs.RunInput says for t: the new run's input
+// when t continued the instance as new.
+func runInput(t *interpreter.Transition) string {
+	for _, h := range t.History {
+		if h.Type == "ContinuedAsNew" {
+			if len(t.State.Input) == 0 {
+				return "null"
+			}
+			return string(t.State.Input)
+		}
+	}
+	return ""
 }
 
 // argv lists the fields in order, with room for extra more.
 func (a *commitArgs) argv(extra int) []any {
-	return append(make([]any, 0, 28+extra),
+	return append(make([]any, 0, 29+extra),
 		a.WorkGroup, a.WorkID, a.FromRev, a.NewRev,
 		a.Status, a.Meta, a.Output, a.CustomStatus, a.Runtime,
 		a.HistoryMax, a.StatusChannel, a.StatusChange,
@@ -314,7 +329,7 @@ func (a *commitArgs) argv(extra int) []any {
 		a.HistoryEntry, a.FinishedAt, a.InstanceID, a.CreatedAt,
 		a.TaskGroup, a.AckTaskID, a.AckTaskName,
 		a.NCancels, a.WithdrawnChannel, a.WithdrawnNotice, a.Ends, a.NOpen,
-		a.Workflow,
+		a.Workflow, a.RunInput,
 	)
 }
 

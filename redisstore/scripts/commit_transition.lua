@@ -49,6 +49,8 @@
 --     resumed: suspending parks the queued ones (out of their stream, into
 --     field pk:<task id>), so none is handed out; resuming queues them again
 --   workflow: the instance's workflow name (its field of the counts hash)
+--   runInput: the new run's input JSON after a continueAsNew, written to
+--     the input field GET status shows ('' = leave it)
 --   then nTasks (task JSON (field j), task id) pairs, nTimerAdds (due ms,
 --   member) pairs, nTimerRemoves members, nCancels task ids, nOpen task ids.
 -- The instance hash field tk:<task id> holds the stream entry id of each
@@ -60,8 +62,8 @@
 -- work item was already acknowledged.
 local instKey, histKey, workKey, timersKey, finishedKey, ackTaskKey, countsKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local firstTaskKey = 8
-local workGroup, workID, fromRev, newRev, status, meta, output, customStatus, runtime, historyMax, statusChannel, statusChange, nTasks, nTimerAdds, nTimerRemoves, historyEntry, finishedAt, instanceID, createdAt, taskGroup, ackTaskID, ackTaskName, nCancels, withdrawnChannel, withdrawnNotice, ends, nOpen, workflow = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12], ARGV[13], ARGV[14], ARGV[15], ARGV[16], ARGV[17], ARGV[18], ARGV[19], ARGV[20], ARGV[21], ARGV[22], ARGV[23], ARGV[24], ARGV[25], ARGV[26], ARGV[27], ARGV[28]
-local firstVarArg = 29
+local workGroup, workID, fromRev, newRev, status, meta, output, customStatus, runtime, historyMax, statusChannel, statusChange, nTasks, nTimerAdds, nTimerRemoves, historyEntry, finishedAt, instanceID, createdAt, taskGroup, ackTaskID, ackTaskName, nCancels, withdrawnChannel, withdrawnNotice, ends, nOpen, workflow, runInput = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12], ARGV[13], ARGV[14], ARGV[15], ARGV[16], ARGV[17], ARGV[18], ARGV[19], ARGV[20], ARGV[21], ARGV[22], ARGV[23], ARGV[24], ARGV[25], ARGV[26], ARGV[27], ARGV[28], ARGV[29]
+local firstVarArg = 30
 local codeOK, codeConflict, codeDuplicate, codeGone = 0, 2, 3, 6
 
 local cur = redis.call('HMGET', instKey, 'rev', 'c', 'st')
@@ -82,6 +84,10 @@ end
 -- The tasks go first, so that the one HSET of the state also records
 -- their entry ids (no command of its own on the hot path).
 local fields = {'st', status, 'rev', newRev, 'meta', meta, 'rt', runtime, 'out', output, 'cs', customStatus}
+if runInput ~= '' then
+  fields[#fields + 1] = 'in'
+  fields[#fields + 1] = runInput
+end
 local k, a = firstTaskKey, firstVarArg
 for _ = 1, tonumber(nTasks) do
   local entry = redis.call('XADD', KEYS[k], '*', 'j', ARGV[a])

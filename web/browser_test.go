@@ -371,6 +371,18 @@ func TestBrowserReserveTicket(t *testing.T) {
 	do("previous page", chromedp.Click(chromedp.CSS("#prev")))
 	poll("page 2 again", rowIDs+page(2, 4)+` && document.querySelector('#page-info').textContent === 'page 2'`)
 
+	// A bulk terminate of the running ReserveTicket instances: counted,
+	// confirmed, done; the list and the counts follow.
+	do("open the running ReserveTicket instances", chromedp.Navigate(s.srv.URL+"/ui?workflow=ReserveTicket&runtimeStatus=Running"))
+	poll("booking-2 listed", rowIDs+`'booking-2'`)
+	do("bulk terminate", chromedp.Evaluate[chromedp.Void](`(() => {
+		window.confirm = (q) => { window.asked = q; return true; };
+		document.querySelector('#bulk-op').value = 'terminate';
+		document.querySelector('#bulk-go').click();
+	})()`))
+	poll("terminated", `document.querySelector('#bulk-info').textContent === 'terminate: done, 1 applied.' && window.asked === 'terminate 1 instance?'`)
+	poll("none running", `document.querySelectorAll('#rows tr[data-id]').length === 0 && document.querySelector('[data-count="Running"]').textContent.trim() === '0'`)
+
 	// The workflows page: versions, diagram, lint.
 	do("open the workflows page",
 		chromedp.Navigate(s.srv.URL+"/ui/workflows?name=ReserveTicket"),

@@ -52,6 +52,10 @@ function build() {
   ui.next = h('button', {type: 'button', id: 'next', onclick: () => go(page + 1)}, 'Next →');
   ui.pageInfo = h('span', {class: 'muted', id: 'page-info'});
   ui.count = h('span', {class: 'muted small'});
+  ui.bulkOp = h('select', {id: 'bulk-op', 'aria-label': 'bulk operation'},
+    ['terminate', 'suspend', 'resume', 'purge'].map((op) => h('option', {value: op}, op)));
+  ui.bulkBtn = h('button', {type: 'button', id: 'bulk-go', onclick: bulk}, 'every matching instance…');
+  ui.bulkInfo = h('span', {class: 'muted small', id: 'bulk-info'});
 
   const form = h('form', {class: 'filters', id: 'filters', onsubmit: (e) => { e.preventDefault(); apply(); }},
     h('div', {class: 'chips', role: 'group', 'aria-label': 'runtime status'}, ui.statusBoxes),
@@ -62,7 +66,8 @@ function build() {
       h('label', null, 'Id ', ui.prefix),
       ui.top,
       h('button', {type: 'submit'}, 'Filter'),
-      h('button', {type: 'button', onclick: reset}, 'Clear')));
+      h('button', {type: 'button', onclick: reset}, 'Clear')),
+    h('div', {class: 'filter-row'}, ui.bulkOp, ui.bulkBtn, ui.bulkInfo));
 
   clear(document.getElementById('main'),
     h('div', {class: 'page-head'}, h('h1', null, 'Instances'), ui.count,
@@ -174,6 +179,48 @@ function row(it) {
     h('td', {class: 'summary', title: it.customStatus == null ? '' : JSON.stringify(it.customStatus, null, 2)}, summary(it.customStatus)),
     h('td', null, step),
     h('td', {class: 'num', title: 'created ' + fmtTime(it.createdTime), 'data-created': it.createdTime}, age(it.createdTime)));
+}
+
+// bulk applies the chosen operation to every instance the filters select
+// (POST /v1/bulk/{op}): a dry run for the count, a confirmation, then page
+// after page, showing the progress.
+async function bulk() {
+  const op = ui.bulkOp.value;
+  const query = {
+    workflow: f.workflow, runtimeStatus: [...f.statuses].join(','),
+    createdTimeFrom: f.from, createdTimeTo: f.to, instanceIdPrefix: f.prefix,
+  };
+  if (!Object.values(query).some((v) => v)) {
+    ui.bulkInfo.textContent = 'Choose a filter first: a bulk operation never takes every instance.';
+    return;
+  }
+  ui.bulkBtn.disabled = true;
+  try {
+    const pages = async (dryRun, progress) => {
+      let token = '';
+      const sum = {matched: 0, applied: 0, skipped: 0};
+      do {
+        const res = await api(`/v1/bulk/${op}`, {method: 'POST', query: {...query, dryRun: dryRun ? 'true' : '', continuationToken: token}});
+        for (const k of Object.keys(sum)) sum[k] += res.body[k] || 0;
+        token = res.body.continuationToken || '';
+        if (progress) progress(sum);
+      } while (token);
+      return sum;
+    };
+    const count = (await pages(true)).matched;
+    if (!count) {
+      ui.bulkInfo.textContent = `No instance to ${op}.`;
+      return;
+    }
+    if (!confirm(`${op} ${count.toLocaleString('en')} instance${count === 1 ? '' : 's'}?`)) return;
+    const sum = await pages(false, (s) => { ui.bulkInfo.textContent = `${op}: ${s.applied.toLocaleString('en')} of ${count.toLocaleString('en')}…`; });
+    ui.bulkInfo.textContent = `${op}: done, ${sum.applied} applied` + (sum.skipped ? `, ${sum.skipped} skipped (finished or gone meanwhile)` : '') + '.';
+    load();
+  } catch (e) {
+    showError(e, `Bulk ${op}`);
+  } finally {
+    ui.bulkBtn.disabled = false;
+  }
 }
 
 // loadCounts puts the instances per status (of the chosen workflow, or of

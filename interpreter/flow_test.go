@@ -529,3 +529,104 @@ func TestCancelledBranchTerminatesItsChild(t *testing.T) {
 		t.Fatalf("commands %+v", h.after)
 	}
 }
+
+// TestOnItemPublishesProgressAsItemsEnd finishes the items of a forEach
+// (maxConcurrency 3) out of order: each completion's own transition runs
+// onItem once, which sets the parent's variables and the custom status
+// (done counts up by one), and the sliding window stays at 3.
+func TestOnItemPublishesProgressAsItemsEnd(t *testing.T) {
+	items := []int{10, 20, 30, 40, 50, 60, 70}
+	h := newHarness(t, "Progress", items)
+	live := map[string]*ScheduleTask{}
+	add := func(from int) {
+		for _, tk := range h.tasks[from:] {
+			var in struct{ N, I int }
+			if err := json.Unmarshal(tk.Input, &in); err != nil || items[in.I] != in.N {
+				t.Fatalf("task input %s: the index is not the item's position", tk.Input)
+			}
+			live[string(tk.Input)] = tk
+		}
+	}
+	add(0)
+	var ended []int
+	for done := 1; len(live) > 0; done++ {
+		if len(live) != min(3, len(items)-done+1) {
+			t.Fatalf("before end %d: %d in flight", done, len(live))
+		}
+		// The newest first, so the items end out of order.
+		var last *ScheduleTask
+		for _, tk := range live {
+			if last == nil || tk.TaskID > last.TaskID {
+				last = tk
+			}
+		}
+		delete(live, string(last.Input))
+		var in struct{ N, I int }
+		_ = json.Unmarshal(last.Input, &in)
+		ended = append(ended, in.I)
+		before, hist := len(h.tasks), len(h.hist)
+		h.completeTask(last, in.N+1)
+		add(before)
+		var updates []string
+		for _, e := range h.hist[hist:] {
+			if e.Type == "CustomStatusUpdated" {
+				updates = append(updates, string(e.Data))
+			}
+		}
+		if len(updates) != 1 {
+			t.Fatalf("end %d: %d status updates in its transition, want 1", done, len(updates))
+		}
+		var st struct{ Done, Total, Last int }
+		if err := json.Unmarshal(json.RawMessage(updates[0]), &st); err != nil || st.Done != done || st.Total != len(items) || st.Last != in.N {
+			t.Fatalf("end %d: status %s", done, updates[0])
+		}
+		if p := h.st.Pending; p != nil && p.Done != done {
+			t.Fatalf("end %d: pending counts %d done", done, p.Done)
+		}
+	}
+	h.wantStatus(StatusCompleted)
+	seen, _ := json.Marshal(ended)
+	h.wantJSON("output", h.st.Output, `{"out":[11,21,31,41,51,61,71],"seen":`+string(seen)+`,"sum":287}`)
+}
+
+// TestOnItemFailIsTheStepsError: a fail in onItem cancels the items still
+// running and is the forEach's error, failing the instance.
+func TestOnItemFailIsTheStepsError(t *testing.T) {
+	h := newHarness(t, "Progress", []int{1, 2, 3, 4, 5})
+	h.completeTask(h.tasks[1], -7)
+	h.wantStatus(StatusFailed)
+	h.wantErrorType("Negative")
+	if !strings.Contains(string(h.st.Output), "item 1 is -7") || len(h.st.Threads) != 0 || len(h.st.Joins) != 0 {
+		t.Fatalf("output %s, threads %+v, joins %+v", h.st.Output, h.st.Threads, h.st.Joins)
+	}
+	if string(h.st.CustomStatus) != `{"done":1,"last":2,"sum":-7,"total":5}` {
+		t.Fatalf("custom status %s", h.st.CustomStatus)
+	}
+}
+
+// TestOnItemFailGoesToTheStepsOnError: the forEach's onError takes an
+// error of its onItem, after which the instance goes on.
+func TestOnItemFailGoesToTheStepsOnError(t *testing.T) {
+	h := newHarness(t, "ProgressCaught", nil)
+	h.completeTask(h.taskFor(`1`), "ok")
+	h.completeTask(h.taskFor(`3`), "bad")
+	h.wantStatus(StatusCompleted)
+	h.wantJSON("output", h.st.Output, `{"caught":"Bad","count":2}`)
+}
+
+// TestOnBranchCountsBranches: onBranch sees each branch's number as it
+// ends, in the order they end; a nested forEach's onItem sets the
+// variables of the branch it stands in.
+func TestOnBranchCountsBranches(t *testing.T) {
+	h := newHarness(t, "ProgressBranch", nil)
+	if string(h.st.CustomStatus) != `"1/3"` {
+		t.Fatalf("custom status %s after the branch that ends at once", h.st.CustomStatus)
+	}
+	h.completeTask(h.taskFor(`"b"`), "B")
+	if string(h.st.CustomStatus) != `"2/3"` {
+		t.Fatalf("custom status %s", h.st.CustomStatus)
+	}
+	h.completeTask(h.taskFor(`"a"`), "A")
+	h.wantStatus(StatusCompleted)
+	h.wantJSON("output", h.st.Output, `{"order":[2,1,0],"out":[{"a":"A"},{"b":"B"},{"inner":"x0y1","zs":[{"z":"x0"},{"z":"y1"}]}]}`)
+}

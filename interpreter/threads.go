@@ -4,6 +4,7 @@ package interpreter
 // the queue that runs them, and the joins that wait for them.
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -71,8 +72,7 @@ func (r *run) runThread(th *Thread) error {
 	defer func() { r.running = nil }()
 	for !r.st.Status.Terminal() && r.alive(th) && th.Pending == nil {
 		if len(th.Cursor) == 0 {
-			r.threadDone(th)
-			return nil
+			return r.threadDone(th)
 		}
 		top := &th.Cursor[len(th.Cursor)-1]
 		block, ok := r.def.Blocks[top.Block]
@@ -213,46 +213,150 @@ func (r *run) startBranch(parent *Thread, step dsl.Step, item json.RawMessage) {
 		t.Cursor = []Frame{{Block: s.Branches[i].Block}}
 	case *dsl.ForEachStep:
 		t.Cursor = []Frame{{Block: s.Block}}
-		t.Vars = map[string]json.RawMessage{s.As: item}
+		t.Vars = map[string]json.RawMessage{s.As: item, dsl.IndexVar: json.RawMessage(strconv.Itoa(i))}
 	}
 	r.threads = append(r.threads, t)
 	r.enqueue(t)
 }
 
 // threadDone ends a thread whose steps have all run: the main path
-// completes the instance; a branch hands its variables to its join.
-func (r *run) threadDone(th *Thread) {
+// completes the instance; a branch hands its variables to its join, runs
+// the step's onItem or onBranch, and makes way for the next branch.
+func (r *run) threadDone(th *Thread) error {
 	if th == r.main {
 		r.complete(nil, nil)
-		return
+		return nil
 	}
 	parent := r.thread(th.Parent)
 	j := r.join(th.Parent)
 	if parent == nil || j == nil {
 		r.failInstance(ErrorInfo{Type: ErrTypeInternal, Message: fmt.Sprintf("branch %s has no join", th.ID)})
-		return
+		return nil
 	}
 	step := r.def.ByID[j.StepID]
 	out := th.Vars
+	var item json.RawMessage
 	if fe, ok := step.(*dsl.ForEachStep); ok && out != nil {
+		item = out[fe.As]
 		out = cloneVars(out)
 		delete(out, fe.As)
+		delete(out, dsl.IndexVar)
 	}
 	if out == nil {
 		out = map[string]json.RawMessage{}
 	}
-	j.Results[th.Branch] = mustJSON(out)
+	res := mustJSON(out)
+	j.Results[th.Branch] = res
 	r.removeThread(th)
 	parent.Pending.Done++
+	if ok, err := r.progress(parent, step, th.Branch, item, res); !ok || err != nil {
+		return err
+	}
+	j = r.join(parent.ID)
 	switch {
 	case j.Started < j.Total:
-		var item json.RawMessage
+		var next json.RawMessage
 		if j.Items != nil {
-			item = j.Items[j.Started]
+			next = j.Items[j.Started]
 		}
-		r.startBranch(parent, step, item)
+		r.startBranch(parent, step, next)
 	case parent.Pending.Done >= j.Total:
 		r.joined(parent, step)
+	}
+	return nil
+}
+
+// progress runs the onItem or onBranch list of step, which parent waits
+// at, for the branch that just ended (its number, item and result): in a
+// thread of its own over parent's variables, with the names of
+// dsl.ProgressVars and the item; what it sets goes to parent. It runs to
+// its end here, so the step's progress is recorded in the transition that
+// records the branch's end. It reports false when the list raised an error
+// that went on at the step (its branches are then cancelled) or ended the
+// instance.
+func (r *run) progress(parent *Thread, step dsl.Step, branch int, item, res json.RawMessage) (bool, error) {
+	steps, block := dsl.Progress(step)
+	if len(steps) == 0 {
+		return true, nil
+	}
+	j := r.join(parent.ID)
+	prefix := ""
+	if parent != r.main {
+		prefix = parent.ID + "/"
+	}
+	// Its id is under the parent's, like a branch's, so that dropping the
+	// parent's branches drops it too.
+	t := &Thread{ID: prefix + string(step.Base().ID) + "/progress", Parent: parent.ID, Branch: branch, Cursor: []Frame{{Block: block}}}
+	t.Vars = map[string]json.RawMessage{
+		dsl.DoneVar:   json.RawMessage(strconv.Itoa(parent.Pending.Done)),
+		dsl.TotalVar:  json.RawMessage(strconv.Itoa(j.Total)),
+		dsl.IndexVar:  json.RawMessage(strconv.Itoa(branch)),
+		dsl.ResultVar: res,
+	}
+	local := map[string]bool{dsl.DoneVar: true, dsl.TotalVar: true, dsl.IndexVar: true, dsl.ResultVar: true}
+	if fe, ok := step.(*dsl.ForEachStep); ok {
+		if item == nil {
+			item = json.RawMessage("null")
+		}
+		t.Vars[fe.As] = item
+		local[fe.As] = true
+	}
+	r.threads = append(r.threads, t)
+	running := r.running
+	r.running = t
+	defer func() { r.running = running }()
+	for !r.st.Status.Terminal() && r.alive(t) && len(t.Cursor) > 0 {
+		top := &t.Cursor[len(t.Cursor)-1]
+		list := r.def.Blocks[top.Block]
+		if top.Index >= len(list) {
+			r.popFrame(t)
+			continue
+		}
+		s := list[top.Index]
+		if base := s.Base(); base.If != nil && top.Iter == 0 {
+			if holds, ok := eval(r, t, s, base.If); !holds {
+				if ok {
+					r.advance(t)
+				}
+				continue
+			}
+		}
+		err := r.exec(t, s)
+		r.flush(t, parent, local)
+		if err != nil {
+			return false, err
+		}
+		if t.Pending != nil {
+			// dsl refuses every step that waits in these lists.
+			return false, fmt.Errorf("step %s: %s waits inside %s", step.Base().ID, s.Base().ID, block)
+		}
+	}
+	if r.st.Status.Terminal() || !r.alive(t) {
+		return false, nil
+	}
+	r.removeThread(t)
+	return true, nil
+}
+
+// flush writes what the progress thread t set to its parent after each of
+// its steps, as if the parent had run it: a step that raised keeps what it
+// set before, as in any thread, even when the error goes on at the parent.
+func (r *run) flush(t, parent *Thread, local map[string]bool) {
+	changed := false
+	for k, v := range t.Vars {
+		// error is the progress thread's own while one of its handlers runs.
+		if local[k] || k == "error" || bytes.Equal(parent.Vars[k], v) {
+			continue
+		}
+		if parent.Vars == nil {
+			parent.Vars = map[string]json.RawMessage{}
+		}
+		parent.Vars[k] = v
+		changed = true
+	}
+	if changed {
+		// The parent's branches see its variables through their views.
+		clear(r.views)
 	}
 }
 

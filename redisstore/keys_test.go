@@ -129,6 +129,9 @@ func TestKeysInRedis(t *testing.T) {
 	if _, err := s.Heartbeat(ctx, "c", now.UnixMilli()); err != nil {
 		t.Fatal(err)
 	}
+	if err := s.SaveScheduleState(ctx, &interpreter.ScheduleState{ID: "nightly", Workflow: "Wf", Next: now}); err != nil {
+		t.Fatal(err)
+	}
 
 	var pats []*regexp.Regexp
 	types := map[*regexp.Regexp]string{}

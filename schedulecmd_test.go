@@ -39,8 +39,11 @@ func TestSchedulesCommand(t *testing.T) {
 		}
 	}
 	want := []string{"GET /v1/schedules", "GET /v1/schedules/nightly", "POST /v1/schedules/nightly/pause", "POST /v1/schedules/nightly/resume", "POST /v1/schedules/nightly/trigger"}
-	if strings.Join(calls, ",") != strings.Join(want, ",") {
-		t.Errorf("calls %v, want %v", calls, want)
+	mu.Lock()
+	got := strings.Join(calls, ",")
+	mu.Unlock()
+	if got != strings.Join(want, ",") {
+		t.Errorf("calls %s, want %v", got, want)
 	}
 	if r := cairn(t, env, "schedules", "pause", "nope"); r.code != 1 || !strings.Contains(r.stderr, "nope") {
 		t.Errorf("unknown schedule: %s", r)

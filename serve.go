@@ -249,7 +249,6 @@ func runServe(ctx context.Context, stop func(), cfg serveConfig, log *slog.Logge
 		}
 		defer ps.Close()
 	}
-	log.Info("retention of finished instances", "retention", cfg.retention.String())
 
 	// failed receives the first component failure.
 	failed := make(chan error, 4)
@@ -308,6 +307,7 @@ func runServe(ctx context.Context, stop func(), cfg serveConfig, log *slog.Logge
 		}
 		return fmt.Errorf("redis %s: %w", redactURL(redisURL), err)
 	}
+	log.Info("retention of finished instances", "retention", cfg.retention.String())
 
 	cat := interpreter.NewCatalog(store)
 	// Go handlers registered here run in-process; the workflows' expr and

@@ -162,6 +162,8 @@ func (f *fakeBackend) Ping(context.Context) error { return nil }
 // fakeCatalog returns a bare definition without parsing any YAML.
 type fakeCatalog struct{}
 
+func (fakeCatalog) HasEventSchemas() bool { return false }
+
 func (fakeCatalog) Get(_ context.Context, name, hash string) (*dsl.Workflow, error) {
 	return &dsl.Workflow{Name: name, Hash: hash}, nil
 }

@@ -76,6 +76,10 @@ type Backend interface {
 // Backend's do.
 type Catalog interface {
 	Get(ctx context.Context, name, hash string) (*dsl.Workflow, error)
+	// HasEventSchemas reports whether some definition it keeps declares
+	// an `events:` payload schema: only then does a raise read the
+	// instance's definition to check its payload.
+	HasEventSchemas() bool
 }
 
 // Config configures the handler. Backend is required.

@@ -426,6 +426,10 @@ func (s *server) raiseEvent(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	if err := s.checkEvent(c.Request.Context(), id, name, data); err != nil {
+		s.fail(c, err)
+		return
+	}
 	if err := s.be.RaiseEvent(c.Request.Context(), id, name, data, s.now().UTC()); err != nil {
 		s.fail(c, notFoundInstance(err, id))
 		return

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cairnhq/cairn/dsl"
 )
@@ -25,6 +26,8 @@ type Catalog struct {
 	loader DefinitionLoader
 	mu     sync.RWMutex
 	byHash map[string]*dsl.Workflow
+	// typedEvents: some definition kept here declares an `events:` schema.
+	typedEvents atomic.Bool
 }
 
 // NewCatalog returns an empty Catalog reading from loader.
@@ -37,7 +40,14 @@ func (c *Catalog) Add(def *dsl.Workflow) {
 	c.mu.Lock()
 	c.byHash[def.Hash] = def
 	c.mu.Unlock()
+	if len(def.Events) > 0 {
+		c.typedEvents.Store(true)
+	}
 }
+
+// HasEventSchemas reports whether some definition kept here declares the
+// JSON Schema of an event's payload, so a raise may need checking.
+func (c *Catalog) HasEventSchemas() bool { return c.typedEvents.Load() }
 
 // Get returns the definition name@hash, loading and parsing it on first use.
 func (c *Catalog) Get(ctx context.Context, name, hash string) (*dsl.Workflow, error) {

@@ -4,6 +4,7 @@ package interpreter
 // (terminate, suspend, resume) to completions, timers and children.
 
 import (
+	"encoding/json"
 	"fmt"
 
 	"github.com/cairnhq/cairn/dsl"
@@ -107,6 +108,18 @@ func (r *run) start() (bool, error) {
 func (r *run) raised(ev Event) (bool, error) {
 	if ev.Name == ChildEvent {
 		return r.childEnded(ev)
+	}
+	if sch := r.def.Events[ev.Name]; sch != nil {
+		// The API refuses such a raise where it can (400); one that got
+		// through (sent before the schema was deployed, or by a process
+		// that had not loaded it) never reaches a typed variable.
+		var v any
+		_ = json.Unmarshal(ev.Data, &v) // no data: null
+		if err := sch.Validate(v); err != nil {
+			r.history(HistoryEvent{Type: "EventRejected", Name: ev.Name, Data: ev.Data,
+				Reason: "the payload does not match the workflow's events." + ev.Name + " schema: " + err.Error()})
+			return true, nil
+		}
 	}
 	r.history(HistoryEvent{Type: "EventRaised", Name: ev.Name, Data: ev.Data})
 	if r.st.Status == StatusRunning {

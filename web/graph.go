@@ -199,6 +199,9 @@ func (g *graphBuilder) node(s dsl.Step) *Node {
 		}
 		n.Detail = strings.Join(d, " · ")
 		n.Blocks = append(n.Blocks, g.block(s.Block, "body", "each "+s.As, s.Steps, b.Pos))
+		if s.OnItem != nil {
+			n.Blocks = append(n.Blocks, g.block(s.OnItemBlock, "body", "on each item's end", s.OnItem, b.Pos))
+		}
 	case *dsl.ParallelStep:
 		n.Detail = fmt.Sprintf("%d branches", len(s.Branches))
 		if len(s.Branches) == 1 {
@@ -214,6 +217,9 @@ func (g *graphBuilder) node(s dsl.Step) *Node {
 				bl.Pos = br.Pos
 			}
 			n.Blocks = append(n.Blocks, bl)
+		}
+		if s.OnBranch != nil {
+			n.Blocks = append(n.Blocks, g.block(s.OnBranchBlock, "body", "on each branch's end", s.OnBranch, b.Pos))
 		}
 	case *dsl.ContinueAsNewStep:
 		if s.Input != nil {

@@ -389,6 +389,8 @@ func (f *typeFlow) bindingTemplates(name string, a *ActivityOptions, env *tenv) 
 	known := sortedKeys(typed)
 	for _, t := range a.Retry.Retryable {
 		switch {
+		case t == "InvalidResult" && a.Output != nil:
+			// A result that breaks output: is retried when listed.
 		case builtinErrorTypes[t]:
 			f.p.warnf(a.Pos, CodeRetryable, "activity '%s': 'retryable' lists %s, which is cairn's own error type and keeps its own retry rule; 'retryable' is for the types of fail() and errors:", name, t)
 		case b.Kind == BindWorker || b.Kind == BindGo || typed[t] || !allLiteral:

@@ -6,6 +6,7 @@ package interpreter
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"github.com/cairnhq/cairn/dsl"
 )
@@ -162,6 +163,12 @@ func (r *run) completed(ev Event) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	if info, bad := r.invalidResult(step, ev.Data); bad {
+		if err := r.activityFailed(th, info); err != nil {
+			return false, err
+		}
+		return true, r.runQueue()
+	}
 	p := th.Pending
 	r.cancelTimer(th)
 	th.Pending = nil
@@ -174,6 +181,29 @@ func (r *run) completed(ev Event) (bool, error) {
 	}
 	r.enqueue(th)
 	return true, r.runQueue()
+}
+
+// invalidResult checks an activity's result against the activity's
+// `output:` schema: a result that breaks it fails the attempt as
+// InvalidResult, retried only when the retry policy lists that type
+// (a bad result is most often the same on every attempt).
+func (r *run) invalidResult(step *dsl.ActivityStep, data json.RawMessage) (ErrorInfo, bool) {
+	o := r.def.Activities[step.Activity]
+	if o == nil || o.Output == nil {
+		return ErrorInfo{}, false
+	}
+	var v any
+	_ = json.Unmarshal(data, &v) // no data: null
+	err := o.Output.Validate(v)
+	if err == nil {
+		return ErrorInfo{}, false
+	}
+	info := ErrorInfo{Type: ErrTypeInvalidResult, Message: fmt.Sprintf(
+		"step %s: activity %s returned a result that does not match its output schema: %v", step.ID, step.Activity, err)}
+	if o.Retry != nil && slices.Contains(o.Retry.Retryable, ErrTypeInvalidResult) {
+		info.Retryable = true
+	}
+	return info, true
 }
 
 // failed retries the activity that failed, or raises its error.

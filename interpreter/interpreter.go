@@ -42,6 +42,8 @@ const (
 	// ErrTypeInvalidInput: a continueAsNew's input breaks the input schema
 	// of the version it moves onto.
 	ErrTypeInvalidInput = "InvalidInput"
+	// ErrTypeInvalidResult: an activity's result breaks its output schema.
+	ErrTypeInvalidResult = "InvalidResult"
 )
 
 // Options configure an Interpreter.

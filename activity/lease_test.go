@@ -257,7 +257,9 @@ func TestSurplusNeitherLostNorRunTwice(t *testing.T) {
 		reg.Register("Work", work(r))
 		// An hour's lease: a task leased but dropped would never come back
 		// within the test, and none is taken over between a and b.
-		e.background(activity.NewRuntime(s, e.cat, reg, activity.Options{Consumer: name, Concurrency: 2,
+		// One http slot (unused here) keeps reads small: a runtime reads
+		// up to Concurrency + HTTPConcurrency tasks.
+		e.background(activity.NewRuntime(s, e.cat, reg, activity.Options{Consumer: name, Concurrency: 2, HTTPConcurrency: 1,
 			Lease: time.Hour, Block: 100 * time.Millisecond, Logger: logger()}).Run)
 		spies, mine = append(spies, s), append(mine, r)
 	}

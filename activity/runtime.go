@@ -71,8 +71,18 @@ type Options struct {
 	// streams; it must be unique among live runtimes. Default:
 	// host-pid-random.
 	Consumer string
-	// Concurrency is the most tasks run at once (default 8).
+	// Concurrency is the most Go handler and expr binding attempts run
+	// at once: they use the CPU (default 2×GOMAXPROCS, at least 8).
 	Concurrency int
+	// HTTPConcurrency is the most http binding attempts in flight at
+	// once: they wait on the network, so many fit (default 256).
+	//
+	// The runtime leases up to Concurrency + HTTPConcurrency tasks; each
+	// waits in its queue for its class's slot and for its activity's own
+	// `concurrency:` limit, if any, and is heartbeated while it waits. It
+	// reads no more while Concurrency or more wait, so a backlog of CPU
+	// tasks stays in the store for other runtimes to take.
+	HTTPConcurrency int
 	// Lease is how long a task may go without a heartbeat before another
 	// runtime takes it over (default 30s). A task this runtime holds,
 	// running or queued, is extended once it is Lease/4 old (so a task
@@ -178,6 +188,15 @@ type Runtime struct {
 	mu     sync.Mutex
 	held   map[interpreter.TaskRef]*held // every task leased to this runtime, queued or running
 	active bool                          // Run is running
+	limits map[limitKey]chan struct{}    // activities' own per-process limits
+
+	shared SlotStore // the store's shared semaphores, if it keeps them
+
+	// cpu and httpSlots hold one token per attempt running in the class.
+	cpu, httpSlots chan struct{}
+	// admitted is signalled when a queued task starts running or ends, so
+	// a read loop waiting for the queue to shrink looks again.
+	admitted chan struct{}
 
 	// renewing is held by a heartbeat round from choosing the tasks to
 	// storing the outcome, and by the hand-back of queued tasks at
@@ -202,6 +221,11 @@ type held struct {
 	task    interpreter.Task
 	renewed time.Time               // no later than its lease last (re)started
 	cancel  context.CancelCauseFunc // stops the handler: lease lost or abandoned
+	running bool                    // it holds its slots (admit); else it waits for them
+	// slot is the global concurrency slot it holds, if any, renewed at
+	// slotRenewed.
+	slot        *Slot
+	slotRenewed time.Time
 }
 
 // Causes of a handler's cancellation other than its timeout; a failure
@@ -221,7 +245,10 @@ func NewRuntime(store TaskStore, catalog *interpreter.Catalog, reg *Registry, op
 		opts.Consumer = interpreter.DefaultConsumer()
 	}
 	if opts.Concurrency <= 0 {
-		opts.Concurrency = 8
+		opts.Concurrency = defaultConcurrency()
+	}
+	if opts.HTTPConcurrency <= 0 {
+		opts.HTTPConcurrency = defaultHTTPConcurrency
 	}
 	if opts.Lease <= 0 {
 		opts.Lease = 30 * time.Second
@@ -259,7 +286,10 @@ func NewRuntime(store TaskStore, catalog *interpreter.Catalog, reg *Registry, op
 	return &Runtime{
 		store: store, cat: catalog, reg: reg, opts: opts, http: client,
 		log:  opts.Logger.With("component", "activity", "consumer", opts.Consumer),
-		held: map[interpreter.TaskRef]*held{},
+		held: map[interpreter.TaskRef]*held{}, limits: map[limitKey]chan struct{}{}, shared: sharedSlots(store),
+		cpu:       make(chan struct{}, opts.Concurrency),
+		httpSlots: make(chan struct{}, opts.HTTPConcurrency),
+		admitted:  make(chan struct{}, 1),
 	}
 }
 
@@ -267,18 +297,51 @@ func NewRuntime(store TaskStore, catalog *interpreter.Catalog, reg *Registry, op
 func (r *Runtime) Consumer() string { return r.opts.Consumer }
 
 // Held returns how many tasks this runtime holds: queued (leased, waiting
-// for a free slot) and running.
+// for a free slot of their class or their activity's limit) and running
+// (in flight). Metrics read it as the local queue depth and the in-flight
+// count.
 func (r *Runtime) Held() (queued, running int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	return r.countHeld()
+}
+
+// countHeld is Held with r.mu held.
+func (r *Runtime) countHeld() (queued, running int) {
 	for _, h := range r.held {
-		if h.cancel == nil {
-			queued++
-		} else {
+		if h.running {
 			running++
+		} else {
+			queued++
 		}
 	}
 	return queued, running
+}
+
+// signalAdmitted wakes a read loop waiting for the queue to shrink.
+func (r *Runtime) signalAdmitted() {
+	select {
+	case r.admitted <- struct{}{}:
+	default:
+	}
+}
+
+// awaitQueue waits until fewer than Concurrency held tasks wait for their
+// slots; false when ctx ended first.
+func (r *Runtime) awaitQueue(ctx context.Context) bool {
+	for {
+		r.mu.Lock()
+		queued, _ := r.countHeld()
+		r.mu.Unlock()
+		if queued < r.opts.Concurrency {
+			return true
+		}
+		select {
+		case <-r.admitted:
+		case <-ctx.Done():
+			return false
+		}
+	}
 }
 
 // Run reads and runs tasks until ctx ends, then waits up to
@@ -393,7 +456,8 @@ func (r *Runtime) stopHeld(ref interpreter.TaskRef, h *held, cause error) {
 // have left tasks) and then every reclaimEvery; again at once only while
 // a reclaim comes back full, which ends when the expired tasks are taken.
 func (r *Runtime) readLoop(ctx context.Context, tasks *sync.WaitGroup) {
-	slots := make(chan struct{}, r.opts.Concurrency) // one token per task slot in use
+	capacity := r.opts.Concurrency + r.opts.HTTPConcurrency
+	slots := make(chan struct{}, capacity) // one token per task held and started
 	release := func(n int) {
 		for range n {
 			<-slots
@@ -424,10 +488,15 @@ func (r *Runtime) readLoop(ctx context.Context, tasks *sync.WaitGroup) {
 			}
 			continue
 		}
+		// Read only while the queue is short (see Options.HTTPConcurrency).
+		if !r.awaitQueue(ctx) {
+			release(1)
+			return
+		}
 		// Take every free slot.
 		n := 1
 	grab:
-		for n < r.opts.Concurrency {
+		for n < capacity {
 			select {
 			case slots <- struct{}{}:
 				n++
@@ -531,9 +600,10 @@ func (r *Runtime) start(ctx context.Context, t interpreter.Task, tasks *sync.Wai
 				delete(r.held, t.Ref)
 			}
 			r.mu.Unlock()
+			r.signalAdmitted()
 			cancel(nil)
 		}()
-		r.handle(base, t)
+		r.handle(ctx, base, h)
 	}()
 	return true
 }
@@ -572,19 +642,72 @@ func (r *Runtime) releaseQueued(queue []interpreter.Task) {
 	r.log.Info("handed back queued tasks at shutdown", "tasks", len(refs), "failed", failed, "err", first)
 }
 
+// handBack returns a task that waited for its slots when the runtime
+// stopped, so that another runtime's next reclaim takes it at once; if
+// that fails it waits out its lease.
+func (r *Runtime) handBack(h *held) {
+	r.renewing.Lock()
+	defer r.renewing.Unlock()
+	ref := h.task.Ref
+	r.mu.Lock()
+	if r.held[ref] != h {
+		r.mu.Unlock()
+		return
+	}
+	delete(r.held, ref) // no heartbeat may renew it any more
+	r.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := r.store.ReleaseTasks(ctx, r.opts.Consumer, []interpreter.TaskRef{ref})[0]; err != nil {
+		r.log.Info("handing back a queued task at shutdown failed; it runs again after its lease", "task", ref.TaskID, "err", err)
+	}
+}
+
 // outcome is what running a task produced.
 type outcome struct {
 	result json.RawMessage
 	err    error
 }
 
-// handle runs one task and reports its outcome. base is cancelled when the
-// lease is lost or the task abandoned.
-func (r *Runtime) handle(base context.Context, it interpreter.Task) {
+// handle waits for the task's slots (admit), runs it and reports its
+// outcome. base is cancelled when the lease is lost, the task withdrawn or
+// abandoned; quit is Run's context: a task still waiting for its slots
+// when it ends is handed back to the store.
+func (r *Runtime) handle(quit, base context.Context, h *held) {
+	it := h.task
 	s := it.Schedule
 	t := taskOf(&s)
 	t.Trace = s.Trace
 	log := r.log.With("instance", t.InstanceID, "task", t.ID, "activity", t.Activity, "attempt", t.Attempt)
+
+	var opts *dsl.ActivityOptions
+	var defErr error
+	if r.cat != nil && (s.Workflow != "" || s.DefHash != "") {
+		def, err := r.cat.Get(base, s.Workflow, s.DefHash)
+		switch {
+		case errors.Is(err, interpreter.ErrNotFound):
+			defErr = &Error{Type: ErrTypeDefinition, Message: err.Error(), NonRetryable: true}
+		case err != nil:
+			// Perhaps the store is away: leave the task leased; it runs
+			// again when the lease expires.
+			log.Warn("cannot read the task's workflow definition; leaving the task for a retry after its lease", "err", err)
+			return
+		default:
+			opts = def.Activities[s.Activity]
+		}
+	}
+	if defErr == nil {
+		free, err := r.admit(base, quit, h, opts)
+		if err != nil {
+			if base.Err() == nil {
+				r.handBack(h)
+			}
+			return
+		}
+		defer r.signalAdmitted()
+		defer free()
+		r.signalAdmitted()
+	}
 
 	began := r.opts.Clock()
 	waited := time.Duration(-1)
@@ -600,23 +723,13 @@ func (r *Runtime) handle(base context.Context, it interpreter.Task) {
 		ended = outcomeOf(err)
 		r.report(base, log, it.Ref, result, err, t.Attempt)
 	}
-
+	if defErr != nil {
+		report(nil, defErr)
+		return
+	}
 	var binding *dsl.Binding
-	if r.cat != nil && (s.Workflow != "" || s.DefHash != "") {
-		def, err := r.cat.Get(base, s.Workflow, s.DefHash)
-		switch {
-		case errors.Is(err, interpreter.ErrNotFound):
-			report(nil, &Error{Type: ErrTypeDefinition, Message: err.Error(), NonRetryable: true})
-			return
-		case err != nil:
-			// Perhaps the store is away: leave the task leased; it runs
-			// again when the lease expires.
-			log.Warn("cannot read the task's workflow definition; leaving the task for a retry after its lease", "err", err)
-			return
-		}
-		if o := def.Activities[s.Activity]; o != nil {
-			binding = o.Binding
-		}
+	if opts != nil {
+		binding = opts.Binding
 	}
 
 	hctx := base
@@ -717,8 +830,12 @@ func (r *Runtime) report(base context.Context, log *slog.Logger, ref interpreter
 // lease goes unrenewed for more than 3/8 of it; a task done within Lease/4
 // costs no heartbeat at all, and the renewals due together go in one
 // round trip.
+//
+// A task whose activity has a heartbeat timeout is renewed every third of
+// it instead, when that is sooner, and looked at every sixth: the renewal
+// is the heartbeat the interpreter's timer checks.
 func (r *Runtime) heartbeatLoop(ctx context.Context) {
-	tick := time.NewTicker(max(r.opts.Lease/8, time.Millisecond))
+	tick := time.NewTimer(r.tickEvery())
 	defer tick.Stop()
 	for {
 		select {
@@ -727,7 +844,31 @@ func (r *Runtime) heartbeatLoop(ctx context.Context) {
 		case <-tick.C:
 		}
 		r.renewDue(ctx, r.opts.Lease/4)
+		r.renewSlots(ctx, r.opts.Lease/4)
+		tick.Reset(r.tickEvery())
 	}
+}
+
+// tickEvery is how often heartbeatLoop looks: Lease/8, or a sixth of the
+// shortest heartbeat timeout among the held tasks.
+func (r *Runtime) tickEvery() time.Duration {
+	d := r.opts.Lease / 8
+	r.mu.Lock()
+	for _, h := range r.held {
+		if hb := h.task.Schedule.Heartbeat; hb > 0 {
+			d = min(d, hb/6)
+		}
+	}
+	r.mu.Unlock()
+	return max(d, time.Millisecond)
+}
+
+// renewAge is how old h's lease may grow before renewDue renews it.
+func renewAge(h *held, age time.Duration) time.Duration {
+	if hb := h.task.Schedule.Heartbeat; hb > 0 {
+		return min(age, hb/3)
+	}
+	return age
 }
 
 // renewDue renews the leases at least age old.
@@ -739,7 +880,7 @@ func (r *Runtime) renewDue(ctx context.Context, age time.Duration) {
 	var refs []interpreter.TaskRef
 	r.mu.Lock()
 	for ref, h := range r.held {
-		if now.Sub(h.renewed) >= age {
+		if now.Sub(h.renewed) >= renewAge(h, age) {
 			due, refs = append(due, h), append(refs, ref)
 		}
 	}

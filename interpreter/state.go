@@ -392,6 +392,13 @@ type ScheduleTask struct {
 	// Timeout is the start-to-close limit (0 = none), so the runtime can
 	// stop waiting; the interpreter enforces it with a durable timer too.
 	Timeout time.Duration `json:"timeout,omitempty"`
+	// ScheduleToStart is how long the task may wait for a worker to take
+	// it, and Heartbeat how long a worker that took it may go without a
+	// heartbeat (0 = no limit); the interpreter enforces both with a
+	// durable timer (see Pending.WatchID), and a worker heartbeats well
+	// within Heartbeat.
+	ScheduleToStart time.Duration `json:"scheduleToStart,omitempty"`
+	Heartbeat       time.Duration `json:"heartbeat,omitempty"`
 	// Trace is the instance's State.TraceParent, so the attempt is traced
 	// in the instance's trace and http bindings send it on.
 	Trace string `json:"trace,omitempty"`

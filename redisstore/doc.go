@@ -26,6 +26,7 @@
 //	cairn:defs                   set     workflow definition names
 //	cairn:engines                zset    live engines: consumer name, score its last heartbeat (unix ms from its clock); an engine silent for a few beats is taken over and removed (heartbeat.go)
 //	cairn:schedules              hash    schedule id → state JSON (next tick, last run and instance, pause, buffered tick, rev), moved by compare-and-set (schedules.go)
+//	cairn:slots:<name>           zset    a global concurrency limit's semaphore (`concurrency: {scope: global}`), name "<workflow>/<activity>": holder → unix ms its lease ends; expired holders are dropped by the next acquire (slots.go)
 //	cairn:meta                   hash    partitions → the partition count P, recorded when the data is first written; Init refuses another
 //
 // Work items and tasks are deleted from their streams when acknowledged,

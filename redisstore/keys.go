@@ -94,6 +94,10 @@ func (k keys) deployed() string { return k.prefix + "deployed" }
 // (unix ms, from the engine's clock).
 func (k keys) engines() string { return k.prefix + "engines" }
 
+// slots is the zset of a global concurrency semaphore: holder → unix ms
+// its lease ends (slots.go).
+func (k keys) slots(name string) string { return k.prefix + "slots:" + name }
+
 // meta is the hash of deployment-wide facts recorded when the data is
 // first written (fPartitions).
 func (k keys) meta() string { return k.prefix + "meta" }

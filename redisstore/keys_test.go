@@ -61,6 +61,7 @@ func TestKeyTable(t *testing.T) {
 		k.defs():              "set",
 		k.engines():           "zset",
 		k.meta():              "hash",
+		k.slots("<name>"):     "zset",
 		k.schedules():         "hash",
 	}
 	want := map[string]string{}
@@ -131,6 +132,9 @@ func TestKeysInRedis(t *testing.T) {
 	}
 	if err := s.SaveScheduleState(ctx, &interpreter.ScheduleState{ID: "nightly", Workflow: "Wf", Next: now}); err != nil {
 		t.Fatal(err)
+	}
+	if ok, err := s.AcquireSlot(ctx, "Wf/A", "c/a/t1", 2, time.Minute, now); !ok || err != nil {
+		t.Fatal(ok, err)
 	}
 
 	var pats []*regexp.Regexp

@@ -71,6 +71,9 @@ type serveConfig struct {
 	// (or unrenewed) before another engine takes it over; heartbeat: how
 	// often an engine announces itself (silent for 3 beats: taken over).
 	lease, heartbeat time.Duration
+	// httpConcurrency: the most http binding calls the activity runtime
+	// has in flight at once.
+	httpConcurrency int
 }
 
 func (c *serveConfig) http() bool   { return c.role == "api" || c.role == "all" }
@@ -108,6 +111,7 @@ in-flight transitions, then the private redis.`, `
 	fs.StringVar(&cfg.pprof, "pprof", a.getenv("CAIRN_PPROF"), "serve net/http/pprof on this loopback address, e.g. 127.0.0.1:6060 (env CAIRN_PPROF; default off)")
 	fs.DurationVar(&cfg.lease, "lease", envDuration(a, "CAIRN_LEASE", 30*time.Second), "how long work an engine read, or an activity task it runs, may go unfinished and unrenewed before another engine takes it over (env CAIRN_LEASE)")
 	fs.DurationVar(&cfg.heartbeat, "heartbeat", envDuration(a, "CAIRN_HEARTBEAT", time.Second), "how often an engine announces itself in Redis; one silent for three beats is taken for dead and its work taken over at once (env CAIRN_HEARTBEAT)")
+	fs.IntVar(&cfg.httpConcurrency, "http-concurrency", envInt(a, "CAIRN_HTTP_CONCURRENCY", 256), "the most http binding calls the activity runtime has in flight at once; Go handlers and expr bindings keep a CPU-sized limit (env CAIRN_HTTP_CONCURRENCY)")
 	level := fs.String("log-level", a.env("CAIRN_LOG_LEVEL", "info"), "least severe log level written: debug, info, warn or error (env CAIRN_LOG_LEVEL)")
 	pos, err := a.parse(fs, args)
 	if err != nil {
@@ -184,6 +188,9 @@ func (c *serveConfig) check() error {
 	if c.heartbeat < 10*time.Millisecond || 3*c.heartbeat > c.lease {
 		return fmt.Errorf("--heartbeat must be a duration from 10ms to a third of --lease (%s), such as 1s: "+
 			"an engine silent for three beats is taken over, which must come before its lease runs out", c.lease)
+	}
+	if c.httpConcurrency < 1 || c.httpConcurrency > 100000 {
+		return fmt.Errorf("--http-concurrency must be a number from 1 to 100000")
 	}
 	if c.logFormat != "text" && c.logFormat != "json" {
 		return fmt.Errorf("--log-format must be text or json, not %q", c.logFormat)
@@ -382,7 +389,9 @@ func runServe(ctx context.Context, stop func(), cfg serveConfig, log *slog.Logge
 		rt = activity.NewRuntime(activity.Direct(store, eng), cat, reg, activity.Options{
 			Consumer: eng.Consumer(), Logger: log, Observer: mets.Activity(), Enqueued: store.TaskEnqueued,
 			Lease: cfg.lease, Block: min(2*time.Second, cfg.heartbeat),
+			HTTPConcurrency: cfg.httpConcurrency,
 		})
+		mets.ActivityRuntime(rt.Held)
 		engineDone.Add(2)
 		go func() {
 			defer engineDone.Done()

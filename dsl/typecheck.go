@@ -1139,9 +1139,9 @@ func assignedIn(list []Step) []string {
 }
 
 // activityNames checks that each activity a step calls is declared, when
-// the workflow declares any. An undeclared name may still be a Go handler
-// or an external worker (the default binding), so it is a warning, unless
-// it is one edit or two from a declared name: then it is a typo, an error.
+// the workflow declares any (one that declares none predates the check and
+// is left alone): an undeclared name is an error, with a suggestion when it
+// is one edit or two from a declared name.
 func (f *typeFlow) activityNames(list []Step) {
 	decl := f.p.wf.Activities
 	if len(decl) == 0 {
@@ -1160,7 +1160,7 @@ func (f *typeFlow) activityNames(list []Step) {
 					if hint := suggest(a.Activity, names); hint != "" {
 						f.p.errorf(at, CodeUndeclared, "activity '%s' is not declared under 'activities'%s", a.Activity, hint)
 					} else {
-						f.p.warnf(at, CodeUndeclared, "activity '%s' is not declared under 'activities' (declared: %s); if an external worker runs it, declare it as '%s: {worker: true, timeout: ...}'", a.Activity, strings.Join(names, ", "), a.Activity)
+						f.p.errorf(at, CodeUndeclared, "activity '%s' is not declared under 'activities' (declared: %s); if an external worker runs it, declare it as '%s: {worker: true, timeout: ...}'", a.Activity, strings.Join(names, ", "), a.Activity)
 					}
 				}
 			}

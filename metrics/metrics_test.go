@@ -524,6 +524,8 @@ name: Mixed
 activities:
   Priced: {expr: "1"}
   Worked: {worker: true}
+  Unbound: {}
+  InProcess: {}
 steps:
   - activity: Priced
   - activity: Worked

@@ -314,6 +314,7 @@ func TestUnmockedActivity(t *testing.T) {
 activities:
   Post:
     http: {url: "https://example.com/hook"}
+  Ship: {worker: true, timeout: 1m}
 steps:
   - activity: Ship
   - activity: Post

@@ -176,9 +176,10 @@ func NewEngine(store Store, cat *Catalog, opts EngineOptions) *Engine {
 	if opts.Observer == nil {
 		opts.Observer = nopObserver{}
 	}
+	log := opts.Logger.With("engine", opts.Consumer)
 	return &Engine{store: store, cat: cat, in: opts.Interpreter, opts: opts,
-		log: opts.Logger.With("engine", opts.Consumer), nextDue: map[int]time.Time{},
-		cache: newStateCache(opts.CacheSize), obs: opts.Observer}
+		log: log, nextDue: map[int]time.Time{}, cache: newStateCache(opts.CacheSize),
+		obs: &outageLog{Observer: opts.Observer, log: log, now: opts.Clock}}
 }
 
 // Consumer returns the engine's consumer name.

@@ -231,6 +231,12 @@ func (r *run) timer(ev Event) (bool, error) {
 		r.failInstance(ErrorInfo{Type: ErrTypeTimeout, Message: fmt.Sprintf("the workflow did not finish within its timeout of %s", r.def.Timeout)})
 		return true, nil
 	}
+	if th := r.watchOf(ev.Timer); th != nil {
+		if err := r.watchFired(th, ev); err != nil {
+			return false, err
+		}
+		return true, r.runQueue()
+	}
 	th := r.find(func(p *Pending) bool { return p.TimerID != "" && p.TimerID == ev.Timer })
 	if th == nil {
 		return false, nil // cancelled or superseded timer

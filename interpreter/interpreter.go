@@ -179,11 +179,15 @@ func (r *run) newTimer(th *Thread, due time.Time) string {
 	return id
 }
 
-// cancelTimer cancels the timer a thread waits on, if any.
+// cancelTimer cancels the timer a thread waits on, if any, and its
+// attempt's watch.
 func (r *run) cancelTimer(th *Thread) {
 	if p := th.Pending; p != nil && p.TimerID != "" && p.Deadline != nil {
 		r.tr.Commands = append(r.tr.Commands, &CancelTimer{ID: p.TimerID, Due: *p.Deadline})
 		p.TimerID = ""
+	}
+	if p := th.Pending; p != nil {
+		r.cancelWatch(p)
 	}
 }
 

@@ -179,6 +179,7 @@ func (e *Engine) round(ctx context.Context, active []*chain) ([]*chain, bool) {
 	if !e.resolve(ctx, &r, active) {
 		return nil, false
 	}
+	e.probeWatched(ctx, active)
 	e.step(ctx, &r, active)
 	if len(r.acks) > 0 {
 		err := e.store.AckWork(ctx, r.acks)

@@ -101,6 +101,13 @@ type Pending struct {
 	// Child is the instance a call step waits for (child); TimerID is then
 	// the timer that checks it exists, and Attempt counts the checks.
 	Child InstanceID `json:"child,omitempty"`
+	// WatchID is the timer that checks on an attempt's task for its
+	// scheduleToStart and heartbeat timeouts, due at WatchDue; Started
+	// records that a worker was seen holding the task (activity; see
+	// watch.go).
+	WatchID  string     `json:"watch,omitempty"`
+	WatchDue *time.Time `json:"watchDue,omitempty"`
+	Started  bool       `json:"started,omitempty"`
 }
 
 // waitsFor reports whether an event wait takes an event of this name.
@@ -342,6 +349,10 @@ type Event struct {
 	// so an engine can build its first state without loading it (see
 	// InitialState). Stores that do not set it cost one load.
 	Init *StartInfo `json:"init,omitempty"`
+	// Probe, on an EvTimer of an activity attempt's watch only, is what
+	// the store said of the task when the engine read the timer (see
+	// watch.go); it is never stored.
+	Probe *TaskProbe `json:"probe,omitempty"`
 }
 
 // StartInfo is the part of a new instance's state that is not implied by

@@ -209,12 +209,18 @@ func (r *run) schedule(th *Thread, s *dsl.ActivityStep, attempt int, first time.
 		p.TimerID = r.newTimer(th, due)
 		p.Deadline = &due
 	}
+	opts := r.def.Activities[s.Activity]
+	r.startWatch(p, opts)
 	th.Pending = p
-	r.tr.Commands = append(r.tr.Commands, &ScheduleTask{
+	sched := &ScheduleTask{
 		TaskID: task, Instance: r.st.ID, Activity: s.Activity, Input: raw, Attempt: attempt,
 		StepID: s.ID, DefHash: r.def.Hash, Workflow: r.def.Name, Queue: queue, Timeout: timeout,
 		Trace: r.st.TraceParent,
-	})
+	}
+	if opts != nil {
+		sched.ScheduleToStart, sched.Heartbeat = opts.ScheduleToStart, opts.Heartbeat
+	}
+	r.tr.Commands = append(r.tr.Commands, sched)
 	r.history(HistoryEvent{Type: "TaskScheduled", StepID: s.ID, Name: s.Activity, Data: raw, Attempt: attempt})
 }
 

@@ -459,6 +459,6 @@ func (e *Engine) runSchedules(ctx context.Context) {
 	if !ok {
 		return
 	}
-	obs, _ := e.obs.(ScheduleObserver)
+	obs, _ := e.opts.Observer.(ScheduleObserver) // e.obs wraps it (outageLog)
 	NewScheduler(ss, e.cat, SchedulerOptions{Clock: e.opts.Clock, Logger: e.log, Observer: obs}).Run(ctx)
 }

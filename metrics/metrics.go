@@ -75,6 +75,7 @@ type Metrics struct {
 	transitionDur prometheus.Histogram
 	timerLag      prometheus.Histogram
 	reclaimed     prometheus.Counter
+	scheduleRuns  *prometheus.CounterVec
 
 	activityRuns      *prometheus.CounterVec
 	activityAbandoned *prometheus.CounterVec
@@ -143,6 +144,10 @@ func New(opts Options) *Metrics {
 			Name: "cairn_work_reclaimed_total",
 			Help: "Work items this engine took over from an engine that held them past their lease.",
 		}),
+		scheduleRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cairn_schedule_runs_total",
+			Help: "Schedule ticks this process's scheduler decided, by outcome (started, skipped, missed, buffered).",
+		}, []string{"schedule", "outcome"}),
 		activityRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cairn_activity_executions_total",
 			Help: "Activity attempts the in-process runtime ran, by outcome (completed, failed, timed_out).",
@@ -182,7 +187,7 @@ func New(opts Options) *Metrics {
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.started, m.finished, m.transitions, m.transitionDur, m.timerLag, m.reclaimed,
+		m.started, m.finished, m.transitions, m.transitionDur, m.timerLag, m.reclaimed, m.scheduleRuns,
 		m.activityRuns, m.activityAbandoned, m.activityDur, m.activityWait,
 		m.httpRequests, m.httpDur, m.sseStreams, m.storeErrors,
 		&storeCollector{m: m, failing: map[string]bool{}},

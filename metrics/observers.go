@@ -50,6 +50,11 @@ func (o engineObserver) OnTimerFired(lag time.Duration) {
 
 func (o engineObserver) OnReclaim(_, items int) { o.m.reclaimed.Add(float64(items)) }
 
+// OnScheduleRun counts a tick (interpreter.ScheduleObserver).
+func (o engineObserver) OnScheduleRun(schedule, outcome string) {
+	o.m.scheduleRuns.WithLabelValues(schedule, outcome).Inc()
+}
+
 func (o engineObserver) OnStoreCall(op string, err error) {
 	if err != nil {
 		o.m.StoreError(op)

@@ -107,6 +107,13 @@ type tracedEngine struct {
 	t                    *Tracing
 }
 
+// OnScheduleRun passes a tick on when the wrapped observer counts them.
+func (o tracedEngine) OnScheduleRun(schedule, outcome string) {
+	if so, ok := o.Observer.(interpreter.ScheduleObserver); ok {
+		so.OnScheduleRun(schedule, outcome)
+	}
+}
+
 func (o tracedEngine) OnTransition(info interpreter.TransitionInfo) {
 	o.Observer.OnTransition(info)
 	ctx := o.t.parent(context.Background(), info.Trace, string(info.Instance))

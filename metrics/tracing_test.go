@@ -452,3 +452,31 @@ func TestFailedInstanceLogsOneJSONLine(t *testing.T) {
 		t.Errorf("error = %q, want the expression's message (about input.nope)", msg)
 	}
 }
+
+// The engine observer counts schedule ticks (cairn_schedule_runs_total),
+// with tracing off and on: the tracing wrapper passes them on.
+func TestScheduleRunsCounted(t *testing.T) {
+	for _, tp := range []*sdktrace.TracerProvider{nil, sdktrace.NewTracerProvider()} {
+		opts := metrics.Options{}
+		if tp != nil {
+			opts.TracerProvider = tp
+		}
+		m := metrics.New(opts)
+		so, ok := m.Engine().(interpreter.ScheduleObserver)
+		if !ok {
+			t.Fatalf("tracing %v: the engine observer does not hear schedule ticks", tp != nil)
+		}
+		so.OnScheduleRun("nightly", interpreter.OutcomeStarted)
+		so.OnScheduleRun("nightly", interpreter.OutcomeStarted)
+		so.OnScheduleRun("nightly", interpreter.OutcomeSkipped)
+		rec := httptest.NewRecorder()
+		m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		sc := parse(t, rec.Body.Bytes())
+		if got := sc.value("cairn_schedule_runs_total", "schedule", "nightly", "outcome", "started"); got != 2 {
+			t.Errorf("tracing %v: started = %v, want 2", tp != nil, got)
+		}
+		if got := sc.value("cairn_schedule_runs_total", "schedule", "nightly", "outcome", "skipped"); got != 1 {
+			t.Errorf("tracing %v: skipped = %v, want 1", tp != nil, got)
+		}
+	}
+}

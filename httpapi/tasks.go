@@ -64,7 +64,12 @@ type polledTask struct {
 	Workflow       string          `json:"workflow"`
 	StepID         string          `json:"stepId"`
 	TimeoutSeconds *float64        `json:"timeoutSeconds"`
-	LeaseSeconds   float64         `json:"leaseSeconds"`
+	// ScheduleToStartSeconds and HeartbeatSeconds are the activity's
+	// scheduleToStart and heartbeat timeouts (null = none): a worker
+	// heartbeats well within both HeartbeatSeconds and LeaseSeconds.
+	ScheduleToStartSeconds *float64 `json:"scheduleToStartSeconds"`
+	HeartbeatSeconds       *float64 `json:"heartbeatSeconds"`
+	LeaseSeconds           float64  `json:"leaseSeconds"`
 }
 
 // requireTasks answers 501 when no TaskBackend was configured.
@@ -188,11 +193,19 @@ func (s *server) polled(t interpreter.Task) polledTask {
 		InstanceID: string(sc.Instance), Workflow: sc.Workflow, StepID: string(sc.StepID),
 		LeaseSeconds: s.lease.Seconds(),
 	}
-	if sc.Timeout > 0 {
-		secs := sc.Timeout.Seconds()
-		out.TimeoutSeconds = &secs
-	}
+	out.TimeoutSeconds = seconds(sc.Timeout)
+	out.ScheduleToStartSeconds = seconds(sc.ScheduleToStart)
+	out.HeartbeatSeconds = seconds(sc.Heartbeat)
 	return out
+}
+
+// seconds is d in seconds, nil for 0 (none).
+func seconds(d time.Duration) *float64 {
+	if d <= 0 {
+		return nil
+	}
+	secs := d.Seconds()
+	return &secs
 }
 
 // taskRef reads the :task path parameter; an unknown token is a 404.

@@ -108,6 +108,9 @@ type Pending struct {
 	WatchID  string     `json:"watch,omitempty"`
 	WatchDue *time.Time `json:"watchDue,omitempty"`
 	Started  bool       `json:"started,omitempty"`
+	// StartBy is when the attempt's scheduleToStart timeout ends: the
+	// task was queued then minus the timeout (activity).
+	StartBy *time.Time `json:"startBy,omitempty"`
 }
 
 // waitsFor reports whether an event wait takes an event of this name.

@@ -16,12 +16,13 @@ import (
 // (Event.Probe), so the interpreter stays pure and the hot path (an
 // attempt without these timeouts, or a heartbeat) costs nothing more.
 //
-// The watch first fires scheduleToStart after the task was queued (or,
-// without one, a heartbeat timeout later). Then:
+// The watch first fires the shorter of the two timeouts after the task
+// was queued. Then:
 //   - the task is closed (its outcome is on the way): the watch ends;
-//   - no worker has taken it: with scheduleToStart, the attempt fails as
-//     ScheduleToStartTimeout; without, the watch looks again a heartbeat
-//     timeout later;
+//   - no worker has taken it: once scheduleToStart has passed since the
+//     task was queued (Pending.StartBy), the attempt fails as
+//     ScheduleToStartTimeout; until then, or without one, the watch looks
+//     again a heartbeat timeout later (or at StartBy, if sooner);
 //   - a worker holds it: without a heartbeat timeout the watch ends;
 //     with one, the attempt fails as HeartbeatTimeout when the worker has
 //     been silent that long, else the watch fires again a heartbeat
@@ -74,9 +75,13 @@ func (r *run) startWatch(p *Pending, opts *dsl.ActivityOptions) {
 	if opts == nil || (opts.ScheduleToStart <= 0 && opts.Heartbeat <= 0) {
 		return
 	}
-	d := opts.ScheduleToStart
-	if d <= 0 {
-		d = opts.Heartbeat
+	d := opts.Heartbeat
+	if s := opts.ScheduleToStart; s > 0 {
+		by := r.now.Add(s).UTC()
+		p.StartBy = &by
+		if d <= 0 || s < d {
+			d = s
+		}
 	}
 	r.armWatch(p, r.now.Add(d))
 }
@@ -122,10 +127,19 @@ func (r *run) watchFired(th *Thread, ev Event) error {
 		r.armWatch(p, r.now.Add(opts.Heartbeat-pr.Idle))
 	case p.Started && opts.Heartbeat > 0:
 		return r.watchTimedOut(th, ErrTypeHeartbeat, fmt.Sprintf("activity %s: its worker let the task go unfinished (heartbeat timeout %s)", p.Activity, opts.Heartbeat))
-	case !p.Started && opts.ScheduleToStart > 0:
+	case !p.Started && p.StartBy != nil && !r.now.Before(*p.StartBy):
 		return r.watchTimedOut(th, ErrTypeScheduleToStart, fmt.Sprintf("activity %s: no worker took the task within its scheduleToStart timeout of %s", p.Activity, opts.ScheduleToStart))
-	case opts.Heartbeat > 0:
-		r.armWatch(p, r.now.Add(opts.Heartbeat))
+	default: // not taken yet: look again
+		next := time.Time{}
+		if opts.Heartbeat > 0 {
+			next = r.now.Add(opts.Heartbeat)
+		}
+		if by := p.StartBy; by != nil && !p.Started && (next.IsZero() || by.Before(next)) {
+			next = *by
+		}
+		if !next.IsZero() {
+			r.armWatch(p, next)
+		}
 	}
 	return nil
 }

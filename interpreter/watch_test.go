@@ -31,10 +31,14 @@ func TestScheduleToStartRetriesThenFails(t *testing.T) {
 	if first.ScheduleToStart != 30*time.Second || first.Heartbeat != 10*time.Second {
 		t.Fatalf("task %+v lacks its timeouts", first)
 	}
-	if due := *h.st.Pending.WatchDue; !due.Equal(t0.Add(30 * time.Second)) {
-		t.Fatalf("watch due %s, want scheduleToStart after the start", due)
+	// The watch looks every heartbeat timeout (10s) until scheduleToStart
+	// (30s) has passed.
+	for _, at := range []time.Duration{10 * time.Second, 20 * time.Second, 30 * time.Second} {
+		if due := *h.st.Pending.WatchDue; !due.Equal(t0.Add(at)) {
+			t.Fatalf("watch due %s, want %s after the start", due, at)
+		}
+		h.fireWatch(&TaskProbe{Open: true})
 	}
-	h.fireWatch(&TaskProbe{Open: true})
 	if p := h.st.Pending; p == nil || p.Kind != WaitRetry {
 		t.Fatalf("pending %+v, want the retry delay", p)
 	}
@@ -43,7 +47,9 @@ func TestScheduleToStartRetriesThenFails(t *testing.T) {
 	if second.TaskID == first.TaskID || second.Attempt != 2 {
 		t.Fatalf("second task %+v", second)
 	}
-	h.fireWatch(&TaskProbe{Open: true})
+	for h.st.Pending != nil && h.st.Pending.Kind == WaitActivity {
+		h.fireWatch(&TaskProbe{Open: true})
+	}
 	h.wantStatus(StatusCompleted)
 	h.wantJSON("output", h.st.Output, `{"failed": "ScheduleToStartTimeout", "attempt": 2}`)
 	if len(h.timers) != 0 {
@@ -58,12 +64,12 @@ func TestScheduleToStartRetriesThenFails(t *testing.T) {
 func TestHeartbeatWatch(t *testing.T) {
 	h := newHarness(t, "WatchedActivity", nil)
 	first := h.lastTask()
-	h.fireWatch(&TaskProbe{Open: true, Taken: true, Idle: 4 * time.Second}) // at 30s, heartbeat 4s ago
+	h.fireWatch(&TaskProbe{Open: true, Taken: true, Idle: 4 * time.Second}) // at 10s, heartbeat 4s ago
 	p := h.st.Pending
 	if p == nil || p.Kind != WaitActivity || !p.Started {
 		t.Fatalf("pending %+v, want the attempt running", p)
 	}
-	if want := t0.Add(36 * time.Second); !p.WatchDue.Equal(want) {
+	if want := t0.Add(16 * time.Second); !p.WatchDue.Equal(want) {
 		t.Fatalf("watch due %s, want %s (the last heartbeat + 10s)", p.WatchDue, want)
 	}
 	for range 3 { // it keeps heartbeating

@@ -127,7 +127,10 @@ func (s *stack) call(method, path, body string) (int, string) {
 		s.t.Fatal(err)
 	}
 	req.Header.Set("x-functions-key", apiKey)
-	if body != "" {
+	switch {
+	case method == "PUT":
+		req.Header.Set("Content-Type", "application/yaml")
+	case body != "":
 		req.Header.Set("Content-Type", "application/json")
 	}
 	res, err := http.DefaultClient.Do(req)
@@ -392,6 +395,22 @@ func TestBrowserReserveTicket(t *testing.T) {
 	}
 	poll("one version", `document.querySelectorAll('#versions tbody tr').length === 1`)
 	shot("workflows.png")
+
+	// The schedules page: a deployed schedule, paused and resumed here.
+	if code, body := s.call("PUT", "/v1/workflows/Nightly", "name: Nightly\nschedules:\n  - {id: nightly-report, cron: \"0 2 * * *\", timezone: Europe/Stockholm}\nsteps:\n  - return: done\n"); code/100 != 2 {
+		t.Fatalf("deploy Nightly: %d %s", code, body)
+	}
+	do("open the schedules page",
+		chromedp.Navigate(s.srv.URL+"/ui/schedules"),
+		chromedp.WaitVisible(chromedp.CSS(`#schedule-rows tr[data-id="nightly-report"]`)))
+	if got := text(`#schedule-rows tr[data-id="nightly-report"]`); !strings.Contains(got, "cron 0 2 * * * (Europe/Stockholm)") || !strings.Contains(got, "Nightly") {
+		t.Fatalf("schedule row = %q", got)
+	}
+	do("pause it", chromedp.Click(chromedp.CSS(`#schedule-rows tr[data-id="nightly-report"] button.pause`)))
+	poll("paused", `document.querySelector('#schedule-rows tr[data-id="nightly-report"]').dataset.paused === 'true'`)
+	do("resume it", chromedp.Click(chromedp.CSS(`#schedule-rows tr[data-id="nightly-report"] button.resume`)))
+	poll("resumed", `document.querySelector('#schedule-rows tr[data-id="nightly-report"]').dataset.paused === 'false'`)
+	shot("schedules.png")
 
 	if os.Getenv("CAIRN_UI_DOCS") == "1" {
 		for from, to := range map[string]string{"instance.png": "ui-instance.png", "list.png": "ui-list.png"} {

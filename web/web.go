@@ -7,6 +7,7 @@
 //	/ui                         instances, with filters and paging
 //	/ui/instances/{id}          one instance: diagram, status, countdown, history, actions; live
 //	/ui/workflows               definitions, versions, diagrams, lint problems
+//	/ui/schedules               schedules: next and last run; pause, resume, run now
 //	/ui/static/...              the assets
 //	/ui/api/workflows/{name}/{hash}/graph   the step tree (hash "latest" = the newest version)
 //
@@ -101,6 +102,7 @@ func New(cfg Config) http.Handler {
 	h.mux.HandleFunc("GET "+Prefix+"/{$}", h.page("instances"))
 	h.mux.HandleFunc("GET "+Prefix+"/instances/{id}", h.page("instance"))
 	h.mux.HandleFunc("GET "+Prefix+"/workflows", h.page("workflows"))
+	h.mux.HandleFunc("GET "+Prefix+"/schedules", h.page("schedules"))
 	h.mux.HandleFunc("GET "+Prefix+"/static/{file...}", h.static)
 	h.mux.HandleFunc("GET "+Prefix+"/api/workflows/{name}/{hash}/graph", h.graph)
 	h.mux.HandleFunc(Prefix+"/api/", func(w http.ResponseWriter, r *http.Request) {
@@ -150,7 +152,7 @@ func (h *handler) loadAssets() {
 	if err != nil {
 		panic("web: embedded assets: " + err.Error())
 	}
-	for _, p := range []struct{ name, title string }{{"instances", "Instances"}, {"instance", "Instance"}, {"workflows", "Workflows"}} {
+	for _, p := range []struct{ name, title string }{{"instances", "Instances"}, {"instance", "Instance"}, {"workflows", "Workflows"}, {"schedules", "Schedules"}} {
 		var buf bytes.Buffer
 		if err := pageTemplate.Execute(&buf, map[string]string{"Page": p.name, "Title": p.title, "Prefix": Prefix}); err != nil {
 			panic("web: page template: " + err.Error())

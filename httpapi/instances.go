@@ -405,23 +405,27 @@ func (s *server) purgeMany(c *gin.Context) {
 	writeJSON(c, http.StatusOK, purgeResult{n})
 }
 
-// POST /instances/{id}/raiseEvent/{event}
-func (s *server) raiseEvent(c *gin.Context) {
+// eventRequest reads what raising an event takes: the instance id and
+// event name from the path, the payload (JSON) from the body.
+func (s *server) eventRequest(c *gin.Context) (interpreter.InstanceID, string, json.RawMessage, error) {
 	id, err := instanceID(c)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return "", "", nil, err
 	}
 	name := c.Param("event")
 	if err := checkEventName(name); err != nil {
-		s.fail(c, err)
-		return
+		return "", "", nil, err
 	}
 	if err := requireJSONContent(c); err != nil {
-		s.fail(c, err)
-		return
+		return "", "", nil, err
 	}
 	data, err := s.readJSON(c)
+	return id, name, data, err
+}
+
+// POST /instances/{id}/raiseEvent/{event}
+func (s *server) raiseEvent(c *gin.Context) {
+	id, name, data, err := s.eventRequest(c)
 	if err != nil {
 		s.fail(c, err)
 		return

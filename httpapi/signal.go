@@ -27,13 +27,8 @@ type signalPayload struct {
 // step, so concurrent calls start it once and deliver every event. 202
 // with the check-status payload and "started".
 func (s *server) signalWithStart(c *gin.Context) {
-	id, err := instanceID(c)
+	id, name, data, err := s.eventRequest(c)
 	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	name := c.Param("event")
-	if err := checkEventName(name); err != nil {
 		s.fail(c, err)
 		return
 	}
@@ -49,15 +44,6 @@ func (s *server) signalWithStart(c *gin.Context) {
 			return
 		}
 		input = json.RawMessage(q)
-	}
-	if err := requireJSONContent(c); err != nil {
-		s.fail(c, err)
-		return
-	}
-	data, err := s.readJSON(c)
-	if err != nil {
-		s.fail(c, err)
-		return
 	}
 	ctx := c.Request.Context()
 	def, err := s.latest(ctx, workflow)

@@ -150,6 +150,16 @@ func (p *jsonScan) pending(w *interpreter.Pending) bool {
 			return p.int(&w.Done)
 		case "child":
 			return p.str((*string)(&w.Child))
+		case "watch":
+			return p.str(&w.WatchID)
+		case "watchDue":
+			w.WatchDue = new(time.Time)
+			return p.time(w.WatchDue)
+		case "started":
+			return p.bool(&w.Started)
+		case "startBy":
+			w.StartBy = new(time.Time)
+			return p.time(w.StartBy)
 		}
 		return false
 	})

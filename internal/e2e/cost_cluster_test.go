@@ -1,0 +1,131 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cairnhq/cairn/activity"
+	"github.com/cairnhq/cairn/dsl"
+	"github.com/cairnhq/cairn/internal/redistest"
+	"github.com/cairnhq/cairn/interpreter"
+	"github.com/cairnhq/cairn/redisstore"
+)
+
+// TestReserveTicketCostOnCluster is TestReserveTicketCost on a Redis
+// Cluster of three masters and three replicas: round trips are counted on
+// each node's connection (a pipeline split over three masters is three),
+// commands by the masters' INFO commandstats less the test's own. It logs
+// the figures for docs/benchmarks.md and checks that every instance
+// completes with the right output.
+func TestReserveTicketCostOnCluster(t *testing.T) {
+	const n = 1000
+	cl := redistest.StartCluster(t, redistest.ClusterOpts{})
+	ctx := context.Background()
+	opts := func() *redis.ClusterOptions {
+		return &redis.ClusterOptions{Addrs: cl.Addrs(), Protocol: 2, DisableIdentity: true, ContextTimeoutEnabled: true, PoolSize: 64}
+	}
+	var rt roundTrips
+	counted := redis.NewClusterClient(opts())
+	counted.OnNewNode(func(c *redis.Client) { c.AddHook(&rt) })
+	defer counted.Close()
+	var own commands // the test's polling and INFO calls
+	poller := redis.NewClusterClient(opts())
+	poller.OnNewNode(func(c *redis.Client) { c.AddHook(&own) })
+	defer poller.Close()
+
+	store := redisstore.New(counted, redisstore.Options{})
+	if err := store.Init(ctx); err != nil {
+		t.Fatal(err)
+	}
+	polls := redisstore.New(poller, redisstore.Options{})
+	src, err := os.ReadFile("../../workflows/reserve-ticket.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	def, err := dsl.Parse("reserve-ticket.yaml", src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.PutDefinition(ctx, def.Name, def.Hash, def.Source, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	cat := interpreter.NewCatalog(store)
+	cat.Add(def)
+
+	// commandsOnMasters sums INFO commandstats over the masters.
+	commandsOnMasters := func() int64 {
+		var total int64
+		err := poller.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+			total += commandsExecuted(t, c)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return total
+	}
+	rt.n.Store(0)
+	own.n.Store(0)
+	cmd0 := commandsOnMasters()
+	own0 := own.n.Load()
+
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{}, 2)
+	reg := activity.NewRegistry()
+	eng := interpreter.NewEngine(store, cat, interpreter.EngineOptions{
+		Consumer: "cost", Interpreter: interpreter.New(interpreter.Options{LocalActivity: reg.Has}),
+	})
+	go func() { eng.Run(runCtx); done <- struct{}{} }()
+	go func() {
+		activity.NewRuntime(activity.Direct(store, eng), cat, reg, activity.Options{Consumer: "cost"}).Run(runCtx)
+		done <- struct{}{}
+	}()
+	var wg sync.WaitGroup
+	for c := 0; c < 16; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := c; i < n; i += 16 {
+				id := interpreter.InstanceID(fmt.Sprintf("cost-%04d", i))
+				if err := store.CreateInstance(runCtx, interpreter.Instantiate(def, id, []byte(`"user1"`), time.Now())); err != nil {
+					t.Error(err)
+					return
+				}
+				if err := store.RaiseEvent(runCtx, id, "BookingConfirmed", []byte(`true`), time.Now()); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	deadline := time.Now().Add(2 * time.Minute)
+	for i := 0; i < n; i++ {
+		id := interpreter.InstanceID(fmt.Sprintf("cost-%04d", i))
+		for {
+			st, err := polls.FetchStatus(ctx, id)
+			if err == nil && st.Status.Terminal() {
+				jsonEq(t, "output of "+string(id), st.Output, "true")
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s not finished: %+v %v", id, st, err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	cancel()
+	<-done
+	<-done
+	polled := own.n.Load() - own0
+	// - 3: the first INFO on each master shows up in the last one.
+	cmds := commandsOnMasters() - cmd0 - polled - 3
+	t.Logf("ReserveTicket on a 3+3 cluster, %d instances in a burst: %.2f round trips (per node) and %.1f Redis commands (Lua included) per instance",
+		n, float64(rt.n.Load())/n, float64(cmds)/n)
+}

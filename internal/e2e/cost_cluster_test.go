@@ -60,13 +60,20 @@ func TestReserveTicketCostOnCluster(t *testing.T) {
 
 	// commandsOnMasters sums INFO commandstats over the masters.
 	commandsOnMasters := func() int64 {
-		var total int64
+		var mu sync.Mutex // ForEachMaster calls the masters concurrently
+		var masters []*redis.Client
 		err := poller.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
-			total += commandsExecuted(t, c)
+			mu.Lock()
+			masters = append(masters, c)
+			mu.Unlock()
 			return nil
 		})
 		if err != nil {
 			t.Fatal(err)
+		}
+		var total int64
+		for _, c := range masters {
+			total += commandsExecuted(t, c)
 		}
 		return total
 	}

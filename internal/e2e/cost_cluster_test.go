@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"sync"
 	"testing"
@@ -10,7 +9,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/cairnhq/cairn/activity"
 	"github.com/cairnhq/cairn/dsl"
 	"github.com/cairnhq/cairn/internal/redistest"
 	"github.com/cairnhq/cairn/interpreter"
@@ -82,54 +80,20 @@ func TestReserveTicketCostOnCluster(t *testing.T) {
 	cmd0 := commandsOnMasters()
 	own0 := own.n.Load()
 
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{}, 2)
-	reg := activity.NewRegistry()
-	eng := interpreter.NewEngine(store, cat, interpreter.EngineOptions{
-		Consumer: "cost", Interpreter: interpreter.New(interpreter.Options{LocalActivity: reg.Has}),
-	})
-	go func() { eng.Run(runCtx); done <- struct{}{} }()
-	go func() {
-		activity.NewRuntime(activity.Direct(store, eng), cat, reg, activity.Options{Consumer: "cost"}).Run(runCtx)
-		done <- struct{}{}
-	}()
-	var wg sync.WaitGroup
-	for c := 0; c < 16; c++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := c; i < n; i += 16 {
-				id := interpreter.InstanceID(fmt.Sprintf("cost-%04d", i))
-				if err := store.CreateInstance(runCtx, interpreter.Instantiate(def, id, []byte(`"user1"`), time.Now())); err != nil {
-					t.Error(err)
-					return
-				}
-				if err := store.RaiseEvent(runCtx, id, "BookingConfirmed", []byte(`true`), time.Now()); err != nil {
-					t.Error(err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
 	deadline := time.Now().Add(2 * time.Minute)
-	for i := 0; i < n; i++ {
-		id := interpreter.InstanceID(fmt.Sprintf("cost-%04d", i))
+	reserveTicketBurst(t, store, cat, def, n, func(id string) {
 		for {
-			st, err := polls.FetchStatus(ctx, id)
+			st, err := polls.FetchStatus(ctx, interpreter.InstanceID(id))
 			if err == nil && st.Status.Terminal() {
-				jsonEq(t, "output of "+string(id), st.Output, "true")
-				break
+				jsonEq(t, "output of "+id, st.Output, "true")
+				return
 			}
 			if time.Now().After(deadline) {
 				t.Fatalf("%s not finished: %+v %v", id, st, err)
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
-	}
-	cancel()
-	<-done
-	<-done
+	})
 	polled := own.n.Load() - own0
 	// - 3: the first INFO on each master shows up in the last one.
 	cmds := commandsOnMasters() - cmd0 - polled - 3

@@ -96,9 +96,9 @@ type stack struct {
 	api   *httptest.Server
 }
 
-// newStack starts Redis, the store, the engine and the activity runtime
-// (both observed by one Metrics), and the API serving /metrics.
-func newStack(t *testing.T, engine bool) *stack {
+// storeWith starts Redis and the store with the workflows srcs deployed
+// and in the returned catalog.
+func storeWith(t *testing.T, srcs ...string) (*stack, *interpreter.Catalog) {
 	t.Helper()
 	s := &stack{t: t, redis: redistest.Start(t)}
 	rdb := redis.NewClient(&redis.Options{Addr: s.redis.Addr(), Protocol: 2, ContextTimeoutEnabled: true, MaxRetries: -1})
@@ -109,7 +109,7 @@ func newStack(t *testing.T, engine bool) *stack {
 		t.Fatal(err)
 	}
 	cat := interpreter.NewCatalog(s.store)
-	for _, src := range workflows {
+	for _, src := range srcs {
 		def, err := dsl.Parse("test.yaml", []byte(src))
 		if err != nil {
 			t.Fatal(err)
@@ -119,6 +119,15 @@ func newStack(t *testing.T, engine bool) *stack {
 		}
 		cat.Add(def)
 	}
+	return s, cat
+}
+
+// newStack starts Redis, the store, the engine and the activity runtime
+// (both observed by one Metrics), and the API serving /metrics.
+func newStack(t *testing.T, engine bool) *stack {
+	t.Helper()
+	s, cat := storeWith(t, workflows...)
+	ctx := context.Background()
 	reg := activity.NewRegistry()
 	reg.Register("Sleep", func(ctx context.Context, _ activity.Task) (any, error) {
 		<-ctx.Done() // until the activity's timeout

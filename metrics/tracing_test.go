@@ -18,7 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -26,12 +25,9 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/cairnhq/cairn/activity"
-	"github.com/cairnhq/cairn/dsl"
 	"github.com/cairnhq/cairn/httpapi"
-	"github.com/cairnhq/cairn/internal/redistest"
 	"github.com/cairnhq/cairn/interpreter"
 	"github.com/cairnhq/cairn/metrics"
-	"github.com/cairnhq/cairn/redisstore"
 )
 
 // reserveTicketHTTP is workflows/reserve-ticket.yaml with CalculateDiscount
@@ -80,25 +76,8 @@ steps:
 // them, and the API, with the workflows srcs deployed.
 func tracedStack(t *testing.T, tp trace.TracerProvider, log *slog.Logger, srcs ...string) *stack {
 	t.Helper()
-	s := &stack{t: t, redis: redistest.Start(t)}
-	rdb := redis.NewClient(&redis.Options{Addr: s.redis.Addr(), Protocol: 2, ContextTimeoutEnabled: true, MaxRetries: -1})
-	t.Cleanup(func() { _ = rdb.Close() })
-	s.store = redisstore.New(rdb, redisstore.Options{Partitions: 4})
+	s, cat := storeWith(t, srcs...)
 	ctx := context.Background()
-	if err := s.store.Init(ctx); err != nil {
-		t.Fatal(err)
-	}
-	cat := interpreter.NewCatalog(s.store)
-	for _, src := range srcs {
-		def, err := dsl.Parse("test.yaml", []byte(src))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := s.store.PutDefinition(ctx, def.Name, def.Hash, def.Source, time.Now()); err != nil {
-			t.Fatal(err)
-		}
-		cat.Add(def)
-	}
 	s.m = metrics.New(metrics.Options{Store: s.store, Logger: log, TracerProvider: tp})
 	runCtx, cancel := context.WithCancel(ctx)
 	eng := interpreter.NewEngine(s.store, cat, interpreter.EngineOptions{

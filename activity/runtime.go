@@ -784,16 +784,21 @@ func timeoutError(t Task, d time.Duration) error {
 	return &Error{Type: ErrTypeTimeout, Message: fmt.Sprintf("activity %s did not finish within its timeout of %s", t.Activity, d)}
 }
 
-// report records a task's result (err nil) or failure, retrying store
-// errors for a while; if it never gets through, the lease expires and the
-// task runs again elsewhere.
+// report records a task's result (err nil) or failure. While the store is
+// unavailable (interpreter.ErrUnavailable: Redis down, a failover) it holds
+// the outcome and retries, backing off to reportBackoffMax, for as long as
+// the runtime runs: dropping it would run the activity again after its
+// lease. Other store errors get reportTries tries. The outcome's time is
+// when it got through (the now() of the steps it runs); the engine does not
+// yet compare when the activity finished with its timeout, so an outage
+// longer than what is left of the timeout still fails the attempt.
 func (r *Runtime) report(base context.Context, log *slog.Logger, ref interpreter.TaskRef, result json.RawMessage, err error, attempt int) {
 	var info interpreter.ErrorInfo
 	if err != nil {
 		info = errorInfo(err, attempt)
 		log.Info("activity failed", "type", info.Type, "retryable", info.Retryable, "err", info.Message)
 	}
-	backoff := 100 * time.Millisecond
+	backoff, held := reportBackoff, false
 	for try := 1; ; try++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		var serr error
@@ -803,8 +808,12 @@ func (r *Runtime) report(base context.Context, log *slog.Logger, ref interpreter
 			serr = r.store.CompleteTask(ctx, ref, result, r.opts.Clock())
 		}
 		cancel()
+		unavailable := errors.Is(serr, interpreter.ErrUnavailable)
 		switch {
 		case serr == nil:
+			if held {
+				log.Info("the task's outcome was recorded once the store was back", "tries", try)
+			}
 			return
 		case errors.Is(serr, interpreter.ErrDuplicate):
 			log.Info("the task was already completed; this outcome is ignored")
@@ -815,15 +824,32 @@ func (r *Runtime) report(base context.Context, log *slog.Logger, ref interpreter
 		case errors.Is(serr, interpreter.ErrNotFound):
 			log.Warn("the store does not know the task; its outcome is dropped", "err", serr)
 			return
-		case try == 5 || base.Err() != nil:
+		case base.Err() != nil:
+			log.Error("stopping with the task's outcome unrecorded; it runs again after its lease", "err", serr)
+			return
+		case !unavailable && try >= reportTries:
 			log.Error("cannot record the task's outcome; it runs again after its lease", "err", serr)
 			return
+		case unavailable && !held:
+			held = true
+			log.Warn("the store is unavailable; holding the task's outcome until it is back", "err", serr)
+		case !unavailable:
+			log.Warn("recording the task's outcome failed; retrying", "err", serr, "in", backoff)
 		}
-		log.Warn("recording the task's outcome failed; retrying", "err", serr, "in", backoff)
 		interpreter.Sleep(base, backoff)
-		backoff *= 2
+		backoff = min(2*backoff, reportBackoffMax)
 	}
 }
+
+// How report retries: reportTries tries for errors other than an
+// unavailable store, the wait doubling from reportBackoff up to
+// reportBackoffMax (so a store that comes back gets the outcome within a
+// second).
+const (
+	reportTries      = 5
+	reportBackoff    = 100 * time.Millisecond
+	reportBackoffMax = time.Second
+)
 
 // heartbeatLoop renews the leases of the tasks this runtime holds, queued
 // or running, once they are Lease/4 old. It looks every Lease/8, so no

@@ -68,7 +68,16 @@ steps:
 	e.expect(e.do("POST", df+"/orchestrators/Parent/parent-1", "", nil), http.StatusAccepted, "start Parent")
 	w = e.waitingFor("parent-1", func(w map[string]any) bool { return w["kind"] == "child" })
 	child, _ := w["child"].(string)
-	if r := e.do("GET", df+"/instances/"+child, "", nil); r.code != http.StatusAccepted {
-		t.Errorf("the child %q that waitingFor names: GET %d", child, r.code)
+	// The engine creates the child just after the commit that names it
+	// (interpreter/children.go), so the parent can be seen waiting for it
+	// a moment before it exists.
+	code := 0
+	for deadline := time.Now().Add(30 * time.Second); code != http.StatusAccepted && time.Now().Before(deadline); {
+		if code = e.do("GET", df+"/instances/"+child, "", nil).code; code != http.StatusAccepted {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if code != http.StatusAccepted {
+		t.Errorf("the child %q that waitingFor names: GET %d", child, code)
 	}
 }

@@ -29,7 +29,11 @@ type privateRedis struct {
 
 // startPrivateRedis starts redis-server with its data in dir and waits until
 // it answers PING. Only one cairn may use a directory at a time.
-func startPrivateRedis(ctx context.Context, dir string) (*privateRedis, error) {
+func startPrivateRedis(ctx context.Context, dir string, fsyncAlways bool) (*privateRedis, error) {
+	fsync := "everysec"
+	if fsyncAlways {
+		fsync = "always" // --durability fsync: every write on disk before its answer
+	}
 	dir, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err
@@ -46,7 +50,7 @@ func startPrivateRedis(ctx context.Context, dir string) (*privateRedis, error) {
 		Args: []string{
 			"--protected-mode", "yes",
 			"--appendonly", "yes",
-			"--appendfsync", "everysec",
+			"--appendfsync", fsync,
 		},
 		StartTimeout: redisStartTimeout,
 		// A Ctrl-C in the terminal must reach cairn only, which stops

@@ -74,6 +74,25 @@ type serveConfig struct {
 	// httpConcurrency: the most http binding calls the activity runtime
 	// has in flight at once.
 	httpConcurrency int
+	// durability: none, replica or fsync; "" picks by topology
+	// (durabilityFor). replicaTimeout bounds a replica's acknowledgement.
+	durability     string
+	replicaTimeout time.Duration
+}
+
+// durabilityFor is the --durability a deployment gets when it names none:
+// replica on a Redis Cluster, whose masters fail over to replicas that
+// may lack the last writes; none on one Redis, where a killed
+// redis-server with append-only loses nothing it answered (fsync costs
+// every write a disk flush; docs/scaling.md has the figures).
+func durabilityFor(setting string, cluster bool) (redisstore.Durability, error) {
+	if setting == "" {
+		if cluster {
+			return redisstore.DurabilityReplica, nil
+		}
+		return redisstore.DurabilityNone, nil
+	}
+	return redisstore.ParseDurability(setting)
 }
 
 func (c *serveConfig) http() bool   { return c.role == "api" || c.role == "all" }
@@ -111,6 +130,8 @@ in-flight transitions, then the private redis.`, `
 	fs.StringVar(&cfg.pprof, "pprof", a.getenv("CAIRN_PPROF"), "serve net/http/pprof on this loopback address, e.g. 127.0.0.1:6060 (env CAIRN_PPROF; default off)")
 	fs.DurationVar(&cfg.lease, "lease", envDuration(a, "CAIRN_LEASE", 30*time.Second), "how long work an engine read, or an activity task it runs, may go unfinished and unrenewed before another engine takes it over (env CAIRN_LEASE)")
 	fs.DurationVar(&cfg.heartbeat, "heartbeat", envDuration(a, "CAIRN_HEARTBEAT", time.Second), "how often an engine announces itself in Redis; one silent for three beats is taken for dead and its work taken over at once (env CAIRN_HEARTBEAT)")
+	fs.StringVar(&cfg.durability, "durability", a.getenv("CAIRN_DURABILITY"), "what an acknowledged write waits for: replica (a replica has it: WAIT 1), fsync (the Redis runs appendfsync always; the private one is started so), none (the master's memory) (env CAIRN_DURABILITY; default replica on a cluster, none on one Redis)")
+	fs.DurationVar(&cfg.replicaTimeout, "replica-timeout", envDuration(a, "CAIRN_REPLICA_TIMEOUT", time.Second), "with --durability replica, how long a write waits for a replica before it is answered anyway and logged as unreplicated (env CAIRN_REPLICA_TIMEOUT)")
 	fs.IntVar(&cfg.httpConcurrency, "http-concurrency", envInt(a, "CAIRN_HTTP_CONCURRENCY", 256), "the most http binding calls the activity runtime has in flight at once; Go handlers and expr bindings keep a CPU-sized limit (env CAIRN_HTTP_CONCURRENCY)")
 	level := fs.String("log-level", a.env("CAIRN_LOG_LEVEL", "info"), "least severe log level written: debug, info, warn or error (env CAIRN_LOG_LEVEL)")
 	pos, err := a.parse(fs, args)
@@ -192,6 +213,14 @@ func (c *serveConfig) check() error {
 	if c.httpConcurrency < 1 || c.httpConcurrency > 100000 {
 		return fmt.Errorf("--http-concurrency must be a number from 1 to 100000")
 	}
+	if c.durability != "" {
+		if _, err := redisstore.ParseDurability(c.durability); err != nil {
+			return fmt.Errorf("--%v", err)
+		}
+	}
+	if c.replicaTimeout < time.Millisecond || c.replicaTimeout > time.Minute {
+		return fmt.Errorf("--replica-timeout must be a duration from 1ms to 1m, such as 1s")
+	}
 	if c.logFormat != "text" && c.logFormat != "json" {
 		return fmt.Errorf("--log-format must be text or json, not %q", c.logFormat)
 	}
@@ -262,7 +291,7 @@ func runServe(ctx context.Context, stop func(), cfg serveConfig, log *slog.Logge
 
 	redisURL, redisNote := cfg.redisURL, ""
 	if redisURL == "" {
-		priv, err := startPrivateRedis(ctx, privateRedisDir)
+		priv, err := startPrivateRedis(ctx, privateRedisDir, cfg.durability == "fsync")
 		if err != nil {
 			return err
 		}
@@ -294,12 +323,18 @@ func runServe(ctx context.Context, stop func(), cfg serveConfig, log *slog.Logge
 	redis.SetLogger(redisLogger{log})
 	rdb := redis.NewUniversalClient(opt)
 	defer rdb.Close()
+	_, cluster := rdb.(*redis.ClusterClient)
+	durability, err := durabilityFor(cfg.durability, cluster)
+	if err != nil {
+		return err
+	}
 	hist := cfg.history
 	if hist == 0 {
 		hist = redisstore.NoHistory
 	}
 	store := redisstore.New(rdb, redisstore.Options{
 		Partitions: cfg.partitions, HistoryMax: hist, Retention: cfg.retention, Logger: log,
+		Durability: durability, ReplicaTimeout: cfg.replicaTimeout,
 	})
 	pctx, cancel := context.WithTimeout(ctx, redisConnectTimeout)
 	err = store.Ping(pctx)
@@ -315,6 +350,7 @@ func runServe(ctx context.Context, stop func(), cfg serveConfig, log *slog.Logge
 		return fmt.Errorf("redis %s: %w", redactURL(redisURL), err)
 	}
 	log.Info("retention of finished instances", "retention", cfg.retention.String())
+	log.Info("durability of acknowledged writes", "durability", durability.String())
 
 	cat := interpreter.NewCatalog(store)
 	// Go handlers registered here run in-process; the workflows' expr and

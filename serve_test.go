@@ -142,3 +142,27 @@ func TestServePprof(t *testing.T) {
 		t.Errorf("GET %scmdline: %d %q", base, res.StatusCode, b)
 	}
 }
+
+// TestServeDurability: --durability takes none, replica or fsync; fsync
+// against a Redis that does not fsync every write is refused at start,
+// naming its setting; a cluster defaults to replica, one Redis to none.
+func TestServeDurability(t *testing.T) {
+	r := cairn(t, nil, "serve", "--durability", "always")
+	if r.code != 2 || !strings.Contains(r.stderr, "--durability must be none, replica or fsync") {
+		t.Errorf("serve --durability always: %s", r)
+	}
+	srv := redistest.StartWith(t, redistest.StartOpts{Args: []string{"--appendonly", "yes", "--appendfsync", "everysec"}})
+	r = cairn(t, nil, "serve", "--durability", "fsync", "--redis", srv.URL(), "--addr", "127.0.0.1:0")
+	if r.code != 1 || !strings.Contains(r.stderr, "appendfsync everysec") {
+		t.Errorf("serve --durability fsync on an everysec Redis: %s", r)
+	}
+	for _, c := range []struct {
+		setting string
+		cluster bool
+		want    string
+	}{{"", true, "replica"}, {"", false, "none"}, {"none", true, "none"}, {"fsync", false, "fsync"}} {
+		if d, err := durabilityFor(c.setting, c.cluster); err != nil || d.String() != c.want {
+			t.Errorf("durabilityFor(%q, cluster %v) = %v, %v; want %s", c.setting, c.cluster, d, err, c.want)
+		}
+	}
+}

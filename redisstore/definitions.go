@@ -25,7 +25,8 @@ import (
 // it the latest. Storing the same content again adds no version (but makes
 // it the latest again), and announces the name on the deployment channel
 // so every process's latest cache drops it. created reports whether the
-// name was new. One round trip.
+// name was new. One round trip (two on a cluster under DurabilityReplica:
+// the definition and the list of names live on different masters).
 func (s *Store) PutDefinition(ctx context.Context, name, hash string, src []byte, now time.Time) (created bool, err error) {
 	defer classify(ctx, &err)
 	if name == "" || !validHash(hash) {
@@ -33,14 +34,25 @@ func (s *Store) PutDefinition(ctx context.Context, name, hash string, src []byte
 	}
 	key := s.k.def(name)
 	var added *redis.IntCmd
-	if _, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+	version := func(p redis.Pipeliner) {
 		p.HSetNX(ctx, key, hash, src)
 		p.HSetNX(ctx, key, fCreatedPref+hash, ms(now))
 		p.HSet(ctx, key, fLatest, hash)
+	}
+	listed := func(p redis.Pipeliner) {
 		added = p.SAdd(ctx, s.k.defs(), name)
 		p.Publish(ctx, s.k.deployed(), name)
-		return nil
-	}); err != nil {
+	}
+	if _, cluster := s.client.(*redis.ClusterClient); cluster && s.repl != nil {
+		// Two slots, two masters: each pipeline waits on its own.
+		err = s.replicatedPipeline(ctx, key, version)
+		if err == nil {
+			err = s.replicatedPipeline(ctx, s.k.defs(), listed)
+		}
+	} else {
+		err = s.replicatedPipeline(ctx, key, func(p redis.Pipeliner) { version(p); listed(p) })
+	}
+	if err != nil {
 		s.latest.drop(name) // it may have been stored: read it again
 		return false, fmt.Errorf("redisstore: storing definition %s: %w", name, err)
 	}

@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/redis/go-redis/v9"
 
@@ -116,15 +117,33 @@ type scriptCall struct {
 // by a restart) are run again with EVAL in a second pipeline; they wrote
 // nothing the first time. Per-call errors are left in the returned
 // commands; the error is for the pipeline as a whole (network, context).
+// Under DurabilityReplica, calls that write what a caller is told about
+// are followed by WAIT (durability.go).
 func (s *Store) runScripts(ctx context.Context, calls []scriptCall) ([]*redis.Cmd, error) {
+	if s.repl != nil && slices.ContainsFunc(calls, func(c scriptCall) bool { return ackedScripts[c.script] }) {
+		return s.runReplicated(ctx, calls)
+	}
+	cmds, _, err := pipeScripts(ctx, s.client, calls, nil)
+	return cmds, err
+}
+
+// pipeScripts is runScripts on c. A non-nil wait (a WAIT) ends the
+// pipeline, and the NOSCRIPT pipeline too when there is one; the WAITs
+// sent are returned.
+func pipeScripts(ctx context.Context, c pipeliner, calls []scriptCall, wait *redis.IntCmd) ([]*redis.Cmd, []*redis.IntCmd, error) {
 	cmds := make([]*redis.Cmd, len(calls))
-	if _, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+	var waits []*redis.IntCmd
+	if _, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, c := range calls {
 			cmds[i] = c.script.EvalSha(ctx, p, c.keys, c.args...)
 		}
+		if wait != nil {
+			_ = p.Process(ctx, wait)
+			waits = append(waits, wait)
+		}
 		return nil
 	}); err != nil && !isRedisError(err) {
-		return nil, err
+		return nil, nil, err
 	}
 	var again []int
 	for i, c := range cmds {
@@ -133,18 +152,25 @@ func (s *Store) runScripts(ctx context.Context, calls []scriptCall) ([]*redis.Cm
 		}
 	}
 	if len(again) == 0 {
-		return cmds, nil
+		return cmds, waits, nil
 	}
-	if _, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+	if wait != nil {
+		wait = redis.NewIntCmd(ctx, wait.Args()...)
+	}
+	if _, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, i := range again {
 			c := calls[i]
 			cmds[i] = c.script.Eval(ctx, p, c.keys, c.args...)
 		}
+		if wait != nil {
+			_ = p.Process(ctx, wait)
+			waits = append(waits, wait)
+		}
 		return nil
 	}); err != nil && !isRedisError(err) {
-		return nil, err
+		return nil, nil, err
 	}
-	return cmds, nil
+	return cmds, waits, nil
 }
 
 // runScript runs one script in one round trip (two after a script cache
@@ -156,6 +182,15 @@ func (s *Store) runScripts(ctx context.Context, calls []scriptCall) ([]*redis.Cm
 // a batch is on the wire together, one write and one read on one
 // connection, instead of a round trip each. A call alone goes straight out.
 func (s *Store) runScript(ctx context.Context, sc *redis.Script, keys []string, args ...any) *redis.Cmd {
+	if s.repl != nil && ackedScripts[sc] {
+		cmds, err := s.runReplicated(ctx, []scriptCall{{script: sc, keys: keys, args: args}})
+		if err != nil {
+			failed := redis.NewCmd(ctx)
+			failed.SetErr(err)
+			return failed
+		}
+		return cmds[0]
+	}
 	company := s.scriptCalls.Add(1) > 1
 	defer s.scriptCalls.Add(-1)
 	if c, ok := s.client.(autoPipelined); ok && company {

@@ -33,6 +33,12 @@ type Options struct {
 	// Logger receives reports of corrupt entries dropped from the streams
 	// (default slog.Default()).
 	Logger *slog.Logger
+	// Durability is what an acknowledged write waits for (durability.go;
+	// default DurabilityNone).
+	Durability Durability
+	// ReplicaTimeout bounds the wait for a replica under
+	// DurabilityReplica (default 1 s).
+	ReplicaTimeout time.Duration
 }
 
 // Store keeps workflow instances, their work, timers, activity tasks and
@@ -67,6 +73,12 @@ type Store struct {
 	scriptCalls atomic.Int64
 	// latest caches LatestDefinition's answers (latest.go).
 	latest latestCache
+	// durability is Options.Durability; repl, set under DurabilityReplica,
+	// follows the replicas (durability.go).
+	durability Durability
+	repl       *replication
+	// addr is a single Redis's address, for logs (empty on a cluster).
+	addr string
 }
 
 // New returns a Store over client. Call Init once at start-up to create
@@ -91,11 +103,25 @@ func New(client redis.UniversalClient, opts Options) *Store {
 		opts.Logger = slog.Default()
 	}
 	_, cluster := client.(*redis.ClusterClient)
-	return &Store{
+	s := &Store{
 		client: client, k: newKeys(opts.Prefix), n: opts.Partitions,
 		histMax: opts.HistoryMax, retain: opts.Retention, log: opts.Logger, perStream: cluster,
-		failover: followFailovers(client),
+		failover: followFailovers(client), durability: opts.Durability,
 	}
+	if c, ok := client.(*redis.Client); ok {
+		s.addr = c.Options().Addr
+	}
+	if opts.Durability == DurabilityReplica {
+		if opts.ReplicaTimeout <= 0 {
+			opts.ReplicaTimeout = defaultReplicaTimeout
+		}
+		log := opts.Logger
+		s.repl = &replication{timeout: opts.ReplicaTimeout, log: func(addr string, err error) {
+			log.Warn("redis: writes acknowledged without a replica", "master", addr, "err", err,
+				"next_check", unreplicatedHold.String())
+		}}
+	}
+	return s
 }
 
 // Init creates the engine consumer group of every partition's work stream,
@@ -108,6 +134,11 @@ func (s *Store) Init(ctx context.Context) (err error) {
 	// partitions. The first Init records the count.
 	if err := s.checkPartitions(ctx); err != nil {
 		return err
+	}
+	if s.durability == DurabilityFsync {
+		if err := s.checkFsync(ctx); err != nil {
+			return err
+		}
 	}
 	ws := make([]string, s.n)
 	for p := range ws {

@@ -1,0 +1,309 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// This file decides what an acknowledged write waits for (docs/scaling.md,
+// "Durability"). Redis answers a write once it is in the master's memory
+// (and, with append-only on, in the kernel's page cache): a master that
+// dies before its replica has the write takes it along, and the promoted
+// replica never saw it. With DurabilityReplica every write a client is
+// told about (start, raised event, terminate, suspend, resume, signal
+// with start, an activity's outcome, a committed transition, a deployed
+// definition or schedule) is followed by WAIT 1 in the same pipeline, on
+// the same connection, so it costs no round trip of its own: the answer
+// comes once a replica has the write.
+
+// Durability is what an acknowledged write waits for.
+type Durability int
+
+const (
+	// DurabilityNone waits for the master alone. A killed redis-server
+	// with append-only on loses nothing it answered (the write reached
+	// the kernel first); a lost host may lose up to a second of writes
+	// (appendfsync everysec), a lost cluster master what its replica had
+	// not received yet.
+	DurabilityNone Durability = iota
+	// DurabilityReplica waits, after every acknowledged write, until at
+	// least one replica of the master has it (WAIT 1), for at most
+	// Options.ReplicaTimeout.
+	DurabilityReplica
+	// DurabilityFsync relies on the server's appendfsync always: Redis
+	// answers a write only once it is on disk. Init checks the setting on
+	// every master and refuses to start without it.
+	DurabilityFsync
+)
+
+// defaultReplicaTimeout bounds the WAIT after a write. A replica on the
+// same network acknowledges in well under a millisecond; one that has not
+// in a second is down or far behind.
+const defaultReplicaTimeout = time.Second
+
+// unreplicatedHold is how long a master whose replicas did not acknowledge
+// a write is written to without WAIT: a master left without replicas (its
+// own was promoted away, or died) would otherwise cost every write there
+// the whole ReplicaTimeout. After it, the next write waits again.
+const unreplicatedHold = 5 * time.Second
+
+// ParseDurability reads a --durability value: none, replica or fsync.
+func ParseDurability(s string) (Durability, error) {
+	switch strings.TrimSpace(s) {
+	case "none":
+		return DurabilityNone, nil
+	case "replica":
+		return DurabilityReplica, nil
+	case "fsync":
+		return DurabilityFsync, nil
+	}
+	return 0, fmt.Errorf("durability must be none, replica or fsync, not %q", s)
+}
+
+func (d Durability) String() string {
+	switch d {
+	case DurabilityNone:
+		return "none"
+	case DurabilityReplica:
+		return "replica"
+	case DurabilityFsync:
+		return "fsync"
+	}
+	return fmt.Sprintf("Durability(%d)", int(d))
+}
+
+// ackedScripts are the scripts whose effect a caller is told about; with
+// DurabilityReplica they are followed by WAIT. The others (reads, timer
+// moves, lease renewals, housekeeping) are redone if a failover loses
+// them.
+var ackedScripts = map[*redis.Script]bool{
+	createInstanceCmd:     true,
+	createInstanceOnceCmd: true,
+	commitTransitionCmd:   true,
+	enqueueEventCmd:       true,
+	finishTaskCmd:         true,
+	purgeInstanceCmd:      true,
+	purgeManyCmd:          true,
+	signalWithStartCmd:    true,
+	saveScheduleCmd:       true,
+}
+
+// replication keeps, per master, whether its replicas kept up, and counts
+// the acknowledged writes no replica confirmed.
+type replication struct {
+	timeout time.Duration
+	// behind maps a master's address to the unix nanoseconds until which
+	// writes there go without WAIT (unreplicatedHold).
+	behind       sync.Map
+	unreplicated atomic.Int64
+	log          func(addr string, err error)
+}
+
+// waits reports whether a write to the master at addr is to be followed
+// by WAIT; one that is not is counted as unreplicated.
+func (r *replication) waits(addr string) bool {
+	if until, ok := r.behind.Load(addr); ok && time.Now().UnixNano() < until.(int64) {
+		r.unreplicated.Add(1)
+		return false
+	}
+	return true
+}
+
+// acked takes a WAIT's answer for a write to addr: no replica means the
+// write stands on the master alone, which is logged once per hold.
+func (r *replication) acked(addr string, wait *redis.IntCmd, writes int) {
+	n, err := wait.Result()
+	if err == nil && n >= 1 {
+		r.behind.Delete(addr)
+		return
+	}
+	r.unreplicated.Add(int64(writes))
+	if err == nil {
+		err = fmt.Errorf("no replica acknowledged within %s", r.timeout)
+	}
+	if _, held := r.behind.Swap(addr, time.Now().Add(unreplicatedHold).UnixNano()); !held {
+		r.log(addr, err)
+	}
+}
+
+// Unreplicated counts the acknowledged writes that no replica confirmed
+// under DurabilityReplica: writes to a master without replicas, or whose
+// replicas fell behind. 0 under the other settings.
+func (s *Store) Unreplicated() int64 {
+	if s.repl == nil {
+		return 0
+	}
+	return s.repl.unreplicated.Load()
+}
+
+// pipeliner is what pipeScripts sends on: the store's client, or one
+// cluster node's client.
+type pipeliner interface {
+	Pipelined(ctx context.Context, fn func(redis.Pipeliner) error) ([]redis.Cmder, error)
+}
+
+// runReplicated is runScripts under DurabilityReplica: the calls go to
+// their masters (one pipeline per master, each ending in WAIT), since a
+// WAIT covers the writes of its own connection only and go-redis would
+// send a keyless WAIT in a cluster pipeline to any node.
+func (s *Store) runReplicated(ctx context.Context, calls []scriptCall) ([]*redis.Cmd, error) {
+	cc, ok := s.client.(*redis.ClusterClient)
+	if !ok {
+		return s.pipeReplicated(ctx, s.client, s.addr, calls)
+	}
+	cmds := make([]*redis.Cmd, len(calls))
+	todo := make([]int, len(calls))
+	for i := range todo {
+		todo[i] = i
+	}
+	// Calls answered MOVED or ASK (a slot moved: the script did not run)
+	// go again once the slot map is fresh.
+	for attempt := 0; ; attempt++ {
+		moved, err := s.replicatedOnNodes(ctx, cc, calls, todo, cmds)
+		if err != nil || len(moved) == 0 || attempt == 2 {
+			return cmds, err
+		}
+		cc.ReloadState(ctx)
+		select {
+		case <-ctx.Done():
+			return cmds, nil // the moved calls keep their MOVED replies
+		case <-time.After(time.Duration(attempt+1) * 100 * time.Millisecond):
+		}
+		todo = moved
+	}
+}
+
+// replicatedOnNodes runs the calls todo on their masters at once, filling
+// cmds, and returns those answered MOVED or ASK.
+func (s *Store) replicatedOnNodes(ctx context.Context, cc *redis.ClusterClient, calls []scriptCall, todo []int, cmds []*redis.Cmd) ([]int, error) {
+	groups := map[*redis.Client][]int{}
+	var order []*redis.Client
+	for _, i := range todo {
+		node, err := cc.MasterForKey(ctx, calls[i].keys[0])
+		if err != nil {
+			return nil, err
+		}
+		if _, ok := groups[node]; !ok {
+			order = append(order, node)
+		}
+		groups[node] = append(groups[node], i)
+	}
+	errs := make([]error, len(order))
+	var wg sync.WaitGroup
+	for g, node := range order {
+		wg.Go(func() {
+			idx := groups[node]
+			sub := make([]scriptCall, len(idx))
+			for j, i := range idx {
+				sub[j] = calls[i]
+			}
+			out, err := s.pipeReplicated(ctx, node, node.Options().Addr, sub)
+			if err != nil {
+				errs[g] = err
+				return
+			}
+			for j, i := range idx {
+				cmds[i] = out[j]
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	var moved []int
+	for _, i := range todo {
+		if err := cmds[i].Err(); isReply(err, "MOVED") || isReply(err, "ASK") {
+			moved = append(moved, i)
+		}
+	}
+	return moved, nil
+}
+
+// pipeReplicated runs calls in one pipeline on c, the master at addr,
+// ending in WAIT unless that master is known to be without replicas.
+func (s *Store) pipeReplicated(ctx context.Context, c pipeliner, addr string, calls []scriptCall) ([]*redis.Cmd, error) {
+	var wait *redis.IntCmd
+	if s.repl.waits(addr) {
+		wait = redis.NewIntCmd(ctx, "wait", 1, s.repl.timeout.Milliseconds())
+	}
+	cmds, waits, err := pipeScripts(ctx, c, calls, wait)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range waits {
+		s.repl.acked(addr, w, len(calls))
+	}
+	return cmds, nil
+}
+
+// replicatedPipeline runs fn's commands, all of one slot (key's), in one
+// pipeline on that slot's master, followed by WAIT under
+// DurabilityReplica; a plain pipeline otherwise.
+func (s *Store) replicatedPipeline(ctx context.Context, key string, fn func(redis.Pipeliner)) error {
+	if s.repl == nil {
+		_, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error { fn(p); return nil })
+		return err
+	}
+	var c pipeliner = s.client
+	addr := s.addr
+	if cc, ok := s.client.(*redis.ClusterClient); ok {
+		node, err := cc.MasterForKey(ctx, key)
+		if err != nil {
+			return err
+		}
+		c, addr = node, node.Options().Addr
+	}
+	var wait *redis.IntCmd
+	if s.repl.waits(addr) {
+		wait = redis.NewIntCmd(ctx, "wait", 1, s.repl.timeout.Milliseconds())
+	}
+	if _, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		fn(p)
+		if wait != nil {
+			_ = p.Process(ctx, wait)
+		}
+		return nil
+	}); err != nil && !isRedisError(err) {
+		return err
+	}
+	if wait != nil {
+		s.repl.acked(addr, wait, 1)
+	}
+	return nil
+}
+
+// checkFsync is Init's check under DurabilityFsync: every master must
+// append every write to disk before it answers.
+func (s *Store) checkFsync(ctx context.Context) error {
+	check := func(ctx context.Context, c *redis.Client) error {
+		vals, err := c.ConfigGet(ctx, "append*").Result()
+		if err != nil {
+			if isRedisError(err) {
+				return fmt.Errorf("--durability fsync needs to read the server's appendonly and appendfsync (CONFIG GET): %w; "+
+					"choose --durability none or replica", err)
+			}
+			return err
+		}
+		if vals["appendonly"] != "yes" || vals["appendfsync"] != "always" {
+			return fmt.Errorf("--durability fsync needs the Redis at %s to run with appendonly yes and appendfsync always, "+
+				"it has appendonly %s and appendfsync %s: set them (redis.conf, or CONFIG SET) or choose --durability none or replica",
+				c.Options().Addr, vals["appendonly"], vals["appendfsync"])
+		}
+		return nil
+	}
+	switch c := s.client.(type) {
+	case *redis.ClusterClient:
+		return c.ForEachMaster(ctx, check)
+	case *redis.Client:
+		return check(ctx, c)
+	}
+	return fmt.Errorf("--durability fsync: cannot check a %T", s.client)
+}

@@ -378,11 +378,16 @@ func runServe(ctx context.Context, stop func(), cfg serveConfig, log *slog.Logge
 		}
 		log.Info("tracing on: spans exported over OTLP/HTTP", "endpoint", redactURL(endpoint))
 	}
+	var unreplicated func() int64 // counted only where a write waits for a replica
+	if durability == redisstore.DurabilityReplica {
+		unreplicated = store.Unreplicated
+	}
 	mets := metrics.New(metrics.Options{
 		Store:  store,
 		Queues: metrics.DefinitionQueues(store, cat, reg.Has),
 		Counts: store.CountsByName, // cairn_instances, exact across processes
 		Logger: log,
+		Unreplicated: unreplicated,
 		// nil when off; a nil *sdktrace.TracerProvider is off to metrics.
 		TracerProvider: tp,
 	})

@@ -45,6 +45,10 @@ type Options struct {
 	// the cairn_instances gauge: workflow → status → count. nil = no
 	// such gauge.
 	Counts func(ctx context.Context) (map[string]map[string]int64, error)
+	// Unreplicated counts the acknowledged writes no replica confirmed
+	// under --durability replica, for cairn_store_unreplicated_writes_total;
+	// nil = no such counter.
+	Unreplicated func() int64
 	// ReadTimeout bounds all store reads of one scrape together; 0 =
 	// DefaultReadTimeout.
 	ReadTimeout time.Duration
@@ -192,6 +196,12 @@ func New(opts Options) *Metrics {
 		m.httpRequests, m.httpDur, m.sseStreams, m.storeErrors,
 		&storeCollector{m: m, failing: map[string]bool{}},
 	)
+	if opts.Unreplicated != nil {
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "cairn_store_unreplicated_writes_total",
+			Help: "Acknowledged writes no replica confirmed within --replica-timeout under --durability replica (a master without replicas, or replicas far behind): a failover of that master could lose them.",
+		}, func() float64 { return float64(opts.Unreplicated()) }))
+	}
 	return m
 }
 

@@ -307,3 +307,104 @@ func (s *Store) checkFsync(ctx context.Context) error {
 	}
 	return fmt.Errorf("--durability fsync: cannot check a %T", s.client)
 }
+
+// batchTimeout bounds one batch of replicated writes on the wire: the
+// callers' own deadlines differ, and one caller giving up must not cancel
+// the others' writes.
+const batchTimeout = 10 * time.Second
+
+// batcher joins the replicated single writes to one master (starts and
+// raised events from many HTTP clients at once, activity outcomes) that
+// arrive while a batch is on the wire into the next one: one pipeline and
+// one WAIT for all of them, as the autopipeliner joins unreplicated ones
+// (runBatched). A write alone goes out at once.
+type batcher struct {
+	s    *Store
+	c    pipeliner
+	addr string
+
+	mu    sync.Mutex
+	busy  bool // a goroutine is sending batches
+	queue []*batchedCall
+}
+
+type batchedCall struct {
+	call scriptCall
+	cmd  *redis.Cmd
+	err  error
+	done chan struct{}
+}
+
+// runOne is runScript under DurabilityReplica.
+func (s *Store) runOne(ctx context.Context, call scriptCall) (*redis.Cmd, error) {
+	c, addr := pipeliner(s.client), s.addr
+	if cc, ok := s.client.(*redis.ClusterClient); ok {
+		node, err := cc.MasterForKey(ctx, call.keys[0])
+		if err != nil {
+			return nil, err
+		}
+		c, addr = node, node.Options().Addr
+	}
+	b, _ := s.batchers.Load(addr)
+	if b == nil {
+		b, _ = s.batchers.LoadOrStore(addr, &batcher{s: s, c: c, addr: addr})
+	}
+	job := &batchedCall{call: call, done: make(chan struct{})}
+	b.(*batcher).submit(job)
+	select {
+	case <-job.done:
+	case <-ctx.Done():
+		// The batch may still carry the write, as any call whose
+		// answer was lost.
+		return nil, ctx.Err()
+	}
+	if job.err == nil && (isReply(job.cmd.Err(), "MOVED") || isReply(job.cmd.Err(), "ASK")) {
+		// The slot moved: runReplicated follows it.
+		cmds, err := s.runReplicated(ctx, []scriptCall{call})
+		if err != nil {
+			return nil, err
+		}
+		return cmds[0], nil
+	}
+	return job.cmd, job.err
+}
+
+func (b *batcher) submit(job *batchedCall) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.queue = append(b.queue, job)
+	if !b.busy {
+		b.busy = true
+		go b.run()
+	}
+}
+
+// run sends the queued calls, batch after batch, until none is left.
+func (b *batcher) run() {
+	for {
+		b.mu.Lock()
+		batch := b.queue
+		b.queue = nil
+		if len(batch) == 0 {
+			b.busy = false
+			b.mu.Unlock()
+			return
+		}
+		b.mu.Unlock()
+		calls := make([]scriptCall, len(batch))
+		for i, j := range batch {
+			calls[i] = j.call
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
+		cmds, err := b.s.pipeReplicated(ctx, b.c, b.addr, calls)
+		cancel()
+		for i, j := range batch {
+			if err != nil {
+				j.err = err
+			} else {
+				j.cmd = cmds[i]
+			}
+			close(j.done)
+		}
+	}
+}

@@ -183,13 +183,13 @@ func pipeScripts(ctx context.Context, c pipeliner, calls []scriptCall, wait *red
 // connection, instead of a round trip each. A call alone goes straight out.
 func (s *Store) runScript(ctx context.Context, sc *redis.Script, keys []string, args ...any) *redis.Cmd {
 	if s.repl != nil && ackedScripts[sc] {
-		cmds, err := s.runReplicated(ctx, []scriptCall{{script: sc, keys: keys, args: args}})
+		cmd, err := s.runOne(ctx, scriptCall{script: sc, keys: keys, args: args})
 		if err != nil {
 			failed := redis.NewCmd(ctx)
 			failed.SetErr(err)
 			return failed
 		}
-		return cmds[0]
+		return cmd
 	}
 	company := s.scriptCalls.Add(1) > 1
 	defer s.scriptCalls.Add(-1)

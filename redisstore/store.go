@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -77,6 +78,9 @@ type Store struct {
 	// follows the replicas (durability.go).
 	durability Durability
 	repl       *replication
+	// batchers joins concurrent replicated writes per master address
+	// (durability.go).
+	batchers sync.Map
 	// addr is a single Redis's address, for logs (empty on a cluster).
 	addr string
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -48,11 +49,11 @@ const (
 // in a second is down or far behind.
 const defaultReplicaTimeout = time.Second
 
-// unreplicatedHold is how long a master whose replicas did not acknowledge
-// a write is written to without WAIT: a master left without replicas (its
-// own was promoted away, or died) would otherwise cost every write there
-// the whole ReplicaTimeout. After it, the next write waits again.
-const unreplicatedHold = 5 * time.Second
+// replicaCheckEvery is how often the store asks each master it writes to
+// how many replicas it has (INFO replication): a master left without
+// replicas (its own was promoted away, or died) is written to without
+// WAIT, which could only wait out ReplicaTimeout on every write there.
+const replicaCheckEvery = time.Second
 
 // ParseDurability reads a --durability value: none, replica or fsync.
 func ParseDurability(s string) (Durability, error) {
@@ -95,40 +96,111 @@ var ackedScripts = map[*redis.Script]bool{
 	saveScheduleCmd:       true,
 }
 
-// replication keeps, per master, whether its replicas kept up, and counts
+// replication keeps, per master, how many replicas it has, and counts
 // the acknowledged writes no replica confirmed.
 type replication struct {
 	timeout time.Duration
-	// behind maps a master's address to the unix nanoseconds until which
-	// writes there go without WAIT (unreplicatedHold).
-	behind       sync.Map
+	// masters maps a master's address to its *master.
+	masters      sync.Map
 	unreplicated atomic.Int64
 	log          func(addr string, err error)
+	checking     sync.Once
 }
 
-// waits reports whether a write to the master at addr is to be followed
-// by WAIT; one that is not is counted as unreplicated.
-func (r *replication) waits(addr string) bool {
-	if until, ok := r.behind.Load(addr); ok && time.Now().UnixNano() < until.(int64) {
+// master is what the store knows of one master's replicas.
+type master struct {
+	c        *redis.Client // nil: cannot be asked (writes always WAIT)
+	replicas atomic.Int64
+}
+
+// waits reports whether a write to the master at addr (client c) is to be
+// followed by WAIT; one that is not is counted as unreplicated. A master
+// seen for the first time (at start, or promoted by a failover) is asked
+// at once: one INFO round trip per master and process.
+func (r *replication) waits(ctx context.Context, addr string, c pipeliner) bool {
+	v, ok := r.masters.Load(addr)
+	if !ok {
+		m := &master{}
+		m.c, _ = c.(*redis.Client)
+		m.replicas.Store(1) // unknown: wait
+		if m.c != nil {
+			if m.replicas.Store(countReplicas(ctx, m.c)); m.replicas.Load() == 0 {
+				r.log(addr, errors.New("it has no replica connected"))
+			}
+		}
+		v, _ = r.masters.LoadOrStore(addr, m)
+		r.checking.Do(func() { go r.check() })
+	}
+	if v.(*master).replicas.Load() == 0 {
 		r.unreplicated.Add(1)
 		return false
 	}
 	return true
 }
 
-// acked takes a WAIT's answer for a write to addr: no replica means the
-// write stands on the master alone, which is logged once per hold.
+// check asks every known master for its replicas, every replicaCheckEvery,
+// until the client is closed.
+func (r *replication) check() {
+	for {
+		time.Sleep(replicaCheckEvery)
+		closed := false
+		r.masters.Range(func(addr, v any) bool {
+			m := v.(*master)
+			if m.c == nil {
+				return true
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), replicaCheckEvery)
+			n := countReplicas(ctx, m.c)
+			cancel()
+			if n < 0 {
+				closed = true
+				return false
+			}
+			if old := m.replicas.Swap(n); old > 0 && n == 0 {
+				r.log(addr.(string), errors.New("it has no replica connected"))
+			}
+			return true
+		})
+		if closed {
+			return
+		}
+	}
+}
+
+// countReplicas is the master's connected_slaves; 1 when it cannot say
+// (a write then waits, and the WAIT tells), -1 when the client is closed.
+func countReplicas(ctx context.Context, c *redis.Client) int64 {
+	info, err := c.Info(ctx, "replication").Result()
+	if errors.Is(err, redis.ErrClosed) {
+		return -1
+	}
+	if err != nil {
+		return 1
+	}
+	_, rest, ok := strings.Cut(info, "connected_slaves:")
+	if !ok {
+		return 1
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(strings.SplitN(rest, "\n", 2)[0]), 10, 64)
+	if err != nil {
+		return 1
+	}
+	return n
+}
+
+// acked takes a WAIT's answer for writes to addr: no replica within the
+// timeout means they stand on the master alone; the master is then
+// written to without WAIT until a check finds a replica again.
 func (r *replication) acked(addr string, wait *redis.IntCmd, writes int) {
 	n, err := wait.Result()
 	if err == nil && n >= 1 {
-		r.behind.Delete(addr)
 		return
 	}
 	r.unreplicated.Add(int64(writes))
 	if err == nil {
 		err = fmt.Errorf("no replica acknowledged within %s", r.timeout)
 	}
-	if _, held := r.behind.Swap(addr, time.Now().Add(unreplicatedHold).UnixNano()); !held {
+	if v, ok := r.masters.Load(addr); ok && v.(*master).replicas.Swap(0) > 0 {
 		r.log(addr, err)
 	}
 }
@@ -231,7 +303,7 @@ func (s *Store) replicatedOnNodes(ctx context.Context, cc *redis.ClusterClient, 
 // ending in WAIT unless that master is known to be without replicas.
 func (s *Store) pipeReplicated(ctx context.Context, c pipeliner, addr string, calls []scriptCall) ([]*redis.Cmd, error) {
 	var wait *redis.IntCmd
-	if s.repl.waits(addr) {
+	if s.repl.waits(ctx, addr, c) {
 		wait = redis.NewIntCmd(ctx, "wait", 1, s.repl.timeout.Milliseconds())
 	}
 	cmds, waits, err := pipeScripts(ctx, c, calls, wait)
@@ -262,7 +334,7 @@ func (s *Store) replicatedPipeline(ctx context.Context, key string, fn func(redi
 		c, addr = node, node.Options().Addr
 	}
 	var wait *redis.IntCmd
-	if s.repl.waits(addr) {
+	if s.repl.waits(ctx, addr, c) {
 		wait = redis.NewIntCmd(ctx, "wait", 1, s.repl.timeout.Milliseconds())
 	}
 	if _, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {

@@ -121,8 +121,7 @@ func New(client redis.UniversalClient, opts Options) *Store {
 		}
 		log := opts.Logger
 		s.repl = &replication{timeout: opts.ReplicaTimeout, log: func(addr string, err error) {
-			log.Warn("redis: writes acknowledged without a replica", "master", addr, "err", err,
-				"next_check", unreplicatedHold.String())
+			log.Warn("redis: writes acknowledged without a replica until one is back", "master", addr, "err", err)
 		}}
 	}
 	return s

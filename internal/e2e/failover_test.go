@@ -157,8 +157,7 @@ func TestMasterFailover(t *testing.T) {
 
 	rdb := servedClusterClient(cl.Addrs())
 	t.Cleanup(func() { rdb.Close() })
-	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	_ = io.Discard
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	store := redisstore.New(rdb, redisstore.Options{Logger: quiet, Durability: redisstore.DurabilityReplica}) // the cluster default of cairn serve
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
 	defer cancel()

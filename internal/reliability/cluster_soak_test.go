@@ -134,11 +134,11 @@ func TestClusterSoak(t *testing.T) {
 	t.Logf("cluster soak: %d instances (%d starts acknowledged) in %v (driving %v); %d master failovers (promotion after %v), %d engine SIGKILLs; "+
 		"%d completed correctly, %d lost (acknowledged but not found), %d failed or wrong; transitions applied more than once in %d instances; "+
 		"http activity: %d tasks, %d executions, %d duplicate executions; retried on 5xx/no answer: %d starts, %d raises (%d raises answered 5xx at least once); "+
-		"%d duplicate events from raise retries; %d 'acknowledged without a replica' log lines",
+		"%d duplicate events from raise retries; %d 'acknowledged without a replica' log lines; final revisions (revision: instances) %v",
 		n, res.acked, time.Since(began).Round(time.Second), driven.Round(time.Second), len(promotions), promotions, kills,
 		res.ok, res.lost, res.wrong, res.twice,
 		res.tasks, res.execs, res.dups, s.startRetries.Load(), s.raiseRetries.Load(), s.raisesRetried(),
-		res.dupEvents, unrepl)
+		res.dupEvents, unrepl, res.revisions)
 }
 
 // randomMaster is a running master of the cluster, picked at random.
@@ -235,11 +235,12 @@ func (s *soakRun) raisesRetried() int {
 type soakResult struct {
 	acked, ok, lost, wrong, twice int
 	tasks, execs, dups, dupEvents int
+	revisions                     map[int64]int // final revision → instances
 }
 
 // verify waits for every acknowledged instance to finish and checks it.
 func (s *soakRun) verify(acts *activityServer) soakResult {
-	var res soakResult
+	res := soakResult{revisions: map[int64]int{}}
 	var mu sync.Mutex
 	work := make(chan int)
 	var wg sync.WaitGroup
@@ -324,6 +325,7 @@ func (s *soakRun) check(i int, acts *activityServer, res *soakResult, mu *sync.M
 		res.execs += k
 		res.dups += k - 1
 	}
+	res.revisions[st.Revision]++
 	res.ok++
 }
 

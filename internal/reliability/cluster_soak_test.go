@@ -75,7 +75,7 @@ func TestClusterSoak(t *testing.T) {
 		startCairn(t, book, serveOpts{redis: redisURL, role: "engine"}),
 	}
 	c := newClient(api.url, "")
-	s := &soakRun{t: t, c: c, n: n, acked: make([]bool, n), raiseRetried: make([]bool, n)}
+	s := &soakRun{t: t, c: c, n: n, acked: make([]bool, n), raiseRetried: make([]bool, n), raisedAt: make([]time.Time, n)}
 
 	// Starts spread over span, each instance driven by its own goroutine.
 	var wg sync.WaitGroup
@@ -131,14 +131,21 @@ func TestClusterSoak(t *testing.T) {
 	book.check(t)
 	slices.Sort(promotions)
 	unrepl := strings.Count(book.String(), "acknowledged without a replica")
+	slices.Sort(res.lags)
+	var median, worst time.Duration
+	if len(res.lags) > 0 {
+		median, worst = res.lags[len(res.lags)/2].Round(time.Second), res.lags[len(res.lags)-1].Round(time.Second)
+	}
+	slices.Sort(res.slow)
 	t.Logf("cluster soak: %d instances (%d starts acknowledged) in %v (driving %v); %d master failovers (promotion after %v), %d engine SIGKILLs; "+
 		"%d completed correctly, %d lost (acknowledged but not found), %d failed or wrong; transitions applied more than once in %d instances; "+
-		"http activity: %d tasks, %d executions, %d duplicate executions; retried on 5xx/no answer: %d starts, %d raises (%d raises answered 5xx at least once); "+
-		"%d duplicate events from raise retries; %d 'acknowledged without a replica' log lines; final revisions (revision: instances) %v",
+		"http activity: %d tasks, %d executions, %d duplicate executions; retried on 5xx/no answer: %d starts, %d raises (%d raises answered 5xx at least once, %d answered 410 on a retry); "+
+		"%d duplicate events from raise retries; %d 'acknowledged without a replica' log lines; final revisions (revision: instances) %v; "+
+		"event → completion beyond the timer (whole seconds): median %v, worst %v, %d instances over 5 s %v",
 		n, res.acked, time.Since(began).Round(time.Second), driven.Round(time.Second), len(promotions), promotions, kills,
 		res.ok, res.lost, res.wrong, res.twice,
-		res.tasks, res.execs, res.dups, s.startRetries.Load(), s.raiseRetries.Load(), s.raisesRetried(),
-		res.dupEvents, unrepl, res.revisions)
+		res.tasks, res.execs, res.dups, s.startRetries.Load(), s.raiseRetries.Load(), s.raisesRetried(), s.goneOnRetry.Load(),
+		res.dupEvents, unrepl, res.revisions, median, worst, len(res.slow), res.slow)
 }
 
 // randomMaster is a running master of the cluster, picked at random.
@@ -162,10 +169,12 @@ type soakRun struct {
 	c            *client
 	n            int
 	mu           sync.Mutex
-	acked        []bool // start acknowledged (202, or 409 on a retry)
-	raiseRetried []bool // the raise was answered 5xx (or not at all) and sent again
+	acked        []bool      // start acknowledged (202, or 409 on a retry)
+	raiseRetried []bool      // the raise was answered 5xx (or not at all) and sent again
+	raisedAt     []time.Time // when the raise was acknowledged
 	startRetries atomic.Int64
 	raiseRetries atomic.Int64
+	goneOnRetry  atomic.Int64 // raises answered 410 on a retry
 	errs         atomic.Int64
 }
 
@@ -202,9 +211,18 @@ func (s *soakRun) drive(i int) {
 	s.acked[i] = true
 	s.mu.Unlock()
 	time.Sleep(time.Duration(rand.IntN(2000)) * time.Millisecond)
-	for {
+	for retried := false; ; retried = true {
 		r, err := s.c.do("POST", df+"/instances/"+id+"/raiseEvent/Go", "application/json", []byte(fmt.Sprintf(`"go-%d"`, i)))
 		if err == nil && r.code == http.StatusAccepted {
+			s.mu.Lock()
+			s.raisedAt[i] = time.Now()
+			s.mu.Unlock()
+			return
+		}
+		if err == nil && r.code == http.StatusGone && retried {
+			// An earlier attempt went through and the instance has
+			// finished since; verify checks it got the event.
+			s.goneOnRetry.Add(1)
 			return
 		}
 		if retry5xx(r, err) && time.Now().Before(deadline) {
@@ -236,6 +254,10 @@ type soakResult struct {
 	acked, ok, lost, wrong, twice int
 	tasks, execs, dups, dupEvents int
 	revisions                     map[int64]int // final revision → instances
+	// lags: raise acknowledged → instance completed (its last update,
+	// whole seconds), less the 1 s timer; slow: the instances over 5 s.
+	lags []time.Duration
+	slow []string
 }
 
 // verify waits for every acknowledged instance to finish and checks it.
@@ -270,7 +292,7 @@ func (s *soakRun) verify(acts *activityServer) soakResult {
 
 func (s *soakRun) check(i int, acts *activityServer, res *soakResult, mu *sync.Mutex) {
 	id := s.id(i)
-	st, lost, err := s.waitSoak(id)
+	st, updated, lost, err := s.waitSoak(id)
 	mu.Lock()
 	defer mu.Unlock()
 	switch {
@@ -326,33 +348,44 @@ func (s *soakRun) check(i int, acts *activityServer, res *soakResult, mu *sync.M
 		res.dups += k - 1
 	}
 	res.revisions[st.Revision]++
+	if !s.raisedAt[i].IsZero() && !updated.IsZero() {
+		lag := updated.Sub(s.raisedAt[i]) - time.Second
+		res.lags = append(res.lags, lag)
+		if lag > 5*time.Second {
+			res.slow = append(res.slow, fmt.Sprintf("%s %v (activity runs %v)", id, lag.Round(time.Second), ran))
+		}
+	}
 	res.ok++
 }
 
 // waitSoak polls an instance until it is finished; lost when the API says
 // it does not exist.
-func (s *soakRun) waitSoak(id string) (st *status, lost bool, err error) {
+func (s *soakRun) waitSoak(id string) (st *status, updated time.Time, lost bool, err error) {
 	deadline := time.Now().Add(waitLimit)
 	for {
 		r, err := s.c.do("GET", df+"/instances/"+id+"?showHistory=true&showHistoryOutput=true", "", nil)
 		switch {
 		case retry5xx(r, err):
 		case r.code == http.StatusNotFound:
-			return nil, true, nil
+			return nil, time.Time{}, true, nil
 		case r.code != 200 && r.code != 202:
-			return nil, false, fmt.Errorf("status: %v", r)
+			return nil, time.Time{}, false, fmt.Errorf("status: %v", r)
 		default:
 			var got status
+			var when struct {
+				LastUpdatedTime time.Time `json:"lastUpdatedTime"`
+			}
 			if err := json.Unmarshal(r.body, &got); err != nil {
-				return nil, false, fmt.Errorf("status: %v: %s", err, r.body)
+				return nil, time.Time{}, false, fmt.Errorf("status: %v: %s", err, r.body)
 			}
 			if terminal(got.RuntimeStatus) {
-				return &got, false, nil
+				_ = json.Unmarshal(r.body, &when)
+				return &got, when.LastUpdatedTime, false, nil
 			}
 			st = &got
 		}
 		if time.Now().After(deadline) {
-			return st, false, fmt.Errorf("not finished after %v: %v", waitLimit, st)
+			return st, time.Time{}, false, fmt.Errorf("not finished after %v: %v", waitLimit, st)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

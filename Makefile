@@ -34,9 +34,10 @@ bench: deps-test
 	cd bench && $(GO) run . -out ../docs/benchmarks.md
 
 # soak: the crash and Redis-restart tests at full size (2,000 instances,
-# 40 cairn kills; 15 Redis restarts); see docs/reliability.md.
+# 40 cairn kills; 15 Redis restarts) and the Redis Cluster soak (2,000
+# instances, 5 master failovers, 5 engine kills); see docs/reliability.md.
 soak: deps-test
-	CAIRN_SOAK=1 $(GO) test -race -timeout 60m -count=1 -v -run 'TestCrashRecovery|TestRedisRestart' ./internal/reliability
+	CAIRN_SOAK=1 $(GO) test -race -timeout 60m -count=1 -v -run 'TestCrashRecovery|TestRedisRestart|TestClusterSoak' ./internal/reliability
 
 vet:
 	$(GO) vet ./...

@@ -14,6 +14,7 @@ import (
 // counts follow the purges.
 func TestBulkCalls(t *testing.T) {
 	e := newEnv(t, redisstore.Options{Partitions: 4})
+	e.single("it counts the round trips of one redis-server; on a cluster a call spans up to 3 masters (internal/e2e cost_cluster_test.go measures those)")
 	var ids []interpreter.InstanceID
 	for i := range 6 {
 		id := fmt.Sprintf("b%d", i)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -21,12 +22,21 @@ var _ interpreter.Store = (*redisstore.Store)(nil)
 var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
 type env struct {
-	t      *testing.T
+	t *testing.T
+	// srv is the test's own redis-server; nil on the cluster run
+	// (redistest.OnCluster), where cl is the shared cluster instead.
 	srv    *redistest.Server
-	client *redis.Client
+	cl     *redistest.Cluster
+	client redis.UniversalClient
 	s      *redisstore.Store
 	trips  *counter
 	ctx    context.Context
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	redistest.StopShared()
+	os.Exit(code)
 }
 
 func newEnv(t *testing.T, opts redisstore.Options) *env {
@@ -36,17 +46,79 @@ func newEnv(t *testing.T, opts redisstore.Options) *env {
 
 func newEnvWith(t *testing.T, opts redisstore.Options, so redistest.StartOpts) *env {
 	t.Helper()
-	srv := redistest.StartWith(t, so)
-	client := redis.NewClient(&redis.Options{Addr: srv.Addr()})
-	t.Cleanup(func() { client.Close() })
-	c := &counter{}
-	client.AddHook(c)
-	s := redisstore.New(client, opts)
-	ctx := context.Background()
-	if err := s.Init(ctx); err != nil {
+	e := &env{t: t, trips: &counter{}, ctx: context.Background()}
+	if redistest.OnCluster() {
+		if so.AOF || len(so.Args) > 0 {
+			t.Skipf("single-node test, skipped on %s=cluster: it configures its own redis-server (%+v)", redistest.ModeEnv, so)
+		}
+		e.cl = redistest.SharedCluster(t)
+		cc := newClusterClient(t, e.cl)
+		// Each node client counts its own round trips: under
+		// DurabilityReplica the store sends its scripts to the masters'
+		// clients directly, past the cluster client's hooks.
+		cc.OnNewNode(func(n *redis.Client) { n.AddHook(e.trips) })
+		e.client = cc
+		flushCluster(t, cc)
+		if opts.Durability == redisstore.DurabilityNone {
+			opts.Durability = redisstore.DurabilityReplica // cairn serve's default on a cluster
+		}
+	} else {
+		e.srv = redistest.StartWith(t, so)
+		e.client = redis.NewClient(&redis.Options{Addr: e.srv.Addr()})
+		e.client.AddHook(e.trips)
+	}
+	t.Cleanup(func() { e.client.Close() })
+	e.s = redisstore.New(e.client, opts)
+	if err := e.s.Init(e.ctx); err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, srv: srv, client: client, s: s, trips: c, ctx: ctx}
+	return e
+}
+
+// newClusterClient is a client of cl with cairn serve's cluster options
+// (redisopts.go).
+func newClusterClient(t testing.TB, cl *redistest.Cluster) *redis.ClusterClient {
+	t.Helper()
+	return redis.NewClusterClient(&redis.ClusterOptions{Addrs: cl.Addrs(), Protocol: 2, DisableIdentity: true, ContextTimeoutEnabled: true})
+}
+
+// flushCluster empties every master of the shared cluster (and so its
+// replicas) and drops the scripts, so each test starts on an empty Redis
+// as on its own redis-server.
+func flushCluster(t testing.TB, c *redis.ClusterClient) {
+	t.Helper()
+	err := c.ForEachMaster(context.Background(), func(ctx context.Context, m *redis.Client) error {
+		if err := m.FlushAll(ctx).Err(); err != nil {
+			return err
+		}
+		return m.ScriptFlush(ctx).Err()
+	})
+	if err != nil {
+		t.Fatalf("flush cluster: %v", err)
+	}
+}
+
+// newClient is another client of the test's Redis, its own server or the
+// shared cluster, with o's timeouts and retries.
+func (e *env) newClient(o redis.Options) redis.UniversalClient {
+	e.t.Helper()
+	var c redis.UniversalClient
+	if e.cl != nil {
+		c = redis.NewClusterClient(&redis.ClusterOptions{Addrs: e.cl.Addrs(), Protocol: 2, DisableIdentity: true,
+			ContextTimeoutEnabled: o.ContextTimeoutEnabled, ReadTimeout: o.ReadTimeout, MaxRetries: o.MaxRetries, DialerRetries: o.DialerRetries})
+	} else {
+		o.Addr = e.srv.Addr()
+		c = redis.NewClient(&o)
+	}
+	e.t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// single skips the test on the cluster run; why names what makes it
+// single-node.
+func (e *env) single(why string) {
+	e.t.Helper()
+	redistest.SkipOnCluster(e.t, why)
 }
 
 // counter counts round trips: a command or a whole pipeline is one.

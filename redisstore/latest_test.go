@@ -69,7 +69,7 @@ func TestLatestDefinitionIsCached(t *testing.T) {
 // connection was killed.
 func TestLatestDefinitionFollowsOtherProcesses(t *testing.T) {
 	e := newEnv(t, redisstore.Options{})
-	other := redis.NewClient(&redis.Options{Addr: e.srv.Addr()})
+	other := e.newClient(redis.Options{})
 	t.Cleanup(func() { other.Close() })
 	deployer := redisstore.New(other, redisstore.Options{})
 

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairnhq/cairn/internal/redistest"
 	"github.com/cairnhq/cairn/interpreter"
 	"github.com/cairnhq/cairn/redisstore"
 )
@@ -18,6 +19,7 @@ import (
 // history (work items acknowledged and trimmed, so only the instance hash,
 // its history and its index entry remain).
 func TestMemoryPerInstance(t *testing.T) {
+	redistest.SkipOnCluster(t, "it reads one server's INFO used_memory")
 	for _, c := range []struct {
 		name string
 		opts redisstore.Options

@@ -1,9 +1,13 @@
 package redisstore_test
 
 import (
+	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/cairnhq/cairn/interpreter"
 	"github.com/cairnhq/cairn/redisstore"
@@ -43,6 +47,17 @@ func (e *env) keysOf(id string) int {
 	e.t.Helper()
 	n := 0
 	for _, pat := range []string{"*:inst:" + id, "*:log:" + id} {
+		if c, ok := e.client.(*redis.ClusterClient); ok { // KEYS answers for one node
+			var mu sync.Mutex
+			_ = c.ForEachMaster(e.ctx, func(ctx context.Context, m *redis.Client) error {
+				k := len(m.Keys(ctx, pat).Val())
+				mu.Lock()
+				n += k
+				mu.Unlock()
+				return nil
+			})
+			continue
+		}
 		n += len(e.client.Keys(e.ctx, pat).Val())
 	}
 	return n

@@ -164,7 +164,7 @@ func TestScheduleTicksOnceAcrossSchedulers(t *testing.T) {
 	obs := &outcomes{}
 	var scheds []*interpreter.Scheduler
 	for i := 0; i < 4; i++ {
-		c := redis.NewClient(&redis.Options{Addr: e.srv.Addr()})
+		c := e.newClient(redis.Options{})
 		t.Cleanup(func() { c.Close() })
 		scheds = append(scheds, newScheduler(redisstore.New(c, redisstore.Options{}), clock, obs))
 	}

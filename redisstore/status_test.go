@@ -89,6 +89,7 @@ func TestFetchStatusBatchedIsFetchStatus(t *testing.T) {
 // deadline's error, not ErrUnavailable, though a socket read timed out.
 func TestFetchStatusHonoursDeadline(t *testing.T) {
 	e := newEnv(t, redisstore.Options{})
+	e.single("it pauses its one redis-server with CLIENT PAUSE")
 	e.create("a", t0)
 	c := redis.NewClient(&redis.Options{Addr: e.srv.Addr(), ContextTimeoutEnabled: true})
 	defer c.Close()

@@ -273,6 +273,7 @@ func sent(cmds [][]any, cmd string) int {
 // left for another consumer's reclaim, and the rest stays new.
 func TestReadTaskBatch(t *testing.T) {
 	e := newEnv(t, redisstore.Options{})
+	e.single("it counts the round trips of one redis-server; on a cluster a call spans up to 3 masters (internal/e2e cost_cluster_test.go measures those)")
 	// The first read of a queue creates its consumer groups: not measured.
 	if none, err := e.s.ReadTaskBatch(e.ctx, "w1", "q", 1, 0); err != nil || len(none) != 0 {
 		t.Fatalf("first read %v %v", none, err)
@@ -316,6 +317,7 @@ func TestReadTaskBatch(t *testing.T) {
 // A failing partition does not cost the others' tasks.
 func TestReclaimTaskBatch(t *testing.T) {
 	e := newEnv(t, redisstore.Options{})
+	e.single("it counts the round trips of one redis-server; on a cluster a call spans up to 3 masters (internal/e2e cost_cluster_test.go measures those)")
 	e.tasksIn(2, 3, "q")
 	e.tasksIn(7, 1, "q")
 	dead, err := e.s.ReadTaskBatch(e.ctx, "dead", "q", 64, 0)

@@ -107,6 +107,7 @@ func TestStoppedRedisIsUnavailable(t *testing.T) {
 	e := newEnv(t, redisstore.Options{Partitions: 4})
 	e.create("a", t0)
 	tr := e.transition("a", "", nil)
+	e.single("it stops its redis-server; a shared cluster must stay up")
 	e.srv.Stop()
 	// No retries: each call meets the refused dial once.
 	c := redis.NewClient(&redis.Options{Addr: e.srv.Addr(), MaxRetries: -1, DialerRetries: 1})
@@ -127,7 +128,7 @@ func TestClosedClientIsUnavailable(t *testing.T) {
 	e := newEnv(t, redisstore.Options{Partitions: 4})
 	e.create("a", t0)
 	tr := e.transition("a", "", nil)
-	c := redis.NewClient(&redis.Options{Addr: e.srv.Addr()})
+	c := e.newClient(redis.Options{})
 	s := redisstore.New(c, storeOpts)
 	_ = c.Close()
 	for _, sc := range everyCall(tr) {
@@ -144,6 +145,7 @@ func TestClosedClientIsUnavailable(t *testing.T) {
 // a wrong request is not.
 func TestUnavailableReplies(t *testing.T) {
 	e := newEnv(t, redisstore.Options{Partitions: 4})
+	e.single("it turns its one redis-server into a replica, out of memory and busy (CONFIG SET, REPLICAOF)")
 	e.create("a", t0)
 	admin := redis.NewClient(&redis.Options{Addr: e.srv.Addr()})
 	defer admin.Close()

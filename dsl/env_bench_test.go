@@ -1,0 +1,75 @@
+package dsl
+
+import (
+	"os"
+	"testing"
+	"time"
+)
+
+// The benchmarks behind issue 20's cut of the expression environment: the
+// expressions ReserveTicket evaluates in one instance, each in a fresh Env
+// as the interpreter builds one per evaluation.
+//
+//	go test -run '^$' -bench 'EnvReserveTicket' -benchmem -count 5 ./dsl
+
+func reserveTicket(b *testing.B) *Workflow {
+	b.Helper()
+	src, err := os.ReadFile("../workflows/reserve-ticket.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	w, err := Parse("reserve-ticket.yaml", src)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return w
+}
+
+// ticketEnv is what the interpreter hands an expression of ReserveTicket
+// once the booking is confirmed.
+func ticketEnv(vars map[string]any) *Env {
+	return &Env{
+		Input:    "user-42",
+		Vars:     vars,
+		Instance: InstanceInfo{ID: "4b1e0c9a-5d1f-4c1e-9a57-2f0d6a1c3e77", Name: "ReserveTicket", CreatedTime: time.Unix(1_700_000_000, 0).UTC()},
+		Now:      time.Unix(1_700_000_030, 0).UTC(),
+	}
+}
+
+func BenchmarkEnvReserveTicket(b *testing.B) {
+	w := reserveTicket(b)
+	binding := w.Activities["CalculateDiscount"].Binding.Expr
+	offer := w.ByID["offer"].(*SetStatusStep).Value
+	when := w.ByID["outcome"].(*SwitchStep).Cases[0].When
+	ret := w.Steps[len(w.Steps)-1].(*ReturnStep).Value
+	vars := map[string]any{"discount": 15.0, "confirmed": true}
+
+	value := func(v *Value) func(b *testing.B) {
+		return func(b *testing.B) {
+			for b.Loop() {
+				if _, err := v.Eval(ticketEnv(vars)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	}
+	b.Run("binding", value(binding))
+	b.Run("setStatus", value(offer))
+	b.Run("when", func(b *testing.B) {
+		for b.Loop() {
+			if ok, err := when.Eval(ticketEnv(vars)); err != nil || !ok {
+				b.Fatal(ok, err)
+			}
+		}
+	})
+	b.Run("return", value(ret))
+	// instance: the names the environment builds only on demand.
+	b.Run("instance", func(b *testing.B) {
+		w, err := Parse("t.yaml", []byte("name: T\nsteps:\n  - return: ${ instance.id + ' ' + string(now()) + ' ' + input }\n"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		v := w.Steps[0].(*ReturnStep).Value
+		value(v)(b)
+	})
+}

@@ -43,6 +43,12 @@ type options struct {
 	cpuprofile, memprofile      string
 	timeout                     time.Duration
 	cairnRev                    string
+	// ReserveTicket over HTTP against a cairn serve child (httpflow.go).
+	cairnBin       string
+	flowN          int
+	flowConns      int
+	flowPoll       time.Duration
+	flowDurability string
 }
 
 func main() {
@@ -68,7 +74,12 @@ func main() {
 	flag.IntVar(&o.peerBackground, "peer-background", 10000, "the largest background the peer is measured with (loading it runs at the peer's speed)")
 	flag.IntVar(&o.httpConns, "http-conns", 64, "GET status connections")
 	flag.DurationVar(&o.httpDur, "http-duration", 5*time.Second, "GET status load per repetition")
-	flag.StringVar(&only, "only", "", "comma-separated sections to run: cairn, engines2, growth, memory, peer, temporal, http, ceiling, profile (default all)")
+	flag.StringVar(&only, "only", "", "comma-separated sections to run: cairn, engines2, growth, memory, peer, temporal, http, httpflow, ceiling, profile (default all)")
+	flag.StringVar(&o.cairnBin, "cairn-bin", "", "the cairn binary httpflow runs as cairn serve (default: built from the checkout into a temporary directory)")
+	flag.IntVar(&o.flowN, "httpflow-n", 2000, "ReserveTicket instances per httpflow repetition")
+	flag.IntVar(&o.flowConns, "httpflow-conns", 32, "httpflow client goroutines, each driving one instance at a time")
+	flag.DurationVar(&o.flowPoll, "httpflow-poll", 5*time.Millisecond, "httpflow's GET status poll interval")
+	flag.StringVar(&o.flowDurability, "httpflow-durability", "none", "cairn serve's --durability in httpflow")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the whole bench process")
 	flag.StringVar(&o.memprofile, "memprofile", "", "write an allocation profile of the whole bench process")
 	flag.DurationVar(&o.timeout, "timeout", 5*time.Minute, "longest wait for one run's instances")
@@ -89,6 +100,7 @@ func main() {
 		quick("http-duration", func() { o.httpDur = 2 * time.Second })
 		quick("background", func() { bgs = "10000" })
 		quick("peer-background", func() { o.peerBackground = 2000 })
+		quick("httpflow-n", func() { o.flowN = 1000 })
 	}
 	for _, f := range strings.Split(bgs, ",") {
 		if n, err := strconv.Atoi(strings.TrimSpace(f)); err == nil && n > 0 {
@@ -160,6 +172,7 @@ type Report struct {
 	Reps      int       `json:"reps"`
 	Results   []Result  `json:"results"`
 	HTTP      []HTTPResult
+	HTTPFlow  []FlowResult         `json:"httpFlow,omitempty"`
 	Ceiling   map[string][]float64 `json:"ceiling"`    // command → requests/s per repetition, no pipelining
 	Ceiling16 map[string][]float64 `json:"ceilingP16"` // the same, 16 commands per pipeline
 	Profile   *ProfileTop          `json:"profile,omitempty"`
@@ -383,6 +396,11 @@ func run(ctx context.Context, o options) error {
 			rep.HTTP = append(rep.HTTP, httpPeer(ctx, o, srv.addr, h, tool, logf))
 			save()
 		}
+	}
+	if o.want("httpflow") {
+		defer removeCairnBuild()
+		rep.HTTPFlow = httpFlow(ctx, o, h, srv.addr, rep, logf)
+		save()
 	}
 	if o.want("ceiling") {
 		if err := ceiling(ctx, o, srv.addr, h, rep, logf); err != nil {

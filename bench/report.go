@@ -217,6 +217,7 @@ func renderMarkdown(rep *Report) string {
 	renderMemory(&b, f, rep, big, paced)
 	renderGrowth(&b, f, rep, small, big, paced)
 	renderHTTP(&b, rep)
+	renderHTTPFlow(&b, f, rep)
 	renderCeiling(&b, f, rep, small, big)
 	renderProfile(&b, rep)
 	if len(rep.Notes) > 0 {
@@ -431,6 +432,7 @@ func renderTargets(b *strings.Builder, f finder, rep *Report, small, big, paced 
 			fmt.Sprintf("per request: %s µs of server CPU (gin, the handler, go-redis) and %s µs of Redis CPU; the load generator shares the cores; see the GET status profile below",
 				cell(httpField(hr.Samples, func(s HTTPSample) float64 { return s.ServerUS })), cell(httpField(hr.Samples, func(s HTTPSample) float64 { return s.RedisUS })))})
 	}
+	vs = append(vs, flowVerdicts(f, rep)...)
 	if g := growthVerdict(f, rep, small, big, paced); g != nil {
 		vs = append(vs, *g)
 	}

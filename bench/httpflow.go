@@ -1,0 +1,631 @@
+package main
+
+// ReserveTicket over HTTP: the cairn binary runs as `cairn serve` in a
+// child process (API and engine, as a user runs it) against the bench's
+// redis-server, and an independent client in this process drives each
+// instance the way a Durable Functions client does: POST start, POST
+// raiseEvent, then either poll GET status or follow the status stream
+// (SSE) until Completed. The server's CPU comes from /proc/<pid>/stat, so
+// it is the child's alone, apart from the client's.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Variants of the client's wait for Completed.
+const (
+	flowPoll = "poll" // GET status every poll interval
+	flowSSE  = "sse"  // GET /v1/instances/{id}/events, read until Completed
+)
+
+// FlowSample is one repetition of ReserveTicket driven over HTTP.
+type FlowSample struct {
+	N       int     `json:"n"`
+	Seconds float64 `json:"seconds"` // first start → last Completed seen
+	PerSec  float64 `json:"perSec"`
+	P50     float64 `json:"p50ms"` // start call sent → Completed seen by the client
+	P90     float64 `json:"p90ms"`
+	P99     float64 `json:"p99ms"`
+	Max     float64 `json:"maxms"`
+	// Per instance:
+	Calls    map[string]float64 `json:"callsByKind"` // HTTP calls by kind: start, raiseEvent, status, events
+	AllCalls float64            `json:"calls"`
+	ServerUS float64            `json:"serverCpuUs"` // the cairn serve process (API and engine)
+	RedisUS  float64            `json:"redisCpuUs"`
+	ClientUS float64            `json:"clientCpuUs"` // this process: the HTTP client (and the harness's INFO calls)
+	Cmds     float64            `json:"commands"`    // commands Redis executed, Lua included
+	// ServerUSPerCall is the server's CPU divided by every HTTP call, the
+	// engine's share included (it runs in the same process).
+	ServerUSPerCall float64 `json:"serverCpuUsPerCall"`
+	Foreign         float64 `json:"foreignCores"`
+	Quiet           float64 `json:"loadBefore"`
+}
+
+// FlowResult is every repetition of one variant.
+type FlowResult struct {
+	Variant    string       `json:"variant"`
+	Durability string       `json:"durability"`
+	Conns      int          `json:"conns"`
+	PollMS     float64      `json:"pollMs,omitempty"`
+	Samples    []FlowSample `json:"samples"`
+	Err        string       `json:"error,omitempty"`
+}
+
+var cairnBuild struct {
+	once     sync.Once
+	dir, bin string
+	err      error
+}
+
+// cairnBin returns -cairn-bin, or the cairn command built once from the
+// checkout the workflows live in.
+func cairnBin(ctx context.Context, o options, logf func(string, ...any)) (string, error) {
+	if o.cairnBin != "" {
+		return o.cairnBin, nil
+	}
+	b := &cairnBuild
+	b.once.Do(func() {
+		if b.dir, b.err = os.MkdirTemp("", "cairn-bench-serve-"); b.err != nil {
+			return
+		}
+		b.bin = filepath.Join(b.dir, "cairn")
+		t0 := time.Now()
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", b.bin, ".")
+		cmd.Dir = filepath.Join(o.workflows, "..")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.err = fmt.Errorf("building cairn (go build in %s): %v\n%s", cmd.Dir, err, out)
+			return
+		}
+		logf("built cairn in %.0fs", time.Since(t0).Seconds())
+	})
+	return b.bin, b.err
+}
+
+func removeCairnBuild() {
+	if cairnBuild.dir != "" {
+		os.RemoveAll(cairnBuild.dir)
+	}
+}
+
+// serveChild is a `cairn serve` child process.
+type serveChild struct {
+	cmd  *exec.Cmd
+	base string // http://127.0.0.1:port
+	dir  string // its working directory
+}
+
+// startServe starts cairn serve on a free loopback port against the
+// Redis at addr and waits until it is ready; its stderr goes to logPath.
+func startServe(ctx context.Context, bin, addr, workflows, durability, logPath string) (*serveChild, error) {
+	abs, err := filepath.Abs(workflows)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "cairn-bench-serve-wd-")
+	if err != nil {
+		return nil, err
+	}
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("cairn serve's log: %w", err)
+	}
+	defer logFile.Close() // the child holds its own descriptor
+	cmd := exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--redis", "redis://"+addr,
+		"--workflows", abs, "--durability", durability, "--log-level", "warn")
+	cmd.Dir = dir // nothing of it lands in the checkout
+	cmd.Stderr = logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("starting %s: %w", bin, err)
+	}
+	s := &serveChild{cmd: cmd, dir: dir}
+	// The first line says where it listens: "cairn: serving http://… (…)".
+	lines := make(chan string, 1)
+	go func() {
+		r := bufio.NewReader(out)
+		line, _ := r.ReadString('\n')
+		lines <- line
+		_, _ = io.Copy(io.Discard, r)
+	}()
+	select {
+	case line := <-lines:
+		rest, ok := strings.CutPrefix(line, "cairn: serving ")
+		base, _, _ := strings.Cut(rest, " ")
+		if !ok || !strings.HasPrefix(base, "http://") {
+			s.stop()
+			return nil, fmt.Errorf("cairn serve did not start (see %s): %q", logPath, line)
+		}
+		s.base = base
+	case <-time.After(60 * time.Second):
+		s.stop()
+		return nil, fmt.Errorf("cairn serve did not start within 60 s (see %s)", logPath)
+	case <-ctx.Done():
+		s.stop()
+		return nil, ctx.Err()
+	}
+	for t0 := time.Now(); ; {
+		resp, err := http.Get(s.base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return s, nil
+			}
+		}
+		if time.Since(t0) > 30*time.Second {
+			s.stop()
+			return nil, fmt.Errorf("cairn serve not ready within 30 s: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// stop ends the child gracefully (SIGTERM), killing it after 15 s.
+func (s *serveChild) stop() {
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = s.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-done
+	}
+	os.RemoveAll(s.dir)
+}
+
+var clockTicks = sync.OnceValue(func() float64 {
+	out, err := exec.Command("getconf", "CLK_TCK").Output()
+	if err == nil {
+		if n, err := strconv.ParseFloat(strings.TrimSpace(string(out)), 64); err == nil && n > 0 {
+			return n
+		}
+	}
+	return 100 // USER_HZ on every Linux architecture the bench runs on
+})
+
+// pidCPU returns the CPU seconds (utime + stime) process pid used so far.
+func pidCPU(pid int) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) is in parentheses and may hold spaces;
+	// utime and stime are fields 14 and 15, the 12th and 13th after it.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: %q", pid, b)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: %q", pid, b)
+	}
+	ut, err1 := strconv.ParseFloat(f[11], 64)
+	st, err2 := strconv.ParseFloat(f[12], 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, err
+	}
+	return (ut + st) / clockTicks(), nil
+}
+
+// flowClient is the user's side: an HTTP client counting its calls.
+type flowClient struct {
+	c       *http.Client
+	tr      *http.Transport
+	base    string
+	variant string
+	poll    time.Duration
+	calls   map[string]*atomic.Int64
+}
+
+var flowKinds = []string{"start", "raiseEvent", "status", "events"}
+
+func newFlowClient(base, variant string, conns int, poll time.Duration) *flowClient {
+	tr := &http.Transport{MaxIdleConns: 2 * conns, MaxIdleConnsPerHost: 2 * conns, DisableCompression: true, IdleConnTimeout: time.Minute}
+	fc := &flowClient{c: &http.Client{Transport: tr, Timeout: time.Minute}, tr: tr, base: base, variant: variant, poll: poll,
+		calls: map[string]*atomic.Int64{}}
+	for _, k := range flowKinds {
+		fc.calls[k] = new(atomic.Int64)
+	}
+	return fc
+}
+
+func (fc *flowClient) snapshot() map[string]int64 {
+	m := map[string]int64{}
+	for k, v := range fc.calls {
+		m[k] = v.Load()
+	}
+	return m
+}
+
+// do sends one call and returns its status code and body (read whole).
+func (fc *flowClient) do(ctx context.Context, kind, method, path string, body []byte) (int, []byte, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, fc.base+path, rd)
+	if err != nil {
+		return 0, nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	fc.calls[kind].Add(1)
+	resp, err := fc.c.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, err
+}
+
+const dfBase = "/runtime/webhooks/durabletask"
+
+// run drives instance id through start, raise and the wait for
+// Completed, and records when the client saw it completed.
+func (fc *flowClient) run(ctx context.Context, t *tracker, i int, id string) error {
+	code, b, err := fc.do(ctx, "start", http.MethodPost, dfBase+"/orchestrators/ReserveTicket/"+id, []byte(`"user-`+strconv.Itoa(i)+`"`))
+	if err != nil {
+		return err
+	}
+	if code != http.StatusAccepted {
+		return fmt.Errorf("start: %d %s", code, b)
+	}
+	code, b, err = fc.do(ctx, "raiseEvent", http.MethodPost, dfBase+"/instances/"+id+"/raiseEvent/BookingConfirmed", []byte("true"))
+	if err != nil {
+		return err
+	}
+	if code != http.StatusAccepted {
+		return fmt.Errorf("raiseEvent: %d %s", code, b)
+	}
+	var status string
+	if fc.variant == flowSSE {
+		status, err = fc.follow(ctx, id)
+	} else {
+		status, err = fc.pollStatus(ctx, id)
+	}
+	if err != nil {
+		return err
+	}
+	t.observe(i, time.Now(), status != "Completed")
+	return nil
+}
+
+type flowStatus struct {
+	RuntimeStatus string `json:"runtimeStatus"`
+}
+
+func finished(s string) bool { return s == "Completed" || s == "Failed" || s == "Terminated" }
+
+// pollStatus waits one poll interval, then GETs the status, until the
+// instance has finished (200; 202 means it still runs).
+func (fc *flowClient) pollStatus(ctx context.Context, id string) (string, error) {
+	for {
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(fc.poll):
+		}
+		code, b, err := fc.do(ctx, "status", http.MethodGet, dfBase+"/instances/"+id, nil)
+		if err != nil {
+			return "", err
+		}
+		if code != http.StatusOK && code != http.StatusAccepted {
+			return "", fmt.Errorf("GET status: %d %s", code, b)
+		}
+		var st flowStatus
+		if err := json.Unmarshal(b, &st); err != nil {
+			return "", fmt.Errorf("GET status: %w: %s", err, b)
+		}
+		if finished(st.RuntimeStatus) {
+			return st.RuntimeStatus, nil
+		}
+	}
+}
+
+// follow reads the instance's status stream until it reports the end,
+// then drains the stream (the server ends it), so the connection is
+// reused.
+func (fc *flowClient) follow(ctx context.Context, id string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fc.base+"/v1/instances/"+id+"/events", nil)
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	fc.calls["events"].Add(1)
+	resp, err := fc.c.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		return "", fmt.Errorf("GET events: %d %s", resp.StatusCode, b)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 0, 4096), 1<<20)
+	for sc.Scan() {
+		data, ok := bytes.CutPrefix(sc.Bytes(), []byte("data: "))
+		if !ok {
+			continue
+		}
+		var st flowStatus
+		if err := json.Unmarshal(data, &st); err != nil {
+			return "", fmt.Errorf("GET events: %w: %s", err, data)
+		}
+		if finished(st.RuntimeStatus) {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			return st.RuntimeStatus, nil
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return "", err
+	}
+	return "", errors.New("GET events: the stream ended before the instance finished")
+}
+
+// flowMeasure runs one repetition of a variant: a fresh Redis (FLUSHALL)
+// and a fresh cairn serve, a warm-up, then n instances from o.flowConns
+// goroutines, each driving one instance at a time.
+func flowMeasure(ctx context.Context, o options, h *harness, addr, bin, variant string, rep int) (FlowSample, error) {
+	if err := h.flush(ctx); err != nil {
+		return FlowSample{}, err
+	}
+	s, err := startServe(ctx, bin, addr, o.workflows, o.flowDurability, filepath.Join(o.resultsDir, "cairn-serve.log"))
+	if err != nil {
+		return FlowSample{}, err
+	}
+	defer s.stop()
+	pid := s.cmd.Process.Pid
+	fc := newFlowClient(s.base, variant, o.flowConns, o.flowPoll)
+	defer fc.tr.CloseIdleConnections()
+	load := func(t *tracker) error {
+		return runLoad(ctx, t, 0, o.flowConns, func(ctx context.Context, i int, id string) error { return fc.run(ctx, t, i, id) })
+	}
+	quiet := waitQuiet(ctx, quietCores, quietWait)
+	w := newTracker(fmt.Sprintf("hf%d-%s-w-", rep, variant), warmup, targetDone)
+	if err := load(w); err != nil {
+		return FlowSample{}, fmt.Errorf("warm-up: %w", err)
+	}
+	time.Sleep(100 * time.Millisecond)
+
+	t := newTracker(fmt.Sprintf("hf%d-%s-r-", rep, variant), o.flowN, targetDone)
+	calls0 := fc.snapshot()
+	srv0, err := pidCPU(pid)
+	if err != nil {
+		return FlowSample{}, err
+	}
+	cli0 := processCPU()
+	win, err := h.begin(ctx)
+	if err != nil {
+		return FlowSample{}, err
+	}
+	busy0, _ := machineBusy()
+	started := time.Now()
+	loadErr := load(t)
+	d, err := win.end(ctx)
+	if err != nil {
+		return FlowSample{}, err
+	}
+	srv1, err := pidCPU(pid)
+	if err != nil {
+		return FlowSample{}, err
+	}
+	cli1 := processCPU()
+	busy1, _ := machineBusy()
+	wall := time.Since(started).Seconds()
+	if loadErr != nil {
+		return FlowSample{}, loadErr
+	}
+	if n := t.failed.Load(); n > 0 {
+		return FlowSample{}, fmt.Errorf("%d of %d instances did not complete", n, t.n)
+	}
+	lat, span := t.latencies()
+	n := float64(t.n)
+	smp := FlowSample{N: t.n, Seconds: span.Seconds(), PerSec: n / span.Seconds(),
+		P50: percentile(lat, 50), P90: percentile(lat, 90), P99: percentile(lat, 99), Max: percentile(lat, 100),
+		Calls:    map[string]float64{},
+		ServerUS: (srv1 - srv0) * 1e6 / n, RedisUS: d.cpuSec * 1e6 / n, ClientUS: (cli1 - cli0) * 1e6 / n,
+		Cmds:    float64(d.cmds) / n,
+		Foreign: max(0, (busy1-busy0)-(srv1-srv0)-(cli1-cli0)-d.cpuSec) / wall, Quiet: quiet}
+	var all int64
+	for k, v := range fc.snapshot() {
+		if c := v - calls0[k]; c > 0 {
+			smp.Calls[k] = float64(c) / n
+			all += c
+		}
+	}
+	smp.AllCalls = float64(all) / n
+	if all > 0 {
+		smp.ServerUSPerCall = (srv1 - srv0) * 1e6 / float64(all)
+	}
+	return smp, nil
+}
+
+// httpFlow runs every variant o.reps times, interleaved repetition by
+// repetition like the other sections.
+func httpFlow(ctx context.Context, o options, h *harness, addr string, rep *Report, logf func(string, ...any)) []FlowResult {
+	var out []*FlowResult
+	for _, v := range []string{flowPoll, flowSSE} {
+		r := &FlowResult{Variant: v, Durability: o.flowDurability, Conns: o.flowConns}
+		if v == flowPoll {
+			r.PollMS = float64(o.flowPoll) / float64(time.Millisecond)
+		}
+		out = append(out, r)
+	}
+	bin, err := cairnBin(ctx, o, logf)
+	for k := 0; k < o.reps && err == nil && ctx.Err() == nil; k++ {
+		for _, r := range out {
+			if r.Err != "" {
+				continue
+			}
+			smp, err := flowMeasure(ctx, o, h, addr, bin, r.Variant, k)
+			if err == nil && smp.Foreign > disturbedCores && ctx.Err() == nil {
+				rep.Retried++
+				logf("httpflow %s: other processes used %.2f cores; repeating", r.Variant, smp.Foreign)
+				smp, err = flowMeasure(ctx, o, h, addr, bin, r.Variant, k)
+			}
+			if err != nil {
+				r.Err = err.Error()
+				logf("httpflow %s: %v", r.Variant, err)
+				continue
+			}
+			r.Samples = append(r.Samples, smp)
+			logf("httpflow %-4s burst %-6s %7.0f/s p50 %6.2f p99 %6.2f ms, %4.2f calls (%s), serve %4.0f µs/instance %4.0f µs/call, Redis %4.0f µs, client %4.0f µs, %5.1f cmds, other load %.2f",
+				r.Variant, count(smp.N), smp.PerSec, smp.P50, smp.P99, smp.AllCalls, topKeys(smp.Calls, 4, "%.2f"),
+				smp.ServerUS, smp.ServerUSPerCall, smp.RedisUS, smp.ClientUS, smp.Cmds, smp.Foreign)
+		}
+	}
+	res := make([]FlowResult, len(out))
+	for i, r := range out {
+		if err != nil && r.Err == "" {
+			r.Err = err.Error()
+		}
+		res[i] = *r
+	}
+	return res
+}
+
+func flowField(ss []FlowSample, f func(FlowSample) float64) []float64 {
+	out := make([]float64, len(ss))
+	for i, s := range ss {
+		out[i] = f(s)
+	}
+	return out
+}
+
+// flowPeer is go-workflows' ReserveTicket in process to compare with: the
+// burst of the same size when the run had one, else its large burst.
+func flowPeer(f finder, rep *Report, n int) (string, []Sample, []Sample) {
+	mode := "burst " + count(n)
+	if p := f.get("go-workflows", shapeBooking, mode, 1, 0, ""); p == nil || len(p.Samples) == 0 {
+		mode = modesOf(rep)[1]
+	}
+	return mode, samples(f.get("go-workflows", shapeBooking, mode, 1, 0, "")), samples(f.get("cairn", shapeBooking, mode, 1, 0, "default"))
+}
+
+// flowVerdicts are issue 20's targets for the HTTP path.
+func flowVerdicts(f finder, rep *Report) []verdict {
+	var vs []verdict
+	for _, r := range rep.HTTPFlow {
+		if r.Variant != flowPoll || len(r.Samples) == 0 {
+			continue
+		}
+		ss := r.Samples
+		mode, peer, _ := flowPeer(f, rep, ss[0].N)
+		ps := field(peer, perSec)
+		met := "not measured"
+		if peer != nil {
+			met = map[bool]string{true: "✅ met", false: "❌ missed"}[median(flowField(ss, flowPerSec)) >= 3*median(ps)]
+		}
+		why := fmt.Sprintf("per instance the cairn serve process (API and engine) used %s µs of CPU for %s HTTP calls, Redis %s µs, the client %s µs; see ReserveTicket over HTTP",
+			cell(flowField(ss, func(s FlowSample) float64 { return s.ServerUS })), cell(flowField(ss, func(s FlowSample) float64 { return s.AllCalls })),
+			cell(flowField(ss, func(s FlowSample) float64 { return s.RedisUS })), cell(flowField(ss, func(s FlowSample) float64 { return s.ClientUS })))
+		if peer == nil {
+			mode = "not measured in this run"
+		}
+		vs = append(vs, verdict{fmt.Sprintf("ReserveTicket over HTTP (start, raise, poll; %d connections) ≥ 3× go-workflows in process (%s)", r.Conns, mode),
+			cell(flowField(ss, flowPerSec)) + " instances/s (" + ratio(flowField(ss, flowPerSec), ps) + ")",
+			cell(ps) + " instances/s", met, why})
+		perCall := flowField(ss, func(s FlowSample) float64 { return s.ServerUSPerCall })
+		vs = append(vs, verdict{"cairn serve CPU per HTTP call ≤ 65 µs (half of the 130 µs measured when issue 20 was filed)",
+			cell(perCall) + " µs per call, " + cell(flowField(ss, func(s FlowSample) float64 { return s.ServerUS })) + " µs per instance", "—",
+			map[bool]string{true: "✅ met", false: "❌ missed"}[median(perCall) <= 65],
+			"the figure is the whole process's CPU (gin, the handlers, go-redis, and the engine and activity runtime running the instances) divided by the HTTP calls; see the server's profile"})
+	}
+	return vs
+}
+
+func flowPerSec(s FlowSample) float64 { return s.PerSec }
+
+func renderHTTPFlow(b *strings.Builder, f finder, rep *Report) {
+	if len(rep.HTTPFlow) == 0 {
+		return
+	}
+	w := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
+	w("## ReserveTicket over HTTP (cairn serve in a child process)\n\n")
+	w("The cairn command, built from the checkout, runs as `cairn serve --durability %s` (API and engine in one process, default options) in a child process against the bench's redis-server; ", rep.HTTPFlow[0].Durability)
+	w("an independent Go client in the bench process drives ReserveTicket over the Durable Functions API as a user would: ")
+	w("`POST /runtime/webhooks/durabletask/orchestrators/ReserveTicket/{id}`, `POST …/instances/{id}/raiseEvent/BookingConfirmed`, then either ")
+	poll := 0.0
+	for _, r := range rep.HTTPFlow {
+		if r.PollMS > 0 {
+			poll = r.PollMS
+		}
+	}
+	w("**poll**: wait %g ms, `GET …/instances/{id}`, again until it answers Completed; or **sse**: `GET /v1/instances/{id}/events` read until the status stream says Completed. ", poll)
+	w("%d client goroutines over keep-alive connections, each driving one instance at a time from the start to Completed; a fresh Redis (`FLUSHALL`) and a fresh cairn serve per repetition, %d warm-up instances first. ", rep.HTTPFlow[0].Conns, warmup)
+	w("Latency is from just before the start call to the client seeing Completed. Server CPU is the child's utime + stime (`/proc/<pid>/stat`), the engine's included; client CPU is the bench process's.\n\n")
+	w("| variant | instances | instances/s | p50 ms | p99 ms | HTTP calls per instance | serve CPU µs/instance | serve CPU µs/call | Redis CPU µs/instance | client CPU µs/instance | Redis commands/instance |\n")
+	w("|---|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, r := range rep.HTTPFlow {
+		ss := r.Samples
+		if r.Err != "" {
+			w("| %s | ⚠ %s ||||||||||\n", r.Variant, r.Err)
+		}
+		if len(ss) == 0 {
+			continue
+		}
+		m := ss[len(ss)/2]
+		g := func(get func(FlowSample) float64) string { return cell(flowField(ss, get)) }
+		w("| %s%s | %s | %s | %s | %s | %s (%s) | %s | %s | %s | %s | %s |\n", r.Variant, flowMark(ss), count(m.N),
+			g(flowPerSec), g(func(s FlowSample) float64 { return s.P50 }), g(func(s FlowSample) float64 { return s.P99 }),
+			g(func(s FlowSample) float64 { return s.AllCalls }), topKeys(m.Calls, 4, "%.2f"),
+			g(func(s FlowSample) float64 { return s.ServerUS }), g(func(s FlowSample) float64 { return s.ServerUSPerCall }),
+			g(func(s FlowSample) float64 { return s.RedisUS }), g(func(s FlowSample) float64 { return s.ClientUS }),
+			g(func(s FlowSample) float64 { return s.Cmds }))
+	}
+	w("\n")
+	for _, r := range rep.HTTPFlow {
+		if len(r.Samples) == 0 {
+			continue
+		}
+		mode, peer, inproc := flowPeer(f, rep, r.Samples[0].N)
+		ss := flowField(r.Samples, flowPerSec)
+		switch {
+		case peer != nil:
+			w("- %s: %s instances/s over HTTP ÷ go-workflows in process (ReserveTicket, %s, same run: %s instances/s) = **%s**", r.Variant, cell(ss), mode, cell(field(peer, perSec)), ratio(ss, field(peer, perSec)))
+		default:
+			w("- %s: %s instances/s over HTTP (go-workflows was not measured in this run)", r.Variant, cell(ss))
+		}
+		if inproc != nil {
+			w("; ÷ cairn in process (%s, %s instances/s) = %s", mode, cell(field(inproc, perSec)), ratio(ss, field(inproc, perSec)))
+		}
+		w(".\n")
+	}
+	w("\nThe client holds %d instances in flight, so throughput is at most %d ÷ the latency: ", rep.HTTPFlow[0].Conns, rep.HTTPFlow[0].Conns)
+	w("the poll variant's latency includes up to one poll interval after the instance completed. Server CPU per call divides the whole process's CPU, the engine's transitions included, by the HTTP calls.\n\n")
+}
+
+func flowMark(ss []FlowSample) string {
+	for _, s := range ss {
+		if s.Foreign > disturbedCores {
+			return " †"
+		}
+	}
+	return ""
+}

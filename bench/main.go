@@ -165,19 +165,21 @@ type HTTPResult struct {
 
 // Report is everything a run measured; the Markdown is made from it.
 type Report struct {
-	Started   time.Time `json:"started"`
-	Seconds   float64   `json:"seconds"`
-	Machine   Machine   `json:"machine"`
-	Options   string    `json:"options"`
-	Reps      int       `json:"reps"`
-	Results   []Result  `json:"results"`
-	HTTP      []HTTPResult
-	HTTPFlow  []FlowResult         `json:"httpFlow,omitempty"`
-	Ceiling   map[string][]float64 `json:"ceiling"`    // command → requests/s per repetition, no pipelining
-	Ceiling16 map[string][]float64 `json:"ceilingP16"` // the same, 16 commands per pipeline
-	Profile   *ProfileTop          `json:"profile,omitempty"`
-	Notes     []string             `json:"notes,omitempty"`
-	Retried   int                  `json:"retried"` // repetitions repeated because other processes disturbed them
+	Started  time.Time `json:"started"`
+	Seconds  float64   `json:"seconds"`
+	Machine  Machine   `json:"machine"`
+	Options  string    `json:"options"`
+	Reps     int       `json:"reps"`
+	Results  []Result  `json:"results"`
+	HTTP     []HTTPResult
+	HTTPFlow []FlowResult `json:"httpFlow,omitempty"`
+	// HTTPFlowProfile: cairn serve's profiles under the httpflow load.
+	HTTPFlowProfile *FlowProfile         `json:"httpFlowProfile,omitempty"`
+	Ceiling         map[string][]float64 `json:"ceiling"`    // command → requests/s per repetition, no pipelining
+	Ceiling16       map[string][]float64 `json:"ceilingP16"` // the same, 16 commands per pipeline
+	Profile         *ProfileTop          `json:"profile,omitempty"`
+	Notes           []string             `json:"notes,omitempty"`
+	Retried         int                  `json:"retried"` // repetitions repeated because other processes disturbed them
 }
 
 // Machine describes where the run happened.

@@ -149,11 +149,19 @@ func (s *server) startInstance(c *gin.Context, def *dsl.Workflow, id interpreter
 			return
 		}
 	}
-	p := managementURLs(c, id)
-	c.Header("Location", p.StatusQueryGetURI)
-	c.Header("Retry-After", retryAfterStart)
-	writeJSON(c, http.StatusAccepted, p)
+	buf := getBuf()
+	defer putBuf(buf)
+	loc := appendCheckStatus(buf, c, id)
+	buf.WriteByte('}')
+	h := c.Writer.Header()
+	h["Location"] = []string{loc}
+	h["Retry-After"] = retryAfterStartHeader
+	writeBody(c, http.StatusAccepted, buf.Bytes())
 }
+
+// retryAfterStartHeader is the Retry-After of every 202 start answer, one
+// shared slice (see jsonContentType).
+var retryAfterStartHeader = []string{retryAfterStart}
 
 // writeFinished answers start-and-wait for a finished instance as DF does:
 // 200 with the raw output when Completed, else the status payload.

@@ -2,10 +2,15 @@ package httpapi
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
+	"net/http/httptest"
 	"testing"
 	"time"
+
+	"github.com/gin-gonic/gin"
 
 	"github.com/cairnhq/cairn/dsl"
 	"github.com/cairnhq/cairn/interpreter"
@@ -114,6 +119,60 @@ func TestAppendStatusRandomStrings(t *testing.T) {
 		checkAppendStatus(t, "random "+string(rune('0'+i%10)), st)
 		if t.Failed() {
 			return
+		}
+	}
+}
+
+// TestAppendCheckStatusIsMarshal holds appendCheckStatus, and the answers
+// start and signal-with-start build on it, to marshal of managementURLs
+// and signalPayload: the same bytes and the same Location.
+func TestAppendCheckStatusIsMarshal(t *testing.T) {
+	type req struct {
+		target string
+		header map[string]string
+		tls    bool
+	}
+	reqs := []req{
+		{target: "/x", header: nil},
+		{target: "/x?code=k3y", header: nil},
+		{target: "/x?code=a%26b+c%3D%22d", header: nil},
+		{target: "/x", header: map[string]string{"X-Forwarded-Proto": "https", "X-Forwarded-Host": "API.example.com:8443, other"}},
+		{target: "/x", header: map[string]string{"X-Forwarded-Host": `quo"te.example`}},
+		{target: "/x", header: map[string]string{"X-Forwarded-Host": "bad/host"}},
+		{target: "/x?code=k", tls: true},
+	}
+	ids := []interpreter.InstanceID{"order-1", "a.b_c~d", "with space", "quo\"te", "é\u2028x", "a+b&c=d;e,f:g@h$i", "%41"}
+	for _, r := range reqs {
+		for _, id := range ids {
+			hr := httptest.NewRequest("POST", r.target, nil)
+			for k, v := range r.header {
+				hr.Header.Set(k, v)
+			}
+			if r.tls {
+				hr.TLS = &tls.ConnectionState{}
+			}
+			c, _ := gin.CreateTestContext(httptest.NewRecorder())
+			c.Request = hr
+			p := managementURLs(c, id)
+			for _, started := range []bool{true, false} {
+				want, err := marshal(signalPayload{checkStatusPayload: p, Started: started})
+				if err != nil {
+					t.Fatal(err)
+				}
+				buf := bytes.NewBufferString("prefix")
+				loc := appendCheckStatus(buf, c, id)
+				if loc != p.StatusQueryGetURI {
+					t.Errorf("%v %q: Location %q, want %q", r, id, loc, p.StatusQueryGetURI)
+				}
+				plain := buf.String() + "}"
+				if want, _ := marshal(p); plain != "prefix"+string(want) {
+					t.Errorf("%v %q:\nappendCheckStatus %s\nmarshal           %s", r, id, plain[len("prefix"):], want)
+				}
+				fmt.Fprintf(buf, `,"started":%v}`, started)
+				if buf.String() != "prefix"+string(want) {
+					t.Errorf("%v %q started=%v:\nappendCheckStatus %s\nmarshal           %s", r, id, started, buf.String()[len("prefix"):], want)
+				}
+			}
 		}
 	}
 }

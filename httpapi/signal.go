@@ -12,7 +12,8 @@ import (
 )
 
 // signalPayload is signal-with-start's answer: the check-status payload of
-// the instance and whether this call started it.
+// the instance and whether this call started it. signalWithStart writes it
+// by hand (appendCheckStatus); the tests hold that to this type's JSON.
 type signalPayload struct {
 	checkStatusPayload
 	Started bool `json:"started"`
@@ -62,9 +63,15 @@ func (s *server) signalWithStart(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	p := managementURLs(c, id)
-	c.Header("Location", p.StatusQueryGetURI)
-	writeJSON(c, http.StatusAccepted, signalPayload{checkStatusPayload: p, Started: started})
+	buf := getBuf()
+	defer putBuf(buf)
+	c.Writer.Header()["Location"] = []string{appendCheckStatus(buf, c, id)}
+	if started {
+		buf.WriteString(`,"started":true}`)
+	} else {
+		buf.WriteString(`,"started":false}`)
+	}
+	writeBody(c, http.StatusAccepted, buf.Bytes())
 }
 
 func (g *guarded) SignalWithStart(ctx context.Context, n interpreter.NewInstance, name string, data json.RawMessage) (bool, error) {

@@ -617,7 +617,7 @@ func renderHTTPFlow(b *strings.Builder, f finder, rep *Report) {
 		ss := flowField(r.Samples, flowPerSec)
 		switch {
 		case peer != nil:
-			w("- %s: %s instances/s over HTTP ÷ go-workflows in process (ReserveTicket, %s, same run: %s instances/s) = **%s**", r.Variant, cell(ss), mode, cell(field(peer, perSec)), ratio(ss, field(peer, perSec)))
+			w("- %s%s: %s instances/s over HTTP ÷ go-workflows in process (ReserveTicket, %s%s, same run: %s instances/s) = **%s**", r.Variant, flowMark(r.Samples), cell(ss), mode, mark(peer), cell(field(peer, perSec)), ratio(ss, field(peer, perSec)))
 		default:
 			w("- %s: %s instances/s over HTTP (go-workflows was not measured in this run)", r.Variant, cell(ss))
 		}

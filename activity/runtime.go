@@ -789,10 +789,11 @@ func timeoutError(t Task, d time.Duration) error {
 // the outcome and retries, backing off to reportBackoffMax, for as long as
 // the runtime runs: dropping it would run the activity again after its
 // lease. Other store errors get reportTries tries. The outcome's time is
-// when it got through (the now() of the steps it runs); the engine does not
-// yet compare when the activity finished with its timeout, so an outage
-// longer than what is left of the timeout still fails the attempt.
+// when the activity finished, not when it got through: the engine compares
+// it with the attempt's deadline, so an outage does not turn an activity
+// that finished in time into an ActivityTimeout (interpreter/timeout.go).
 func (r *Runtime) report(base context.Context, log *slog.Logger, ref interpreter.TaskRef, result json.RawMessage, err error, attempt int) {
+	finished := r.opts.Clock()
 	var info interpreter.ErrorInfo
 	if err != nil {
 		info = errorInfo(err, attempt)
@@ -803,9 +804,9 @@ func (r *Runtime) report(base context.Context, log *slog.Logger, ref interpreter
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		var serr error
 		if err != nil {
-			serr = r.store.FailTask(ctx, ref, info, r.opts.Clock())
+			serr = r.store.FailTask(ctx, ref, info, finished)
 		} else {
-			serr = r.store.CompleteTask(ctx, ref, result, r.opts.Clock())
+			serr = r.store.CompleteTask(ctx, ref, result, finished)
 		}
 		cancel()
 		unavailable := errors.Is(serr, interpreter.ErrUnavailable)

@@ -163,6 +163,12 @@ func (r *run) completed(ev Event) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	if r.finishedLate(th.Pending, ev) {
+		if err := r.timedOut(th); err != nil {
+			return false, err
+		}
+		return true, r.runQueue()
+	}
 	if info, bad := r.invalidResult(step, ev.Data); bad {
 		if err := r.activityFailed(th, info); err != nil {
 			return false, err
@@ -211,6 +217,12 @@ func (r *run) failed(ev Event) (bool, error) {
 	th := r.waitingFor(ev.TaskID)
 	if th == nil {
 		return false, nil
+	}
+	if r.finishedLate(th.Pending, ev) {
+		if err := r.timedOut(th); err != nil {
+			return false, err
+		}
+		return true, r.runQueue()
 	}
 	info := ErrorInfo{Type: ErrTypeActivity, Message: "activity failed", Retryable: true}
 	if ev.Error != nil {
@@ -263,7 +275,7 @@ func (r *run) timerFired(th *Thread, ev Event) error {
 	case WaitChild:
 		return r.checkChild(th, p)
 	case WaitActivity:
-		return r.activityTimedOut(th, p)
+		return r.activityTimerFired(th, p, ev)
 	}
 	return nil
 }
@@ -308,14 +320,4 @@ func (r *run) retryDue(th *Thread, p *Pending) error {
 	return err
 }
 
-// activityTimedOut fails an attempt that outran the activity's
-// start-to-close timeout: a retryable failure.
-func (r *run) activityTimedOut(th *Thread, p *Pending) error {
-	p.TimerID = ""
-	r.cancelTask(th) // a worker may still hold it, or it may still be queued
-	return r.activityFailed(th, ErrorInfo{
-		Type:      ErrTypeActTimeout,
-		Message:   fmt.Sprintf("activity %s did not finish within its timeout", p.Activity),
-		Retryable: true,
-	})
-}
+

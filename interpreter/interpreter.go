@@ -112,11 +112,22 @@ func (in *Interpreter) StepOnto(def, latest *dsl.Workflow, st *State, ev Event) 
 	r.save()
 	r.tr.History = bounded(r.tr.History, r.now)
 	r.st.Revision = st.Revision + 1
-	r.st.LastUpdatedTime = r.now
+	// An outcome held through an outage runs at when its activity
+	// finished, which can be before the instance's last update: the
+	// update time never goes back.
+	r.st.LastUpdatedTime = later(r.now, st.LastUpdatedTime)
 	if r.st.Status != st.Status || string(r.st.CustomStatus) != string(st.CustomStatus) {
 		r.tr.StatusChanged = true
 	}
 	return r.tr, nil
+}
+
+// later returns the later of a and b.
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // bounded keeps the first and last halves of maxHistoryLines history lines

@@ -111,6 +111,12 @@ type Pending struct {
 	// StartBy is when the attempt's scheduleToStart timeout ends: the
 	// task was queued then minus the timeout (activity).
 	StartBy *time.Time `json:"startBy,omitempty"`
+	// Overdue is the attempt's deadline once its timeout fired while its
+	// outcome could still be on the way (a worker held the task, or the
+	// store could not say): TimerID and Deadline are then the grace timer,
+	// and an outcome that finished by Overdue is taken (activity; see
+	// timeout.go).
+	Overdue *time.Time `json:"overdue,omitempty"`
 }
 
 // waitsFor reports whether an event wait takes an event of this name.

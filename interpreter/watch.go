@@ -51,6 +51,9 @@ type TaskProbe struct {
 	// then how long ago it was delivered or last heartbeated.
 	Taken bool          `json:"taken,omitempty"`
 	Idle  time.Duration `json:"idle,omitempty"`
+	// Unknown: the engine asked and the store did not answer (it is
+	// unavailable); the other fields say nothing.
+	Unknown bool `json:"unknown,omitempty"`
 }
 
 // TaskProbeRef names the task a watch asks about.
@@ -113,7 +116,7 @@ func (r *run) watchFired(th *Thread, ev Event) error {
 	}
 	pr := ev.Probe
 	switch {
-	case pr == nil:
+	case pr == nil || pr.Unknown:
 		r.armWatch(p, r.now.Add(watchRetry))
 	case !pr.Open:
 	case pr.Taken:
@@ -156,14 +159,15 @@ func (r *run) watchOf(timer string) *Thread {
 	return r.find(func(p *Pending) bool { return p.WatchID != "" && p.WatchID == timer })
 }
 
-// WatchedTask returns the task that st's watch timer guards: the ref to
-// probe when that timer fires; false when timer is no watch of st.
+// WatchedTask returns the task that st's timer guards: the ref to probe
+// when that timer fires; false when timer is neither an attempt's watch
+// nor its timeout (see timeout.go).
 func (st *State) WatchedTask(timer string) (TaskProbeRef, bool) {
 	if timer == "" {
 		return TaskProbeRef{}, false
 	}
 	check := func(p *Pending) (TaskProbeRef, bool) {
-		if p != nil && p.WatchID == timer && p.TaskID != "" {
+		if p != nil && p.TaskID != "" && (p.WatchID == timer || p.Kind == WaitActivity && p.TimerID == timer) {
 			return TaskProbeRef{Instance: st.ID, TaskID: p.TaskID, Queue: p.Queue}, true
 		}
 		return TaskProbeRef{}, false
@@ -179,10 +183,10 @@ func (st *State) WatchedTask(timer string) (TaskProbeRef, bool) {
 	return TaskProbeRef{}, false
 }
 
-// probeWatched asks the store about the tasks whose watches fire in this
-// round (the first item of a chain with a state), in one round trip, and
-// puts each answer on its event. A failed probe leaves the events without
-// one: the watches look again later.
+// probeWatched asks the store about the tasks whose watches or timeouts
+// fire in this round (timers of a chain with a state), in one round trip,
+// and puts each answer on its event. A failed probe marks the events
+// Unknown: the watches look again later, and a timeout waits its grace.
 func (e *Engine) probeWatched(ctx context.Context, active []*chain) {
 	prober, ok := e.store.(TaskProber)
 	if !ok {
@@ -191,13 +195,18 @@ func (e *Engine) probeWatched(ctx context.Context, active []*chain) {
 	var refs []TaskProbeRef
 	var evs []*Event
 	for _, c := range active {
-		if c.st == nil || len(c.items) == 0 || c.items[0].Event.Kind != EvTimer {
+		if c.st == nil {
 			continue
 		}
-		ev := &c.items[0].Event
-		if ref, ok := c.st.WatchedTask(ev.Timer); ok {
-			ev.Probe = nil
-			refs, evs = append(refs, ref), append(evs, ev)
+		for i := range c.items {
+			ev := &c.items[i].Event
+			if ev.Kind != EvTimer {
+				continue
+			}
+			if ref, ok := c.st.WatchedTask(ev.Timer); ok {
+				ev.Probe = nil
+				refs, evs = append(refs, ref), append(evs, ev)
+			}
 		}
 	}
 	if len(refs) == 0 {
@@ -207,6 +216,9 @@ func (e *Engine) probeWatched(ctx context.Context, active []*chain) {
 	e.obs.OnStoreCall("probe", err)
 	if err != nil {
 		e.log.Warn("probing watched tasks failed; their watches look again later", "tasks", len(refs), "err", err)
+		for _, ev := range evs {
+			ev.Probe = &TaskProbe{Unknown: true}
+		}
 		return
 	}
 	for i, ev := range evs {

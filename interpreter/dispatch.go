@@ -319,5 +319,3 @@ func (r *run) retryDue(th *Thread, p *Pending) error {
 	}
 	return err
 }
-
-

@@ -221,7 +221,8 @@ type compiled struct {
 	tree ast.Node
 	// budgeted: prog calls bounded functions, which need a budget.
 	budgeted bool
-	loops    bool // prog has a loop (map, filter, ...)
+	loops    bool   // prog has a loop (map, filter, ...)
+	use      envUse // what prog reads of its environment
 }
 
 // at returns the source position of rune offset i of the expression.
@@ -249,11 +250,11 @@ func (c *compiled) run(env *Env, binding bool) (any, error) {
 	} else {
 		machine = vms.Get().(*vm.VM)
 	}
-	var b *budget
-	if c.budgeted {
-		b = newBudget()
+	vars, s := env.envFor(c, binding)
+	out, err := machine.Run(c.prog, vars)
+	if s != nil {
+		s.release()
 	}
-	out, err := machine.Run(c.prog, env.exprEnv(binding, b))
 	if !c.loops {
 		// Drop what the stack and variables point to, so that a pooled
 		// VM holds no evaluation's values.
@@ -699,6 +700,7 @@ func (p *parser) compile(c *compiled) {
 	c.prog = prog
 	c.tree = tree.Node
 	c.budgeted, c.loops = bounds.used, bounds.loops
+	c.use = usage(prog)
 }
 
 // compileSafely compiles as expr.Compile does, and bounds the program

@@ -545,9 +545,9 @@ func (z *normalizer) norm(v any, depth int) (any, error) {
 		}
 		return v, nil
 	case int:
-		return float64(x), nil
+		return boxFloat(float64(x)), nil
 	case int64:
-		return float64(x), nil
+		return boxFloat(float64(x)), nil
 	case time.Time:
 		return x.Format(time.RFC3339Nano), nil
 	case time.Duration:
@@ -622,6 +622,23 @@ func (z *normalizer) norm(v any, depth int) (any, error) {
 		return out, nil
 	}
 	return nil, fmt.Errorf("a %s is not a JSON value", typeName(v))
+}
+
+// smallFloats holds 0..255 as float64 interfaces: integer arithmetic
+// yields an int that normalize turns into a float64, and boxing that
+// would allocate for each result (Go boxes only small integers for free).
+var smallFloats = func() (t [256]any) {
+	for i := range t {
+		t[i] = float64(i)
+	}
+	return t
+}()
+
+func boxFloat(f float64) any {
+	if f >= 0 && f < float64(len(smallFloats)) && f == math.Trunc(f) {
+		return smallFloats[int(f)]
+	}
+	return f
 }
 
 func typeName(v any) string {

@@ -160,6 +160,9 @@ func (p *jsonScan) pending(w *interpreter.Pending) bool {
 		case "startBy":
 			w.StartBy = new(time.Time)
 			return p.time(w.StartBy)
+		case "overdue":
+			w.Overdue = new(time.Time)
+			return p.time(w.Overdue)
 		}
 		return false
 	})

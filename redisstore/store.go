@@ -66,6 +66,8 @@ type Store struct {
 	// failover refreshes a cluster client's slot map when a node fails
 	// (failover.go); nil on other clients.
 	failover *failover
+	// lost: the work streams whose last read failed (lostreads.go).
+	lost lostReads
 	// statusReads counts the FetchStatus calls in flight: a read that
 	// finds company is batched.
 	statusReads atomic.Int64
@@ -199,6 +201,11 @@ func (s *Store) createGroups(ctx context.Context, group string, streams []string
 // A missing group (new queue, or a Redis that lost its data) is created and
 // the read retried once.
 func (s *Store) readGroup(ctx context.Context, group, consumer string, streams []string, count int, block time.Duration) ([]redis.XStream, error) {
+	if lost, from := s.lost.of(consumer, streams); len(lost) > 0 && group == groupEngine {
+		if res := s.recoverLost(ctx, group, consumer, lost, from, count); len(res) > 0 {
+			return res, nil
+		}
+	}
 	res, err := s.readGroupOnce(ctx, group, consumer, streams, count, block)
 	if isReply(err, replyNoGroup) {
 		if err := s.createGroups(ctx, group, streams); err != nil {
@@ -231,6 +238,7 @@ func (s *Store) readGroupOnce(ctx context.Context, group, consumer string, strea
 	if errors.Is(err, redis.Nil) {
 		return nil, nil
 	}
+	s.markFailedRead(group, consumer, err, streams...)
 	return res, err
 }
 
@@ -264,6 +272,7 @@ func (s *Store) pollGroup(ctx context.Context, group, consumer string, streams [
 			switch {
 			case errors.Is(err, redis.Nil):
 			case err != nil:
+				s.markFailedRead(group, consumer, err, streams[i])
 				if isReply(err, replyNoGroup) {
 					missing = append(missing, streams[i])
 				}

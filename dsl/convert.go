@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -75,13 +76,12 @@ func ToTime(v any) (time.Time, error) {
 // UTF-16 code units × 2 of its JSON text. HTML characters are not escaped,
 // since the escaped forms (\u003c) would count a single '<' as six units.
 func StatusSize(v any) (int, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
+	se := statusEncoders.Get().(*statusEncoder)
+	defer se.release()
+	if err := se.enc.Encode(v); err != nil {
 		return 0, fmt.Errorf("the status is not JSON: %w", err)
 	}
-	b := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	b := bytes.TrimSuffix(se.buf.Bytes(), []byte("\n"))
 	if !utf8.Valid(b) {
 		return 0, errors.New("the status is not valid UTF-8")
 	}
@@ -94,4 +94,31 @@ func StatusSize(v any) (int, error) {
 		}
 	}
 	return units * 2, nil
+}
+
+// statusEncoder is StatusSize's buffer and encoder, pooled: the engine
+// sizes every status it sets. An Encoder keeps only its writer's errors,
+// and a bytes.Buffer returns none, so one is as good as new once Reset.
+type statusEncoder struct {
+	buf bytes.Buffer
+	enc *json.Encoder
+}
+
+var statusEncoders = sync.Pool{New: func() any {
+	se := &statusEncoder{}
+	se.enc = json.NewEncoder(&se.buf)
+	se.enc.SetEscapeHTML(false)
+	return se
+}}
+
+// maxPooledStatus bounds the buffer kept for reuse: a status is at most
+// 16 KB of UTF-16, and a rejected, larger value should not stay in memory.
+const maxPooledStatus = 4 * MaxStatusBytes
+
+func (se *statusEncoder) release() {
+	if se.buf.Cap() > maxPooledStatus {
+		return
+	}
+	se.buf.Reset()
+	statusEncoders.Put(se)
 }

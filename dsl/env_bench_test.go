@@ -10,7 +10,7 @@ import (
 // expressions ReserveTicket evaluates in one instance, each in a fresh Env
 // as the interpreter builds one per evaluation.
 //
-//	go test -run '^$' -bench 'EnvReserveTicket' -benchmem -count 5 ./dsl
+//	go test -run '^$' -bench 'EnvReserveTicket|StatusSize' -benchmem -count 5 ./dsl
 
 func reserveTicket(b *testing.B) *Workflow {
 	b.Helper()
@@ -72,4 +72,15 @@ func BenchmarkEnvReserveTicket(b *testing.B) {
 		v := w.Steps[0].(*ReturnStep).Value
 		value(v)(b)
 	})
+}
+
+// BenchmarkStatusSize measures ReserveTicket's offer, which the
+// interpreter sizes before it stores it.
+func BenchmarkStatusSize(b *testing.B) {
+	v := map[string]any{"discount": 15.0, "discountTimeout": 60.0, "bookingUrl": "https://example.com/book/user-42"}
+	for b.Loop() {
+		if n, err := StatusSize(v); err != nil || n == 0 {
+			b.Fatal(n, err)
+		}
+	}
 }

@@ -52,6 +52,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`{}`), "@x")
 	f.Add([]byte(`{}`), "a\u0085b")
 	f.Fuzz(func(t *testing.T, body []byte, id string) {
+		checkQuickJSON(t, body)
 		out, err := parseJSON(body)
 		if err != nil {
 			if code, _ := statusOf(err); code != 400 && code != 413 {
@@ -88,4 +89,58 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("checkInstanceID(%q): status %d", id, code)
 		}
 	})
+}
+
+// checkQuickJSON holds quickJSON to decodeJSON: what it accepts, decodeJSON
+// accepts too, with the same bytes.
+func checkQuickJSON(t *testing.T, body []byte) {
+	t.Helper()
+	if !utf8.Valid(body) || tooDeep(body, MaxJSONDepth) >= 0 {
+		return // parseJSON refuses these before either runs
+	}
+	quick, ok := quickJSON(body)
+	if !ok {
+		return
+	}
+	want, err := decodeJSON(body)
+	if err != nil {
+		t.Fatalf("quickJSON(%q) accepts what decodeJSON refuses: %v", body, err)
+	}
+	if want == nil {
+		want = json.RawMessage("null")
+	}
+	if string(quick) != string(want) {
+		t.Fatalf("quickJSON(%q) = %q, decodeJSON = %q", body, quick, want)
+	}
+}
+
+func TestQuickJSONIsDecode(t *testing.T) {
+	big := strings.Repeat("9", maxPlainNumber)
+	for _, c := range []struct {
+		body  string
+		quick bool // quickJSON takes it
+	}{
+		{`"user1"`, true},
+		{`true`, true},
+		{`null`, true},
+		{` { "a" : [ 1 , -2.5 , "x y" ] }` + "\n", true},
+		{`{"a":"b\\\" c","d":{}}`, true},
+		{"\t[\r\n]", true},
+		{`"tab\tin a string"`, true},
+		{big, true},
+		{"-" + big[1:], true},
+		{big + "9", false},
+		{`[` + big + `9]`, false},
+		{`1e3`, false},
+		{`[1E-3]`, false},
+		{`{"a":`, false},
+		{`[1,2,,]`, false},
+		{`"\u2028<&>"`, true},
+	} {
+		_, ok := quickJSON([]byte(c.body))
+		if ok != c.quick {
+			t.Errorf("quickJSON(%.40q): %v, want %v", c.body, ok, c.quick)
+		}
+		checkQuickJSON(t, []byte(c.body))
+	}
 }

@@ -31,7 +31,7 @@ func (s *Store) ReadWork(ctx context.Context, consumer string, partitions []int,
 		part[streams[i]] = p
 	}
 	count := max(1, (limit+len(partitions)-1)/len(partitions))
-	res, err := s.readGroup(ctx, groupEngine, consumer, streams, count, block)
+	res, err := s.readGroup(ctx, groupEngine, consumer, streams, count, block, true)
 	if err != nil {
 		return nil, err
 	}

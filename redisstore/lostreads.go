@@ -8,7 +8,7 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// A read of a work stream whose reply was lost (the connection cut, the
+// A read of a work or task stream whose reply was lost (the connection cut, the
 // master killed mid-call, a timeout) may still have delivered entries:
 // XREADGROUP made them this consumer's, and with the replication of that
 // read a promoted replica has them pending for it too. No takeover
@@ -23,9 +23,11 @@ import (
 // the pending entries it gets back are the lost ones, or ones another of
 // the engine's goroutines (a reclaim, a takeover) holds at that moment:
 // applied twice, those are absorbed by the exactly-once commit (revision
-// check, then ErrDuplicate). Task streams are not recovered this way: an
-// activity runtime holds its tasks while they run, and rereading those
-// would run them twice.
+// check, then ErrDuplicate). The in-process activity runtime's task
+// stream is read back too: the runtime keeps every task it holds until
+// its outcome is recorded and skips one it holds already (Runtime.hold),
+// so nothing runs twice. Workers' queues are not: an external worker
+// polling under its own name may be running what it holds.
 
 type lostKey struct{ consumer, stream string }
 
@@ -81,10 +83,10 @@ func (l *lostReads) advance(consumer, stream, was, id string) {
 	}
 }
 
-// markFailedRead notes a failed read of group's streams, for the work
-// group only (see the top of this file).
-func (s *Store) markFailedRead(group, consumer string, err error, streams ...string) {
-	if group == groupEngine && err != nil && !errors.Is(err, redis.Nil) && !isReply(err, replyNoGroup) {
+// markFailedRead notes a failed read of streams by consumer, if its
+// reads are read back (see the top of this file).
+func (s *Store) markFailedRead(readBack bool, consumer string, err error, streams ...string) {
+	if readBack && err != nil && !errors.Is(err, redis.Nil) && !isReply(err, replyNoGroup) {
 		s.lost.mark(consumer, streams...)
 	}
 }
@@ -129,7 +131,7 @@ func (s *Store) recoverLost(ctx context.Context, group, consumer string, streams
 		n += got
 	}
 	if n > 0 {
-		s.log.Info("redisstore: took back work items whose read reply was lost", "consumer", consumer, "items", n)
+		s.log.Info("redisstore: took back entries whose read reply was lost", "group", group, "consumer", consumer, "entries", n)
 	}
 	return out
 }

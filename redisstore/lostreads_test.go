@@ -6,6 +6,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/cairnhq/cairn/interpreter"
 	"github.com/cairnhq/cairn/redisstore"
 )
 
@@ -56,5 +57,42 @@ func TestLostReadReplyIsTakenBack(t *testing.T) {
 	// A store whose reads did not fail never rereads its pending entries.
 	if again := e.readAll("eng"); len(again) != 0 {
 		t.Fatalf("a store without failed reads got %d pending items back", len(again))
+	}
+}
+
+// TestLostTaskReadReply: the same for the in-process runtime's task
+// queue; a worker queue is never read back (its worker may be running
+// what it holds).
+func TestLostTaskReadReply(t *testing.T) {
+	e := newEnv(t, redisstore.Options{})
+	opts := redisstore.Options{}
+	if e.cl != nil {
+		opts.Durability = redisstore.DurabilityReplica
+	}
+	reader := redisstore.New(e.newClient(redis.Options{ContextTimeoutEnabled: true}), opts)
+	e.create("a", t0)
+	e.readAll("engine")
+	for _, q := range []string{interpreter.LocalQueue, "Charge"} {
+		if got, err := reader.ReadTasks(e.ctx, "rt", q, 10, 0); err != nil || len(got) != 0 {
+			t.Fatalf("%s: first read %v, %v", q, got, err) // creates the groups
+		}
+	}
+	e.schedule("a", "t1", "")
+	e.schedule("a", "t2", "Charge")
+	gone, cancel := context.WithCancel(e.ctx)
+	cancel()
+	for _, q := range []string{interpreter.LocalQueue, "Charge"} {
+		if _, err := reader.ReadTasks(gone, "rt", q, 10, 0); err == nil {
+			t.Fatalf("%s: a read with an ended context succeeded", q)
+		}
+		if got, err := e.s.ReadTasks(e.ctx, "rt", q, 10, 0); err != nil || len(got) != 1 {
+			t.Fatalf("%s: delivered %v, %v; want 1 task", q, got, err)
+		}
+	}
+	if got, err := reader.ReadTasks(e.ctx, "rt", interpreter.LocalQueue, 10, 0); err != nil || len(got) != 1 || got[0].Ref.TaskID != "t1" {
+		t.Fatalf("the local queue's read after the failure got %+v (%v), want t1 back", got, err)
+	}
+	if got, err := reader.ReadTasks(e.ctx, "rt", "Charge", 10, 0); err != nil || len(got) != 0 {
+		t.Fatalf("a worker queue's read after the failure got %+v (%v), want nothing", got, err)
 	}
 }

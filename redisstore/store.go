@@ -200,18 +200,23 @@ func (s *Store) createGroups(ctx context.Context, group string, streams []string
 // COUNT per stream, waiting up to block (0 = do not wait) for the first.
 // A missing group (new queue, or a Redis that lost its data) is created and
 // the read retried once.
-func (s *Store) readGroup(ctx context.Context, group, consumer string, streams []string, count int, block time.Duration) ([]redis.XStream, error) {
-	if lost, from := s.lost.of(consumer, streams); len(lost) > 0 && group == groupEngine {
+//
+// readBack: the consumer processes what it read before it reads again
+// (an engine's read loop, the in-process activity runtime), so a failed
+// read is followed by a read-back of its own pending entries
+// (lostreads.go).
+func (s *Store) readGroup(ctx context.Context, group, consumer string, streams []string, count int, block time.Duration, readBack bool) ([]redis.XStream, error) {
+	if lost, from := s.lost.of(consumer, streams); len(lost) > 0 && readBack {
 		if res := s.recoverLost(ctx, group, consumer, lost, from, count); len(res) > 0 {
 			return res, nil
 		}
 	}
-	res, err := s.readGroupOnce(ctx, group, consumer, streams, count, block)
+	res, err := s.readGroupOnce(ctx, group, consumer, streams, count, block, readBack)
 	if isReply(err, replyNoGroup) {
 		if err := s.createGroups(ctx, group, streams); err != nil {
 			return nil, err
 		}
-		res, err = s.readGroupOnce(ctx, group, consumer, streams, count, block)
+		res, err = s.readGroupOnce(ctx, group, consumer, streams, count, block, readBack)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: reading %s streams: %w", group, err)
@@ -219,9 +224,9 @@ func (s *Store) readGroup(ctx context.Context, group, consumer string, streams [
 	return res, nil
 }
 
-func (s *Store) readGroupOnce(ctx context.Context, group, consumer string, streams []string, count int, block time.Duration) ([]redis.XStream, error) {
+func (s *Store) readGroupOnce(ctx context.Context, group, consumer string, streams []string, count int, block time.Duration, readBack bool) ([]redis.XStream, error) {
 	if s.perStream && len(streams) > 1 {
-		return s.pollGroup(ctx, group, consumer, streams, count, block)
+		return s.pollGroup(ctx, group, consumer, streams, count, block, readBack)
 	}
 	args := &redis.XReadGroupArgs{
 		Group: group, Consumer: consumer, Count: int64(count), Block: -1,
@@ -238,7 +243,7 @@ func (s *Store) readGroupOnce(ctx context.Context, group, consumer string, strea
 	if errors.Is(err, redis.Nil) {
 		return nil, nil
 	}
-	s.markFailedRead(group, consumer, err, streams...)
+	s.markFailedRead(readBack, consumer, err, streams...)
 	return res, err
 }
 
@@ -251,7 +256,7 @@ func (s *Store) readGroupOnce(ctx context.Context, group, consumer string, strea
 // this consumer's (dropped here, it would wait out a lease). The error is
 // returned only when nothing came, so a lost master stalls its own
 // partitions, not the rest.
-func (s *Store) pollGroup(ctx context.Context, group, consumer string, streams []string, count int, block time.Duration) ([]redis.XStream, error) {
+func (s *Store) pollGroup(ctx context.Context, group, consumer string, streams []string, count int, block time.Duration, readBack bool) ([]redis.XStream, error) {
 	deadline := time.Now().Add(block)
 	for {
 		cmds := make([]*redis.XStreamSliceCmd, len(streams))
@@ -272,7 +277,7 @@ func (s *Store) pollGroup(ctx context.Context, group, consumer string, streams [
 			switch {
 			case errors.Is(err, redis.Nil):
 			case err != nil:
-				s.markFailedRead(group, consumer, err, streams[i])
+				s.markFailedRead(readBack, consumer, err, streams[i])
 				if isReply(err, replyNoGroup) {
 					missing = append(missing, streams[i])
 				}

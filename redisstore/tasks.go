@@ -69,7 +69,10 @@ func (s *Store) ReadTaskBatch(ctx context.Context, consumer, queue string, want 
 		streams[p] = s.k.tasks(p, queue)
 		part[streams[p]] = p
 	}
-	res, err := s.readGroup(ctx, groupWorkers, consumer, streams, s.perPartition(want), block)
+	// Only the in-process runtime's queue reads back after a failed read:
+	// it keeps the tasks it holds and never runs one twice, which an
+	// external worker, polling under its own name, cannot promise.
+	res, err := s.readGroup(ctx, groupWorkers, consumer, streams, s.perPartition(want), block, queue == queueOf(interpreter.LocalQueue))
 	if err != nil {
 		return nil, err
 	}

@@ -122,3 +122,86 @@ func (se *statusEncoder) release() {
 	se.buf.Reset()
 	statusEncoders.Put(se)
 }
+
+// StatusJSON is a custom status's JSON text as json.Marshal writes it,
+// which the engine stores, with its size as StatusSize counts it, from
+// one encoding instead of two. Its errors are StatusSize's.
+func StatusJSON(v any) (json.RawMessage, int, error) {
+	if !plainJSON(v, 0) {
+		// A Marshaler's text is escaped differently with and without
+		// HTML escaping (U+2028 is, too); only plain values are sized
+		// from Marshal's text.
+		size, err := StatusSize(v)
+		if err != nil {
+			return nil, 0, err
+		}
+		raw, err := json.Marshal(v)
+		if err != nil {
+			return nil, 0, fmt.Errorf("the status is not JSON: %w", err)
+		}
+		return raw, size, nil
+	}
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return nil, 0, fmt.Errorf("the status is not JSON: %w", err)
+	}
+	return raw, unescapedSize(raw), nil
+}
+
+// plainJSON reports whether v holds only what Value.Eval yields: nil,
+// booleans, float64s, strings, []any and map[string]any.
+func plainJSON(v any, depth int) bool {
+	if depth > maxExprDepth {
+		return false
+	}
+	switch x := v.(type) {
+	case nil, bool, float64, string:
+		return true
+	case []any:
+		for _, e := range x {
+			if !plainJSON(e, depth+1) {
+				return false
+			}
+		}
+		return true
+	case map[string]any:
+		for _, e := range x {
+			if !plainJSON(e, depth+1) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// unescapedSize is StatusSize of the value whose json.Marshal text is raw:
+// the same text but for <, > and &, which Marshal writes as \u003c,
+// \u003e and \u0026 (lower-case hex) and StatusSize counts as one unit.
+// Marshal's text is valid UTF-8, invalid input having become U+FFFD.
+func unescapedSize(raw []byte) int {
+	units := 0
+	for i := 0; i < len(raw); {
+		c := raw[i]
+		switch {
+		case c == '\\' && i+5 < len(raw) && raw[i+1] == 'u' && raw[i+2] == '0' && raw[i+3] == '0' &&
+			(raw[i+4] == '3' && (raw[i+5] == 'c' || raw[i+5] == 'e') || raw[i+4] == '2' && raw[i+5] == '6'):
+			units++
+			i += 6
+		case c == '\\': // the escaped byte is ASCII: \\, \", \n, or the u of \uXXXX
+			units += 2
+			i += 2
+		case c < utf8.RuneSelf:
+			units++
+			i++
+		default:
+			r, n := utf8.DecodeRune(raw[i:])
+			units++
+			if r >= 0x10000 {
+				units++
+			}
+			i += n
+		}
+	}
+	return units * 2
+}

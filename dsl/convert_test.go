@@ -1,6 +1,8 @@
 package dsl
 
 import (
+	"encoding/json"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -93,4 +95,52 @@ func TestRetryDelay(t *testing.T) {
 	if def.MaxAttempts != 3 || def.FirstInterval != time.Second || def.Backoff != 2 {
 		t.Errorf("defaults: %+v", def)
 	}
+}
+
+// statusCases are values whose text differs with and without HTML
+// escaping, or is escaped at all.
+var statusCases = []any{
+	nil, true, 0.0, -1.5, 1e21, 1e-7, 123456789.0, "", "a", "<&>", "a<b>c&d", `\u003c`, `\\u003c`, "\\", `"`,
+	"\u2028\u2029", "\x00\x01\x1f\t\n\r\b\f", "\xff\xfe", "é😀", "\u003c\u003e\u0026",
+	map[string]any{"<k>": "&", "a": []any{1.0, "<", map[string]any{}}, "b": []any{}, "c": nil},
+	[]any{"\u2028", "😀<", false},
+	map[string]any(nil), []any(nil),
+	json.RawMessage("\"\u2028<\""), json.RawMessage(`"\u2028<"`), json.Number("12"), map[string]any{"raw": json.RawMessage(`{"x":"<"}`)},
+	time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
+}
+
+// TestStatusJSON: one encoding gives json.Marshal's text and StatusSize's
+// count.
+func TestStatusJSON(t *testing.T) {
+	for _, v := range statusCases {
+		checkStatusJSON(t, v)
+	}
+	if _, _, err := StatusJSON(func() {}); err == nil {
+		t.Errorf("a func has no JSON")
+	}
+	if _, _, err := StatusJSON(map[string]any{"x": math.NaN()}); err == nil {
+		t.Errorf("NaN has no JSON")
+	}
+}
+
+func checkStatusJSON(t *testing.T, v any) {
+	t.Helper()
+	raw, size, err := StatusJSON(v)
+	wantSize, werr := StatusSize(v)
+	wantRaw, _ := json.Marshal(v)
+	if err != nil || werr != nil || size != wantSize || string(raw) != string(wantRaw) {
+		t.Errorf("StatusJSON(%#v) = %s, %d, %v; want %s, %d, %v", v, raw, size, err, wantRaw, wantSize, werr)
+	}
+}
+
+func FuzzStatusJSON(f *testing.F) {
+	for _, v := range statusCases {
+		if s, ok := v.(string); ok {
+			f.Add(s)
+		}
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		checkStatusJSON(t, s)
+		checkStatusJSON(t, map[string]any{s: []any{s, 1.0}})
+	})
 }

@@ -1,6 +1,7 @@
 package dsl
 
 import (
+	"encoding/json"
 	"os"
 	"testing"
 	"time"
@@ -10,7 +11,7 @@ import (
 // expressions ReserveTicket evaluates in one instance, each in a fresh Env
 // as the interpreter builds one per evaluation.
 //
-//	go test -run '^$' -bench 'EnvReserveTicket|StatusSize' -benchmem -count 5 ./dsl
+//	go test -run '^$' -bench 'EnvReserveTicket|Status' -benchmem -count 5 ./dsl
 
 func reserveTicket(b *testing.B) *Workflow {
 	b.Helper()
@@ -83,4 +84,27 @@ func BenchmarkStatusSize(b *testing.B) {
 			b.Fatal(n, err)
 		}
 	}
+}
+
+// BenchmarkStatusJSON is the offer's text and size from one encoding;
+// StatusSizeMarshal the two encodings it replaces in the engine.
+func BenchmarkStatusJSON(b *testing.B) {
+	v := map[string]any{"discount": 15.0, "discountTimeout": 60.0, "bookingUrl": "https://example.com/book/user-42"}
+	b.Run("one", func(b *testing.B) {
+		for b.Loop() {
+			if _, n, err := StatusJSON(v); err != nil || n == 0 {
+				b.Fatal(n, err)
+			}
+		}
+	})
+	b.Run("two", func(b *testing.B) {
+		for b.Loop() {
+			if n, err := StatusSize(v); err != nil || n == 0 {
+				b.Fatal(n, err)
+			}
+			if _, err := json.Marshal(v); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

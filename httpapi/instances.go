@@ -54,6 +54,9 @@ type waitOptions struct {
 }
 
 func waitQuery(c *gin.Context) (waitOptions, error) {
+	if c.Request.URL.RawQuery == "" {
+		return waitOptions{}, nil // without gin's query cache, a map per request
+	}
 	timeout, on, err := secondsQuery(c, "timeout")
 	if err != nil {
 		return waitOptions{}, err

@@ -249,8 +249,10 @@ func appendCheckStatus(buf *bytes.Buffer, c *gin.Context, id interpreter.Instanc
 		esc = url.PathEscape(esc)
 	}
 	extra := ""
-	if code := c.Query("code"); code != "" {
-		extra = "code=" + url.QueryEscape(code)
+	if c.Request.URL.RawQuery != "" { // else no code, and no query for gin to parse into a map
+		if code := c.Query("code"); code != "" {
+			extra = "code=" + url.QueryEscape(code)
+		}
 	}
 	base := scheme + "://" + host + dfBase + "/instances/" + esc
 	if !plainJSON(base) || !plainJSON(string(id)) {

@@ -8,7 +8,7 @@ import "net/http"
 // the request failing. The instance keeps it (State.TraceParent) and its
 // spans and http activities' requests join that trace.
 func traceParent(h http.Header) string {
-	v := h.Get("traceparent")
+	v := h.Get("Traceparent") // canonical already: Get need not make it so, allocating
 	// version "-" trace-id "-" parent-id "-" flags: 2+1+32+1+16+1+2 = 55;
 	// a later version may append "-" and more fields.
 	if len(v) < 55 || v[2] != '-' || v[35] != '-' || v[52] != '-' || (len(v) > 55 && v[55] != '-') {

@@ -22,6 +22,7 @@ import (
 // the figures for docs/benchmarks.md and checks that every instance
 // completes with the right output.
 func TestReserveTicketCostOnCluster(t *testing.T) {
+	redistest.SkipOnCluster(t, "it starts a cluster of its own with fresh commandstats; the default run covers it")
 	const n = 1000
 	cl := redistest.StartCluster(t, redistest.ClusterOpts{})
 	ctx := context.Background()

@@ -26,6 +26,7 @@ import (
 // and the latency of an acknowledged start alone (200 in a row). It
 // checks every instance completes; the figures are logged, not asserted.
 func TestReserveTicketCostByDurability(t *testing.T) {
+	redistest.SkipOnCluster(t, "it starts its own redis-servers (AOF, a replica) and a cluster of its own; the default run covers it")
 	if testing.Short() {
 		t.Skip("a measurement: -short leaves it out")
 	}

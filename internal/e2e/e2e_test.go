@@ -1,4 +1,5 @@
-// Package e2e runs the engine against a real redis-server: every example
+// Package e2e runs the engine against a real Redis (its own redis-server,
+// or a shared cluster under CAIRN_TEST_REDIS=cluster): every example
 // workflow end to end, several engines at once, and engines killed mid-run.
 package e2e
 
@@ -9,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -24,27 +26,128 @@ import (
 
 // env is one Redis with a store, a catalog and helpers to start instances.
 type env struct {
-	t      testing.TB
+	t testing.TB
+	// srv is the test's own redis-server; nil on the cluster run
+	// (redistest.OnCluster), where cl is the shared cluster instead.
 	srv    *redistest.Server
-	client *redis.Client
+	cl     *redistest.Cluster
+	client redis.UniversalClient
 	store  *redisstore.Store
 	cat    *interpreter.Catalog
 	defs   map[string]*dsl.Workflow
 }
 
+// newEnv builds the test's store on its own redis-server, or, on the
+// cluster run, on the shared cluster emptied for it.
 func newEnv(t testing.TB) *env {
-	srv := redistest.Start(t)
-	return newEnvOn(t, srv)
+	return newEnvWith(t, redisstore.Options{})
 }
 
-func newEnvOn(t testing.TB, srv *redistest.Server) *env {
-	client := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+func newEnvWith(t testing.TB, opts redisstore.Options) *env {
+	t.Helper()
+	if !redistest.OnCluster() {
+		return newEnvOnWith(t, redistest.Start(t), opts)
+	}
+	cl := redistest.SharedCluster(t)
+	client := newRedisClient(cl.Addrs())
 	t.Cleanup(func() { client.Close() })
-	store := redisstore.New(client, redisstore.Options{})
+	flushShared(t, client.(*redis.ClusterClient))
+	return build(t, nil, cl, client, clusterStoreOptions(opts))
+}
+
+// newEnvOn builds the store on srv, a redis-server the test controls
+// (restarts, reconfigures); such tests skip on the cluster run.
+func newEnvOn(t testing.TB, srv *redistest.Server) *env {
+	return newEnvOnWith(t, srv, redisstore.Options{})
+}
+
+func newEnvOnWith(t testing.TB, srv *redistest.Server, opts redisstore.Options) *env {
+	t.Helper()
+	client := newRedisClient([]string{srv.Addr()})
+	t.Cleanup(func() { client.Close() })
+	return build(t, srv, nil, client, opts)
+}
+
+func build(t testing.TB, srv *redistest.Server, cl *redistest.Cluster, client redis.UniversalClient, opts redisstore.Options) *env {
+	t.Helper()
+	store := redisstore.New(client, opts)
 	if err := store.Init(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, srv: srv, client: client, store: store, cat: interpreter.NewCatalog(store), defs: map[string]*dsl.Workflow{}}
+	return &env{t: t, srv: srv, cl: cl, client: client, store: store, cat: interpreter.NewCatalog(store), defs: map[string]*dsl.Workflow{}}
+}
+
+// newRedisClient is a client of addrs: one address is a redis-server,
+// several are the nodes of a cluster, opened with cairn serve's cluster
+// options (redisopts.go).
+func newRedisClient(addrs []string) redis.UniversalClient {
+	if len(addrs) == 1 {
+		return redis.NewClient(&redis.Options{Addr: addrs[0]})
+	}
+	return redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, Protocol: 2, DisableIdentity: true, ContextTimeoutEnabled: true})
+}
+
+// clusterStoreOptions is opts as cairn serve uses them on a cluster: an
+// acknowledged write waits for a replica unless opts say otherwise.
+func clusterStoreOptions(opts redisstore.Options) redisstore.Options {
+	if opts.Durability == redisstore.DurabilityNone {
+		opts.Durability = redisstore.DurabilityReplica
+	}
+	return opts
+}
+
+// flushShared empties every master of the shared cluster (and so its
+// replicas) and drops the scripts, so each test starts on an empty Redis
+// as on its own redis-server.
+func flushShared(t testing.TB, c *redis.ClusterClient) {
+	t.Helper()
+	err := c.ForEachMaster(context.Background(), func(ctx context.Context, m *redis.Client) error {
+		if err := m.FlushAll(ctx).Err(); err != nil {
+			return err
+		}
+		return m.ScriptFlush(ctx).Err()
+	})
+	if err != nil {
+		t.Fatalf("flush the shared cluster: %v", err)
+	}
+}
+
+// redisAddrs names the test's Redis for a child process (runEngineProcess):
+// its server's address, or the cluster's node addresses, comma-separated.
+func (e *env) redisAddrs() string {
+	if e.cl != nil {
+		return strings.Join(e.cl.Addrs(), ",")
+	}
+	return e.srv.Addr()
+}
+
+// eachMaster calls f with a client of every master: the server itself, or
+// each master of the cluster (concurrently). Commands with no key (KEYS,
+// INFO) reach only one node through a cluster client.
+func (e *env) eachMaster(f func(ctx context.Context, c *redis.Client) error) error {
+	ctx := context.Background()
+	if c, ok := e.client.(*redis.ClusterClient); ok {
+		return c.ForEachMaster(ctx, f)
+	}
+	return f(ctx, e.client.(*redis.Client))
+}
+
+// keys lists the keys matching pattern on every master.
+func (e *env) keys(pattern string) []string {
+	e.t.Helper()
+	var mu sync.Mutex
+	var all []string
+	err := e.eachMaster(func(ctx context.Context, c *redis.Client) error {
+		ks, err := c.Keys(ctx, pattern).Result()
+		mu.Lock()
+		all = append(all, ks...)
+		mu.Unlock()
+		return err
+	})
+	if err != nil {
+		e.t.Fatalf("keys %s: %v", pattern, err)
+	}
+	return all
 }
 
 // deploy parses and stores a workflow source.

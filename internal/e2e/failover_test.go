@@ -145,6 +145,7 @@ func (r *failoverRun) gapAfter(t, end time.Time) time.Duration {
 // take effect, every instance complete, and calls to the lost master's
 // partitions must be answered again soon after its replica is promoted.
 func TestMasterFailover(t *testing.T) {
+	redistest.SkipOnCluster(t, "it starts a cluster of its own to SIGKILL a master, which the shared cluster must not lose; the default run covers it")
 	const (
 		clients  = 6
 		before   = 2 * time.Second // of load before the kill

@@ -19,8 +19,9 @@ import (
 	"github.com/cairnhq/cairn/redisstore"
 )
 
-// engineEnv, when set to a Redis address, turns the test binary into an
-// engine process for TestEngineKilledAtRandom (see TestMain).
+// engineEnv, when set to a Redis address (or a cluster's node addresses,
+// comma-separated), turns the test binary into an engine process for
+// TestEngineKilledAtRandom (see TestMain).
 const engineEnv = "CAIRN_E2E_ENGINE_REDIS"
 
 // reclaimAfter is short so that the work a killed engine held is taken over
@@ -33,15 +34,22 @@ func TestMain(m *testing.M) {
 		runEngineProcess(addr)
 		return
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	redistest.StopShared()
+	os.Exit(code)
 }
 
 // runEngineProcess runs an engine and an activity runner until killed.
-func runEngineProcess(addr string) {
+func runEngineProcess(addrs string) {
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer cancel()
-	client := redis.NewClient(&redis.Options{Addr: addr})
-	store := redisstore.New(client, redisstore.Options{})
+	nodes := strings.Split(addrs, ",")
+	client := newRedisClient(nodes)
+	opts := redisstore.Options{}
+	if len(nodes) > 1 {
+		opts = clusterStoreOptions(opts)
+	}
+	store := redisstore.New(client, opts)
 	cat := interpreter.NewCatalog(store)
 	consumer := fmt.Sprintf("child-%d", os.Getpid())
 	go runActivitiesCounting(ctx, store, cat, consumer+"-act", reclaimAfter, countExecution(client))
@@ -50,7 +58,7 @@ func runEngineProcess(addr string) {
 
 // countExecution records every activity execution in a test-only hash, so
 // the test can count duplicates across processes.
-func countExecution(client *redis.Client) func(redisstore.Task) {
+func countExecution(client redis.UniversalClient) func(redisstore.Task) {
 	return func(tk redisstore.Task) {
 		client.HIncrBy(context.Background(), "e2e:executions", string(tk.Schedule.Instance)+"/"+tk.Schedule.TaskID, 1)
 	}
@@ -61,8 +69,7 @@ func TestEngineKilledAtRandom(t *testing.T) {
 	if testing.Short() {
 		n, kills = 100, 3
 	}
-	srv := redistest.Start(t)
-	e := newEnvOn(t, srv)
+	e := newEnv(t)
 	// A work item held by a killed engine comes back only after its lease
 	// (reclaimAfter), so an event can reach the instance that late; the wait
 	// timeout leaves room for that, so the expected outputs do not depend
@@ -83,7 +90,7 @@ func TestEngineKilledAtRandom(t *testing.T) {
 	}
 	spawn := func() *exec.Cmd {
 		cmd := exec.Command(exe, "-test.run=^$")
-		cmd.Env = append(os.Environ(), engineEnv+"="+srv.Addr())
+		cmd.Env = append(os.Environ(), engineEnv+"="+e.redisAddrs())
 		cmd.Stderr = os.Stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)

@@ -7,9 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
-	"github.com/cairnhq/cairn/internal/redistest"
 	"github.com/cairnhq/cairn/interpreter"
 	"github.com/cairnhq/cairn/redisstore"
 )
@@ -18,12 +15,7 @@ import (
 // maintenance deletes instances soon after they finish, never one that
 // still waits, and leaves no key of a deleted instance behind.
 func TestRetentionThroughTheEngine(t *testing.T) {
-	srv := redistest.Start(t)
-	e := newEnvOn(t, srv)
-	client := redis.NewClient(&redis.Options{Addr: srv.Addr()})
-	t.Cleanup(func() { client.Close() })
-	e.store = redisstore.New(client, redisstore.Options{Retention: redisstore.KeepNone})
-	e.cat = interpreter.NewCatalog(e.store)
+	e := newEnvWith(t, redisstore.Options{Retention: redisstore.KeepNone})
 	e.deployFile("../../workflows/reserve-ticket.yaml")
 	e.run(interpreter.EngineOptions{Consumer: "r", TrimEvery: 50 * time.Millisecond})
 
@@ -52,7 +44,7 @@ func TestRetentionThroughTheEngine(t *testing.T) {
 	for i := 0; i < n; i++ {
 		e.waitFor(retID("waits", i), "BookingConfirmed")
 	}
-	for _, key := range client.Keys(ctx, "*done-*").Val() {
+	for _, key := range e.keys("*done-*") {
 		t.Errorf("key %s of a deleted instance is left", key)
 	}
 	if st, err := e.store.FetchStatus(ctx, interpreter.InstanceID(retID("waits", 0))); err != nil || st.Status != interpreter.StatusRunning {

@@ -178,6 +178,7 @@ func checkOnce(t *testing.T, store *redisstore.Store, id string) {
 // DeadAfter no engine can beat, and once it is back no engine takes the
 // others for dead: each watches afresh after its own reads failed.
 func TestStoreOutageTakesNoEngineOver(t *testing.T) {
+	redistest.SkipOnCluster(t, "it stops and restarts its own redis-server")
 	srv := redistest.StartWith(t, redistest.StartOpts{AOF: true})
 	e := newEnvOn(t, srv)
 	e.deploy("quick.yaml", []byte(quick))

@@ -23,12 +23,13 @@ build:
 run: deps-run build
 	./$(BIN) serve --addr $(ADDR) --workflows workflows/
 
-# The store suite runs twice: on its own redis-server per test, then on
-# one shared Redis Cluster of 3 masters and 3 replicas (CAIRN_TEST_REDIS).
+# The store and end-to-end suites run twice: on a redis-server of their
+# own, then on one shared Redis Cluster of 3 masters and 3 replicas per
+# package (CAIRN_TEST_REDIS=cluster).
 test: deps-test
 	$(GO) vet ./...
 	$(GO) test -race -timeout $(TIMEOUT) ./...
-	CAIRN_TEST_REDIS=cluster $(GO) test -race -count=1 -timeout $(TIMEOUT) ./redisstore
+	CAIRN_TEST_REDIS=cluster $(GO) test -race -count=1 -timeout $(TIMEOUT) ./redisstore ./internal/e2e
 
 # bench: regenerate docs/benchmarks.md (cairn against go-workflows v1.2.0 on
 # a throwaway redis-server; about 15 minutes on 2 cores). bench/ is its own

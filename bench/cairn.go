@@ -80,10 +80,11 @@ func quietLogger() *slog.Logger {
 
 // cairnConfig describes a cairn deployment under test.
 type cairnConfig struct {
-	Engines    int                  // engine processes: this one, plus Engines-1 children
-	HistoryMax int                  // redisstore.Options.HistoryMax (0 = default)
-	Retention  redisstore.Retention // redisstore.Options.Retention (zero = keep)
-	Runners    int                  // activity runtime concurrency per process (0 = its default, 8)
+	Engines    int                   // engine processes: this one, plus Engines-1 children
+	HistoryMax int                   // redisstore.Options.HistoryMax (0 = default)
+	Retention  redisstore.Retention  // redisstore.Options.Retention (zero = keep)
+	Runners    int                   // activity runtime concurrency per process (0 = its default, 8)
+	Durability redisstore.Durability // redisstore.Options.Durability of this process's store (fsync checks the server)
 }
 
 // cairnSession is cairn running against a freshly flushed Redis: engines,
@@ -119,7 +120,7 @@ func startCairn(ctx context.Context, addr string, h *harness, defs cairnDefs, cf
 	}
 	s := &cairnSession{cfg: cfg, h: h, cnt: newCounter(), defs: defs}
 	s.client = newStoreClient(addr, s.cnt)
-	s.store = redisstore.New(s.client, redisstore.Options{HistoryMax: cfg.HistoryMax, Retention: cfg.Retention, Logger: quietLogger()})
+	s.store = redisstore.New(s.client, redisstore.Options{HistoryMax: cfg.HistoryMax, Retention: cfg.Retention, Durability: cfg.Durability, Logger: quietLogger()})
 	if err := s.store.Init(ctx); err != nil {
 		return nil, err
 	}

@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -54,8 +55,15 @@ type FlowSample struct {
 	// ServerUSPerCall is the server's CPU divided by every HTTP call, the
 	// engine's share included (it runs in the same process).
 	ServerUSPerCall float64 `json:"serverCpuUsPerCall"`
-	Foreign         float64 `json:"foreignCores"`
-	Quiet           float64 `json:"loadBefore"`
+	// PeakRSSMB is cairn serve's peak resident set (VmHWM) when the
+	// repetition ended, warm-up and start included.
+	PeakRSSMB float64 `json:"servePeakRssMB,omitempty"`
+	// With gctrace: cairn serve's collections per 1,000 instances and
+	// their CPU per instance, from its GODEBUG=gctrace=1 lines.
+	GCPer1000 float64 `json:"gcPer1000,omitempty"`
+	GCCPUUS   float64 `json:"gcCpuUs,omitempty"`
+	Foreign   float64 `json:"foreignCores"`
+	Quiet     float64 `json:"loadBefore"`
 }
 
 // FlowResult is every repetition of one variant.
@@ -113,7 +121,7 @@ type serveChild struct {
 
 // startServe starts cairn serve on a free loopback port against the
 // Redis at addr and waits until it is ready; its stderr goes to logPath.
-func startServe(ctx context.Context, bin, addr, workflows, durability, logPath string, extra ...string) (*serveChild, error) {
+func startServe(ctx context.Context, bin, addr, workflows, durability, logPath string, env []string, extra ...string) (*serveChild, error) {
 	abs, err := filepath.Abs(workflows)
 	if err != nil {
 		return nil, err
@@ -132,6 +140,9 @@ func startServe(ctx context.Context, bin, addr, workflows, durability, logPath s
 		"--workflows", abs, "--durability", durability, "--log-level", "warn"}, extra...)
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir // nothing of it lands in the checkout
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...) // the later of two settings of a name wins
+	}
 	cmd.Stderr = logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.StdoutPipe()
@@ -390,33 +401,60 @@ func (fc *flowClient) follow(ctx context.Context, id string) (string, error) {
 	return "", errors.New("GET events: the stream ended before the instance finished")
 }
 
+// flowSpec is what one httpflow run varies: the client's wait, the Redis
+// it runs against, and cairn serve's --durability and environment.
+type flowSpec struct {
+	variant    string
+	h          *harness // the bench's connection to the Redis at addr
+	addr       string
+	durability string
+	// env is added to cairn serve's environment (GOGC, GOMEMLIMIT);
+	// gctrace adds GODEBUG=gctrace=1 and counts the child's collections.
+	env     []string
+	gctrace bool
+	tag     string // in instance ids and log file names
+}
+
 // flowMeasure runs one repetition of a variant: a fresh Redis (FLUSHALL)
 // and a fresh cairn serve, a warm-up, then n instances from o.flowConns
 // goroutines, each driving one instance at a time.
-func flowMeasure(ctx context.Context, o options, h *harness, addr, bin, variant string, rep int) (FlowSample, error) {
+func flowMeasure(ctx context.Context, o options, sp flowSpec, bin string, rep int) (FlowSample, error) {
+	h := sp.h
 	if err := h.flush(ctx); err != nil {
 		return FlowSample{}, err
 	}
-	s, err := startServe(ctx, bin, addr, o.workflows, o.flowDurability, filepath.Join(o.resultsDir, "cairn-serve.log"))
+	logPath := filepath.Join(o.resultsDir, "cairn-serve.log")
+	env := sp.env
+	if sp.gctrace {
+		// A log of its own, so the collections of the measured window
+		// can be read back from where it stood when the window opened.
+		logPath = filepath.Join(o.resultsDir, "cairn-serve-gc.log")
+		env = append(slices.Clip(env), "GODEBUG=gctrace=1")
+	}
+	s, err := startServe(ctx, bin, sp.addr, o.workflows, sp.durability, logPath, env)
 	if err != nil {
 		return FlowSample{}, err
 	}
 	defer s.stop()
 	pid := s.cmd.Process.Pid
-	fc := newFlowClient(s.base, variant, o.flowConns, o.flowPoll)
+	fc := newFlowClient(s.base, sp.variant, o.flowConns, o.flowPoll)
 	defer fc.tr.CloseIdleConnections()
 	load := func(t *tracker) error {
 		return runLoad(ctx, t, 0, o.flowConns, func(ctx context.Context, i int, id string) error { return fc.run(ctx, t, i, id) })
 	}
 	quiet := waitQuiet(ctx, quietCores, quietWait)
-	w := newTracker(fmt.Sprintf("hf%d-%s-w-", rep, variant), warmup, targetDone)
+	w := newTracker(fmt.Sprintf("hf%d-%s%s-w-", rep, sp.variant, sp.tag), warmup, targetDone)
 	if err := load(w); err != nil {
 		return FlowSample{}, fmt.Errorf("warm-up: %w", err)
 	}
 	time.Sleep(100 * time.Millisecond)
 
-	t := newTracker(fmt.Sprintf("hf%d-%s-r-", rep, variant), o.flowN, targetDone)
+	t := newTracker(fmt.Sprintf("hf%d-%s%s-r-", rep, sp.variant, sp.tag), o.flowN, targetDone)
 	calls0 := fc.snapshot()
+	var logAt int64
+	if fi, err := os.Stat(logPath); err == nil {
+		logAt = fi.Size()
+	}
 	srv0, err := pidCPU(pid)
 	if err != nil {
 		return FlowSample{}, err
@@ -454,6 +492,17 @@ func flowMeasure(ctx context.Context, o options, h *harness, addr, bin, variant 
 		ServerUS: (srv1 - srv0) * 1e6 / n, RedisUS: d.cpuSec * 1e6 / n, ClientUS: (cli1 - cli0) * 1e6 / n,
 		Cmds:    float64(d.cmds) / n,
 		Foreign: max(0, (busy1-busy0)-(srv1-srv0)-(cli1-cli0)-d.cpuSec) / wall, Quiet: quiet}
+	if kb, err := peakRSSKB(pid); err == nil {
+		smp.PeakRSSMB = float64(kb) / 1024
+	}
+	if sp.gctrace {
+		gcs, cpuMS, err := gcTrace(logPath, logAt)
+		if err != nil {
+			return FlowSample{}, err
+		}
+		smp.GCPer1000 = float64(gcs) * 1000 / n
+		smp.GCCPUUS = cpuMS * 1e3 / n
+	}
 	var all int64
 	for k, v := range fc.snapshot() {
 		if c := v - calls0[k]; c > 0 {
@@ -466,6 +515,57 @@ func flowMeasure(ctx context.Context, o options, h *harness, addr, bin, variant 
 		smp.ServerUSPerCall = (srv1 - srv0) * 1e6 / float64(all)
 	}
 	return smp, nil
+}
+
+// peakRSSKB is the peak resident set of process pid so far (VmHWM), in kB.
+func peakRSSKB(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			return strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("/proc/%d/status has no VmHWM", pid)
+}
+
+// gcTrace counts the collections GODEBUG=gctrace=1 logged to path after
+// offset, and their CPU in milliseconds: the sum of the "ms cpu" parts
+// (stop-the-world sweep termination, assist, background and idle marking,
+// mark termination).
+func gcTrace(path string, offset int64) (int, float64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer f.Close()
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		return 0, 0, err
+	}
+	var n int
+	var ms float64
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "gc ") {
+			continue
+		}
+		// gc 7 @0.3s 2%: 0.01+0.5+0.003 ms clock, 0.1+0.1/0.4/0.3+0.02 ms cpu, 4->4->1 MB, …
+		_, rest, ok := strings.Cut(line, " ms clock, ")
+		cpu, _, ok2 := strings.Cut(rest, " ms cpu")
+		if !ok || !ok2 {
+			continue
+		}
+		n++
+		for _, part := range strings.FieldsFunc(cpu, func(r rune) bool { return r == '+' || r == '/' }) {
+			v, _ := strconv.ParseFloat(part, 64)
+			ms += v
+		}
+	}
+	return n, ms, sc.Err()
 }
 
 // httpFlow runs every variant o.reps times, interleaved repetition by
@@ -485,11 +585,12 @@ func httpFlow(ctx context.Context, o options, h *harness, addr string, rep *Repo
 			if r.Err != "" {
 				continue
 			}
-			smp, err := flowMeasure(ctx, o, h, addr, bin, r.Variant, k)
+			sp := flowSpec{variant: r.Variant, h: h, addr: addr, durability: o.flowDurability}
+			smp, err := flowMeasure(ctx, o, sp, bin, k)
 			if err == nil && smp.Foreign > disturbedCores && ctx.Err() == nil {
 				rep.Retried++
 				logf("httpflow %s: other processes used %.2f cores; repeating", r.Variant, smp.Foreign)
-				smp, err = flowMeasure(ctx, o, h, addr, bin, r.Variant, k)
+				smp, err = flowMeasure(ctx, o, sp, bin, k)
 			}
 			if err != nil {
 				r.Err = err.Error()
@@ -706,7 +807,7 @@ func flowProfile(ctx context.Context, o options, h *harness, addr, bin string, l
 	if err != nil {
 		return nil, err
 	}
-	s, err := startServe(ctx, bin, addr, o.workflows, o.flowDurability, filepath.Join(o.resultsDir, "cairn-serve.log"), "--pprof", pp)
+	s, err := startServe(ctx, bin, addr, o.workflows, o.flowDurability, filepath.Join(o.resultsDir, "cairn-serve.log"), nil, "--pprof", pp)
 	if err != nil {
 		return nil, err
 	}

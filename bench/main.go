@@ -49,6 +49,8 @@ type options struct {
 	flowConns      int
 	flowPoll       time.Duration
 	flowDurability string
+	// cairn serve's GC settings in the gc section (durable.go).
+	flowGC []gcSetting
 }
 
 func main() {
@@ -57,7 +59,7 @@ func main() {
 		return
 	}
 	var o options
-	var only, bgs string
+	var only, bgs, gcs string
 	flag.StringVar(&o.out, "out", "../docs/benchmarks.md", "the Markdown report to write")
 	flag.StringVar(&o.resultsDir, "results", "results", "directory for the raw JSON and profiles")
 	flag.StringVar(&o.workflows, "workflows", "../workflows", "cairn's example workflows (reserve-ticket.yaml)")
@@ -74,12 +76,13 @@ func main() {
 	flag.IntVar(&o.peerBackground, "peer-background", 10000, "the largest background the peer is measured with (loading it runs at the peer's speed)")
 	flag.IntVar(&o.httpConns, "http-conns", 64, "GET status connections")
 	flag.DurationVar(&o.httpDur, "http-duration", 5*time.Second, "GET status load per repetition")
-	flag.StringVar(&only, "only", "", "comma-separated sections to run: cairn, engines2, growth, memory, peer, temporal, http, httpflow, ceiling, profile (default all)")
+	flag.StringVar(&only, "only", "", "comma-separated sections to run: cairn, engines2, growth, memory, peer, temporal, http, httpflow, fsync, gc, ceiling, profile (default all)")
 	flag.StringVar(&o.cairnBin, "cairn-bin", "", "the cairn binary httpflow runs as cairn serve (default: built from the checkout into a temporary directory)")
 	flag.IntVar(&o.flowN, "httpflow-n", 2000, "ReserveTicket instances per httpflow repetition")
 	flag.IntVar(&o.flowConns, "httpflow-conns", 32, "httpflow client goroutines, each driving one instance at a time")
 	flag.DurationVar(&o.flowPoll, "httpflow-poll", 5*time.Millisecond, "httpflow's GET status poll interval")
 	flag.StringVar(&o.flowDurability, "httpflow-durability", "none", "cairn serve's --durability in httpflow")
+	flag.StringVar(&gcs, "httpflow-gc", "100,200,400,off/1GiB", "the gc section's settings of cairn serve: GOGC values, each with an optional /GOMEMLIMIT")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the whole bench process")
 	flag.StringVar(&o.memprofile, "memprofile", "", "write an allocation profile of the whole bench process")
 	flag.DurationVar(&o.timeout, "timeout", 5*time.Minute, "longest wait for one run's instances")
@@ -106,6 +109,10 @@ func main() {
 		if n, err := strconv.Atoi(strings.TrimSpace(f)); err == nil && n > 0 {
 			o.backgrounds = append(o.backgrounds, n)
 		}
+	}
+	var err error
+	if o.flowGC, err = parseGCSettings(gcs); err != nil {
+		log.Fatal(err)
 	}
 	o.only = map[string]bool{}
 	for _, s := range strings.Split(only, ",") {
@@ -175,8 +182,10 @@ type Report struct {
 	HTTPFlow []FlowResult `json:"httpFlow,omitempty"`
 	// HTTPFlowProfile: cairn serve's profiles under the httpflow load.
 	HTTPFlowProfile *FlowProfile         `json:"httpFlowProfile,omitempty"`
-	Ceiling         map[string][]float64 `json:"ceiling"`    // command → requests/s per repetition, no pipelining
-	Ceiling16       map[string][]float64 `json:"ceilingP16"` // the same, 16 commands per pipeline
+	Fsync           *FsyncReport         `json:"fsync,omitempty"`   // ReserveTicket on a Redis with appendfsync always
+	ServeGC         []GCResult           `json:"serveGC,omitempty"` // cairn serve under GC settings
+	Ceiling         map[string][]float64 `json:"ceiling"`           // command → requests/s per repetition, no pipelining
+	Ceiling16       map[string][]float64 `json:"ceilingP16"`        // the same, 16 commands per pipeline
 	Profile         *ProfileTop          `json:"profile,omitempty"`
 	Notes           []string             `json:"notes,omitempty"`
 	Retried         int                  `json:"retried"` // repetitions repeated because other processes disturbed them
@@ -402,6 +411,16 @@ func run(ctx context.Context, o options) error {
 	if o.want("httpflow") {
 		defer removeCairnBuild()
 		rep.HTTPFlow = httpFlow(ctx, o, h, srv.addr, rep, logf)
+		save()
+	}
+	if o.want("fsync") {
+		defer removeCairnBuild()
+		rep.Fsync = fsyncSection(ctx, o, srv.addr, h, defs, rep, logf)
+		save()
+	}
+	if o.want("gc") {
+		defer removeCairnBuild()
+		rep.ServeGC = gcSection(ctx, o, srv.addr, h, rep, logf)
 		save()
 	}
 	if o.want("ceiling") {

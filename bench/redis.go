@@ -28,18 +28,24 @@ type redisServer struct {
 // startRedis launches redis-server on a free loopback port with persistence
 // off (both systems run on the same server, so neither pays for fsync).
 func startRedis(bin string) (*redisServer, error) {
+	return startRedisWith(bin, "--appendonly", "no")
+}
+
+// startRedisWith launches redis-server with the persistence arguments
+// given, in a temporary directory of its own (its append-only file, if
+// any, lives there).
+func startRedisWith(bin string, persistence ...string) (*redisServer, error) {
 	dir, err := os.MkdirTemp("", "cairn-bench-redis-")
 	if err != nil {
 		return nil, err
 	}
 	p, err := redisproc.Start(context.Background(), redisproc.Options{
 		Dir: dir, Bin: bin,
-		Args: []string{
-			"--appendonly", "no",
+		Args: append(persistence,
 			// The peer and the bench's own subscriber must never be cut off.
 			"--client-output-buffer-limit", "pubsub 0 0 0",
 			"--maxclients", "10000",
-		},
+		),
 	})
 	if err != nil {
 		os.RemoveAll(dir)

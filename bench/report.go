@@ -218,6 +218,8 @@ func renderMarkdown(rep *Report) string {
 	renderGrowth(&b, f, rep, small, big, paced)
 	renderHTTP(&b, rep)
 	renderHTTPFlow(&b, f, rep)
+	renderFsync(&b, rep)
+	renderServeGC(&b, rep)
 	renderCeiling(&b, f, rep, small, big)
 	renderProfile(&b, rep)
 	if len(rep.Notes) > 0 {

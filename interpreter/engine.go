@@ -124,6 +124,10 @@ type Engine struct {
 
 	mu      sync.Mutex
 	nextDue map[int]time.Time // earliest timer this engine knows of, per partition
+
+	// retry holds work items a round left pending because the store
+	// failed; retryLoop applies them again once it answers (retry.go).
+	retry retryQueue
 }
 
 // NewEngine returns an Engine; Run starts it.
@@ -210,7 +214,8 @@ func (e *Engine) Run(ctx context.Context) error {
 		go func() { defer wg.Done(); e.beatLoop(ctx, m) }()
 		go func() { defer wg.Done(); e.watchLoop(ctx, m) }()
 	}
-	wg.Add(3)
+	wg.Add(4)
+	go func() { defer wg.Done(); e.retryLoop(ctx) }() // retry.go
 	go func() { defer wg.Done(); e.timerLoop(ctx) }()
 	go func() { defer wg.Done(); e.reclaimLoop(ctx) }()
 	go func() { defer wg.Done(); e.trimLoop(ctx) }()

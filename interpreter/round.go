@@ -23,7 +23,9 @@ import (
 //  4. settle: each chain moves on by what its commit answered: the next
 //     item (applied), the next item after a reload (a duplicate), the same
 //     item after a reload (a conflict), or nothing (another failure: the
-//     work stays pending and is reclaimed).
+//     work stays pending; when the store was unavailable this engine
+//     applies it again soon, see retry.go, else it is reclaimed after the
+//     lease).
 //
 // An instance with several items takes one round per item, each computed on
 // the state the previous one committed. Committing an instance's next
@@ -124,7 +126,9 @@ func (e *Engine) Process(ctx context.Context, items []WorkItem) {
 		}
 		c.items = append(c.items, it)
 	}
-	e.run(ctx, active)
+	if left := e.run(ctx, active); len(left) > 0 {
+		e.retry.add(left, e.log)
+	}
 }
 
 // ApplyTaskOutcome applies an activity task's completion or failure (ev,
@@ -147,18 +151,28 @@ func (e *Engine) ApplyTaskOutcome(ctx context.Context, ref TaskRef, ev Event) bo
 	}
 	c := &chain{id: ref.Instance, task: &ref,
 		items: []WorkItem{{Partition: ref.Partition, Instance: ref.Instance, Event: ev}}}
-	e.run(ctx, []*chain{c})
+	e.run(ctx, []*chain{c}) // on a failure the caller finishes the task itself
 	return c.applied
 }
 
-// run takes rounds until no chain has work left, or the store fails.
-func (e *Engine) run(ctx context.Context, active []*chain) {
+// run takes rounds until no chain has work left, or the store fails; it
+// returns the work items left pending then (none of an in-process task
+// outcome's chain).
+func (e *Engine) run(ctx context.Context, active []*chain) []WorkItem {
 	for len(active) > 0 {
-		var ok bool
-		if active, ok = e.round(ctx, active); !ok {
-			return
+		next, ok := e.round(ctx, active)
+		if !ok {
+			var left []WorkItem
+			for _, c := range active {
+				if c.task == nil {
+					left = append(left, c.items...)
+				}
+			}
+			return left
 		}
+		active = next
 	}
+	return nil
 }
 
 // round takes one round and returns the chains with work left; false when
@@ -193,7 +207,7 @@ func (e *Engine) round(ctx context.Context, active []*chain) ([]*chain, bool) {
 		errs, err := e.store.Commit(ctx, r.ts)
 		e.obs.OnStoreCall("commit", err)
 		if err != nil {
-			e.log.Warn("commit failed; work stays pending", "err", err)
+			e.log.Warn("commit failed; the work is retried", "err", err)
 			return nil, false
 		}
 		committed := e.opts.Clock()
@@ -228,7 +242,7 @@ func (e *Engine) resolve(ctx context.Context, r *round, active []*chain) bool {
 	states, err := e.store.LoadStates(ctx, ids)
 	e.obs.OnStoreCall("load", err)
 	if err != nil {
-		e.log.Warn("loading instances failed; work stays pending", "err", err)
+		e.log.Warn("loading instances failed; the work is retried", "err", err)
 		return false
 	}
 	for i, c := range load {
@@ -285,9 +299,12 @@ func (e *Engine) loaded(ctx context.Context, r *round, c *chain, st *State) {
 			r.dropAll(c)
 			return
 		default:
-			// The store did not answer: the items stay pending and are
-			// reclaimed and retried after the lease.
-			e.log.Warn("loading the instance's definition failed; its work stays pending", "instance", c.id, "err", err)
+			// The store did not answer: the items stay pending, and
+			// this engine applies them again soon (retry.go).
+			e.log.Warn("loading the instance's definition failed; its work is retried", "instance", c.id, "err", err)
+			if c.task == nil {
+				e.retry.add(c.items, e.log)
+			}
 			c.items = nil
 			return
 		}
@@ -349,6 +366,14 @@ func (e *Engine) settle(ctx context.Context, c *chain, t *Transition, after [][]
 		c.applied = true
 	case errors.Is(err, ErrConflict):
 		c.reset() // reload, then apply the same item again
+		e.cache.drop(c.id)
+	case errors.Is(err, ErrUnavailable) && c.task == nil:
+		// Its node failed (one master of a cluster, say) while the
+		// others committed: this engine applies the items again soon
+		// (retry.go).
+		e.log.Warn("commit of one transition failed; its work is retried", "instance", c.id, "err", err)
+		e.retry.add(c.items, e.log)
+		c.items = nil
 		e.cache.drop(c.id)
 	default:
 		e.log.Warn("commit of one transition failed; its work stays pending", "instance", c.id, "err", err)

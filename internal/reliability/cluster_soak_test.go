@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -109,18 +110,19 @@ func TestClusterSoak(t *testing.T) {
 			at := time.Now()
 			promoted := cl.KillMaster(t, victim)
 			promotions = append(promotions, time.Since(at))
-			t.Logf("failover %d: master %d SIGKILLed, replica %d promoted after %v", doneF+1, victim, promoted, time.Since(at).Round(time.Millisecond))
+			t.Logf("failover %d at %s: master %d SIGKILLed, replica %d promoted after %v", doneF+1, at.UTC().Format("15:04:05.000"), victim, promoted, time.Since(at).Round(time.Millisecond))
 			cl.Restart(t, victim)
 			doneF++
 		} else {
 			e := doneK % len(engines)
+			at := time.Now()
 			engines[e].kill()
 			p, err := launch(t, book, serveOpts{redis: redisURL, role: "engine"})
 			if err != nil {
 				t.Fatalf("engine restart %d: %v", doneK+1, err)
 			}
 			engines[e] = p
-			t.Logf("engine kill %d: engine %d SIGKILLed and restarted", doneK+1, e)
+			t.Logf("engine kill %d at %s: engine %d SIGKILLed and restarted", doneK+1, at.UTC().Format("15:04:05.000"), e)
 			doneK++
 		}
 	}
@@ -129,6 +131,13 @@ func TestClusterSoak(t *testing.T) {
 
 	res := s.verify(acts)
 	book.check(t)
+	if path := os.Getenv("CAIRN_SOAK_LOGS"); path != "" {
+		// Every cairn process's log, to see where a slow instance's time
+		// went.
+		if err := os.WriteFile(path, []byte(book.String()), 0o644); err != nil {
+			t.Errorf("writing the logs: %v", err)
+		}
+	}
 	slices.Sort(promotions)
 	unrepl := strings.Count(book.String(), "acknowledged without a replica")
 	slices.Sort(res.lags)
@@ -353,6 +362,9 @@ func (s *soakRun) check(i int, acts *activityServer, res *soakResult, mu *sync.M
 		res.lags = append(res.lags, lag)
 		if lag > 5*time.Second {
 			res.slow = append(res.slow, fmt.Sprintf("%s %v (activity runs %v)", id, lag.Round(time.Second), ran))
+			// Where the time went: the raise's acknowledgement next to
+			// the history's timestamps.
+			s.t.Logf("slow %s: raise acknowledged %s; history:%s", id, s.raisedAt[i].UTC().Format(time.RFC3339Nano), historyText(st.History))
 		}
 	}
 	res.ok++

@@ -18,9 +18,11 @@ import (
 
 // FsyncRun is ReserveTicket on one of the two servers.
 type FsyncRun struct {
-	Redis  string     `json:"redis"` // persistence off | appendfsync always
-	InProc Result     `json:"inProcess"`
-	HTTP   FlowResult `json:"http"` // the poll variant
+	Redis  string `json:"redis"` // persistence off | appendfsync always
+	InProc Result `json:"inProcess"`
+	// Paced is the paced run in process: latency without a queue.
+	Paced Result     `json:"inProcessPaced"`
+	HTTP  FlowResult `json:"http"` // the poll variant
 }
 
 // FsyncReport is the durable-Redis section.
@@ -38,7 +40,8 @@ const (
 // fsyncSection measures ReserveTicket against the bench's usual Redis
 // (addr, h) and against a second redis-server it starts with appendfsync
 // always: a burst of o.big in process, as the cairn section runs it, and
-// the httpflow poll variant against cairn serve --durability none or
+// a paced run of o.paced at o.rate (the latency of one instance, not of
+// a queue), and the httpflow poll variant against cairn serve --durability none or
 // fsync.
 func fsyncSection(ctx context.Context, o options, addr string, h *harness, defs cairnDefs, rep *Report, logf func(string, ...any)) *FsyncReport {
 	out := &FsyncReport{}
@@ -69,9 +72,11 @@ func fsyncSection(ctx context.Context, o options, addr string, h *harness, defs 
 	}
 	sides := []side{{addr, h, redisstore.DurabilityNone}, {srv.addr, h2, redisstore.DurabilityFsync}}
 	burst := runSpec{Shape: shapeBooking, N: o.big}
+	paced := runSpec{Shape: shapeBooking, N: o.paced, Rate: o.rate}
 	for _, name := range []string{redisOff, redisAlways} {
 		out.Runs = append(out.Runs, FsyncRun{Redis: name,
 			InProc: Result{System: "cairn", Engines: 1, Shape: shapeBooking, Mode: burst.mode(), History: "default"},
+			Paced:  Result{System: "cairn", Engines: 1, Shape: shapeBooking, Mode: paced.mode(), History: "default"},
 			HTTP:   FlowResult{Variant: flowPoll, Conns: o.flowConns, PollMS: float64(o.flowPoll.Microseconds()) / 1000}})
 	}
 	// retry repeats a repetition once when other processes took the cores.
@@ -87,25 +92,31 @@ func fsyncSection(ctx context.Context, o options, addr string, h *harness, defs 
 	for k := 0; k < o.reps && ctx.Err() == nil; k++ {
 		for i, sd := range sides {
 			r := &out.Runs[i]
-			if r.InProc.Err == "" {
+			for _, x := range []struct {
+				res  *Result
+				spec runSpec
+			}{{&r.InProc, burst}, {&r.Paced, paced}} {
+				if x.res.Err != "" {
+					continue
+				}
 				var smp Sample
-				err := retry("fsync in process "+r.Redis, func() float64 { return smp.Foreign }, func() error {
+				err := retry("fsync in process "+r.Redis+" "+x.res.Mode, func() float64 { return smp.Foreign }, func() error {
 					s, err := startCairn(ctx, sd.addr, sd.h, defs, cairnConfig{Engines: 1, Durability: sd.durability})
 					if err != nil {
 						return err
 					}
 					defer s.stop()
-					smp, err = measure(ctx, s, sd.h, burst, o.timeout)
+					smp, err = measure(ctx, s, sd.h, x.spec, o.timeout)
 					return err
 				})
 				if err != nil {
-					r.InProc.Err = err.Error()
-					logf("fsync in process %s: %v", r.Redis, err)
-				} else {
-					r.InProc.Samples = append(r.InProc.Samples, smp)
-					logf("fsync %-18s in process %-12s %7.0f/s p50 %6.2f p99 %6.2f ms, Redis %4.0f µs, cairn %4.0f µs, other load %.2f",
-						r.Redis, burst.mode(), smp.PerSec, smp.P50, smp.P99, smp.RedisUS, smp.ClientUS, smp.Foreign)
+					x.res.Err = err.Error()
+					logf("fsync in process %s %s: %v", r.Redis, x.res.Mode, err)
+					continue
 				}
+				x.res.Samples = append(x.res.Samples, smp)
+				logf("fsync %-18s in process %-12s %7.0f/s p50 %6.2f p99 %6.2f ms, Redis %4.0f µs, cairn %4.0f µs, other load %.2f",
+					r.Redis, x.res.Mode, smp.PerSec, smp.P50, smp.P99, smp.RedisUS, smp.ClientUS, smp.Foreign)
 			}
 			if r.HTTP.Err == "" {
 				r.HTTP.Durability = sd.durability.String()
@@ -223,7 +234,7 @@ func renderFsync(b *strings.Builder, rep *Report) {
 	w("## ReserveTicket on a durable Redis (appendfsync always)\n\n")
 	w("The bench starts a second redis-server with `--appendonly yes --appendfsync always`, its append-only file on %s, so Redis answers a write only once it is on disk; ", or(x.Disk, "the temporary directory's file system"))
 	w("cairn runs the same ReserveTicket against it and against the usual persistence-off server, repetition by repetition: ")
-	w("**in process**, a burst as in the throughput section (one engine; its store with `Durability: fsync`, which checks the server's setting), and ")
+	w("**in process**, a burst and a paced run as in the throughput section (one engine; its store with `Durability: fsync`, which checks the server's setting; the paced run's latency is one instance's, without a queue), and ")
 	w("**over HTTP**, the poll variant of ReserveTicket over HTTP against `cairn serve --durability fsync` (`none` on the persistence-off server). ")
 	w("Ratios are appendfsync always ÷ persistence off (below 1 for throughput is the cost of durability; above 1 for latency).\n\n")
 	if x.Err != "" {
@@ -231,13 +242,16 @@ func renderFsync(b *strings.Builder, rep *Report) {
 	}
 	w("| run | Redis | instances/s | p50 ms | p99 ms | Redis CPU µs/instance | cairn CPU µs/instance | Redis commands/instance |\n")
 	w("|---|---|---|---|---|---|---|---|\n")
-	for _, r := range x.Runs {
-		if ss := r.InProc.Samples; len(ss) > 0 {
-			w("| in process, %s%s | %s | %s | %s | %s | %s | %s | %s |\n", r.InProc.Mode, mark(ss), r.Redis,
-				cell(field(ss, perSec)), cell(field(ss, p50)), cell(field(ss, p99)), cell(field(ss, rcpu)), cell(field(ss, ccpu)), cell(field(ss, cmds)))
-		}
-		if r.InProc.Err != "" {
-			w("| in process | %s | ⚠ %s ||||||\n", r.Redis, r.InProc.Err)
+	for _, pick := range []func(FsyncRun) Result{func(r FsyncRun) Result { return r.InProc }, func(r FsyncRun) Result { return r.Paced }} {
+		for _, r := range x.Runs {
+			res := pick(r)
+			if ss := res.Samples; len(ss) > 0 {
+				w("| in process, %s%s | %s | %s | %s | %s | %s | %s | %s |\n", res.Mode, mark(ss), r.Redis,
+					cell(field(ss, perSec)), cell(field(ss, p50)), cell(field(ss, p99)), cell(field(ss, rcpu)), cell(field(ss, ccpu)), cell(field(ss, cmds)))
+			}
+			if res.Err != "" {
+				w("| in process, %s | %s | ⚠ %s ||||||\n", res.Mode, r.Redis, res.Err)
+			}
 		}
 	}
 	for _, r := range x.Runs {
@@ -257,6 +271,10 @@ func renderFsync(b *strings.Builder, rep *Report) {
 		if a, b := on.InProc.Samples, off.InProc.Samples; len(a) > 0 && len(b) > 0 {
 			w("- in process (%s): instances/s **%s**, p50 %s, p99 %s.\n", on.InProc.Mode,
 				ratio(field(a, perSec), field(b, perSec)), ratio(field(a, p50), field(b, p50)), ratio(field(a, p99), field(b, p99)))
+		}
+		if a, b := on.Paced.Samples, off.Paced.Samples; len(a) > 0 && len(b) > 0 {
+			w("- in process (%s): p50 **%s** (%s ms more), p99 %s.\n", on.Paced.Mode,
+				ratio(field(a, p50), field(b, p50)), num(median(field(a, p50))-median(field(b, p50))), ratio(field(a, p99), field(b, p99)))
 		}
 		if a, b := on.HTTP.Samples, off.HTTP.Samples; len(a) > 0 && len(b) > 0 {
 			f := func(ss []FlowSample, get func(FlowSample) float64) []float64 { return flowField(ss, get) }

@@ -92,7 +92,7 @@ func BenchmarkCommitArgs(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				call.script.EvalSha(ctx, p, call.keys, call.args...)
+				evalSha(ctx, p, call)
 				p.Discard()
 			}
 		})

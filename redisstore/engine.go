@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/redis/go-redis/v9"
 
@@ -170,8 +172,9 @@ func (s *Store) commitCall(t *interpreter.Transition) (scriptCall, error) {
 			return scriptCall{}, fmt.Errorf("redisstore: commit %s: %w", st.ID, err)
 		}
 	}
-	k := commitKeys{InstKey: s.k.inst(p, st.ID), HistKey: s.k.hist(p, st.ID), WorkKey: s.k.work(p),
-		TimersKey: s.k.timers(p), FinishedKey: s.k.finished(p), AckTaskKey: s.k.work(p), CountsKey: s.k.counts(p)}
+	work := s.k.work(p)
+	k := commitKeys{InstKey: s.k.inst(p, st.ID), HistKey: s.k.hist(p, st.ID), WorkKey: work,
+		TimersKey: s.k.timers(p), FinishedKey: s.k.finished(p), AckTaskKey: work, CountsKey: s.k.counts(p)}
 	ackTask, ackName := "", ""
 	if a := t.TaskAck; a != nil {
 		if t.WorkID != "" {
@@ -182,10 +185,41 @@ func (s *Store) commitCall(t *interpreter.Transition) (scriptCall, error) {
 		}
 		k.AckTaskKey, ackTask, ackName = s.k.tasks(p, queueOf(a.Queue)), a.EntryID, a.TaskID
 	}
-	keys := k.keys(len(t.Commands)) // then a task stream per task, cancel and open task
-	var tasks, adds, rems, cancels []any
-	var cancelKeys []string
+	// The variable part is gathered as values first, then handed to
+	// go-redis as pointers to them (see commitArgs.refs): vals holds the
+	// strings, dues the timers' due times, both sized up front so that no
+	// pointer outlives a growth.
+	var nTasks, nAdds, nRems, nCancels int
+	for _, c := range t.Commands {
+		switch c.(type) {
+		case *interpreter.ScheduleTask:
+			nTasks++
+		case *interpreter.CancelTask:
+			nCancels++
+		case *interpreter.StartTimer:
+			nAdds++
+		case *interpreter.CancelTimer:
+			nRems++
+		default:
+			return scriptCall{}, fmt.Errorf("redisstore: commit %s: unknown command %T", st.ID, c)
+		}
+	}
+	var open []openTask
+	if suspendsOrResumes(t) {
+		open = openTasks(st)
+	}
+	keys := k.keys(nTasks + nCancels + len(open)) // then a task stream per task, cancel and open task
+	vals := make([]string, 2*nTasks+nAdds+nRems+nCancels+len(open))
+	dues := make([]int64, nAdds)
+	// Offsets of each kind in vals, in ARGV order.
+	ti, ai, ri, ci := 0, 2*nTasks, 2*nTasks+nAdds, 2*nTasks+nAdds+nRems
+	oi, di := ci+nCancels, 0
 	var withdrawn []string
+	var cancelKeys []string
+	if nCancels > 0 {
+		cancelKeys = make([]string, 0, nCancels)
+		withdrawn = make([]string, 0, nCancels)
+	}
 	for _, c := range t.Commands {
 		switch c := c.(type) {
 		case *interpreter.ScheduleTask:
@@ -194,26 +228,27 @@ func (s *Store) commitCall(t *interpreter.Transition) (scriptCall, error) {
 				return scriptCall{}, fmt.Errorf("redisstore: commit %s: task: %w", st.ID, err)
 			}
 			keys = append(keys, s.k.tasks(p, queueOf(c.Queue)))
-			tasks = append(tasks, string(b), c.TaskID)
+			vals[ti], vals[ti+1] = bytesString(b), c.TaskID
+			ti += 2
 		case *interpreter.CancelTask:
 			cancelKeys = append(cancelKeys, s.k.tasks(p, queueOf(c.Queue)))
-			cancels = append(cancels, c.TaskID)
+			vals[ci] = c.TaskID
+			ci++
 			withdrawn = append(withdrawn, c.TaskID)
 		case *interpreter.StartTimer:
-			adds = append(adds, ms(c.Due), timerMember(st.ID, c.ID))
+			dues[di], vals[ai] = ms(c.Due), timerMember(st.ID, c.ID)
+			di++
+			ai++
 		case *interpreter.CancelTimer:
-			rems = append(rems, timerMember(st.ID, c.ID))
-		default:
-			return scriptCall{}, fmt.Errorf("redisstore: commit %s: unknown command %T", st.ID, c)
+			vals[ri] = timerMember(st.ID, c.ID)
+			ri++
 		}
 	}
 	keys = append(keys, cancelKeys...)
-	var open []any
-	if suspendsOrResumes(t) {
-		for _, ot := range openTasks(st) {
-			keys = append(keys, s.k.tasks(p, ot.Queue))
-			open = append(open, ot.TaskID)
-		}
+	for _, ot := range open {
+		keys = append(keys, s.k.tasks(p, ot.Queue))
+		vals[oi] = ot.TaskID
+		oi++
 	}
 	var notice []byte
 	if len(withdrawn) > 0 {
@@ -231,27 +266,38 @@ func (s *Store) commitCall(t *interpreter.Transition) (scriptCall, error) {
 	if st.Status.Terminal() {
 		ends = "1"
 	}
-	var finished any = ""
+	finished := ""
 	if s.retain.enabled() && t.StatusChanged && st.Status.Terminal() {
-		finished = ms(st.LastUpdatedTime)
+		finished = strconv.FormatInt(ms(st.LastUpdatedTime), 10)
 	}
-	a := commitArgs{
+	a := &commitArgs{
 		WorkGroup: groupEngine, WorkID: t.WorkID, FromRev: t.FromRevision, NewRev: newRev,
-		Status: string(st.Status), Meta: metaJSON, Output: raw(st.Output), CustomStatus: raw(st.CustomStatus), Runtime: rtJSON,
-		HistoryMax: s.histMax, StatusChannel: s.k.status(p, st.ID), StatusChange: change,
-		NTasks: len(tasks) / 2, NTimerAdds: len(adds) / 2, NTimerRemoves: len(rems),
+		Status: string(st.Status), Meta: bytesString(metaJSON), Output: raw(st.Output), CustomStatus: raw(st.CustomStatus),
+		Runtime:    bytesString(rtJSON),
+		HistoryMax: s.histMax, StatusChannel: s.k.status(p, st.ID), StatusChange: bytesString(change),
+		NTasks: nTasks, NTimerAdds: nAdds, NTimerRemoves: nRems,
 		HistoryEntry: hist, FinishedAt: finished, InstanceID: string(st.ID), CreatedAt: ms(st.CreatedTime),
 		TaskGroup: groupWorkers, AckTaskID: ackTask, AckTaskName: ackName,
-		NCancels: len(cancels), WithdrawnChannel: s.k.withdrawn(p), WithdrawnNotice: notice,
+		NCancels: nCancels, WithdrawnChannel: s.k.withdrawn(p), WithdrawnNotice: bytesString(notice),
 		Ends: ends, NOpen: len(open), Workflow: st.Name, RunInput: runInput(t),
 	}
-	args := a.argv(len(tasks) + len(adds) + len(rems) + len(cancels) + len(open))
-	args = append(args, tasks...)
-	args = append(args, adds...)
-	args = append(args, rems...)
-	args = append(args, cancels...)
-	args = append(args, open...)
+	args := a.refs(len(vals) + len(dues))
+	for i := range 2 * nTasks {
+		args = append(args, &vals[i])
+	}
+	for i := range dues {
+		args = append(args, &dues[i], &vals[2*nTasks+i])
+	}
+	for i := 2*nTasks + nAdds; i < len(vals); i++ {
+		args = append(args, &vals[i])
+	}
 	return scriptCall{script: commitTransitionCmd, keys: keys, args: args}, nil
+}
+
+// bytesString is b as a string without a copy. Only for bytes nothing
+// writes to again: the encodings commitCall made for this call.
+func bytesString(b []byte) string {
+	return unsafe.String(unsafe.SliceData(b), len(b))
 }
 
 // commitKeys are commit_transition's named KEYS, in order: field i is
@@ -277,28 +323,28 @@ type commitArgs struct {
 	FromRev       int64
 	NewRev        int64
 	Status        string
-	Meta          []byte
+	Meta          string
 	Output        string
 	CustomStatus  string
-	Runtime       []byte
+	Runtime       string
 	HistoryMax    int
 	StatusChannel string
-	StatusChange  []byte
+	StatusChange  string
 	NTasks        int
 	NTimerAdds    int
 	NTimerRemoves int
 	HistoryEntry  string
-	FinishedAt    any // unix ms, or ""
+	FinishedAt    string // unix ms, or ""
 	InstanceID    string
 	CreatedAt     int64
 	TaskGroup     string
 	AckTaskID     string
 	AckTaskName   string
 	NCancels      int
-	// WithdrawnChannel gets WithdrawnNotice (a withdrawal's JSON, nil for
+	// WithdrawnChannel gets WithdrawnNotice (a withdrawal's JSON, "" for
 	// none) when a cancelled task was held by a consumer.
 	WithdrawnChannel string
-	WithdrawnNotice  []byte
+	WithdrawnNotice  string
 	Ends             string // "1" or ""
 	NOpen            int
 	Workflow         string // the instance's workflow name, for the counts
@@ -319,18 +365,44 @@ func runInput(t *interpreter.Transition) string {
 	return ""
 }
 
-// argv lists the fields in order, with room for extra more.
-func (a *commitArgs) argv(extra int) []any {
+// refs lists pointers to the fields in order, with room for extra more:
+// go-redis writes a *string, *int or *int64 as the value it points to,
+// and a pointer goes into an interface without the allocation each
+// string or number would cost. The list is the one place that orders the
+// fields; argv reads it.
+func (a *commitArgs) refs(extra int) []any {
 	return append(make([]any, 0, 29+extra),
-		a.WorkGroup, a.WorkID, a.FromRev, a.NewRev,
-		a.Status, a.Meta, a.Output, a.CustomStatus, a.Runtime,
-		a.HistoryMax, a.StatusChannel, a.StatusChange,
-		a.NTasks, a.NTimerAdds, a.NTimerRemoves,
-		a.HistoryEntry, a.FinishedAt, a.InstanceID, a.CreatedAt,
-		a.TaskGroup, a.AckTaskID, a.AckTaskName,
-		a.NCancels, a.WithdrawnChannel, a.WithdrawnNotice, a.Ends, a.NOpen,
-		a.Workflow, a.RunInput,
+		&a.WorkGroup, &a.WorkID, &a.FromRev, &a.NewRev,
+		&a.Status, &a.Meta, &a.Output, &a.CustomStatus, &a.Runtime,
+		&a.HistoryMax, &a.StatusChannel, &a.StatusChange,
+		&a.NTasks, &a.NTimerAdds, &a.NTimerRemoves,
+		&a.HistoryEntry, &a.FinishedAt, &a.InstanceID, &a.CreatedAt,
+		&a.TaskGroup, &a.AckTaskID, &a.AckTaskName,
+		&a.NCancels, &a.WithdrawnChannel, &a.WithdrawnNotice, &a.Ends, &a.NOpen,
+		&a.Workflow, &a.RunInput,
 	)
+}
+
+// argv lists the fields' values in order, with room for extra more.
+func (a *commitArgs) argv(extra int) []any {
+	out := a.refs(extra)
+	for i, r := range out {
+		out[i] = deref(r)
+	}
+	return out
+}
+
+// deref is the value a refs pointer points to.
+func deref(r any) any {
+	switch r := r.(type) {
+	case *string:
+		return *r
+	case *int:
+		return *r
+	case *int64:
+		return *r
+	}
+	return r
 }
 
 // withdrawal is the notice a commit publishes on its partition's withdrawn

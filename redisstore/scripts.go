@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/redis/go-redis/v9"
 
@@ -135,7 +136,7 @@ func pipeScripts(ctx context.Context, c pipeliner, calls []scriptCall, wait *red
 	var waits []*redis.IntCmd
 	if _, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, c := range calls {
-			cmds[i] = c.script.EvalSha(ctx, p, c.keys, c.args...)
+			cmds[i] = evalSha(ctx, p, c)
 		}
 		if wait != nil {
 			_ = p.Process(ctx, wait)
@@ -171,6 +172,46 @@ func pipeScripts(ctx context.Context, c pipeliner, calls []scriptCall, wait *red
 		return nil, nil, err
 	}
 	return cmds, waits, nil
+}
+
+// evalSha queues c's EVALSHA on p. It builds the command as go-redis's
+// Script.EvalSha does, but with the keys as pointers into c.keys: a string
+// put into an interface is an allocation of its own, and a commit has a
+// dozen keys. Like go-redis it names the first key's position, which routes
+// the command on a cluster.
+func evalSha(ctx context.Context, p redis.Pipeliner, c scriptCall) *redis.Cmd {
+	h := scriptHash(c.script)
+	if h == nil {
+		return c.script.EvalSha(ctx, p, c.keys, c.args...)
+	}
+	args := make([]any, 3, 3+len(c.keys)+len(c.args))
+	args[0], args[1], args[2] = "evalsha", h, len(c.keys)
+	for i := range c.keys {
+		args = append(args, &c.keys[i])
+	}
+	cmd := redis.NewCmd(ctx, append(args, c.args...)...)
+	if len(c.keys) > 0 {
+		cmd.SetFirstKeyPos(3)
+	}
+	_ = p.Process(ctx, cmd)
+	return cmd
+}
+
+// scriptHashes holds each script's SHA1, as a pointer for evalSha.
+var scriptHashes sync.Map // *redis.Script → *string
+
+// scriptHash is the script's SHA1; nil when go-redis has none yet (a
+// script made by NewScriptServerSHA before its first load).
+func scriptHash(sc *redis.Script) *string {
+	if h, ok := scriptHashes.Load(sc); ok {
+		return h.(*string)
+	}
+	h := sc.Hash()
+	if h == "" {
+		return nil
+	}
+	v, _ := scriptHashes.LoadOrStore(sc, &h)
+	return v.(*string)
 }
 
 // runScript runs one script in one round trip (two after a script cache

@@ -1,10 +1,13 @@
 package redisstore
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cairnhq/cairn/interpreter"
 )
@@ -182,4 +185,134 @@ func decodeWork(id string, p int, values map[string]any) (interpreter.WorkItem, 
 		it.Event.Seq = seq
 	}
 	return it, nil
+}
+
+// The append functions below write JSON byte for byte as encoding/json
+// does for the same values (TestEncodersAreMarshal holds them to it), into
+// a buffer the caller owns: reflection, boxing and a fresh slice per value
+// were most of what a commit allocated. html says whether <, > and & in
+// strings are escaped, as json.Marshal does and an Encoder with
+// SetEscapeHTML(false) does not.
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString appends s as a JSON string.
+func appendJSONString(dst []byte, s string, html bool) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		b := s[i]
+		if b < utf8.RuneSelf {
+			if b >= 0x20 && b != '"' && b != '\\' && (!html || (b != '<' && b != '>' && b != '&')) {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch b {
+			case '\\', '"':
+				dst = append(dst, '\\', b)
+			case '\b':
+				dst = append(dst, '\\', 'b')
+			case '\f':
+				dst = append(dst, '\\', 'f')
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		c, size := utf8.DecodeRuneInString(s[i:])
+		if c == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if c == '\u2028' || c == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[c&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+// appendRawJSON appends v as encoding/json writes a json.RawMessage: null
+// when nil, else compacted (and HTML-escaped when html), an error when it
+// is not JSON. Text with nothing to change, as the interpreter writes it,
+// is only validated.
+func appendRawJSON(dst []byte, v json.RawMessage, html bool) ([]byte, error) {
+	if v == nil {
+		return append(dst, "null"...), nil
+	}
+	plain := true
+	for _, c := range v {
+		switch c {
+		case ' ', '\t', '\n', '\r':
+			plain = false
+		case '<', '>', '&', 0xE2: // 0xE2 starts U+2028 and U+2029
+			plain = plain && !html
+		}
+		if !plain {
+			break
+		}
+	}
+	if plain {
+		if !json.Valid(v) {
+			return dst, errors.New("redisstore: invalid JSON value")
+		}
+		return append(dst, v...), nil
+	}
+	if html {
+		b, err := json.Marshal(v) // compacts and escapes
+		return append(dst, b...), err
+	}
+	var buf bytes.Buffer
+	err := json.Compact(&buf, v)
+	return append(dst, buf.Bytes()...), err
+}
+
+// appendJSONTime appends t as time.Time's MarshalJSON does.
+func appendJSONTime(dst []byte, t time.Time) ([]byte, error) {
+	if y := t.Year(); y < 0 || y > 9999 {
+		b, err := t.MarshalJSON() // the error it gives
+		return append(dst, b...), err
+	}
+	if _, off := t.Zone(); off <= -24*3600 || off >= 24*3600 {
+		b, err := t.MarshalJSON()
+		return append(dst, b...), err
+	}
+	dst = append(dst, '"')
+	dst = t.AppendFormat(dst, time.RFC3339Nano)
+	return append(dst, '"'), nil
+}
+
+// appendJSONStrings appends ss as a JSON array of strings.
+func appendJSONStrings(dst []byte, ss []string, html bool) []byte {
+	dst = append(dst, '[')
+	for i, s := range ss {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendJSONString(dst, s, html)
+	}
+	return append(dst, ']')
+}
+
+// appendMarshal appends json.Marshal(v): the encodings not written by hand.
+func appendMarshal(dst []byte, v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	return append(dst, b...), err
 }

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
-	"strings"
 
 	"github.com/cairnhq/cairn/dsl"
 	"github.com/cairnhq/cairn/interpreter"
@@ -42,52 +41,88 @@ var histNames = func() map[string]string {
 // encodeHistory encodes the history lines of one transition as one
 // history list element.
 func encodeHistory(hs []interpreter.HistoryEvent) (string, error) {
+	n := 16
+	for i := range hs {
+		n += 24 + len(hs[i].Type) + len(hs[i].StepID) + len(hs[i].Name) + len(hs[i].Data) + len(hs[i].Reason)
+	}
+	b, err := appendHistory(make([]byte, 0, n), hs)
+	if err != nil {
+		return "", err
+	}
+	return bytesString(b), nil
+}
+
+// appendHistory appends the history list element of the lines to dst.
+// Payloads are kept byte for byte as the interpreter wrote them: no HTML
+// escaping (it would also grow them), as an Encoder with
+// SetEscapeHTML(false) writes them (TestHistoryEncodingIsEncoder).
+func appendHistory(dst []byte, hs []interpreter.HistoryEvent) ([]byte, error) {
 	if len(hs) == 0 {
-		return "", errors.New("no history lines")
+		return dst, errors.New("no history lines")
 	}
 	t := ms(hs[0].Timestamp)
-	out := make([]any, 1, 1+len(hs))
-	out[0] = t
-	for _, h := range hs {
+	dst = append(dst, '[')
+	dst = strconv.AppendInt(dst, t, 10)
+	for i := range hs {
+		h := &hs[i]
 		typ := h.Type
 		if c, ok := histCodes[typ]; ok {
 			typ = c
 		}
-		var data any // null
-		if len(h.Data) > 0 {
-			data = h.Data
+		// Trailing empty values are left out: most lines need three or
+		// four. n counts the fields written.
+		n := 7
+		switch {
+		case h.Reason != "":
+		case h.Attempt != 0:
+			n = 6
+		case len(h.Data) > 0:
+			n = 5
+		case h.Name != "":
+			n = 4
+		case h.StepID != "":
+			n = 3
+		case ms(h.Timestamp) != t:
+			n = 2
+		default:
+			n = 1
 		}
-		line := []any{typ, ms(h.Timestamp) - t, string(h.StepID), h.Name, data, h.Attempt, h.Reason}
-		// Drop trailing empty values: most lines need three or four.
-		n := len(line)
-		for n > 1 && isEmpty(line[n-1]) {
-			n--
+		dst = append(dst, ",["...)
+		dst = appendJSONString(dst, typ, false)
+		if n > 1 {
+			dst = append(dst, ',')
+			dst = strconv.AppendInt(dst, ms(h.Timestamp)-t, 10)
 		}
-		out = append(out, line[:n])
+		if n > 2 {
+			dst = append(dst, ',')
+			dst = appendJSONString(dst, string(h.StepID), false)
+		}
+		if n > 3 {
+			dst = append(dst, ',')
+			dst = appendJSONString(dst, h.Name, false)
+		}
+		if n > 4 {
+			dst = append(dst, ',')
+			var data json.RawMessage // null
+			if len(h.Data) > 0 {
+				data = h.Data
+			}
+			var err error
+			if dst, err = appendRawJSON(dst, data, false); err != nil {
+				return dst, err
+			}
+		}
+		if n > 5 {
+			dst = append(dst, ',')
+			dst = strconv.AppendInt(dst, int64(h.Attempt), 10)
+		}
+		if n > 6 {
+			dst = append(dst, ',')
+			dst = appendJSONString(dst, h.Reason, false)
+		}
+		dst = append(dst, ']')
 	}
-	// Payloads are kept byte for byte as the interpreter wrote them: no
-	// HTML escaping (it would also grow them).
-	var b strings.Builder
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(out); err != nil {
-		return "", err
-	}
-	return strings.TrimSuffix(b.String(), "\n"), nil
-}
-
-func isEmpty(v any) bool {
-	switch v := v.(type) {
-	case nil:
-		return true
-	case string:
-		return v == ""
-	case int:
-		return v == 0
-	case int64:
-		return v == 0
-	}
-	return false
+	return append(dst, ']'), nil
 }
 
 // decodeHistory appends the lines of one history list element to out.

@@ -76,6 +76,21 @@ func ToTime(v any) (time.Time, error) {
 // UTF-16 code units × 2 of its JSON text. HTML characters are not escaped,
 // since the escaped forms (\u003c) would count a single '<' as six units.
 func StatusSize(v any) (int, error) {
+	// Plain values, which are what the engine sizes, from Marshal's text
+	// in a pooled buffer; the rest through the encoder.
+	bp := jsonBufs.Get().(*[]byte)
+	raw, ok := appendJSON((*bp)[:0], v, 0)
+	size := 0
+	if ok {
+		size = unescapedSize(raw)
+	}
+	if cap(raw) <= maxPooledJSON {
+		*bp = raw
+		jsonBufs.Put(bp)
+	}
+	if ok {
+		return size, nil
+	}
 	se := statusEncoders.Get().(*statusEncoder)
 	defer se.release()
 	if err := se.enc.Encode(v); err != nil {
@@ -127,52 +142,21 @@ func (se *statusEncoder) release() {
 // which the engine stores, with its size as StatusSize counts it, from
 // one encoding instead of two. Its errors are StatusSize's.
 func StatusJSON(v any) (json.RawMessage, int, error) {
-	if !plainJSON(v, 0) {
-		// A Marshaler's text is escaped differently with and without
-		// HTML escaping (U+2028 is, too); only plain values are sized
-		// from Marshal's text.
-		size, err := StatusSize(v)
-		if err != nil {
-			return nil, 0, err
-		}
-		raw, err := json.Marshal(v)
-		if err != nil {
-			return nil, 0, fmt.Errorf("the status is not JSON: %w", err)
-		}
-		return raw, size, nil
+	if raw, ok := encodePlain(v); ok {
+		return raw, unescapedSize(raw), nil
+	}
+	// A Marshaler's text is escaped differently with and without HTML
+	// escaping (U+2028 is, too); only plain values are sized from
+	// Marshal's text.
+	size, err := StatusSize(v)
+	if err != nil {
+		return nil, 0, err
 	}
 	raw, err := json.Marshal(v)
 	if err != nil {
 		return nil, 0, fmt.Errorf("the status is not JSON: %w", err)
 	}
-	return raw, unescapedSize(raw), nil
-}
-
-// plainJSON reports whether v holds only what Value.Eval yields: nil,
-// booleans, float64s, strings, []any and map[string]any.
-func plainJSON(v any, depth int) bool {
-	if depth > maxExprDepth {
-		return false
-	}
-	switch x := v.(type) {
-	case nil, bool, float64, string:
-		return true
-	case []any:
-		for _, e := range x {
-			if !plainJSON(e, depth+1) {
-				return false
-			}
-		}
-		return true
-	case map[string]any:
-		for _, e := range x {
-			if !plainJSON(e, depth+1) {
-				return false
-			}
-		}
-		return true
-	}
-	return false
+	return raw, size, nil
 }
 
 // unescapedSize is StatusSize of the value whose json.Marshal text is raw:

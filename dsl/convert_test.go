@@ -1,11 +1,13 @@
 package dsl
 
 import (
+	"bytes"
 	"encoding/json"
 	"math"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf16"
 )
 
 func TestToDuration(t *testing.T) {
@@ -126,7 +128,10 @@ func TestStatusJSON(t *testing.T) {
 func checkStatusJSON(t *testing.T, v any) {
 	t.Helper()
 	raw, size, err := StatusJSON(v)
-	wantSize, werr := StatusSize(v)
+	wantSize, werr := statusSizeRef(v)
+	if n, err := StatusSize(v); n != wantSize || (err == nil) != (werr == nil) {
+		t.Errorf("StatusSize(%#v) = %d, %v; want %d, %v", v, n, err, wantSize, werr)
+	}
 	wantRaw, _ := json.Marshal(v)
 	if err != nil || werr != nil || size != wantSize || string(raw) != string(wantRaw) {
 		t.Errorf("StatusJSON(%#v) = %s, %d, %v; want %s, %d, %v", v, raw, size, err, wantRaw, wantSize, werr)
@@ -143,4 +148,16 @@ func FuzzStatusJSON(f *testing.F) {
 		checkStatusJSON(t, s)
 		checkStatusJSON(t, map[string]any{s: []any{s, 1.0}})
 	})
+}
+
+// statusSizeRef is StatusSize by its definition: the encoder's text
+// without HTML escapes, in UTF-16 units × 2.
+func statusSizeRef(v any) (int, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return 0, err
+	}
+	return len(utf16.Encode([]rune(strings.TrimSuffix(buf.String(), "\n")))) * 2, nil
 }

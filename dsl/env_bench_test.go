@@ -11,7 +11,7 @@ import (
 // expressions ReserveTicket evaluates in one instance, each in a fresh Env
 // as the interpreter builds one per evaluation.
 //
-//	go test -run '^$' -bench 'EnvReserveTicket|Status' -benchmem -count 5 ./dsl
+//	go test -run '^$' -bench 'EnvReserveTicket|Status|EncodeJSON' -benchmem -count 5 ./dsl
 
 func reserveTicket(b *testing.B) *Workflow {
 	b.Helper()
@@ -102,6 +102,26 @@ func BenchmarkStatusJSON(b *testing.B) {
 			if n, err := StatusSize(v); err != nil || n == 0 {
 				b.Fatal(n, err)
 			}
+			if _, err := json.Marshal(v); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkEncodeJSON is the offer encoded by EncodeJSON and by
+// json.Marshal, which it replaces byte for byte.
+func BenchmarkEncodeJSON(b *testing.B) {
+	v := map[string]any{"discount": 15.0, "discountTimeout": 60.0, "bookingUrl": "https://example.com/book/user-42"}
+	b.Run("EncodeJSON", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := EncodeJSON(v); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("Marshal", func(b *testing.B) {
+		for b.Loop() {
 			if _, err := json.Marshal(v); err != nil {
 				b.Fatal(err)
 			}

@@ -437,7 +437,11 @@ func (v *Value) Eval(env *Env) (any, error) {
 			if s, ok := j.(string); ok {
 				sb.WriteString(s)
 			} else {
-				b, _ := json.Marshal(j)
+				var buf [64]byte
+				b, ok := appendJSON(buf[:0], j, 0)
+				if !ok {
+					b, _ = json.Marshal(j)
+				}
 				sb.Write(b)
 			}
 			if sb.Len() > MaxSourceBytes {

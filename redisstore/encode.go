@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -64,27 +65,31 @@ var terminalStatuses = func() []any {
 	return out
 }()
 
-// stateFields encodes the parts of a state that every write stores.
+// stateFields encodes the parts of a state that every write stores: the
+// meta and the runtime field.
 func stateFields(st *interpreter.State) (metaJSON, rtJSON []byte, err error) {
-	metaJSON, err = json.Marshal(meta{
-		Name: st.Name, Def: st.DefHash,
-		Created: ms(st.CreatedTime), Updated: ms(st.LastUpdatedTime),
-		Pending: st.Pending,
-	})
+	b, err := appendMeta(make([]byte, 0, stateSize(st)), st)
 	if err != nil {
 		return nil, nil, err
 	}
-	rt := runtime{
-		Vars: st.Vars, Cursor: st.Cursor, Buffered: st.Buffered, Held: st.Held, Seq: st.Seq,
-		MsgSeq: st.MsgSeq, Early: st.Early,
-		Threads: st.Threads, Joins: st.Joins, Timeout: st.Timeout, Gen: st.Generation, Parent: st.Parent,
-		Trace: st.TraceParent,
+	n := len(b)
+	if b, err = appendRuntime(b, st); err != nil {
+		return nil, nil, err
+	}
+	return b[:n:n], b[n:], nil
+}
+
+// stateSize is about the size of st's meta and runtime JSON, so that one
+// allocation usually holds both.
+func stateSize(st *interpreter.State) int {
+	n := 256 + len(st.Name) + len(st.DefHash) + len(st.TraceParent) + 48*len(st.Cursor)
+	for name, v := range st.Vars {
+		n += 4 + len(name) + len(v)
 	}
 	if st.Generation > 0 {
-		rt.Input = st.Input
+		n += len(st.Input)
 	}
-	rtJSON, err = json.Marshal(rt)
-	return metaJSON, rtJSON, err
+	return n
 }
 
 // raw turns an absent or empty JSON value into "" for the scripts.
@@ -315,4 +320,327 @@ func appendJSONStrings(dst []byte, ss []string, html bool) []byte {
 func appendMarshal(dst []byte, v any) ([]byte, error) {
 	b, err := json.Marshal(v)
 	return append(dst, b...), err
+}
+
+// object writes a JSON object's members: key starts the next one.
+type object struct {
+	b []byte
+	n int // members written
+}
+
+func (o *object) key(k string) {
+	if o.n > 0 {
+		o.b = append(o.b, ',')
+	}
+	o.n++
+	o.b = append(o.b, '"')
+	o.b = append(o.b, k...)
+	o.b = append(o.b, '"', ':')
+}
+
+func (o *object) str(k, v string)       { o.key(k); o.b = appendJSONString(o.b, v, true) }
+func (o *object) num(k string, v int64) { o.key(k); o.b = strconv.AppendInt(o.b, v, 10) }
+
+func (o *object) raw(k string, v json.RawMessage) (err error) {
+	o.key(k)
+	o.b, err = appendRawJSON(o.b, v, true)
+	return err
+}
+
+func (o *object) time(k string, t time.Time) (err error) {
+	o.key(k)
+	o.b, err = appendJSONTime(o.b, t)
+	return err
+}
+
+// The hand-written encodings below are json.Marshal of the named struct;
+// each lists the struct's fields in order with their tags' names and
+// omitempty rules, and TestEncodersAreMarshal fails when one of the
+// structs gains a field they do not know.
+
+// appendMeta appends the meta JSON of st.
+func appendMeta(dst []byte, st *interpreter.State) ([]byte, error) {
+	o := object{b: append(dst, '{')}
+	o.str("n", st.Name)
+	o.str("d", st.DefHash)
+	o.num("c", ms(st.CreatedTime))
+	o.num("u", ms(st.LastUpdatedTime))
+	if st.Pending != nil {
+		o.key("p")
+		var err error
+		if o.b, err = appendPending(o.b, st.Pending); err != nil {
+			return o.b, err
+		}
+	}
+	return append(o.b, '}'), nil
+}
+
+// appendPending appends json.Marshal(p).
+func appendPending(dst []byte, p *interpreter.Pending) ([]byte, error) {
+	o := object{b: append(dst, '{')}
+	var err error
+	o.str("kind", string(p.Kind))
+	o.str("step", string(p.StepID))
+	if p.Activity != "" {
+		o.str("activity", p.Activity)
+	}
+	if p.TaskID != "" {
+		o.str("task", p.TaskID)
+	}
+	if p.Queue != "" {
+		o.str("queue", p.Queue)
+	}
+	if p.Attempt != 0 {
+		o.num("attempt", int64(p.Attempt))
+	}
+	if !p.FirstAttempt.IsZero() {
+		if err = o.time("first", p.FirstAttempt); err != nil {
+			return o.b, err
+		}
+	}
+	if p.Event != "" {
+		o.str("event", p.Event)
+	}
+	if len(p.Events) > 0 {
+		o.key("events")
+		o.b = appendJSONStrings(o.b, p.Events, true)
+	}
+	if p.All {
+		o.key("all")
+		o.b = append(o.b, "true"...)
+	}
+	if len(p.Got) > 0 {
+		o.key("got")
+		o.b = appendJSONStrings(o.b, p.Got, true)
+	}
+	if p.TimerID != "" {
+		o.str("timer", p.TimerID)
+	}
+	if p.Deadline != nil {
+		if err = o.time("until", *p.Deadline); err != nil {
+			return o.b, err
+		}
+	}
+	if p.Branches != 0 {
+		o.num("branches", int64(p.Branches))
+	}
+	if p.Done != 0 {
+		o.num("done", int64(p.Done))
+	}
+	if p.Child != "" {
+		o.str("child", string(p.Child))
+	}
+	if p.WatchID != "" {
+		o.str("watch", p.WatchID)
+	}
+	if p.WatchDue != nil {
+		if err = o.time("watchDue", *p.WatchDue); err != nil {
+			return o.b, err
+		}
+	}
+	if p.Started {
+		o.key("started")
+		o.b = append(o.b, "true"...)
+	}
+	if p.StartBy != nil {
+		if err = o.time("startBy", *p.StartBy); err != nil {
+			return o.b, err
+		}
+	}
+	if p.Overdue != nil {
+		if err = o.time("overdue", *p.Overdue); err != nil {
+			return o.b, err
+		}
+	}
+	return append(o.b, '}'), nil
+}
+
+// appendRuntime appends the runtime JSON of st.
+func appendRuntime(dst []byte, st *interpreter.State) ([]byte, error) {
+	o := object{b: append(dst, '{')}
+	var err error
+	if len(st.Vars) > 0 {
+		o.key("v")
+		if o.b, err = appendVars(o.b, st.Vars); err != nil {
+			return o.b, err
+		}
+	}
+	if len(st.Cursor) > 0 {
+		o.key("c")
+		if o.b, err = appendCursor(o.b, st.Cursor); err != nil {
+			return o.b, err
+		}
+	}
+	if len(st.Buffered) > 0 {
+		o.key("b")
+		o.b = append(o.b, '[')
+		for i := range st.Buffered {
+			e := &st.Buffered[i]
+			if i > 0 {
+				o.b = append(o.b, ',')
+			}
+			eo := object{b: append(o.b, '{')}
+			eo.str("name", e.Name)
+			if err = eo.raw("data", e.Data); err != nil {
+				return eo.b, err
+			}
+			if err = eo.time("time", e.Time); err != nil {
+				return eo.b, err
+			}
+			o.b = append(eo.b, '}')
+		}
+		o.b = append(o.b, ']')
+	}
+	// The rest is rare (a suspended instance, parallel branches): left to
+	// encoding/json.
+	if len(st.Held) > 0 {
+		o.key("h")
+		if o.b, err = appendMarshal(o.b, st.Held); err != nil {
+			return o.b, err
+		}
+	}
+	if st.MsgSeq != 0 {
+		o.num("q", st.MsgSeq)
+	}
+	if len(st.Early) > 0 {
+		o.key("e")
+		if o.b, err = appendMarshal(o.b, st.Early); err != nil {
+			return o.b, err
+		}
+	}
+	if st.Seq != 0 {
+		o.num("s", st.Seq)
+	}
+	if len(st.Threads) > 0 {
+		o.key("t")
+		if o.b, err = appendMarshal(o.b, st.Threads); err != nil {
+			return o.b, err
+		}
+	}
+	if len(st.Joins) > 0 {
+		o.key("j")
+		if o.b, err = appendMarshal(o.b, st.Joins); err != nil {
+			return o.b, err
+		}
+	}
+	if st.Timeout != nil {
+		o.key("to")
+		to := object{b: append(o.b, '{')}
+		to.str("id", st.Timeout.ID)
+		if err = to.time("due", st.Timeout.Due); err != nil {
+			return to.b, err
+		}
+		o.b = append(to.b, '}')
+	}
+	if st.Generation != 0 {
+		o.num("g", int64(st.Generation))
+	}
+	if st.Parent != "" {
+		o.str("pa", string(st.Parent))
+	}
+	if st.TraceParent != "" {
+		o.str("tr", st.TraceParent)
+	}
+	if st.Generation > 0 && len(st.Input) > 0 {
+		if err = o.raw("in", st.Input); err != nil {
+			return o.b, err
+		}
+	}
+	return append(o.b, '}'), nil
+}
+
+// appendVars appends a variables map as encoding/json does: keys sorted.
+func appendVars(dst []byte, vars map[string]json.RawMessage) ([]byte, error) {
+	var small [16]string
+	names := small[:0]
+	for name := range vars {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	dst = append(dst, '{')
+	for i, name := range names {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendJSONString(dst, name, true)
+		dst = append(dst, ':')
+		var err error
+		if dst, err = appendRawJSON(dst, vars[name], true); err != nil {
+			return dst, err
+		}
+	}
+	return append(dst, '}'), nil
+}
+
+// appendCursor appends json.Marshal(frames).
+func appendCursor(dst []byte, frames []interpreter.Frame) ([]byte, error) {
+	dst = append(dst, '[')
+	for i := range frames {
+		f := &frames[i]
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		o := object{b: append(dst, '{')}
+		o.str("b", string(f.Block))
+		o.num("i", int64(f.Index))
+		if f.Iter != 0 {
+			o.num("n", int64(f.Iter))
+		}
+		if len(f.Saved) > 0 {
+			if err := o.raw("sv", f.Saved); err != nil {
+				return o.b, err
+			}
+		}
+		dst = append(o.b, '}')
+	}
+	return append(dst, ']'), nil
+}
+
+// appendTask appends json.Marshal(c), the task a worker receives.
+func appendTask(dst []byte, c *interpreter.ScheduleTask) ([]byte, error) {
+	o := object{b: append(dst, '{')}
+	o.str("task", c.TaskID)
+	o.str("instance", string(c.Instance))
+	o.str("activity", c.Activity)
+	if err := o.raw("input", c.Input); err != nil {
+		return o.b, err
+	}
+	o.num("attempt", int64(c.Attempt))
+	o.str("step", string(c.StepID))
+	o.str("def", c.DefHash)
+	o.str("workflow", c.Workflow)
+	o.str("queue", c.Queue)
+	if c.Timeout != 0 {
+		o.num("timeout", int64(c.Timeout))
+	}
+	if c.ScheduleToStart != 0 {
+		o.num("scheduleToStart", int64(c.ScheduleToStart))
+	}
+	if c.Heartbeat != 0 {
+		o.num("heartbeat", int64(c.Heartbeat))
+	}
+	if c.Trace != "" {
+		o.str("trace", c.Trace)
+	}
+	return append(o.b, '}'), nil
+}
+
+// appendStatusChange appends json.Marshal(c), the status notice.
+func appendStatusChange(dst []byte, c *interpreter.StatusChange) ([]byte, error) {
+	o := object{b: append(dst, '{')}
+	o.str("instanceId", string(c.Instance))
+	o.str("runtimeStatus", string(c.Status))
+	if err := o.raw("customStatus", c.CustomStatus); err != nil {
+		return o.b, err
+	}
+	if len(c.Output) > 0 {
+		if err := o.raw("output", c.Output); err != nil {
+			return o.b, err
+		}
+	}
+	o.num("revision", c.Revision)
+	if err := o.time("lastUpdatedTime", c.Time); err != nil {
+		return o.b, err
+	}
+	return append(o.b, '}'), nil
 }

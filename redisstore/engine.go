@@ -164,7 +164,7 @@ func (s *Store) commitCall(t *interpreter.Transition) (scriptCall, error) {
 	newRev := t.FromRevision + 1
 	var change []byte
 	if t.StatusChanged {
-		change, err = json.Marshal(interpreter.StatusChange{
+		change, err = appendStatusChange(make([]byte, 0, 128+len(st.CustomStatus)+len(st.Output)), &interpreter.StatusChange{
 			Instance: st.ID, Status: st.Status, CustomStatus: st.CustomStatus,
 			Output: st.Output, Revision: newRev, Time: st.LastUpdatedTime,
 		})
@@ -223,7 +223,7 @@ func (s *Store) commitCall(t *interpreter.Transition) (scriptCall, error) {
 	for _, c := range t.Commands {
 		switch c := c.(type) {
 		case *interpreter.ScheduleTask:
-			b, err := json.Marshal(c)
+			b, err := appendTask(make([]byte, 0, 256+len(c.Input)), c)
 			if err != nil {
 				return scriptCall{}, fmt.Errorf("redisstore: commit %s: task: %w", st.ID, err)
 			}

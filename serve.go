@@ -383,10 +383,10 @@ func runServe(ctx context.Context, stop func(), cfg serveConfig, log *slog.Logge
 		unreplicated = store.Unreplicated
 	}
 	mets := metrics.New(metrics.Options{
-		Store:  store,
-		Queues: metrics.DefinitionQueues(store, cat, reg.Has),
-		Counts: store.CountsByName, // cairn_instances, exact across processes
-		Logger: log,
+		Store:        store,
+		Queues:       metrics.DefinitionQueues(store, cat, reg.Has),
+		Counts:       store.CountsByName, // cairn_instances, exact across processes
+		Logger:       log,
 		Unreplicated: unreplicated,
 		// nil when off; a nil *sdktrace.TracerProvider is off to metrics.
 		TracerProvider: tp,

@@ -160,18 +160,15 @@ func (r *run) setStatus(th *Thread, s *dsl.SetStatusStep) {
 	statusErr := func(format string, args ...any) {
 		r.raise(th, ErrorInfo{Type: ErrTypeStatus, Message: fmt.Sprintf("step %s: ", s.ID) + fmt.Sprintf(format, args...)})
 	}
-	size, err := dsl.StatusSize(v)
+	// StatusJSON is StatusSize and json.Marshal in one encoding; its
+	// errors are StatusSize's (Marshal fails only where StatusSize does).
+	raw, size, err := dsl.StatusJSON(v)
 	if err != nil {
 		statusErr("%v", err)
 		return
 	}
 	if size > dsl.MaxStatusBytes {
 		statusErr("custom status is %d bytes of UTF-16 JSON; the limit is %d", size, dsl.MaxStatusBytes)
-		return
-	}
-	raw, err := json.Marshal(v)
-	if err != nil {
-		statusErr("custom status is not JSON: %v", err)
 		return
 	}
 	if r.def.Status != nil {
@@ -196,7 +193,7 @@ func (r *run) schedule(th *Thread, s *dsl.ActivityStep, attempt int, first time.
 	if !ok {
 		return
 	}
-	raw, err := json.Marshal(input)
+	raw, err := dsl.EncodeJSON(input)
 	if err != nil {
 		r.raise(th, ErrorInfo{Type: ErrTypeExpression, Message: fmt.Sprintf("step %s: activity input is not JSON: %v", s.ID, err)})
 		return
@@ -302,7 +299,7 @@ func (r *run) startTimeout() {
 // complete ends the instance as Completed with out (s is the return
 // step, nil when the main path ran out of steps).
 func (r *run) complete(s *dsl.ReturnStep, out any) {
-	raw, err := json.Marshal(out)
+	raw, err := dsl.EncodeJSON(out)
 	if err != nil {
 		r.failInstance(ErrorInfo{Type: ErrTypeExpression, Message: fmt.Sprintf("output is not JSON: %v", err)})
 		return

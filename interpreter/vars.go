@@ -52,7 +52,7 @@ func (r *run) view(th *Thread) map[string]any {
 
 func (r *run) setVar(th *Thread, name string, v any) {
 	r.view(th)[name] = v
-	raw, err := json.Marshal(v)
+	raw, err := dsl.EncodeJSON(v)
 	if err != nil {
 		raw = []byte("null")
 	}
@@ -94,8 +94,10 @@ func decodeJSON(raw json.RawMessage) any {
 	return v
 }
 
+// mustJSON is json.Marshal(v), through dsl.EncodeJSON's direct path for
+// the plain values expressions yield.
 func mustJSON(v any) json.RawMessage {
-	raw, err := json.Marshal(v)
+	raw, err := dsl.EncodeJSON(v)
 	if err != nil {
 		panic(err) // only called with plain structs, strings and decoded JSON
 	}

@@ -99,7 +99,7 @@ func (in *Interpreter) StepOnto(def, latest *dsl.Workflow, st *State, ev Event) 
 	if st.Status.Terminal() {
 		return nil, nil
 	}
-	r := &run{in: in, def: def, latest: latest, st: st.clone(), ev: ev, now: ev.Time.UTC(), views: map[string]map[string]any{}}
+	r := &run{in: in, def: def, latest: latest, st: st.clone(), ev: ev, now: ev.Time.UTC()}
 	r.tr = &Transition{State: r.st, FromRevision: st.Revision}
 	r.load()
 	changed, err := r.ordered(ev)
@@ -169,7 +169,11 @@ type run struct {
 
 	input     any // the decoded input
 	haveInput bool
-	views     map[string]map[string]any // decoded variables each thread sees
+	// mainView and views are the decoded variables each thread sees
+	// (see view): the main path's, and the branches' by thread id.
+	mainView map[string]any
+	views    map[string]map[string]any
+	envBuf   dsl.Env // see env
 }
 
 // newID allocates a task ('t') or timer ('w') id: the instance's next

@@ -271,7 +271,7 @@ func (r *run) continueAsNew(th *Thread, s *dsl.ContinueAsNewStep) {
 	r.haveInput = false
 	r.st.Generation++
 	r.main.Vars = nil
-	r.views = map[string]map[string]any{}
+	r.dropViews()
 	r.main.Cursor = []Frame{{Block: "", Index: 0}}
 	h := HistoryEvent{Type: "ContinuedAsNew", StepID: s.ID, Data: raw}
 	if next != r.def {

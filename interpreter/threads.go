@@ -356,7 +356,7 @@ func (r *run) flush(t, parent *Thread, local map[string]bool) {
 	}
 	if changed {
 		// The parent's branches see its variables through their views.
-		clear(r.views)
+		r.dropViews()
 	}
 }
 
@@ -397,7 +397,7 @@ func (r *run) dropBranches(parent *Thread) {
 	for _, t := range r.threads {
 		if t != r.main && strings.HasPrefix(t.ID, prefix) {
 			r.abandon(t)
-			delete(r.views, t.ID)
+			r.dropView(t)
 			r.dropJoin(t.ID)
 			continue
 		}
@@ -444,7 +444,7 @@ func (r *run) removeThread(th *Thread) {
 			break
 		}
 	}
-	delete(r.views, th.ID)
+	r.dropView(th)
 }
 
 func (r *run) alive(th *Thread) bool {

@@ -10,44 +10,69 @@ import (
 	"github.com/cairnhq/cairn/dsl"
 )
 
-// env builds the expression environment of a thread.
+// env returns the expression environment of a thread. It is one Env
+// per run, refilled for each evaluation rather than allocated: an
+// evaluation is over before the next begins, and nothing it returns
+// holds the Env.
 func (r *run) env(th *Thread) *dsl.Env {
 	if !r.haveInput {
 		r.input, r.haveInput = decodeJSON(r.st.Input), true
 	}
-	return &dsl.Env{
+	r.envBuf = dsl.Env{
 		Input:    r.input,
 		Vars:     r.view(th),
 		Instance: dsl.InstanceInfo{ID: string(r.st.ID), Name: r.st.Name, CreatedTime: r.st.CreatedTime},
 		Now:      r.now,
 	}
+	return &r.envBuf
 }
 
 // view returns the variables a thread sees, decoded once per transition:
 // its own over its parents'. A parent waits while its branches run, so
 // what it sees cannot change under them.
 func (r *run) view(th *Thread) map[string]any {
+	if th == r.main {
+		if r.mainView == nil {
+			r.mainView = make(map[string]any, len(th.Vars))
+			for k, v := range th.Vars {
+				r.mainView[k] = decodeJSON(v)
+			}
+		}
+		return r.mainView
+	}
 	if m, ok := r.views[th.ID]; ok {
 		return m
 	}
-	var m map[string]any
-	if th == r.main {
-		m = make(map[string]any, len(th.Vars))
-	} else {
-		var base map[string]any
-		if p := r.thread(th.Parent); p != nil {
-			base = r.view(p)
-		}
-		m = make(map[string]any, len(base)+len(th.Vars))
-		for k, v := range base {
-			m[k] = v
-		}
+	var base map[string]any
+	if p := r.thread(th.Parent); p != nil {
+		base = r.view(p)
+	}
+	m := make(map[string]any, len(base)+len(th.Vars))
+	for k, v := range base {
+		m[k] = v
 	}
 	for k, v := range th.Vars {
 		m[k] = decodeJSON(v)
 	}
+	if r.views == nil {
+		r.views = map[string]map[string]any{}
+	}
 	r.views[th.ID] = m
 	return m
+}
+
+// dropView forgets the variables a thread sees, to be decoded again.
+func (r *run) dropView(th *Thread) {
+	if th == r.main {
+		r.mainView = nil
+	}
+	delete(r.views, th.ID)
+}
+
+// dropViews forgets every thread's view.
+func (r *run) dropViews() {
+	r.mainView = nil
+	clear(r.views)
 }
 
 func (r *run) setVar(th *Thread, name string, v any) {
@@ -64,7 +89,7 @@ func (r *run) setVar(th *Thread, name string, v any) {
 
 func (r *run) delVar(th *Thread, name string) {
 	delete(th.Vars, name)
-	delete(r.views, th.ID) // it may now see a parent's value
+	r.dropView(th) // it may now see a parent's value
 }
 
 // checkVars raises VariablesTooLarge when the variables of every thread

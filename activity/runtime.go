@@ -678,7 +678,6 @@ func (r *Runtime) handle(quit, base context.Context, h *held) {
 	s := it.Schedule
 	t := taskOf(&s)
 	t.Trace = s.Trace
-	log := r.log.With("instance", t.InstanceID, "task", t.ID, "activity", t.Activity, "attempt", t.Attempt)
 
 	var opts *dsl.ActivityOptions
 	var defErr error
@@ -690,7 +689,7 @@ func (r *Runtime) handle(quit, base context.Context, h *held) {
 		case err != nil:
 			// Perhaps the store is away: leave the task leased; it runs
 			// again when the lease expires.
-			log.Warn("cannot read the task's workflow definition; leaving the task for a retry after its lease", "err", err)
+			r.taskLog(&t).Warn("cannot read the task's workflow definition; leaving the task for a retry after its lease", "err", err)
 			return
 		default:
 			opts = def.Activities[s.Activity]
@@ -721,7 +720,7 @@ func (r *Runtime) handle(quit, base context.Context, h *held) {
 	defer func() { r.opts.Observer.TaskFinished(base, t, ended, r.opts.Clock().Sub(began)) }()
 	report := func(result json.RawMessage, err error) {
 		ended = outcomeOf(err)
-		r.report(base, log, it.Ref, result, err, t.Attempt)
+		r.report(base, &t, it.Ref, result, err)
 	}
 	if defErr != nil {
 		report(nil, defErr)
@@ -742,7 +741,7 @@ func (r *Runtime) handle(quit, base context.Context, h *held) {
 	go func() {
 		defer func() {
 			if p := recover(); p != nil {
-				log.Error("activity handler panicked", "panic", p, "stack", string(debug.Stack()))
+				r.taskLog(&t).Error("activity handler panicked", "panic", p, "stack", string(debug.Stack()))
 				done <- outcome{err: &Error{Type: ErrTypePanic, Message: fmt.Sprintf("activity %s panicked: %v", t.Activity, p)}}
 			}
 		}()
@@ -758,7 +757,7 @@ func (r *Runtime) handle(quit, base context.Context, h *held) {
 		case o = <-done: // it finished at the same moment
 		default:
 			if base.Err() != nil {
-				log.Info("stopped waiting for the task", "why", context.Cause(base))
+				r.taskLog(&t).Info("stopped waiting for the task", "why", context.Cause(base))
 				return
 			}
 			// The timeout passed and the handler has not returned: report
@@ -770,7 +769,7 @@ func (r *Runtime) handle(quit, base context.Context, h *held) {
 	}
 	if o.err != nil {
 		if base.Err() != nil {
-			log.Info("the task was stopped", "why", context.Cause(base), "err", o.err)
+			r.taskLog(&t).Info("the task was stopped", "why", context.Cause(base), "err", o.err)
 			return
 		}
 		if hctx.Err() != nil && errors.Is(hctx.Err(), context.DeadlineExceeded) {
@@ -784,6 +783,14 @@ func timeoutError(t Task, d time.Duration) error {
 	return &Error{Type: ErrTypeTimeout, Message: fmt.Sprintf("activity %s did not finish within its timeout of %s", t.Activity, d)}
 }
 
+// taskLog is the logger of one attempt's lines: the runtime's, with the
+// attempt's attributes. It is built for each line rather than once per
+// attempt because With formats the attributes at once, which cost more
+// than the rest of an attempt's bookkeeping, and most attempts log nothing.
+func (r *Runtime) taskLog(t *Task) *slog.Logger {
+	return r.log.With("instance", t.InstanceID, "task", t.ID, "activity", t.Activity, "attempt", t.Attempt)
+}
+
 // report records a task's result (err nil) or failure. While the store is
 // unavailable (interpreter.ErrUnavailable: Redis down, a failover) it holds
 // the outcome and retries, backing off to reportBackoffMax, for as long as
@@ -792,12 +799,12 @@ func timeoutError(t Task, d time.Duration) error {
 // when the activity finished, not when it got through: the engine compares
 // it with the attempt's deadline, so an outage does not turn an activity
 // that finished in time into an ActivityTimeout (interpreter/timeout.go).
-func (r *Runtime) report(base context.Context, log *slog.Logger, ref interpreter.TaskRef, result json.RawMessage, err error, attempt int) {
+func (r *Runtime) report(base context.Context, t *Task, ref interpreter.TaskRef, result json.RawMessage, err error) {
 	finished := r.opts.Clock()
 	var info interpreter.ErrorInfo
 	if err != nil {
-		info = errorInfo(err, attempt)
-		log.Info("activity failed", "type", info.Type, "retryable", info.Retryable, "err", info.Message)
+		info = errorInfo(err, t.Attempt)
+		r.taskLog(t).Info("activity failed", "type", info.Type, "retryable", info.Retryable, "err", info.Message)
 	}
 	backoff, held := reportBackoff, false
 	for try := 1; ; try++ {
@@ -813,29 +820,29 @@ func (r *Runtime) report(base context.Context, log *slog.Logger, ref interpreter
 		switch {
 		case serr == nil:
 			if held {
-				log.Info("the task's outcome was recorded once the store was back", "tries", try)
+				r.taskLog(t).Info("the task's outcome was recorded once the store was back", "tries", try)
 			}
 			return
 		case errors.Is(serr, interpreter.ErrDuplicate):
-			log.Info("the task was already completed; this outcome is ignored")
+			r.taskLog(t).Info("the task was already completed; this outcome is ignored")
 			return
 		case errors.Is(serr, interpreter.ErrInstanceFinished):
-			log.Info("the task's instance has ended; this outcome is ignored")
+			r.taskLog(t).Info("the task's instance has ended; this outcome is ignored")
 			return
 		case errors.Is(serr, interpreter.ErrNotFound):
-			log.Warn("the store does not know the task; its outcome is dropped", "err", serr)
+			r.taskLog(t).Warn("the store does not know the task; its outcome is dropped", "err", serr)
 			return
 		case base.Err() != nil:
-			log.Error("stopping with the task's outcome unrecorded; it runs again after its lease", "err", serr)
+			r.taskLog(t).Error("stopping with the task's outcome unrecorded; it runs again after its lease", "err", serr)
 			return
 		case !unavailable && try >= reportTries:
-			log.Error("cannot record the task's outcome; it runs again after its lease", "err", serr)
+			r.taskLog(t).Error("cannot record the task's outcome; it runs again after its lease", "err", serr)
 			return
 		case unavailable && !held:
 			held = true
-			log.Warn("the store is unavailable; holding the task's outcome until it is back", "err", serr)
+			r.taskLog(t).Warn("the store is unavailable; holding the task's outcome until it is back", "err", serr)
 		case !unavailable:
-			log.Warn("recording the task's outcome failed; retrying", "err", serr, "in", backoff)
+			r.taskLog(t).Warn("recording the task's outcome failed; retrying", "err", serr, "in", backoff)
 		}
 		interpreter.Sleep(base, backoff)
 		backoff = min(2*backoff, reportBackoffMax)

@@ -114,8 +114,7 @@ func (r *run) raised(ev Event) (bool, error) {
 		// The API refuses such a raise where it can (400); one that got
 		// through (sent before the schema was deployed, or by a process
 		// that had not loaded it) never reaches a typed variable.
-		var v any
-		_ = json.Unmarshal(ev.Data, &v) // no data: null
+		v, _ := dsl.DecodeJSON(ev.Data) // no data: null
 		if err := sch.Validate(v); err != nil {
 			r.history(HistoryEvent{Type: "EventRejected", Name: ev.Name, Data: ev.Data,
 				Reason: "the payload does not match the workflow's events." + ev.Name + " schema: " + err.Error()})
@@ -198,8 +197,7 @@ func (r *run) invalidResult(step *dsl.ActivityStep, data json.RawMessage) (Error
 	if o == nil || o.Output == nil {
 		return ErrorInfo{}, false
 	}
-	var v any
-	_ = json.Unmarshal(data, &v) // no data: null
+	v, _ := dsl.DecodeJSON(data) // no data: null
 	err := o.Output.Validate(v)
 	if err == nil {
 		return ErrorInfo{}, false

@@ -3,7 +3,6 @@ package interpreter
 // Step execution: exec dispatches on the step kind, one function a kind.
 
 import (
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -256,8 +255,7 @@ func (r *run) continueAsNew(th *Thread, s *dsl.ContinueAsNewStep) {
 	if r.latest != nil && !s.SameVersion && r.latest.Hash != r.def.Hash {
 		next = r.latest
 		if next.Input != nil {
-			var v any // as JSON has it: the schema knows JSON's types
-			_ = json.Unmarshal(raw, &v)
+			v, _ := dsl.DecodeJSON(raw) // as JSON has it: the schema knows JSON's types
 			if err := next.Input.Validate(v); err != nil {
 				r.failInstance(ErrorInfo{Type: ErrTypeInvalidInput, StepID: s.ID, Message: fmt.Sprintf(
 					"step %s: continueAsNew onto the latest version of %s (%.12s): the new input does not match its input schema: %v (version: same keeps this run's version)",

@@ -108,12 +108,14 @@ func (r *run) checkVars(th *Thread, step dsl.Step) bool {
 	return true
 }
 
+// decodeJSON is json.Unmarshal of raw into an any (nil for none or
+// bad text), through dsl.DecodeJSON's direct path.
 func decodeJSON(raw json.RawMessage) any {
 	if len(raw) == 0 {
 		return nil
 	}
-	var v any
-	if err := json.Unmarshal(raw, &v); err != nil {
+	v, err := dsl.DecodeJSON(raw)
+	if err != nil {
 		return nil
 	}
 	return v

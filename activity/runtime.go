@@ -369,7 +369,9 @@ func (r *Runtime) Run(ctx context.Context) error {
 	wdDone := make(chan struct{})
 	go func() { defer close(wdDone); r.watchWithdrawn(hbCtx) }()
 
-	r.readLoop(ctx, &tasks)
+	w := &workers{jobs: make(chan job)}
+	r.readLoop(ctx, &tasks, w)
+	close(w.jobs) // nothing starts any more: idle workers end, busy ones after their task
 
 	done := make(chan struct{})
 	go func() { tasks.Wait(); close(done) }()
@@ -390,6 +392,7 @@ func (r *Runtime) Run(ctx context.Context) error {
 		<-done
 	}
 	grace.Stop()
+	w.wg.Wait()
 	stopHB()
 	<-hbDone
 	<-wdDone
@@ -455,13 +458,19 @@ func (r *Runtime) stopHeld(ref interpreter.TaskRef, h *held, cause error) {
 // Expired leases are looked for at start-up (a crashed predecessor may
 // have left tasks) and then every reclaimEvery; again at once only while
 // a reclaim comes back full, which ends when the expired tasks are taken.
-func (r *Runtime) readLoop(ctx context.Context, tasks *sync.WaitGroup) {
+func (r *Runtime) readLoop(ctx context.Context, tasks *sync.WaitGroup, w *workers) {
 	capacity := r.opts.Concurrency + r.opts.HTTPConcurrency
 	slots := make(chan struct{}, capacity) // one token per task held and started
 	release := func(n int) {
 		for range n {
 			<-slots
 		}
+	}
+	// A task keeps ctx's values but not its end: shutdown has a grace
+	// period.
+	detached := context.WithoutCancel(ctx)
+	start := func(t interpreter.Task) bool {
+		return r.start(job{quit: ctx, base: detached, tasks: tasks, release: release}, t, w)
 	}
 	var queue []interpreter.Task // leased to us, not started yet
 	defer func() { r.releaseQueued(queue) }()
@@ -483,7 +492,7 @@ func (r *Runtime) readLoop(ctx context.Context, tasks *sync.WaitGroup) {
 		if len(queue) > 0 {
 			t := queue[0]
 			queue = queue[1:]
-			if !r.start(ctx, t, tasks, release) {
+			if !start(t) {
 				release(1) // its lease was lost while it waited
 			}
 			continue
@@ -534,7 +543,7 @@ func (r *Runtime) readLoop(ctx context.Context, tasks *sync.WaitGroup) {
 				queue = append(queue, got[i:]...)
 				break
 			}
-			if r.start(ctx, t, tasks, release) {
+			if start(t) {
 				started++
 			}
 		}
@@ -574,13 +583,71 @@ func (r *Runtime) hold(ts []interpreter.Task, sent time.Time) []interpreter.Task
 	return out
 }
 
-// start runs held task t in its own goroutine, holding one slot; false
-// when t is no longer held (a heartbeat found its lease lost) or already
-// running.
-func (r *Runtime) start(ctx context.Context, t interpreter.Task, tasks *sync.WaitGroup, release func(int)) bool {
-	// The handler keeps ctx's values but not its end: shutdown has a grace
-	// period.
-	base, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+// job is a task started, for a worker to run: quit is Run's context,
+// base the task's (a child of quit's values, cancelled by cancel), tasks
+// and release what the task holds until it ends: Run's count of running
+// tasks and one of readLoop's slots.
+type job struct {
+	quit, base context.Context
+	cancel     context.CancelCauseFunc
+	h          *held
+	tasks      *sync.WaitGroup
+	release    func(int)
+}
+
+// workers are the goroutines that run started tasks. One that finished a
+// task waits up to workerIdle for the next instead of ending: a new
+// goroutine starts on the smallest stack and grows it, copying it each
+// time it doubles, to the depth of a task's report (through Direct the
+// engine's whole round runs under it), which cost cairn serve ~5 % of its
+// CPU when each task had a goroutine of its own; a worker keeps its stack.
+// There are as many as tasks run at once (readLoop's slots bound them),
+// and a few more for a moment: a worker just done may not be waiting yet
+// when the next task starts.
+type workers struct {
+	jobs chan job // unbuffered: a send succeeds only when a worker waits
+	wg   sync.WaitGroup
+}
+
+// workerIdle is how long a worker waits for a task before it ends.
+const workerIdle = 10 * time.Second
+
+// start hands j to a waiting worker, or to a new one when none waits.
+func (w *workers) start(r *Runtime, j job) {
+	select {
+	case w.jobs <- j:
+	default:
+		w.wg.Add(1)
+		go w.work(r, j)
+	}
+}
+
+// work runs j, then the jobs it is handed, until it waits workerIdle for
+// one or the jobs channel is closed (Run is stopping).
+func (w *workers) work(r *Runtime, j job) {
+	defer w.wg.Done()
+	idle := time.NewTimer(workerIdle)
+	defer idle.Stop()
+	for {
+		r.runTask(j)
+		idle.Reset(workerIdle)
+		var ok bool
+		select {
+		case j, ok = <-w.jobs:
+			if !ok {
+				return
+			}
+		case <-idle.C:
+			return
+		}
+	}
+}
+
+// start has a worker run held task t, holding one slot; false when t is
+// no longer held (a heartbeat found its lease lost) or already running.
+// j has every field but cancel and h.
+func (r *Runtime) start(j job, t interpreter.Task, w *workers) bool {
+	base, cancel := context.WithCancelCause(j.base)
 	r.mu.Lock()
 	h := r.held[t.Ref]
 	if h == nil || h.cancel != nil {
@@ -590,22 +657,27 @@ func (r *Runtime) start(ctx context.Context, t interpreter.Task, tasks *sync.Wai
 	}
 	h.cancel = cancel
 	r.mu.Unlock()
-	tasks.Add(1)
-	go func() {
-		defer tasks.Done()
-		defer release(1)
-		defer func() {
-			r.mu.Lock()
-			if r.held[t.Ref] == h {
-				delete(r.held, t.Ref)
-			}
-			r.mu.Unlock()
-			r.signalAdmitted()
-			cancel(nil)
-		}()
-		r.handle(ctx, base, h)
-	}()
+	j.base, j.cancel, j.h = base, cancel, h
+	j.tasks.Add(1)
+	w.start(r, j)
 	return true
+}
+
+// runTask runs a started task to its end, then gives up what it held.
+func (r *Runtime) runTask(j job) {
+	defer j.tasks.Done()
+	defer j.release(1)
+	defer func() {
+		ref := j.h.task.Ref
+		r.mu.Lock()
+		if r.held[ref] == j.h {
+			delete(r.held, ref)
+		}
+		r.mu.Unlock()
+		r.signalAdmitted()
+		j.cancel(nil)
+	}()
+	r.handle(j.quit, j.base, j.h)
 }
 
 // releaseQueued hands back the tasks still queued when the runtime stops,

@@ -31,8 +31,8 @@ func (s *Store) SendControlMany(ctx context.Context, ids []interpreter.InstanceI
 	calls := make([]scriptCall, len(ids))
 	for i, id := range ids {
 		p := s.partition(id)
-		calls[i] = scriptCall{enqueueEventCmd, []string{s.k.inst(p, id), s.k.work(p)},
-			append([]any{string(id), b}, terminalStatuses...)}
+		calls[i] = scriptCall{script: enqueueEventCmd, keys: []string{s.k.inst(p, id), s.k.work(p)},
+			args: append([]any{string(id), b}, terminalStatuses...)}
 	}
 	return s.bulkCodes(ctx, string(ev.Kind), ids, calls)
 }
@@ -45,9 +45,9 @@ func (s *Store) PurgeInstances(ctx context.Context, ids []interpreter.InstanceID
 	calls := make([]scriptCall, len(ids))
 	for i, id := range ids {
 		p := s.partition(id)
-		calls[i] = scriptCall{purgeInstanceCmd,
-			[]string{s.k.inst(p, id), s.k.hist(p, id), s.k.index(p), s.k.finished(p), s.k.counts(p)},
-			append([]any{string(id)}, terminalStatuses...)}
+		calls[i] = scriptCall{script: purgeInstanceCmd,
+			keys: []string{s.k.inst(p, id), s.k.hist(p, id), s.k.index(p), s.k.finished(p), s.k.counts(p)},
+			args: append([]any{string(id)}, terminalStatuses...)}
 	}
 	return s.bulkCodes(ctx, "purge", ids, calls)
 }

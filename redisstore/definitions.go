@@ -136,7 +136,7 @@ func (s *Store) ListDefinitions(ctx context.Context) (_ []interpreter.Definition
 }
 
 func (s *Store) describeCall(name string) scriptCall {
-	return scriptCall{describeDefinitionCmd, []string{s.k.def(name)}, []any{fCreatedPref, fLatest}}
+	return scriptCall{script: describeDefinitionCmd, keys: []string{s.k.def(name)}, args: []any{fCreatedPref, fLatest}}
 }
 
 // decodeDefinition decodes a describe_definition reply; nil when empty.

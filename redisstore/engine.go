@@ -151,31 +151,23 @@ func (s *Store) Commit(ctx context.Context, ts []*interpreter.Transition) (errs 
 }
 
 // commitCall builds the commit_transition call of one transition.
+//
+// Its memory is a few allocations whatever the transition: the argument
+// lists, the keys, the variable values and the arguments struct are one
+// commitMem (when they fit its arrays, as a usual transition's do), and
+// every encoding (meta, runtime, status notice, tasks, history, timer
+// members, payload copies) is written into one byte buffer sized up front.
+// Strings are views of that buffer: nothing writes to what was handed out
+// (a growth copies to a new array and leaves the old one as it was).
 func (s *Store) commitCall(t *interpreter.Transition) (scriptCall, error) {
 	st := t.State
 	if st == nil {
 		return scriptCall{}, errors.New("redisstore: commit: transition without state")
 	}
 	p := s.partition(st.ID)
-	metaJSON, rtJSON, err := stateFields(st)
-	if err != nil {
-		return scriptCall{}, fmt.Errorf("redisstore: commit %s: %w", st.ID, err)
-	}
 	newRev := t.FromRevision + 1
-	var change []byte
-	if t.StatusChanged {
-		change, err = appendStatusChange(make([]byte, 0, 128+len(st.CustomStatus)+len(st.Output)), &interpreter.StatusChange{
-			Instance: st.ID, Status: st.Status, CustomStatus: st.CustomStatus,
-			Output: st.Output, Revision: newRev, Time: st.LastUpdatedTime,
-		})
-		if err != nil {
-			return scriptCall{}, fmt.Errorf("redisstore: commit %s: %w", st.ID, err)
-		}
-	}
-	work := s.k.work(p)
-	k := commitKeys{InstKey: s.k.inst(p, st.ID), HistKey: s.k.hist(p, st.ID), WorkKey: work,
-		TimersKey: s.k.timers(p), FinishedKey: s.k.finished(p), AckTaskKey: work, CountsKey: s.k.counts(p)}
 	ackTask, ackName := "", ""
+	ackKey := ""
 	if a := t.TaskAck; a != nil {
 		if t.WorkID != "" {
 			return scriptCall{}, fmt.Errorf("redisstore: commit %s: a transition consumes a work item or a task, not both", st.ID)
@@ -183,23 +175,33 @@ func (s *Store) commitCall(t *interpreter.Transition) (scriptCall, error) {
 		if err := s.validRef(*a); err != nil || a.Instance != st.ID {
 			return scriptCall{}, fmt.Errorf("redisstore: commit %s: task %s is not this instance's", st.ID, a.TaskID)
 		}
-		k.AckTaskKey, ackTask, ackName = s.k.tasks(p, queueOf(a.Queue)), a.EntryID, a.TaskID
+		ackKey, ackTask, ackName = s.k.tasks(p, queueOf(a.Queue)), a.EntryID, a.TaskID
 	}
 	// The variable part is gathered as values first, then handed to
-	// go-redis as pointers to them (see commitArgs.refs): vals holds the
-	// strings, dues the timers' due times, both sized up front so that no
-	// pointer outlives a growth.
+	// go-redis as pointers to them (see commitArgs.appendRefs): vals holds
+	// the strings, dues the timers' due times, both sized up front so that
+	// no pointer outlives a growth.
 	var nTasks, nAdds, nRems, nCancels int
+	size := stateSize(st) + len(st.Output) + len(st.CustomStatus) + 24
+	if t.StatusChanged {
+		size += 128 + len(st.CustomStatus) + len(st.Output)
+	}
+	if s.histMax > 0 && len(t.History) > 0 {
+		size += historySize(t.History)
+	}
 	for _, c := range t.Commands {
-		switch c.(type) {
+		switch c := c.(type) {
 		case *interpreter.ScheduleTask:
 			nTasks++
+			size += 256 + len(c.Input)
 		case *interpreter.CancelTask:
 			nCancels++
 		case *interpreter.StartTimer:
 			nAdds++
+			size += len(st.ID) + 1 + len(c.ID)
 		case *interpreter.CancelTimer:
 			nRems++
+			size += len(st.ID) + 1 + len(c.ID)
 		default:
 			return scriptCall{}, fmt.Errorf("redisstore: commit %s: unknown command %T", st.ID, c)
 		}
@@ -208,9 +210,53 @@ func (s *Store) commitCall(t *interpreter.Transition) (scriptCall, error) {
 	if suspendsOrResumes(t) {
 		open = openTasks(st)
 	}
-	keys := k.keys(nTasks + nCancels + len(open)) // then a task stream per task, cancel and open task
-	vals := make([]string, 2*nTasks+nAdds+nRems+nCancels+len(open))
-	dues := make([]int64, nAdds)
+	nKeys := commitKeyc + nTasks + nCancels + len(open) // then a task stream per task, cancel and open task
+	nVals := 2*nTasks + nAdds + nRems + nCancels + len(open)
+	nArgv := evalShaHead + nKeys + commitArgc + nVals + nAdds
+	m := new(commitMem)
+	keys := grow(m.keys[:0], nKeys)
+	vals := grow(m.vals[:0], nVals)[:nVals]
+	dues := grow(m.dues[:0], nAdds)[:nAdds]
+	argv := grow(m.argv[:0], nArgv)[:evalShaHead+nKeys]
+
+	b := make([]byte, 0, size)
+	var err error
+	view := func(from int) string { return bytesString(b[from:len(b):len(b)]) }
+	if b, err = appendMeta(b, st); err != nil {
+		return scriptCall{}, fmt.Errorf("redisstore: commit %s: %w", st.ID, err)
+	}
+	metaJSON := view(0)
+	n := len(b)
+	if b, err = appendRuntime(b, st); err != nil {
+		return scriptCall{}, fmt.Errorf("redisstore: commit %s: %w", st.ID, err)
+	}
+	rtJSON := view(n)
+	var change string
+	if t.StatusChanged {
+		n = len(b)
+		if b, err = appendStatusChange(b, &interpreter.StatusChange{
+			Instance: st.ID, Status: st.Status, CustomStatus: st.CustomStatus,
+			Output: st.Output, Revision: newRev, Time: st.LastUpdatedTime,
+		}); err != nil {
+			return scriptCall{}, fmt.Errorf("redisstore: commit %s: %w", st.ID, err)
+		}
+		change = view(n)
+	}
+	n = len(b)
+	b = append(b, st.Output...)
+	output := view(n)
+	n = len(b)
+	b = append(b, st.CustomStatus...)
+	custom := view(n)
+
+	inst, hist, status := s.k.instKeys(p, st.ID)
+	work := s.k.work(p)
+	if ackKey == "" {
+		ackKey = work
+	}
+	ck := commitKeys{InstKey: inst, HistKey: hist, WorkKey: work, TimersKey: s.k.timers(p),
+		FinishedKey: s.k.finished(p), AckTaskKey: ackKey, CountsKey: s.k.counts(p)}
+	keys = ck.appendTo(keys)
 	// Offsets of each kind in vals, in ARGV order.
 	ti, ai, ri, ci := 0, 2*nTasks, 2*nTasks+nAdds, 2*nTasks+nAdds+nRems
 	oi, di := ci+nCancels, 0
@@ -223,12 +269,12 @@ func (s *Store) commitCall(t *interpreter.Transition) (scriptCall, error) {
 	for _, c := range t.Commands {
 		switch c := c.(type) {
 		case *interpreter.ScheduleTask:
-			b, err := appendTask(make([]byte, 0, 256+len(c.Input)), c)
-			if err != nil {
+			n = len(b)
+			if b, err = appendTask(b, c); err != nil {
 				return scriptCall{}, fmt.Errorf("redisstore: commit %s: task: %w", st.ID, err)
 			}
 			keys = append(keys, s.k.tasks(p, queueOf(c.Queue)))
-			vals[ti], vals[ti+1] = bytesString(b), c.TaskID
+			vals[ti], vals[ti+1] = view(n), c.TaskID
 			ti += 2
 		case *interpreter.CancelTask:
 			cancelKeys = append(cancelKeys, s.k.tasks(p, queueOf(c.Queue)))
@@ -236,11 +282,15 @@ func (s *Store) commitCall(t *interpreter.Transition) (scriptCall, error) {
 			ci++
 			withdrawn = append(withdrawn, c.TaskID)
 		case *interpreter.StartTimer:
-			dues[di], vals[ai] = ms(c.Due), timerMember(st.ID, c.ID)
+			n = len(b)
+			b = appendTimerMember(b, st.ID, c.ID)
+			dues[di], vals[ai] = ms(c.Due), view(n)
 			di++
 			ai++
 		case *interpreter.CancelTimer:
-			vals[ri] = timerMember(st.ID, c.ID)
+			n = len(b)
+			b = appendTimerMember(b, st.ID, c.ID)
+			vals[ri] = view(n)
 			ri++
 		}
 	}
@@ -256,11 +306,13 @@ func (s *Store) commitCall(t *interpreter.Transition) (scriptCall, error) {
 			return scriptCall{}, fmt.Errorf("redisstore: commit %s: %w", st.ID, err)
 		}
 	}
-	var hist string
+	var histEntry string
 	if s.histMax > 0 && len(t.History) > 0 {
-		if hist, err = encodeHistory(t.History); err != nil {
+		n = len(b)
+		if b, err = appendHistory(b, t.History); err != nil {
 			return scriptCall{}, fmt.Errorf("redisstore: commit %s: history: %w", st.ID, err)
 		}
+		histEntry = view(n)
 	}
 	ends := ""
 	if st.Status.Terminal() {
@@ -268,30 +320,70 @@ func (s *Store) commitCall(t *interpreter.Transition) (scriptCall, error) {
 	}
 	finished := ""
 	if s.retain.enabled() && t.StatusChanged && st.Status.Terminal() {
-		finished = strconv.FormatInt(ms(st.LastUpdatedTime), 10)
+		n = len(b)
+		b = strconv.AppendInt(b, ms(st.LastUpdatedTime), 10)
+		finished = view(n)
 	}
-	a := &commitArgs{
+	a := &m.args
+	*a = commitArgs{
 		WorkGroup: groupEngine, WorkID: t.WorkID, FromRev: t.FromRevision, NewRev: newRev,
-		Status: string(st.Status), Meta: bytesString(metaJSON), Output: raw(st.Output), CustomStatus: raw(st.CustomStatus),
-		Runtime:    bytesString(rtJSON),
-		HistoryMax: s.histMax, StatusChannel: s.k.status(p, st.ID), StatusChange: bytesString(change),
+		Status: string(st.Status), Meta: metaJSON, Output: output, CustomStatus: custom,
+		Runtime:    rtJSON,
+		HistoryMax: s.histMax, StatusChannel: status, StatusChange: change,
 		NTasks: nTasks, NTimerAdds: nAdds, NTimerRemoves: nRems,
-		HistoryEntry: hist, FinishedAt: finished, InstanceID: string(st.ID), CreatedAt: ms(st.CreatedTime),
+		HistoryEntry: histEntry, FinishedAt: finished, InstanceID: string(st.ID), CreatedAt: ms(st.CreatedTime),
 		TaskGroup: groupWorkers, AckTaskID: ackTask, AckTaskName: ackName,
 		NCancels: nCancels, WithdrawnChannel: s.k.withdrawn(p), WithdrawnNotice: bytesString(notice),
 		Ends: ends, NOpen: len(open), Workflow: st.Name, RunInput: runInput(t),
 	}
-	args := a.refs(len(vals) + len(dues))
+	// argv is the whole EVALSHA command (evalSha sends it as it is); its
+	// head is filled in last, when keys no longer grows.
+	argv = a.appendRefs(argv)
 	for i := range 2 * nTasks {
-		args = append(args, &vals[i])
+		argv = append(argv, &vals[i])
 	}
 	for i := range dues {
-		args = append(args, &dues[i], &vals[2*nTasks+i])
+		argv = append(argv, &dues[i], &vals[2*nTasks+i])
 	}
 	for i := 2*nTasks + nAdds; i < len(vals); i++ {
-		args = append(args, &vals[i])
+		argv = append(argv, &vals[i])
 	}
-	return scriptCall{script: commitTransitionCmd, keys: keys, args: args}, nil
+	c := scriptCall{script: commitTransitionCmd, keys: keys, args: argv[evalShaHead+len(keys):]}
+	if h := scriptHash(commitTransitionCmd); h != nil {
+		argv[0], argv[1], argv[2] = "evalsha", h, len(keys)
+		for i := range keys {
+			argv[evalShaHead+i] = &keys[i]
+		}
+		c.cmd = argv
+	}
+	return c, nil
+}
+
+// commitMem is the memory of a usual commitCall, allocated at once; a
+// call with more tasks or timers than its arrays hold makes slices of
+// its own for what does not fit.
+type commitMem struct {
+	args commitArgs
+	argv [evalShaHead + 10 + commitArgc + 10]any
+	keys [10]string
+	vals [8]string
+	dues [3]int64
+}
+
+// commitKeyc counts commitKeys' fields, commitArgc commitArgs'
+// (TestCommitScriptHeader checks both).
+const commitKeyc, commitArgc = 7, 29
+
+// evalShaHead is EVALSHA's words before the keys: evalsha, the hash and
+// the number of keys.
+const evalShaHead = 3
+
+// grow is s (empty) with room for n, s itself when it has it.
+func grow[T any](s []T, n int) []T {
+	if cap(s) >= n {
+		return s
+	}
+	return make([]T, 0, n)
 }
 
 // bytesString is b as a string without a copy. Only for bytes nothing
@@ -310,7 +402,12 @@ type commitKeys struct {
 
 // keys lists the fields in order, with room for extra more.
 func (k *commitKeys) keys(extra int) []string {
-	return append(make([]string, 0, 7+extra), k.InstKey, k.HistKey, k.WorkKey, k.TimersKey, k.FinishedKey, k.AckTaskKey, k.CountsKey)
+	return k.appendTo(make([]string, 0, commitKeyc+extra))
+}
+
+// appendTo appends the fields in order to dst.
+func (k *commitKeys) appendTo(dst []string) []string {
+	return append(dst, k.InstKey, k.HistKey, k.WorkKey, k.TimersKey, k.FinishedKey, k.AckTaskKey, k.CountsKey)
 }
 
 // commitArgs are commit_transition's named ARGV, in order: field i is
@@ -365,13 +462,13 @@ func runInput(t *interpreter.Transition) string {
 	return ""
 }
 
-// refs lists pointers to the fields in order, with room for extra more:
-// go-redis writes a *string, *int or *int64 as the value it points to,
-// and a pointer goes into an interface without the allocation each
-// string or number would cost. The list is the one place that orders the
-// fields; argv reads it.
-func (a *commitArgs) refs(extra int) []any {
-	return append(make([]any, 0, 29+extra),
+// appendRefs appends pointers to the fields in order to dst: go-redis
+// writes a *string, *int or *int64 as the value it points to, and a
+// pointer goes into an interface without the allocation each string or
+// number would cost. The list is the one place that orders the fields;
+// argv reads it.
+func (a *commitArgs) appendRefs(dst []any) []any {
+	return append(dst,
 		&a.WorkGroup, &a.WorkID, &a.FromRev, &a.NewRev,
 		&a.Status, &a.Meta, &a.Output, &a.CustomStatus, &a.Runtime,
 		&a.HistoryMax, &a.StatusChannel, &a.StatusChange,
@@ -385,7 +482,7 @@ func (a *commitArgs) refs(extra int) []any {
 
 // argv lists the fields' values in order, with room for extra more.
 func (a *commitArgs) argv(extra int) []any {
-	out := a.refs(extra)
+	out := a.appendRefs(make([]any, 0, commitArgc+extra))
 	for i, r := range out {
 		out[i] = deref(r)
 	}

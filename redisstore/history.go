@@ -41,15 +41,20 @@ var histNames = func() map[string]string {
 // encodeHistory encodes the history lines of one transition as one
 // history list element.
 func encodeHistory(hs []interpreter.HistoryEvent) (string, error) {
-	n := 16
-	for i := range hs {
-		n += 24 + len(hs[i].Type) + len(hs[i].StepID) + len(hs[i].Name) + len(hs[i].Data) + len(hs[i].Reason)
-	}
-	b, err := appendHistory(make([]byte, 0, n), hs)
+	b, err := appendHistory(make([]byte, 0, historySize(hs)), hs)
 	if err != nil {
 		return "", err
 	}
 	return bytesString(b), nil
+}
+
+// historySize is about the size of the lines' history element.
+func historySize(hs []interpreter.HistoryEvent) int {
+	n := 16
+	for i := range hs {
+		n += 24 + len(hs[i].Type) + len(hs[i].StepID) + len(hs[i].Name) + len(hs[i].Data) + len(hs[i].Reason)
+	}
+	return n
 }
 
 // appendHistory appends the history list element of the lines to dst.

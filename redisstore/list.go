@@ -71,7 +71,7 @@ func parseToken(t string) (cursor, error) {
 func (s *Store) scanIndex(ctx context.Context, cur cursor, maxScore string, fetch int) ([]entry, bool, error) {
 	calls := make([]scriptCall, s.n)
 	for p := range calls {
-		calls[p] = scriptCall{pageIndexCmd, []string{s.k.index(p)}, []any{cur.score, string(cur.id), maxScore, fetch}}
+		calls[p] = scriptCall{script: pageIndexCmd, keys: []string{s.k.index(p)}, args: []any{cur.score, string(cur.id), maxScore, fetch}}
 	}
 	cmds, err := s.runScripts(ctx, calls)
 	if err != nil {
@@ -269,7 +269,7 @@ func (s *Store) PurgeMany(ctx context.Context, from, to time.Time, statuses []in
 				keys = append(keys, s.k.inst(p, e.id), s.k.hist(p, e.id))
 				args = append(args, string(e.id))
 			}
-			calls = append(calls, scriptCall{purgeManyCmd, keys, args})
+			calls = append(calls, scriptCall{script: purgeManyCmd, keys: keys, args: args})
 		}
 		cmds, err := s.runScripts(ctx, calls)
 		if err != nil {

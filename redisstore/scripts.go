@@ -111,6 +111,10 @@ type scriptCall struct {
 	script *redis.Script
 	keys   []string
 	args   []any
+	// cmd, when set, is the call's whole EVALSHA command, built by the
+	// caller with args as its tail (commitCall), so that evalSha need not
+	// make it.
+	cmd []any
 }
 
 // runScripts runs the calls in one pipeline of EVALSHA (one round trip).
@@ -180,16 +184,20 @@ func pipeScripts(ctx context.Context, c pipeliner, calls []scriptCall, wait *red
 // dozen keys. Like go-redis it names the first key's position, which routes
 // the command on a cluster.
 func evalSha(ctx context.Context, p redis.Pipeliner, c scriptCall) *redis.Cmd {
-	h := scriptHash(c.script)
-	if h == nil {
-		return c.script.EvalSha(ctx, p, c.keys, c.args...)
+	args := c.cmd
+	if args == nil {
+		h := scriptHash(c.script)
+		if h == nil {
+			return c.script.EvalSha(ctx, p, c.keys, c.args...)
+		}
+		args = make([]any, 3, 3+len(c.keys)+len(c.args))
+		args[0], args[1], args[2] = "evalsha", h, len(c.keys)
+		for i := range c.keys {
+			args = append(args, &c.keys[i])
+		}
+		args = append(args, c.args...)
 	}
-	args := make([]any, 3, 3+len(c.keys)+len(c.args))
-	args[0], args[1], args[2] = "evalsha", h, len(c.keys)
-	for i := range c.keys {
-		args = append(args, &c.keys[i])
-	}
-	cmd := redis.NewCmd(ctx, append(args, c.args...)...)
+	cmd := redis.NewCmd(ctx, args...)
 	if len(c.keys) > 0 {
 		cmd.SetFirstKeyPos(3)
 	}

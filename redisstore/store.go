@@ -110,7 +110,7 @@ func New(client redis.UniversalClient, opts Options) *Store {
 	}
 	_, cluster := client.(*redis.ClusterClient)
 	s := &Store{
-		client: client, k: newKeys(opts.Prefix), n: opts.Partitions,
+		client: client, k: newKeys(opts.Prefix).forPartitions(opts.Partitions), n: opts.Partitions,
 		histMax: opts.HistoryMax, retain: opts.Retention, log: opts.Logger, perStream: cluster,
 		failover: followFailovers(client), durability: opts.Durability,
 	}

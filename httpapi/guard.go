@@ -105,9 +105,78 @@ func (g *guarded) PutDefinition(ctx context.Context, name, hash string, src []by
 func (g *guarded) LoadDefinition(ctx context.Context, name, hash string) ([]byte, error) {
 	return bound(g, ctx, "load-definition", g.timeout, func(ctx context.Context) ([]byte, error) { return g.be.LoadDefinition(ctx, name, hash) })
 }
-func (g *guarded) LatestDefinition(ctx context.Context, name string) (string, error) {
-	return bound(g, ctx, "latest-definition", g.timeout, func(ctx context.Context) (string, error) { return g.be.LatestDefinition(ctx, name) })
+
+// LatestDefinition is bounded by a lazyDeadline: the store answers it
+// from a cache in process nearly always, without looking at its context,
+// and a deadline context's timer, channel and closures were the most of
+// what a start paid for it.
+func (g *guarded) LatestDefinition(ctx context.Context, name string) (_ string, err error) {
+	lc := &lazyDeadline{parent: ctx, deadline: time.Now().Add(g.timeout)}
+	defer lc.end()
+	defer g.recovered("latest-definition", &err)
+	h, err := g.be.LatestDefinition(lc, name)
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = fmt.Errorf("store call %s: %w", "latest-definition", err)
+	}
+	return h, err
 }
+
+// lazyDeadline is context.WithDeadline(parent, deadline) made only when a
+// callee first asks for Done, Err or Value: a call that never looks
+// (one answered from memory) pays for this struct alone, one that does
+// gets the same context as bound gives, armed at its first look (the
+// deadline set when the call began). Its Deadline is known at once, so a
+// client that bounds its socket by it needs no arming.
+type lazyDeadline struct {
+	parent   context.Context
+	deadline time.Time
+	once     sync.Once
+	ctx      context.Context // set by once: the armed context, or endedCtx
+	cancel   context.CancelFunc
+}
+
+// endedCtx is what a lazyDeadline never armed is after its call ended:
+// canceled, as a WithDeadline context is once the call's cancel ran.
+var endedCtx = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
+
+func (c *lazyDeadline) armed() context.Context {
+	c.once.Do(func() { c.ctx, c.cancel = context.WithDeadline(c.parent, c.deadline) })
+	return c.ctx
+}
+
+// end is the call's cancel: it stops the timer when armed, and makes a
+// late look find the context done.
+func (c *lazyDeadline) end() {
+	c.once.Do(func() { c.ctx = endedCtx })
+	if c.cancel != nil {
+		c.cancel()
+	}
+}
+
+func (c *lazyDeadline) Deadline() (time.Time, bool) {
+	if d, ok := c.parent.Deadline(); ok && d.Before(c.deadline) {
+		return d, true
+	}
+	return c.deadline, true
+}
+func (c *lazyDeadline) Done() <-chan struct{} { return c.armed().Done() }
+func (c *lazyDeadline) Err() error            { return c.armed().Err() }
+
+// Value arms too, so that context.Cause and a context made from this one
+// find the armed context (the cancelCtx lookup is a Value), as they would
+// find WithDeadline's. Once ended unarmed, values come from parent.
+func (c *lazyDeadline) Value(key any) any {
+	if ctx := c.armed(); c.cancel != nil {
+		return ctx.Value(key)
+	}
+	return c.parent.Value(key)
+}
+
+func (c *lazyDeadline) String() string { return "httpapi.lazyDeadline" }
 func (g *guarded) DescribeDefinition(ctx context.Context, name string) (*interpreter.DefinitionInfo, error) {
 	return bound(g, ctx, "describe-definition", g.timeout, func(ctx context.Context) (*interpreter.DefinitionInfo, error) {
 		return g.be.DescribeDefinition(ctx, name)

@@ -14,6 +14,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -38,6 +39,7 @@ const (
 
 // FlowSample is one repetition of ReserveTicket driven over HTTP.
 type FlowSample struct {
+	Client  string  `json:"client"` // the bench's HTTP client: raw or net
 	N       int     `json:"n"`
 	Seconds float64 `json:"seconds"` // first start → last Completed seen
 	PerSec  float64 `json:"perSec"`
@@ -51,7 +53,11 @@ type FlowSample struct {
 	ServerUS float64            `json:"serverCpuUs"` // the cairn serve process (API and engine)
 	RedisUS  float64            `json:"redisCpuUs"`
 	ClientUS float64            `json:"clientCpuUs"` // this process: the HTTP client (and the harness's INFO calls)
-	Cmds     float64            `json:"commands"`    // commands Redis executed, Lua included
+	// Retries are the raw client's requests sent again on a fresh
+	// connection after a kept-alive one turned out closed (warm-up
+	// included).
+	Retries int64   `json:"clientRetries,omitempty"`
+	Cmds    float64 `json:"commands"` // commands Redis executed, Lua included
 	// ServerUSPerCall is the server's CPU divided by every HTTP call, the
 	// engine's share included (it runs in the same process).
 	ServerUSPerCall float64 `json:"serverCpuUsPerCall"`
@@ -70,6 +76,7 @@ type FlowSample struct {
 type FlowResult struct {
 	Variant    string       `json:"variant"`
 	Durability string       `json:"durability"`
+	Client     string       `json:"client"` // the bench's HTTP client: raw or net
 	Conns      int          `json:"conns"`
 	PollMS     float64      `json:"pollMs,omitempty"`
 	Samples    []FlowSample `json:"samples"`
@@ -243,8 +250,19 @@ func pidCPU(pid int) (float64, error) {
 	return (ut + st) / clockTicks(), nil
 }
 
+// The HTTP clients httpflow can drive cairn serve with.
+const (
+	clientRaw = "raw" // rawClient: hand-written HTTP/1.1 on keep-alive connections
+	clientNet = "net" // Go's net/http client
+)
+
+var flowClientKind = flag.String("httpflow-client", clientRaw,
+	"httpflow's HTTP client: raw (a lean keep-alive HTTP/1.1 client, so the client's CPU takes less from the cores cairn serve runs on) or net (net/http)")
+
 // flowClient is the user's side: an HTTP client counting its calls.
 type flowClient struct {
+	kind    string     // clientRaw or clientNet
+	raw     *rawClient // kind raw
 	c       *http.Client
 	tr      *http.Transport
 	base    string
@@ -255,14 +273,36 @@ type flowClient struct {
 
 var flowKinds = []string{"start", "raiseEvent", "status", "events"}
 
-func newFlowClient(base, variant string, conns int, poll time.Duration) *flowClient {
-	tr := &http.Transport{MaxIdleConns: 2 * conns, MaxIdleConnsPerHost: 2 * conns, DisableCompression: true, IdleConnTimeout: time.Minute}
-	fc := &flowClient{c: &http.Client{Transport: tr, Timeout: time.Minute}, tr: tr, base: base, variant: variant, poll: poll,
-		calls: map[string]*atomic.Int64{}}
+// newFlowClient returns a client of the given kind (clientRaw or
+// clientNet) for cairn serve at base.
+func newFlowClient(kind, base, variant string, conns int, poll time.Duration) (*flowClient, error) {
+	fc := &flowClient{kind: kind, base: base, variant: variant, poll: poll, calls: map[string]*atomic.Int64{}}
+	switch kind {
+	case clientRaw:
+		rc, err := newRawClient(base, time.Minute)
+		if err != nil {
+			return nil, err
+		}
+		fc.raw = rc
+	case clientNet:
+		fc.tr = &http.Transport{MaxIdleConns: 2 * conns, MaxIdleConnsPerHost: 2 * conns, DisableCompression: true, IdleConnTimeout: time.Minute}
+		fc.c = &http.Client{Transport: fc.tr, Timeout: time.Minute}
+	default:
+		return nil, fmt.Errorf("-httpflow-client %q: want %s or %s", kind, clientRaw, clientNet)
+	}
 	for _, k := range flowKinds {
 		fc.calls[k] = new(atomic.Int64)
 	}
-	return fc
+	return fc, nil
+}
+
+// close closes the client's idle connections.
+func (fc *flowClient) close() {
+	if fc.raw != nil {
+		fc.raw.closeIdle()
+	} else {
+		fc.tr.CloseIdleConnections()
+	}
 }
 
 func (fc *flowClient) snapshot() map[string]int64 {
@@ -273,42 +313,62 @@ func (fc *flowClient) snapshot() map[string]int64 {
 	return m
 }
 
-// do sends one call and returns its status code and body (read whole).
-func (fc *flowClient) do(ctx context.Context, kind, method, path string, body []byte) (int, []byte, error) {
+// do sends one call to the path a+b+p and returns its status code and
+// body (read whole). With the raw client, rc is the connection the
+// instance holds and the body is valid until its next call.
+func (fc *flowClient) do(ctx context.Context, rc *rawConn, kind, method, a, b, p string, body []byte) (int, []byte, error) {
+	fc.calls[kind].Add(1)
+	if fc.raw != nil {
+		return fc.raw.do(ctx, rc, method, a, b, p, body)
+	}
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, fc.base+path, rd)
+	req, err := http.NewRequestWithContext(ctx, method, fc.base+a+b+p, rd)
 	if err != nil {
 		return 0, nil, err
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	fc.calls[kind].Add(1)
 	resp, err := fc.c.Do(req)
 	if err != nil {
 		return 0, nil, err
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, b, err
+	out, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, out, err
 }
 
 const dfBase = "/runtime/webhooks/durabletask"
 
+var raiseBody = []byte("true")
+
 // run drives instance id through start, raise and the wait for
 // Completed, and records when the client saw it completed.
 func (fc *flowClient) run(ctx context.Context, t *tracker, i int, id string) error {
-	code, b, err := fc.do(ctx, "start", http.MethodPost, dfBase+"/orchestrators/ReserveTicket/"+id, []byte(`"user-`+strconv.Itoa(i)+`"`))
+	var rc *rawConn
+	var input []byte
+	if fc.raw != nil {
+		// One connection for the whole instance, as a wrk connection
+		// carries its requests one after another.
+		rc = fc.raw.get()
+		defer fc.raw.put(rc)
+		rc.scratch = strconv.AppendInt(append(rc.scratch[:0], `"user-`...), int64(i), 10)
+		rc.scratch = append(rc.scratch, '"')
+		input = rc.scratch
+	} else {
+		input = []byte(`"user-` + strconv.Itoa(i) + `"`)
+	}
+	code, b, err := fc.do(ctx, rc, "start", http.MethodPost, dfBase+"/orchestrators/ReserveTicket/", id, "", input)
 	if err != nil {
 		return err
 	}
 	if code != http.StatusAccepted {
 		return fmt.Errorf("start: %d %s", code, b)
 	}
-	code, b, err = fc.do(ctx, "raiseEvent", http.MethodPost, dfBase+"/instances/"+id+"/raiseEvent/BookingConfirmed", []byte("true"))
+	code, b, err = fc.do(ctx, rc, "raiseEvent", http.MethodPost, dfBase+"/instances/", id, "/raiseEvent/BookingConfirmed", raiseBody)
 	if err != nil {
 		return err
 	}
@@ -316,10 +376,13 @@ func (fc *flowClient) run(ctx context.Context, t *tracker, i int, id string) err
 		return fmt.Errorf("raiseEvent: %d %s", code, b)
 	}
 	var status string
-	if fc.variant == flowSSE {
+	switch {
+	case fc.variant == flowSSE && fc.raw != nil:
+		status, err = fc.followRaw(ctx, rc, id)
+	case fc.variant == flowSSE:
 		status, err = fc.follow(ctx, id)
-	} else {
-		status, err = fc.pollStatus(ctx, id)
+	default:
+		status, err = fc.pollStatus(ctx, rc, id)
 	}
 	if err != nil {
 		return err
@@ -336,14 +399,14 @@ func finished(s string) bool { return s == "Completed" || s == "Failed" || s == 
 
 // pollStatus waits one poll interval, then GETs the status, until the
 // instance has finished (200; 202 means it still runs).
-func (fc *flowClient) pollStatus(ctx context.Context, id string) (string, error) {
+func (fc *flowClient) pollStatus(ctx context.Context, rc *rawConn, id string) (string, error) {
 	for {
 		select {
 		case <-ctx.Done():
 			return "", ctx.Err()
 		case <-time.After(fc.poll):
 		}
-		code, b, err := fc.do(ctx, "status", http.MethodGet, dfBase+"/instances/"+id, nil)
+		code, b, err := fc.do(ctx, rc, "status", http.MethodGet, dfBase+"/instances/", id, "", nil)
 		if err != nil {
 			return "", err
 		}
@@ -401,6 +464,42 @@ func (fc *flowClient) follow(ctx context.Context, id string) (string, error) {
 	return "", errors.New("GET events: the stream ended before the instance finished")
 }
 
+// followRaw is follow on the raw client's connection rc.
+func (fc *flowClient) followRaw(ctx context.Context, rc *rawConn, id string) (status string, err error) {
+	fc.calls["events"].Add(1)
+	h, err := fc.raw.openStream(ctx, rc, "/v1/instances/", id, "/events")
+	if err != nil {
+		return "", err
+	}
+	// The drain's own failure only closes the connection: the status read
+	// before it stands, as follow ignores its drain's error.
+	defer func() { rc.endStream(h, err) }()
+	if h.code != http.StatusOK {
+		b, _ := rc.streamAll()
+		return "", fmt.Errorf("GET events: %d %s", h.code, b)
+	}
+	for {
+		line, err := rc.streamLine()
+		if errors.Is(err, io.EOF) {
+			return "", errors.New("GET events: the stream ended before the instance finished")
+		}
+		if err != nil {
+			return "", fmt.Errorf("GET events: %w", err)
+		}
+		data, ok := bytes.CutPrefix(line, []byte("data: "))
+		if !ok {
+			continue
+		}
+		var st flowStatus
+		if err := json.Unmarshal(data, &st); err != nil {
+			return "", fmt.Errorf("GET events: %w: %s", err, data)
+		}
+		if finished(st.RuntimeStatus) {
+			return st.RuntimeStatus, nil
+		}
+	}
+}
+
 // flowSpec is what one httpflow run varies: the client's wait, the Redis
 // it runs against, and cairn serve's --durability and environment.
 type flowSpec struct {
@@ -437,8 +536,11 @@ func flowMeasure(ctx context.Context, o options, sp flowSpec, bin string, rep in
 	}
 	defer s.stop()
 	pid := s.cmd.Process.Pid
-	fc := newFlowClient(s.base, sp.variant, o.flowConns, o.flowPoll)
-	defer fc.tr.CloseIdleConnections()
+	fc, err := newFlowClient(*flowClientKind, s.base, sp.variant, o.flowConns, o.flowPoll)
+	if err != nil {
+		return FlowSample{}, err
+	}
+	defer fc.close()
 	load := func(t *tracker) error {
 		return runLoad(ctx, t, 0, o.flowConns, func(ctx context.Context, i int, id string) error { return fc.run(ctx, t, i, id) })
 	}
@@ -486,7 +588,7 @@ func flowMeasure(ctx context.Context, o options, sp flowSpec, bin string, rep in
 	}
 	lat, span := t.latencies()
 	n := float64(t.n)
-	smp := FlowSample{N: t.n, Seconds: span.Seconds(), PerSec: n / span.Seconds(),
+	smp := FlowSample{Client: fc.kind, N: t.n, Seconds: span.Seconds(), PerSec: n / span.Seconds(),
 		P50: percentile(lat, 50), P90: percentile(lat, 90), P99: percentile(lat, 99), Max: percentile(lat, 100),
 		Calls:    map[string]float64{},
 		ServerUS: (srv1 - srv0) * 1e6 / n, RedisUS: d.cpuSec * 1e6 / n, ClientUS: (cli1 - cli0) * 1e6 / n,
@@ -511,6 +613,9 @@ func flowMeasure(ctx context.Context, o options, sp flowSpec, bin string, rep in
 		}
 	}
 	smp.AllCalls = float64(all) / n
+	if fc.raw != nil {
+		smp.Retries = fc.raw.retries.Load()
+	}
 	if all > 0 {
 		smp.ServerUSPerCall = (srv1 - srv0) * 1e6 / float64(all)
 	}
@@ -573,7 +678,7 @@ func gcTrace(path string, offset int64) (int, float64, error) {
 func httpFlow(ctx context.Context, o options, h *harness, addr string, rep *Report, logf func(string, ...any)) []FlowResult {
 	var out []*FlowResult
 	for _, v := range []string{flowPoll, flowSSE} {
-		r := &FlowResult{Variant: v, Durability: o.flowDurability, Conns: o.flowConns}
+		r := &FlowResult{Variant: v, Client: *flowClientKind, Durability: o.flowDurability, Conns: o.flowConns}
 		if v == flowPoll {
 			r.PollMS = float64(o.flowPoll) / float64(time.Millisecond)
 		}
@@ -679,7 +784,7 @@ func renderHTTPFlow(b *strings.Builder, f finder, rep *Report) {
 	w := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
 	w("## ReserveTicket over HTTP (cairn serve in a child process)\n\n")
 	w("The cairn command, built from the checkout, runs as `cairn serve --durability %s` (API and engine in one process, default options) in a child process against the bench's redis-server; ", rep.HTTPFlow[0].Durability)
-	w("an independent Go client in the bench process drives ReserveTicket over the Durable Functions API as a user would: ")
+	w("an independent Go client in the bench process (%s) drives ReserveTicket over the Durable Functions API as a user would: ", flowClients(rep.HTTPFlow))
 	w("`POST /runtime/webhooks/durabletask/orchestrators/ReserveTicket/{id}`, `POST …/instances/{id}/raiseEvent/BookingConfirmed`, then either ")
 	poll := 0.0
 	for _, r := range rep.HTTPFlow {
@@ -702,7 +807,7 @@ func renderHTTPFlow(b *strings.Builder, f finder, rep *Report) {
 		}
 		m := ss[len(ss)/2]
 		g := func(get func(FlowSample) float64) string { return cell(flowField(ss, get)) }
-		w("| %s%s | %s | %s | %s | %s | %s (%s) | %s | %s | %s | %s | %s |\n", r.Variant, flowMark(ss), count(m.N),
+		w("| %s (%s client)%s | %s | %s | %s | %s | %s (%s) | %s | %s | %s | %s | %s |\n", r.Variant, flowClientOf(r), flowMark(ss), count(m.N),
 			g(flowPerSec), g(func(s FlowSample) float64 { return s.P50 }), g(func(s FlowSample) float64 { return s.P99 }),
 			g(func(s FlowSample) float64 { return s.AllCalls }), topKeys(m.Calls, 4, "%.2f"),
 			g(func(s FlowSample) float64 { return s.ServerUS }), g(func(s FlowSample) float64 { return s.ServerUSPerCall }),
@@ -739,6 +844,37 @@ func renderHTTPFlow(b *strings.Builder, f finder, rep *Report) {
 			}
 		}
 	}
+}
+
+// flowClientOf is the client a result's samples were measured with.
+func flowClientOf(r FlowResult) string {
+	if len(r.Samples) > 0 && r.Samples[0].Client != "" {
+		return r.Samples[0].Client
+	}
+	if r.Client != "" {
+		return r.Client
+	}
+	return clientNet // results from before the raw client
+}
+
+// flowClients says in words which clients the results used.
+func flowClients(rs []FlowResult) string {
+	seen := map[string]bool{}
+	var out []string
+	for _, r := range rs {
+		k := flowClientOf(r)
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		switch k {
+		case clientRaw:
+			out = append(out, "the raw client: hand-written HTTP/1.1 requests on keep-alive TCP connections, one per client goroutine, responses parsed in place, like wrk; `-httpflow-client net` measures with net/http instead")
+		default:
+			out = append(out, "Go's net/http client")
+		}
+	}
+	return strings.Join(out, "; ")
 }
 
 func flowMark(ss []FlowSample) string {
@@ -812,8 +948,11 @@ func flowProfile(ctx context.Context, o options, h *harness, addr, bin string, l
 		return nil, err
 	}
 	defer s.stop()
-	fc := newFlowClient(s.base, flowPoll, o.flowConns, o.flowPoll)
-	defer fc.tr.CloseIdleConnections()
+	fc, err := newFlowClient(*flowClientKind, s.base, flowPoll, o.flowConns, o.flowPoll)
+	if err != nil {
+		return nil, err
+	}
+	defer fc.close()
 	load := func(t *tracker) error {
 		return runLoad(ctx, t, 0, o.flowConns, func(ctx context.Context, i int, id string) error { return fc.run(ctx, t, i, id) })
 	}

@@ -171,25 +171,26 @@ func decodeState(id interpreter.InstanceID, vals []any) (*interpreter.State, err
 	return st, nil
 }
 
-// decodeWork decodes a work stream entry: i = instance id, e = event JSON.
-func decodeWork(id string, p int, values map[string]any) (interpreter.WorkItem, error) {
+// decodeWork decodes a work stream entry into it (a zero WorkItem): i =
+// instance id, e = event JSON.
+func decodeWork(it *interpreter.WorkItem, id string, p int, values map[string]any) error {
 	inst, _ := values["i"].(string)
 	ev, _ := values["e"].(string)
-	it := interpreter.WorkItem{ID: id, Partition: p, Instance: interpreter.InstanceID(inst)}
+	it.ID, it.Partition, it.Instance = id, p, interpreter.InstanceID(inst)
 	if inst == "" {
-		return it, fmt.Errorf("redisstore: work item %s has no instance", id)
+		return fmt.Errorf("redisstore: work item %s has no instance", id)
 	}
-	if err := json.Unmarshal([]byte(ev), &it.Event); err != nil {
-		return it, fmt.Errorf("redisstore: work item %s: bad event: %w", id, err)
+	if err := json.Unmarshal(stringBytes(ev), &it.Event); err != nil {
+		return fmt.Errorf("redisstore: work item %s: bad event: %w", id, err)
 	}
 	if q, ok := values["q"].(string); ok {
 		seq, err := strconv.ParseInt(q, 10, 64)
 		if err != nil {
-			return it, fmt.Errorf("redisstore: work item %s: bad message number %q", id, q)
+			return fmt.Errorf("redisstore: work item %s: bad message number %q", id, q)
 		}
 		it.Event.Seq = seq
 	}
-	return it, nil
+	return nil
 }
 
 // The append functions below write JSON byte for byte as encoding/json

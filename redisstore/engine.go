@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -27,10 +28,8 @@ func (s *Store) ReadWork(ctx context.Context, consumer string, partitions []int,
 		return nil, nil
 	}
 	streams := make([]string, len(partitions))
-	part := make(map[string]int, len(partitions))
 	for i, p := range partitions {
 		streams[i] = s.k.work(p)
-		part[streams[i]] = p
 	}
 	count := max(1, (limit+len(partitions)-1)/len(partitions))
 	res, err := s.readGroup(ctx, groupEngine, consumer, streams, count, block, true)
@@ -38,23 +37,42 @@ func (s *Store) ReadWork(ctx context.Context, consumer string, partitions []int,
 		return nil, err
 	}
 	var items []interpreter.WorkItem
+	at := 0
 	for _, st := range res {
-		items = s.appendWork(ctx, items, st.Stream, part[st.Stream], st.Messages)
+		p := 0 // Redis replies only for streams asked for; 0 is what a map lookup gave
+		if i := streamIndex(streams, st.Stream, at); i >= 0 {
+			at, p = i, partitions[i]
+		}
+		items = s.appendWork(ctx, items, st.Stream, p, st.Messages)
 	}
 	return items, nil
+}
+
+// streamIndex is the index of name in streams, -1 when absent. The search
+// starts at from: a read's reply lists its streams in the order they were
+// asked for, so a walk over the reply finds each one at or after the
+// last (a map per read was an allocation per stream).
+func streamIndex(streams []string, name string, from int) int {
+	for i := range streams {
+		if j := (from + i) % len(streams); streams[j] == name {
+			return j
+		}
+	}
+	return -1
 }
 
 // appendWork decodes messages of one work stream; corrupt ones are dropped.
 func (s *Store) appendWork(ctx context.Context, items []interpreter.WorkItem, stream string, p int, msgs []redis.XMessage) []interpreter.WorkItem {
 	var bad []string
 	var cause error
+	items = slices.Grow(items, len(msgs))
 	for _, m := range msgs {
-		it, err := decodeWork(m.ID, p, m.Values)
-		if err != nil {
+		// Decoded in place: a WorkItem of its own would escape to the heap.
+		items = append(items, interpreter.WorkItem{})
+		if err := decodeWork(&items[len(items)-1], m.ID, p, m.Values); err != nil {
+			items = items[:len(items)-1]
 			bad, cause = append(bad, m.ID), err
-			continue
 		}
-		items = append(items, it)
 	}
 	if len(bad) > 0 {
 		s.drop(ctx, groupEngine, map[string][]string{stream: bad}, cause)
@@ -390,6 +408,14 @@ func grow[T any](s []T, n int) []T {
 // writes to again: the encodings commitCall made for this call.
 func bytesString(b []byte) string {
 	return unsafe.String(unsafe.SliceData(b), len(b))
+}
+
+// stringBytes is s's bytes without a copy, for json.Unmarshal only: it
+// reads its input and never writes to it (what it keeps, a RawMessage or
+// a string, it copies), and the bytes must not be written to, being a
+// string's.
+func stringBytes(s string) []byte {
+	return unsafe.Slice(unsafe.StringData(s), len(s))
 }
 
 // commitKeys are commit_transition's named KEYS, in order: field i is

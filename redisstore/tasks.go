@@ -64,10 +64,8 @@ func (s *Store) ReadTaskBatch(ctx context.Context, consumer, queue string, want 
 	defer classify(ctx, &err)
 	queue = queueOf(queue)
 	streams := make([]string, s.n)
-	part := make(map[string]int, s.n)
 	for p := range streams {
 		streams[p] = s.k.tasks(p, queue)
-		part[streams[p]] = p
 	}
 	// Only the in-process runtime's queue reads back after a failed read:
 	// it keeps the tasks it holds and never runs one twice, which an
@@ -77,8 +75,13 @@ func (s *Store) ReadTaskBatch(ctx context.Context, consumer, queue string, want 
 		return nil, err
 	}
 	var tasks []Task
+	at := 0
 	for _, st := range res {
-		tasks = s.appendTasks(ctx, tasks, queue, st.Stream, part[st.Stream], st.Messages)
+		p := 0 // Redis replies only for streams asked for; 0 is what a map lookup gave
+		if i := streamIndex(streams, st.Stream, at); i >= 0 {
+			at, p = i, i
+		}
+		tasks = s.appendTasks(ctx, tasks, queue, st.Stream, p, st.Messages)
 	}
 	return tasks, nil
 }
@@ -191,15 +194,18 @@ func (s *Store) ReclaimTaskBatch(ctx context.Context, consumer, queue string, mi
 func (s *Store) appendTasks(ctx context.Context, tasks []Task, queue, stream string, p int, msgs []redis.XMessage) []Task {
 	var bad []string
 	var cause error
+	tasks = slices.Grow(tasks, len(msgs))
 	for _, m := range msgs {
-		var t Task
+		// Decoded in place: a Task of its own would escape to the heap.
+		tasks = append(tasks, Task{})
+		t := &tasks[len(tasks)-1]
 		j, _ := m.Values["j"].(string)
-		if err := json.Unmarshal([]byte(j), &t.Schedule); err != nil || t.Schedule.Instance == "" {
+		if err := json.Unmarshal(stringBytes(j), &t.Schedule); err != nil || t.Schedule.Instance == "" {
+			tasks = tasks[:len(tasks)-1]
 			bad, cause = append(bad, m.ID), fmt.Errorf("task entry %s: %q: %v", m.ID, j, err)
 			continue
 		}
 		t.Ref = TaskRef{Partition: p, Queue: queue, EntryID: m.ID, Instance: t.Schedule.Instance, TaskID: t.Schedule.TaskID}
-		tasks = append(tasks, t)
 	}
 	if len(bad) > 0 {
 		s.drop(ctx, groupWorkers, map[string][]string{stream: bad}, cause)

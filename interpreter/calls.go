@@ -38,7 +38,7 @@ func (r *run) startChild(th *Thread, s *dsl.CallStep, p *Pending) {
 	if string(raw) == "null" {
 		raw = nil
 	}
-	r.tr.Commands = append(r.tr.Commands, &StartChild{ID: p.Child, Parent: r.st.ID, Workflow: s.Workflow, Input: raw, Trace: r.st.TraceParent})
+	r.command(&StartChild{ID: p.Child, Parent: r.st.ID, Workflow: s.Workflow, Input: raw, Trace: r.st.TraceParent})
 	delay := childCheck << min(p.Attempt, 10)
 	if delay > childCheckMax {
 		delay = childCheckMax

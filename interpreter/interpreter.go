@@ -167,6 +167,12 @@ type run struct {
 	running *Thread   // the thread runThread is running
 	steps   int       // steps run in this transition
 
+	// mainThread, threadBuf and queueBuf hold main, threads and queue
+	// while they are small, so that a run is one allocation for them.
+	mainThread Thread
+	threadBuf  [2]*Thread
+	queueBuf   [2]*Thread
+
 	input     any // the decoded input
 	haveInput bool
 	// mainView and views are the decoded variables each thread sees
@@ -189,8 +195,8 @@ func (r *run) newID(kind byte) string {
 // newTimer allocates a timer id and the command that starts it.
 func (r *run) newTimer(th *Thread, due time.Time) string {
 	id := r.newID('w')
-	r.tr.Commands = append(r.tr.Commands, &StartTimer{ID: id, Due: due.UTC()})
-	r.history(HistoryEvent{Type: "TimerCreated", StepID: r.currentStepID(th), Name: id, Data: mustJSON(due.UTC().Format(time.RFC3339Nano))})
+	r.command(&StartTimer{ID: id, Due: due.UTC()})
+	r.history(HistoryEvent{Type: "TimerCreated", StepID: r.currentStepID(th), Name: id, Data: timeJSON(due)})
 	return id
 }
 
@@ -198,7 +204,7 @@ func (r *run) newTimer(th *Thread, due time.Time) string {
 // attempt's watch.
 func (r *run) cancelTimer(th *Thread) {
 	if p := th.Pending; p != nil && p.TimerID != "" && p.Deadline != nil {
-		r.tr.Commands = append(r.tr.Commands, &CancelTimer{ID: p.TimerID, Due: *p.Deadline})
+		r.command(&CancelTimer{ID: p.TimerID, Due: *p.Deadline})
 		p.TimerID = ""
 	}
 	if p := th.Pending; p != nil {
@@ -207,10 +213,33 @@ func (r *run) cancelTimer(th *Thread) {
 }
 
 // history appends a history line, at the transition's time unless it has
-// its own.
+// its own. The first line makes room for a few: a transition most often
+// writes several (ReserveTicket's transitions write 3 each), and growing
+// from one copies the lines each time.
 func (r *run) history(h HistoryEvent) {
 	if h.Timestamp.IsZero() {
 		h.Timestamp = r.now
 	}
+	if r.tr.History == nil {
+		r.tr.History = make([]HistoryEvent, 0, 4)
+	}
 	r.tr.History = append(r.tr.History, h)
+}
+
+// command appends a command to the transition, making room for a few
+// with the first.
+func (r *run) command(c Command) {
+	if r.tr.Commands == nil {
+		r.tr.Commands = make([]Command, 0, 4)
+	}
+	r.tr.Commands = append(r.tr.Commands, c)
+}
+
+// timeJSON is mustJSON(t.UTC().Format(time.RFC3339Nano)) in one
+// allocation: that format writes no character JSON escapes.
+func timeJSON(t time.Time) json.RawMessage {
+	b := make([]byte, 0, len(`"2006-01-02T15:04:05.999999999Z"`))
+	b = append(b, '"')
+	b = t.UTC().AppendFormat(b, time.RFC3339Nano)
+	return append(b, '"')
 }

@@ -216,7 +216,7 @@ func (r *run) schedule(th *Thread, s *dsl.ActivityStep, attempt int, first time.
 	if opts != nil {
 		sched.ScheduleToStart, sched.Heartbeat = opts.ScheduleToStart, opts.Heartbeat
 	}
-	r.tr.Commands = append(r.tr.Commands, sched)
+	r.command(sched)
 	r.history(HistoryEvent{Type: "TaskScheduled", StepID: s.ID, Name: s.Activity, Data: raw, Attempt: attempt})
 }
 
@@ -289,8 +289,8 @@ func (r *run) startTimeout() {
 	}
 	due := r.now.Add(r.def.Timeout).UTC()
 	id := r.newID('w')
-	r.tr.Commands = append(r.tr.Commands, &StartTimer{ID: id, Due: due})
-	r.history(HistoryEvent{Type: "TimerCreated", Name: id, Data: mustJSON(due.Format(time.RFC3339Nano))})
+	r.command(&StartTimer{ID: id, Due: due})
+	r.history(HistoryEvent{Type: "TimerCreated", Name: id, Data: timeJSON(due)})
 	r.st.Timeout = &Timer{ID: id, Due: due}
 }
 

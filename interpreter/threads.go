@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -15,8 +16,12 @@ import (
 
 // load builds the threads from the state.
 func (r *run) load() {
-	r.main = &Thread{Cursor: r.st.Cursor, Pending: r.st.Pending, Vars: r.st.Vars}
-	r.threads = make([]*Thread, 0, 1+len(r.st.Threads))
+	r.mainThread = Thread{Cursor: r.st.Cursor, Pending: r.st.Pending, Vars: r.st.Vars}
+	r.main = &r.mainThread
+	r.threads = r.threadBuf[:0]
+	if n := 1 + len(r.st.Threads); n > len(r.threadBuf) {
+		r.threads = make([]*Thread, 0, n)
+	}
 	r.threads = append(r.threads, r.main)
 	for i := range r.st.Threads {
 		t := r.st.Threads[i]
@@ -45,6 +50,9 @@ func (r *run) enqueue(th *Thread) {
 		if q == th {
 			return
 		}
+	}
+	if r.queue == nil {
+		r.queue = r.queueBuf[:0]
 	}
 	r.queue = append(r.queue, th)
 }
@@ -393,17 +401,22 @@ func (r *run) dropBranches(parent *Thread) {
 	if parent != r.main {
 		prefix = parent.ID + "/"
 	}
-	kept := r.threads[:0:0]
-	for _, t := range r.threads {
-		if t != r.main && strings.HasPrefix(t.ID, prefix) {
-			r.abandon(t)
-			r.dropView(t)
-			r.dropJoin(t.ID)
-			continue
+	under := func(t *Thread) bool { return t != r.main && strings.HasPrefix(t.ID, prefix) }
+	// The threads are copied, and only when some go: a caller may be
+	// ranging over them.
+	if slices.ContainsFunc(r.threads, under) {
+		kept := r.threads[:0:0]
+		for _, t := range r.threads {
+			if under(t) {
+				r.abandon(t)
+				r.dropView(t)
+				r.dropJoin(t.ID)
+				continue
+			}
+			kept = append(kept, t)
 		}
-		kept = append(kept, t)
+		r.threads = kept
 	}
-	r.threads = kept
 	r.dropJoin(parent.ID)
 	if parent.Pending != nil && parent.Pending.Kind == WaitBranches {
 		parent.Pending = nil
@@ -418,7 +431,7 @@ func (r *run) stopAll() {
 	r.main.Pending = nil
 	r.main.Cursor = nil
 	if t := r.st.Timeout; t != nil {
-		r.tr.Commands = append(r.tr.Commands, &CancelTimer{ID: t.ID, Due: t.Due})
+		r.command(&CancelTimer{ID: t.ID, Due: t.Due})
 		r.st.Timeout = nil
 	}
 	r.st.Joins = nil
@@ -434,7 +447,7 @@ func (r *run) cancelTask(th *Thread) {
 	if queue == "" { // a state written before Pending had its queue
 		queue, _ = r.queueOf(p.Activity)
 	}
-	r.tr.Commands = append(r.tr.Commands, &CancelTask{TaskID: p.TaskID, Queue: queue})
+	r.command(&CancelTask{TaskID: p.TaskID, Queue: queue})
 }
 
 func (r *run) removeThread(th *Thread) {
@@ -502,7 +515,7 @@ func (r *run) abandon(th *Thread) {
 	r.cancelTimer(th)
 	r.cancelTask(th)
 	if p := th.Pending; p != nil && p.Kind == WaitChild {
-		r.tr.Commands = append(r.tr.Commands, &TerminateChild{ID: p.Child, Reason: fmt.Sprintf("its parent %s no longer waits for it", r.st.ID)})
+		r.command(&TerminateChild{ID: p.Child, Reason: fmt.Sprintf("its parent %s no longer waits for it", r.st.ID)})
 		r.history(HistoryEvent{Type: "ChildTerminated", StepID: p.StepID, Name: string(p.Child)})
 	}
 }

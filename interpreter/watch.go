@@ -95,13 +95,13 @@ func (r *run) armWatch(p *Pending, due time.Time) {
 	due = due.UTC()
 	p.WatchID = r.newID('w')
 	p.WatchDue = &due
-	r.tr.Commands = append(r.tr.Commands, &StartTimer{ID: p.WatchID, Due: due})
+	r.command(&StartTimer{ID: p.WatchID, Due: due})
 }
 
 // cancelWatch drops p's watch, if any.
 func (r *run) cancelWatch(p *Pending) {
 	if p.WatchID != "" && p.WatchDue != nil {
-		r.tr.Commands = append(r.tr.Commands, &CancelTimer{ID: p.WatchID, Due: *p.WatchDue})
+		r.command(&CancelTimer{ID: p.WatchID, Due: *p.WatchDue})
 	}
 	p.WatchID, p.WatchDue = "", nil
 }

@@ -803,6 +803,11 @@ func (r *Runtime) handle(quit, base context.Context, h *held) {
 		binding = opts.Binding
 	}
 
+	if binding != nil && binding.Kind == dsl.BindExpr {
+		r.runInline(base, binding, &t, s.Timeout, report)
+		return
+	}
+
 	hctx := base
 	if s.Timeout > 0 {
 		var cancel context.CancelFunc
@@ -811,12 +816,7 @@ func (r *Runtime) handle(quit, base context.Context, h *held) {
 	}
 	done := make(chan outcome, 1)
 	go func() {
-		defer func() {
-			if p := recover(); p != nil {
-				r.taskLog(&t).Error("activity handler panicked", "panic", p, "stack", string(debug.Stack()))
-				done <- outcome{err: &Error{Type: ErrTypePanic, Message: fmt.Sprintf("activity %s panicked: %v", t.Activity, p)}}
-			}
-		}()
+		defer r.recoverPanic(&t, func(o outcome) { done <- o })
 		res, err := r.runBinding(hctx, binding, t)
 		done <- outcome{result: res, err: err}
 	}()
@@ -849,6 +849,43 @@ func (r *Runtime) handle(quit, base context.Context, h *held) {
 		}
 	}
 	report(o.result, o.err)
+}
+
+// runInline runs an expr binding on the calling goroutine: an expression
+// takes no context and cannot block (its evaluation is bounded by expr's
+// memory budget), so a goroutine of its own, a channel and a timer would
+// only cost. What the handle's select decides for the others is decided
+// when it returns, as if it had been raced: withdrawn, its lease lost or
+// the runtime stopping meanwhile, it is not reported; past its timeout it
+// fails with the timeout, as a handler still running at the deadline.
+func (r *Runtime) runInline(base context.Context, b *dsl.Binding, t *Task, timeout time.Duration, report func(json.RawMessage, error)) {
+	var began time.Time
+	if timeout > 0 {
+		began = time.Now() // as context.WithTimeout measures
+	}
+	var o outcome
+	func() {
+		defer r.recoverPanic(t, func(p outcome) { o = p })
+		o.result, o.err = runExpr(b, *t)
+	}()
+	switch {
+	case base.Err() != nil:
+		r.taskLog(t).Info("stopped waiting for the task", "why", context.Cause(base))
+	case timeout > 0 && time.Since(began) >= timeout:
+		report(nil, timeoutError(*t, timeout))
+	default:
+		report(o.result, o.err)
+	}
+}
+
+// recoverPanic, deferred by what runs a task's handler or binding, turns
+// a panic into the attempt's failure (type ActivityPanic) and hands it to
+// fail; the process goes on.
+func (r *Runtime) recoverPanic(t *Task, fail func(outcome)) {
+	if p := recover(); p != nil {
+		r.taskLog(t).Error("activity handler panicked", "panic", p, "stack", string(debug.Stack()))
+		fail(outcome{err: &Error{Type: ErrTypePanic, Message: fmt.Sprintf("activity %s panicked: %v", t.Activity, p)}})
+	}
 }
 
 func timeoutError(t Task, d time.Duration) error {

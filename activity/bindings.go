@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cairnhq/cairn/dsl"
 	"github.com/cairnhq/cairn/interpreter"
@@ -83,11 +84,50 @@ func checkResult(raw json.RawMessage) (json.RawMessage, error) {
 	if resultDepth(raw) > MaxResultDepth {
 		return nil, &Error{Type: ErrTypeInvalidResult, Message: fmt.Sprintf("the result is nested more than %d levels deep", MaxResultDepth), NonRetryable: true}
 	}
+	if readable(raw) {
+		return raw, nil
+	}
 	var v any
 	if err := json.Unmarshal(raw, &v); err != nil {
 		return nil, &Error{Type: ErrTypeInvalidResult, Message: fmt.Sprintf("the result cannot be read: %v", err), NonRetryable: true, Cause: err}
 	}
 	return raw, nil
+}
+
+// readable reports whether json.Unmarshal would read raw into an any
+// without an error, without building the value: raw is valid JSON (the
+// scanner Unmarshal checks with first) and each number parses as a
+// float64 (what Unmarshal's conversion fails on). False sends the caller
+// to Unmarshal itself, for its error.
+func readable(raw []byte) bool {
+	if !json.Valid(raw) {
+		return false
+	}
+	for i := 0; i < len(raw); i++ {
+		switch c := raw[i]; {
+		case c == '"':
+			for i++; raw[i] != '"'; i++ { // valid JSON: the string ends
+				if raw[i] == '\\' {
+					i++
+				}
+			}
+		case c == '-' || '0' <= c && c <= '9':
+			j := i + 1
+			for j < len(raw) && numberByte(raw[j]) {
+				j++
+			}
+			if _, err := strconv.ParseFloat(string(raw[i:j]), 64); err != nil {
+				return false
+			}
+			i = j - 1
+		}
+	}
+	return true
+}
+
+// numberByte: c may stand in a JSON number after its first byte.
+func numberByte(c byte) bool {
+	return '0' <= c && c <= '9' || c == '.' || c == 'e' || c == 'E' || c == '+' || c == '-'
 }
 
 // resultDepth is the deepest nesting of arrays and objects in raw.
@@ -118,9 +158,40 @@ func resultDepth(raw []byte) int {
 
 // input decodes the task's input for expressions.
 func input(t Task) any {
+	if v, ok := plainInput(t.Input); ok {
+		return v
+	}
 	var v any
 	_ = json.Unmarshal(t.Input, &v) // the interpreter wrote it; null if not
 	return v
+}
+
+// plainInput is json.Unmarshal's value for the inputs it reads at a
+// glance: true, false, null and a string with nothing to unescape or
+// replace (no backslash, no control character, valid UTF-8), as a start's
+// user id is; false for the rest.
+func plainInput(raw []byte) (any, bool) {
+	switch string(raw) {
+	case "true":
+		return true, true
+	case "false":
+		return false, true
+	case "null":
+		return nil, true
+	}
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+		return nil, false
+	}
+	in := raw[1 : len(raw)-1]
+	for _, c := range in {
+		if c < ' ' || c == '"' || c == '\\' {
+			return nil, false
+		}
+	}
+	if !utf8.Valid(in) {
+		return nil, false
+	}
+	return string(in), true
 }
 
 // RunExpr computes an expr binding for a scheduled task exactly as the

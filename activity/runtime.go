@@ -141,11 +141,11 @@ const (
 
 // outcomeOf names the outcome of an attempt that ended with err.
 func outcomeOf(err error) string {
+	if err == nil {
+		return OutcomeCompleted // without ae, which escapes to errors.As
+	}
 	var ae *Error
-	switch {
-	case err == nil:
-		return OutcomeCompleted
-	case errors.As(err, &ae) && ae.Type == ErrTypeTimeout:
+	if errors.As(err, &ae) && ae.Type == ErrTypeTimeout {
 		return OutcomeTimedOut
 	}
 	return OutcomeFailed

@@ -81,57 +81,91 @@ type limitKey struct {
 // runtime is shutting down while it waited for its slots.
 var errNotAdmitted = errors.New("activity: stopped while waiting for a concurrency slot")
 
-// admit waits until held task h may run: its activity's own limit, then a
-// slot of its binding's class. It returns the function that frees them.
-// It gives up when stop (the attempt's context) or quit (the runtime's
-// Run context) ends; the caller tells which.
-func (r *Runtime) admit(stop, quit context.Context, h *held, opts *dsl.ActivityOptions) (func(), error) {
-	var frees []func()
-	free := func() {
-		for i := len(frees) - 1; i >= 0; i-- {
-			frees[i]()
-		}
+// admission is what an admitted attempt holds until it ends: a token of
+// its activity's per-process limit, or its slot of a global one, and a
+// token of its class. A value, not a closure per slot: admit runs for
+// every attempt.
+type admission struct {
+	limit  chan struct{} // the per-process limit's semaphore, if it holds a token
+	global SlotStore     // the store of the global slot it holds, if any
+	class  chan struct{} // its class's semaphore, if it holds a token
+	h      *held
+}
+
+// free gives back what a holds, its class's token first.
+func (a *admission) free(r *Runtime) {
+	if a.class != nil {
+		<-a.class
 	}
-	take := func(sem chan struct{}) error {
-		select {
-		case sem <- struct{}{}:
-			frees = append(frees, func() { <-sem })
-			// select picks at random among ready cases: a task must not
-			// start after the runtime began to stop.
-			if stop.Err() == nil && quit.Err() == nil {
-				return nil
-			}
-		case <-stop.Done():
-		case <-quit.Done():
+	if a.global != nil {
+		r.freeGlobal(a.global, a.h)
+	}
+	if a.limit != nil {
+		<-a.limit
+	}
+}
+
+// take waits for a token of sem; errNotAdmitted when stop or quit ended
+// first, and then it holds none.
+func take(stop, quit context.Context, sem chan struct{}) error {
+	select {
+	case sem <- struct{}{}: // free: no need to make stop's Done channel
+		if stop.Err() == nil && quit.Err() == nil {
+			return nil
 		}
+		<-sem
 		return errNotAdmitted
+	default:
 	}
+	select {
+	case sem <- struct{}{}:
+		// select picks at random among ready cases: a task must not
+		// start after the runtime began to stop.
+		if stop.Err() == nil && quit.Err() == nil {
+			return nil
+		}
+		<-sem
+	case <-stop.Done():
+	case <-quit.Done():
+	}
+	return errNotAdmitted
+}
+
+// admit waits until held task h may run: its activity's own limit, then a
+// slot of its binding's class. It returns what to free when the attempt
+// ends. It gives up when stop (the attempt's context) or quit (the
+// runtime's Run context) ends; the caller tells which.
+func (r *Runtime) admit(stop, quit context.Context, h *held, opts *dsl.ActivityOptions) (admission, error) {
+	a := admission{h: h}
 	s := &h.task.Schedule
 	if opts != nil && opts.Concurrency != nil {
 		c := opts.Concurrency
 		if ss := r.shared; c.Global && ss != nil {
 			if err := r.globalSlot(stop, quit, ss, h, slotName(s.Workflow, s.Activity), c.Limit); err != nil {
-				free()
-				return nil, err
+				return admission{}, err
 			}
-			frees = append(frees, func() { r.freeGlobal(ss, h) })
-		} else if err := take(r.localLimit(s.Workflow, s.Activity, c.Limit)); err != nil {
-			free()
-			return nil, err
+			a.global = ss
+		} else {
+			sem := r.localLimit(s.Workflow, s.Activity, c.Limit)
+			if err := take(stop, quit, sem); err != nil {
+				return admission{}, err
+			}
+			a.limit = sem
 		}
 	}
 	class := r.cpu
 	if opts != nil && opts.Binding != nil && opts.Binding.Kind == dsl.BindHTTP {
 		class = r.httpSlots
 	}
-	if err := take(class); err != nil {
-		free()
-		return nil, err
+	if err := take(stop, quit, class); err != nil {
+		a.free(r)
+		return admission{}, err
 	}
+	a.class = class
 	r.mu.Lock()
 	h.running = true
 	r.mu.Unlock()
-	return free, nil
+	return a, nil
 }
 
 // globalSlot polls the shared semaphore until it gives h a slot: with a

@@ -768,7 +768,7 @@ func (r *Runtime) handle(quit, base context.Context, h *held) {
 		}
 	}
 	if defErr == nil {
-		free, err := r.admit(base, quit, h, opts)
+		adm, err := r.admit(base, quit, h, opts)
 		if err != nil {
 			if base.Err() == nil {
 				r.handBack(h)
@@ -776,7 +776,7 @@ func (r *Runtime) handle(quit, base context.Context, h *held) {
 			return
 		}
 		defer r.signalAdmitted()
-		defer free()
+		defer adm.free(r)
 		r.signalAdmitted()
 	}
 

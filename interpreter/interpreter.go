@@ -189,7 +189,12 @@ type run struct {
 // incarnation.
 func (r *run) newID(kind byte) string {
 	r.st.Seq++
-	return string(kind) + strconv.FormatInt(r.st.Seq, 10) + "." + strconv.FormatInt(r.st.CreatedTime.UnixMilli(), 36)
+	var buf [32]byte // one string, built on the stack
+	b := append(buf[:0], kind)
+	b = strconv.AppendInt(b, r.st.Seq, 10)
+	b = append(b, '.')
+	b = strconv.AppendInt(b, r.st.CreatedTime.UnixMilli(), 36)
+	return string(b)
 }
 
 // newTimer allocates a timer id and the command that starts it.

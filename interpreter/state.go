@@ -266,7 +266,11 @@ func (s *State) CurrentStep() dsl.StepID {
 func (s *State) clone() *State {
 	c := *s
 	c.Vars = cloneVars(s.Vars)
-	c.Cursor = append([]Frame(nil), s.Cursor...)
+	if s.Cursor != nil {
+		// Room for two more frames, which entering a switch, loop or
+		// try would otherwise grow the copy for.
+		c.Cursor = append(make([]Frame, 0, len(s.Cursor)+2), s.Cursor...)
+	}
 	c.Buffered = append([]BufferedEvent(nil), s.Buffered...)
 	c.Held = append([]Event(nil), s.Held...)
 	c.Early = append([]Event(nil), s.Early...)

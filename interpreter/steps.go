@@ -152,7 +152,7 @@ func (r *run) try(th *Thread, s *dsl.TryStep) {
 // setStatus sets the instance's custom status, once it is JSON within
 // the size limit and satisfies the workflow's status schema.
 func (r *run) setStatus(th *Thread, s *dsl.SetStatusStep) {
-	v, ok := eval(r, th, s, s.Value)
+	v, ok := evalRead(r, th, s, s.Value)
 	if !ok {
 		return
 	}
@@ -188,7 +188,7 @@ func (r *run) activity(th *Thread, s *dsl.ActivityStep) {
 
 // schedule enqueues attempt n of an activity step and waits for it.
 func (r *run) schedule(th *Thread, s *dsl.ActivityStep, attempt int, first time.Time) {
-	input, ok := eval(r, th, s, s.Input)
+	input, ok := evalRead(r, th, s, s.Input)
 	if !ok {
 		return
 	}

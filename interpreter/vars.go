@@ -147,3 +147,12 @@ func eval[T any](r *run, th *Thread, step dsl.Step, x expression[T]) (T, bool) {
 	}
 	return v, true
 }
+
+// evalRead is eval for a value the caller only reads (encodes,
+// validates): a literal is the model's own, not a copy of it.
+func evalRead(r *run, th *Thread, step dsl.Step, v *dsl.Value) (any, bool) {
+	if lit, ok := v.SharedLiteral(); ok {
+		return lit, true
+	}
+	return eval(r, th, step, v)
+}

@@ -100,7 +100,8 @@ func (in *Interpreter) StepOnto(def, latest *dsl.Workflow, st *State, ev Event) 
 		return nil, nil
 	}
 	r := &run{in: in, def: def, latest: latest, st: st.clone(), ev: ev, now: ev.Time.UTC()}
-	r.tr = &Transition{State: r.st, FromRevision: st.Revision}
+	r.tr = &r.trBuf
+	*r.tr = Transition{State: r.st, FromRevision: st.Revision}
 	r.load()
 	changed, err := r.ordered(ev)
 	if err != nil {
@@ -168,10 +169,16 @@ type run struct {
 	steps   int       // steps run in this transition
 
 	// mainThread, threadBuf and queueBuf hold main, threads and queue
-	// while they are small, so that a run is one allocation for them.
+	// while they are small, so that the run is one allocation with them.
 	mainThread Thread
 	threadBuf  [2]*Thread
 	queueBuf   [2]*Thread
+	// trBuf, histBuf and cmdBuf hold the transition Step returns and its
+	// first history lines and commands, likewise: the transition keeps
+	// the run alive only until it is committed.
+	trBuf   Transition
+	histBuf [4]HistoryEvent
+	cmdBuf  [4]Command
 
 	input     any // the decoded input
 	haveInput bool
@@ -218,24 +225,24 @@ func (r *run) cancelTimer(th *Thread) {
 }
 
 // history appends a history line, at the transition's time unless it has
-// its own. The first line makes room for a few: a transition most often
-// writes several (ReserveTicket's transitions write 3 each), and growing
-// from one copies the lines each time.
+// its own. The first lines go to the run's histBuf: a transition most
+// often writes several (ReserveTicket's transitions write 3 each), and
+// growing a slice from one copies the lines each time.
 func (r *run) history(h HistoryEvent) {
 	if h.Timestamp.IsZero() {
 		h.Timestamp = r.now
 	}
 	if r.tr.History == nil {
-		r.tr.History = make([]HistoryEvent, 0, 4)
+		r.tr.History = r.histBuf[:0]
 	}
 	r.tr.History = append(r.tr.History, h)
 }
 
-// command appends a command to the transition, making room for a few
-// with the first.
+// command appends a command to the transition, the first few in the
+// run's cmdBuf.
 func (r *run) command(c Command) {
 	if r.tr.Commands == nil {
-		r.tr.Commands = make([]Command, 0, 4)
+		r.tr.Commands = r.cmdBuf[:0]
 	}
 	r.tr.Commands = append(r.tr.Commands, c)
 }

@@ -199,11 +199,12 @@ func (r *run) schedule(th *Thread, s *dsl.ActivityStep, attempt int, first time.
 	}
 	task := r.newID('t')
 	queue, timeout := r.queueOf(s.Activity)
-	p := &Pending{Kind: WaitActivity, StepID: s.ID, Activity: s.Activity, TaskID: task, Queue: queue, Attempt: attempt, FirstAttempt: first}
+	pd := &pendingUntil{p: Pending{Kind: WaitActivity, StepID: s.ID, Activity: s.Activity, TaskID: task, Queue: queue, Attempt: attempt, FirstAttempt: first}}
+	p := &pd.p
 	if timeout > 0 {
-		due := r.now.Add(timeout)
-		p.TimerID = r.newTimer(th, due)
-		p.Deadline = &due
+		pd.due = r.now.Add(timeout)
+		p.TimerID = r.newTimer(th, pd.due)
+		p.Deadline = &pd.due
 	}
 	opts := r.def.Activities[s.Activity]
 	r.startWatch(p, opts)

@@ -23,7 +23,8 @@ func (r *run) wait(th *Thread, s *dsl.WaitStep) error {
 // waitEvents consumes the buffered events the wait takes, or blocks until
 // the rest come or its timeout fires.
 func (r *run) waitEvents(th *Thread, s *dsl.WaitStep) {
-	p := &Pending{Kind: WaitEvent, StepID: s.ID, Event: s.Event, All: s.All}
+	pd := &pendingUntil{p: Pending{Kind: WaitEvent, StepID: s.ID, Event: s.Event, All: s.All}}
+	p := &pd.p
 	p.Events = append(p.Events, s.Events...)
 	if s.All && s.Result != "" {
 		r.setVar(th, s.Result, map[string]any{})
@@ -47,9 +48,9 @@ func (r *run) waitEvents(th *Thread, s *dsl.WaitStep) {
 		if !ok {
 			return
 		}
-		due := r.now.Add(d)
-		p.TimerID = r.newTimer(th, due)
-		p.Deadline = &due
+		pd.due = r.now.Add(d)
+		p.TimerID = r.newTimer(th, pd.due)
+		p.Deadline = &pd.due
 	}
 	th.Pending = p
 }
@@ -158,4 +159,11 @@ func quoteAll(names []string) string {
 		q[i] = fmt.Sprintf("%q", n)
 	}
 	return strings.Join(q, ", ")
+}
+
+// pendingUntil is a Pending and the time its Deadline points at, made in
+// one allocation for the waits that usually have a deadline.
+type pendingUntil struct {
+	p   Pending
+	due time.Time
 }

@@ -13,6 +13,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -584,4 +585,294 @@ func (c *rawConn) endStream(h rawHead, err error) {
 	if err != nil || h.close {
 		c.close()
 	}
+}
+
+// runtimeStatusOf returns the "runtimeStatus" of a status body, exactly
+// as json.Unmarshal into flowStatus would. A well-formed object whose
+// status is one of the runtime statuses is read by a scan that allocates
+// nothing; anything else (escapes, a key differing only in case, which
+// Unmarshal would also match, malformed JSON, other values) goes to
+// json.Unmarshal itself.
+func runtimeStatusOf(b []byte) (string, error) {
+	if s, ok := scanRuntimeStatus(b); ok {
+		return s, nil
+	}
+	var st flowStatus
+	if err := json.Unmarshal(b, &st); err != nil {
+		return "", err
+	}
+	return st.RuntimeStatus, nil
+}
+
+// scanRuntimeStatus is runtimeStatusOf's fast path; ok is false whenever
+// it is not sure.
+func scanRuntimeStatus(b []byte) (status string, ok bool) {
+	i := skipWS(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return "", false
+	}
+	i = skipWS(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return "", false // no status at all: let Unmarshal say so
+	}
+	for {
+		key, j, ok := scanPlainString(b, i)
+		if !ok {
+			return "", false
+		}
+		i = skipWS(b, j)
+		if i >= len(b) || b[i] != ':' {
+			return "", false
+		}
+		i = skipWS(b, i+1)
+		switch {
+		case string(key) == "runtimeStatus":
+			v, j, ok := scanPlainString(b, i)
+			if !ok {
+				return "", false // null, escapes, not a string
+			}
+			switch string(v) { // constants: no allocation
+			case "Pending":
+				status = "Pending"
+			case "Running":
+				status = "Running"
+			case "Suspended":
+				status = "Suspended"
+			case "Completed":
+				status = "Completed"
+			case "Failed":
+				status = "Failed"
+			case "Terminated":
+				status = "Terminated"
+			default:
+				return "", false
+			}
+			i = j
+		case asciiEqualFold(key, "runtimeStatus"):
+			return "", false
+		default:
+			if i, ok = skipJSONValue(b, i); !ok {
+				return "", false
+			}
+		}
+		i = skipWS(b, i)
+		if i >= len(b) {
+			return "", false
+		}
+		switch b[i] {
+		case ',':
+			i = skipWS(b, i+1)
+		case '}':
+			if skipWS(b, i+1) != len(b) || status == "" {
+				return "", false
+			}
+			return status, true
+		default:
+			return "", false
+		}
+	}
+}
+
+func skipWS(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// scanPlainString reads a JSON string at b[i] that has no escapes and no
+// control characters, returning its contents and the index after it.
+func scanPlainString(b []byte, i int) ([]byte, int, bool) {
+	if i >= len(b) || b[i] != '"' {
+		return nil, 0, false
+	}
+	for j := i + 1; j < len(b); j++ {
+		switch c := b[j]; {
+		case c == '"':
+			return b[i+1 : j], j + 1, true
+		case c == '\\' || c < 0x20:
+			return nil, 0, false
+		}
+	}
+	return nil, 0, false
+}
+
+// skipJSONValue returns the index after the JSON value at b[i]. It checks
+// the structure (strings, nesting and its brackets, the literals, the
+// characters of numbers) but not every detail of a number's or an
+// escape's grammar: it only skips values, the status is never read from
+// them.
+func skipJSONValue(b []byte, i int) (int, bool) {
+	var stack [64]byte // the closing bracket each open level wants
+	depth := 0
+	for {
+		if i >= len(b) {
+			return 0, false
+		}
+		switch c := b[i]; {
+		case c == '"':
+			_, j, ok := scanAnyString(b, i)
+			if !ok {
+				return 0, false
+			}
+			i = j
+		case c == '{' || c == '[':
+			if depth == len(stack) {
+				return 0, false
+			}
+			stack[depth] = c + 2 // '{'+2 == '}', '['+2 == ']'
+			depth++
+			i = skipWS(b, i+1)
+			if i < len(b) && b[i] == stack[depth-1] {
+				depth--
+				i++
+				break
+			}
+			if c == '{' { // the first key and its colon
+				_, j, ok := scanAnyString(b, i)
+				if !ok {
+					return 0, false
+				}
+				i = skipWS(b, j)
+				if i >= len(b) || b[i] != ':' {
+					return 0, false
+				}
+				i = skipWS(b, i+1)
+			}
+			continue // the first value
+		case c == 't' || c == 'f' || c == 'n':
+			var lit string
+			switch c {
+			case 't':
+				lit = "true"
+			case 'f':
+				lit = "false"
+			default:
+				lit = "null"
+			}
+			if !bytes.HasPrefix(b[i:], []byte(lit)) {
+				return 0, false
+			}
+			i += len(lit)
+		case c == '-' || ('0' <= c && c <= '9'):
+			j, ok := scanNumber(b, i)
+			if !ok {
+				return 0, false
+			}
+			i = j
+		default:
+			return 0, false
+		}
+		// After a value: the end of it all, or the next element or key
+		// of the level it is in, or the end of that level.
+		for {
+			if depth == 0 {
+				return i, true
+			}
+			i = skipWS(b, i)
+			if i >= len(b) {
+				return 0, false
+			}
+			if b[i] == stack[depth-1] {
+				depth--
+				i++
+				continue
+			}
+			if b[i] != ',' {
+				return 0, false
+			}
+			i = skipWS(b, i+1)
+			break
+		}
+		if stack[depth-1] == '}' {
+			// key ":" — then the loop reads the value
+			_, j, ok := scanAnyString(b, i)
+			if !ok {
+				return 0, false
+			}
+			i = skipWS(b, j)
+			if i >= len(b) || b[i] != ':' {
+				return 0, false
+			}
+			i = skipWS(b, i+1)
+		}
+	}
+}
+
+// scanAnyString returns the index after the JSON string at b[i], its
+// escapes checked.
+func scanAnyString(b []byte, i int) ([]byte, int, bool) {
+	if i >= len(b) || b[i] != '"' {
+		return nil, 0, false
+	}
+	for j := i + 1; j < len(b); j++ {
+		switch {
+		case b[j] == '\\':
+			if j+1 >= len(b) {
+				return nil, 0, false
+			}
+			j++
+			switch b[j] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				if j+4 >= len(b) {
+					return nil, 0, false
+				}
+				for _, h := range b[j+1 : j+5] {
+					if !('0' <= h && h <= '9' || 'a' <= h && h <= 'f' || 'A' <= h && h <= 'F') {
+						return nil, 0, false
+					}
+				}
+				j += 4
+			default:
+				return nil, 0, false
+			}
+		case b[j] < 0x20:
+			return nil, 0, false
+		case b[j] == '"':
+			return b[i+1 : j], j + 1, true
+		}
+	}
+	return nil, 0, false
+}
+
+// scanNumber returns the index after the JSON number at b[i]:
+// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func scanNumber(b []byte, i int) (int, bool) {
+	digits := func(i int) int {
+		for i < len(b) && '0' <= b[i] && b[i] <= '9' {
+			i++
+		}
+		return i
+	}
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case i < len(b) && '1' <= b[i] && b[i] <= '9':
+		i = digits(i)
+	default:
+		return 0, false
+	}
+	if i < len(b) && b[i] == '.' {
+		j := digits(i + 1)
+		if j == i+1 {
+			return 0, false
+		}
+		i = j
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		j := digits(i)
+		if j == i {
+			return 0, false
+		}
+		i = j
+	}
+	return i, true
 }

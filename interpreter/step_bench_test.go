@@ -3,21 +3,33 @@ package interpreter
 // BenchmarkStep measures one transition of the pure step function, with
 // no store: each of ReserveTicket's three transitions (its start, its
 // discount's completion, the BookingConfirmed event) from the state the
-// one before left, and one completion among a forEach's branches (Fan,
-// which runs branch threads over the main path's variables).
+// one before left, on workflows/reserve-ticket.yaml as
+// BenchmarkReserveFlow runs it; and one completion among a forEach's
+// branches (Fan, which runs branch threads over the main path's
+// variables).
 //
 //	go test -run '^$' -bench BenchmarkStep -benchmem ./interpreter
 
 import (
 	"encoding/json"
+	"os"
 	"testing"
+
+	"github.com/cairnhq/cairn/dsl"
 )
 
 func BenchmarkStep(b *testing.B) {
 	t := &testing.T{}
 	in := New(Options{})
 
-	def := loadFlow(t, reserveTicket)
+	src, err := os.ReadFile("../workflows/reserve-ticket.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	def, err := dsl.Parse("reserve-ticket.yaml", src)
+	if err != nil {
+		b.Fatal(err)
+	}
 	ni := Instantiate(def, "i1", json.RawMessage(`"user1"`), t0)
 	steps := []struct {
 		name string

@@ -176,7 +176,7 @@ func (s *server) auth(c *gin.Context) {
 	} else if h := c.GetHeader("x-functions-key"); h != "" {
 		key = h
 	} else {
-		key = c.Query("code")
+		key = query(c, "code")
 	}
 	if key == "" {
 		s.fail(c, &apiError{http.StatusUnauthorized, "unauthorized", "an API key is required (Authorization: Bearer, x-functions-key or ?code=)"})

@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -349,9 +350,55 @@ func requireJSONContent(c *gin.Context) error {
 	return nil
 }
 
+// maxScannedParams: a query of more parameters than this is left to gin's
+// map of it, which then applies url.ParseQuery's bound on their number
+// (10,000 unless GODEBUG urlmaxqueryparams sets it below this).
+const maxScannedParams = 32
+
+// getQuery is c.GetQuery without gin's map of the whole query (three
+// allocations and more per request that has one): the first value of
+// name as url.ParseQuery reads it, from a scan of the raw query. A pair
+// that ParseQuery drops (one with a semicolon, or a bad escape in its key
+// or value) is skipped as it is. TestGetQueryIsParseQuery holds the two
+// to the same answers.
+func getQuery(c *gin.Context, name string) (string, bool) {
+	raw := c.Request.URL.RawQuery
+	if raw == "" {
+		return "", false
+	}
+	if strings.Count(raw, "&") >= maxScannedParams {
+		return c.GetQuery(name)
+	}
+	for raw != "" {
+		var pair string
+		pair, raw, _ = strings.Cut(raw, "&")
+		if pair == "" || strings.Contains(pair, ";") {
+			continue
+		}
+		k, v, _ := strings.Cut(pair, "=")
+		if strings.ContainsAny(k, "%+") { // else k is its own unescaping
+			if uk, err := url.QueryUnescape(k); err != nil || uk != name {
+				continue
+			}
+		} else if k != name {
+			continue
+		}
+		if uv, err := url.QueryUnescape(v); err == nil {
+			return uv, true
+		}
+	}
+	return "", false
+}
+
+// query is c.Query through getQuery.
+func query(c *gin.Context, name string) string {
+	v, _ := getQuery(c, name)
+	return v
+}
+
 // boolQuery reads a true/false query parameter.
 func boolQuery(c *gin.Context, name string, def bool) (bool, error) {
-	v, ok := c.GetQuery(name)
+	v, ok := getQuery(c, name)
 	if !ok || v == "" {
 		return def, nil
 	}
@@ -365,7 +412,7 @@ func boolQuery(c *gin.Context, name string, def bool) (bool, error) {
 // timeQuery reads an RFC 3339 (ISO 8601) time query parameter; zero when
 // absent.
 func timeQuery(c *gin.Context, name string) (time.Time, error) {
-	v := c.Query(name)
+	v := query(c, name)
 	if v == "" {
 		return time.Time{}, nil
 	}
@@ -398,7 +445,7 @@ func statusesQuery(c *gin.Context) ([]interpreter.RuntimeStatus, error) {
 
 // secondsQuery reads a duration given in (possibly fractional) seconds.
 func secondsQuery(c *gin.Context, name string) (time.Duration, bool, error) {
-	v := c.Query(name)
+	v := query(c, name)
 	if v == "" {
 		return 0, false, nil
 	}

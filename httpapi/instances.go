@@ -460,7 +460,7 @@ func (s *server) control(kind interpreter.EventKind) gin.HandlerFunc {
 			s.fail(c, err)
 			return
 		}
-		ev := interpreter.Event{Kind: kind, Time: s.now().UTC(), Reason: c.Query("reason")}
+		ev := interpreter.Event{Kind: kind, Time: s.now().UTC(), Reason: query(c, "reason")}
 		if err := s.be.SendControl(c.Request.Context(), id, ev); err != nil {
 			s.fail(c, notFoundInstance(err, id))
 			return

@@ -250,7 +250,7 @@ func appendCheckStatus(buf *bytes.Buffer, c *gin.Context, id interpreter.Instanc
 	}
 	extra := ""
 	if c.Request.URL.RawQuery != "" { // else no code, and no query for gin to parse into a map
-		if code := c.Query("code"); code != "" {
+		if code := query(c, "code"); code != "" {
 			extra = "code=" + url.QueryEscape(code)
 		}
 	}

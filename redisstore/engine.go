@@ -106,7 +106,8 @@ func (s *Store) LoadStates(ctx context.Context, ids []interpreter.InstanceID) (_
 	cmds := make([]*redis.SliceCmd, len(ids))
 	if _, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, id := range ids {
-			cmds[i] = p.HMGet(ctx, s.k.inst(s.partition(id), id), stateFieldNames...)
+			cmds[i] = hmget(ctx, s.k.inst(s.partition(id), id), stateArgs)
+			_ = p.Process(ctx, cmds[i])
 		}
 		return nil
 	}); err != nil {

@@ -1,6 +1,12 @@
 package redisstore
 
-import "testing"
+import (
+	"context"
+	"reflect"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+)
 
 // TestStreamIndex: found wherever it is, whatever the start; -1 when
 // absent.
@@ -18,5 +24,21 @@ func TestStreamIndex(t *testing.T) {
 	}
 	if got := streamIndex(nil, "a", 0); got != -1 {
 		t.Errorf("streamIndex(nil) = %d", got)
+	}
+}
+
+// TestHMGetIsGoRedis: hmget sends what go-redis's HMGet does.
+func TestHMGetIsGoRedis(t *testing.T) {
+	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}) // never dialled
+	defer client.Close()
+	ctx := context.Background()
+	for _, c := range []struct {
+		fields []string
+		args   []any
+	}{{statusFields, statusArgs}, {stateFieldNames, stateArgs}} {
+		want := client.Pipeline().HMGet(ctx, "cairn:{3}:inst:x", c.fields...).Args()
+		if got := hmget(ctx, "cairn:{3}:inst:x", c.args).Args(); !reflect.DeepEqual(got, want) {
+			t.Errorf("hmget sends %q, HMGet %q", got, want)
+		}
 	}
 }

@@ -260,10 +260,16 @@ func runBatched(ctx context.Context, c autoPipelined, sc *redis.Script, keys []s
 	if err != nil {
 		return nil, false
 	}
+	// Keys and hash as pointers, as evalSha sends them: a string put into
+	// an interface is an allocation of its own.
+	h := scriptHash(sc)
+	if h == nil {
+		return nil, false // sc.Run loads it
+	}
 	cmdArgs := make([]any, 0, 3+len(keys)+len(args))
-	cmdArgs = append(cmdArgs, "evalsha", sc.Hash(), len(keys))
-	for _, k := range keys {
-		cmdArgs = append(cmdArgs, k)
+	cmdArgs = append(cmdArgs, "evalsha", h, len(keys))
+	for i := range keys {
+		cmdArgs = append(cmdArgs, &keys[i])
 	}
 	cmd := redis.NewCmd(ctx, append(cmdArgs, args...)...)
 	if err := ap.Submit(ctx, cmd).WaitContext(ctx); err != nil {

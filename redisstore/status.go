@@ -18,14 +18,26 @@ type autoPipelined interface {
 	AsyncAutoPipeline() (*redis.AutoPipeliner, error)
 }
 
-// statusArgs are statusFields as HMGET arguments, converted once.
-var statusArgs = func() []any {
-	a := make([]any, len(statusFields))
-	for i, f := range statusFields {
+// statusArgs and stateArgs are statusFields and stateFieldNames as HMGET
+// arguments, converted once: go-redis's HMGet puts each field into an
+// interface, an allocation apiece per read.
+var statusArgs, stateArgs = anys(statusFields), anys(stateFieldNames)
+
+func anys(ss []string) []any {
+	a := make([]any, len(ss))
+	for i, f := range ss {
 		a[i] = f
 	}
 	return a
-}()
+}
+
+// hmget is the command go-redis's HMGet(ctx, key, fields...) makes, with
+// the fields given as arguments already (statusArgs, stateArgs).
+func hmget(ctx context.Context, key string, fields []any) *redis.SliceCmd {
+	args := make([]any, 2, 2+len(fields))
+	args[0], args[1] = "hmget", key
+	return redis.NewSliceCmd(ctx, append(args, fields...)...)
+}
 
 // FetchStatus reads what GET status shows, never the variables; ErrNotFound
 // when there is no such instance. One round trip (one HMGET).
@@ -44,7 +56,9 @@ func (s *Store) FetchStatus(ctx context.Context, id interpreter.InstanceID) (_ *
 	if c, ok := s.client.(autoPipelined); ok && company {
 		vals, err = s.fetchBatched(ctx, c, id)
 	} else {
-		vals, err = s.client.HMGet(ctx, s.k.inst(s.partition(id), id), statusFields...).Result()
+		cmd := hmget(ctx, s.k.inst(s.partition(id), id), statusArgs)
+		_ = s.client.Process(ctx, cmd)
+		vals, err = cmd.Result()
 	}
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: fetching status: %w", err)
@@ -74,9 +88,7 @@ func (s *Store) fetchBatched(ctx context.Context, c autoPipelined, id interprete
 	if err != nil {
 		return nil, err
 	}
-	args := make([]any, 2, 2+len(statusArgs))
-	args[0], args[1] = "hmget", s.k.inst(s.partition(id), id)
-	cmd := redis.NewSliceCmd(ctx, append(args, statusArgs...)...)
+	cmd := hmget(ctx, s.k.inst(s.partition(id), id), statusArgs)
 	// WaitContext, not Wait: the autopipeliner does not end a batch at a
 	// caller's deadline, so a stalled Redis would hold the caller until
 	// the batch's own ReadTimeout. After a context error cmd is not read:

@@ -47,9 +47,9 @@ func (d direct) FailTask(ctx context.Context, ref interpreter.TaskRef, info inte
 var errNoWithdrawals = errors.New("activity: the store announces no withdrawn tasks")
 
 // WatchWithdrawn passes the wrapped store's withdrawal notices on.
-func (d direct) WatchWithdrawn(ctx context.Context, fn func(interpreter.InstanceID, []string)) error {
+func (d direct) WatchWithdrawn(ctx context.Context, subscribed func(), fn func(interpreter.InstanceID, []string)) error {
 	if w, ok := d.TaskStore.(WithdrawalWatcher); ok {
-		return w.WatchWithdrawn(ctx, fn)
+		return w.WatchWithdrawn(ctx, subscribed, fn)
 	}
 	return errNoWithdrawals
 }

@@ -62,8 +62,15 @@ type TaskStore interface {
 // it learns of them from its next lease renewal
 // (interpreter.ErrInstanceFinished or ErrNotFound).
 type WithdrawalWatcher interface {
-	WatchWithdrawn(ctx context.Context, fn func(instance interpreter.InstanceID, tasks []string)) error
+	// subscribed, when not nil, is called once the watch is in place.
+	WatchWithdrawn(ctx context.Context, subscribed func(), fn func(instance interpreter.InstanceID, tasks []string)) error
 }
+
+// watchStartWait bounds how long Run waits for the withdrawal watch to be
+// in place before its first task read: a store that cannot subscribe
+// (down at start-up) must not keep the runtime from working; lease
+// renewals find withdrawn tasks then.
+const watchStartWait = 2 * time.Second
 
 // Options configure a Runtime. Zero values take the defaults.
 type Options struct {
@@ -367,7 +374,18 @@ func (r *Runtime) Run(ctx context.Context) error {
 	hbDone := make(chan struct{})
 	go func() { defer close(hbDone); r.heartbeatLoop(hbCtx) }()
 	wdDone := make(chan struct{})
-	go func() { defer close(wdDone); r.watchWithdrawn(hbCtx) }()
+	watching := make(chan struct{})
+	go func() { defer close(wdDone); r.watchWithdrawn(hbCtx, sync.OnceFunc(func() { close(watching) })) }()
+	// A task read before the watch is subscribed and withdrawn meanwhile
+	// would run on unseen until its next lease renewal (Lease/4): wait
+	// for the subscription first, briefly.
+	startWait := time.NewTimer(watchStartWait)
+	select {
+	case <-watching:
+	case <-startWait.C:
+	case <-ctx.Done():
+	}
+	startWait.Stop()
 
 	w := &workers{jobs: make(chan job)}
 	r.readLoop(ctx, &tasks, w)
@@ -402,17 +420,22 @@ func (r *Runtime) Run(ctx context.Context) error {
 // watchWithdrawn cancels the handlers of withdrawn tasks, and drops queued
 // ones, as the store announces them; it resubscribes after a failure
 // until ctx ends. A store that announces nothing leaves it to renewDue.
-func (r *Runtime) watchWithdrawn(ctx context.Context) {
+//
+// ready is called once the first watch is subscribed, or when watching
+// has failed or is impossible (Run waits for it before reading tasks).
+func (r *Runtime) watchWithdrawn(ctx context.Context, ready func()) {
+	defer ready()
 	w, ok := r.store.(WithdrawalWatcher)
 	if !ok {
 		return
 	}
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
-		err := w.WatchWithdrawn(ctx, r.withdraw)
+		err := w.WatchWithdrawn(ctx, ready, r.withdraw)
 		if errors.Is(err, errNoWithdrawals) {
 			return
 		}
+		ready() // failed: Run does not wait for the retry
 		if err != nil && ctx.Err() == nil {
 			r.log.Warn("watching withdrawn tasks failed; retrying (until then, lease renewals find them)", "err", err, "in", backoff)
 		}

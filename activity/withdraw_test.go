@@ -6,11 +6,13 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/cairnhq/cairn/activity"
 	"github.com/cairnhq/cairn/interpreter"
+	"github.com/cairnhq/cairn/redisstore"
 )
 
 // cancelBound is how long a handler may take to hear that its instance
@@ -129,5 +131,57 @@ func waitHeld(t *testing.T, rt *activity.Runtime, n int) {
 			t.Fatalf("the runtime holds %d queued and %d running tasks, want %d in all", q, r, n)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// lateWatch is the store with a withdrawal watch that takes hold seconds
+// to subscribe; it notes a task read made before the watch was in place.
+type lateWatch struct {
+	*redisstore.Store
+	hold       time.Duration
+	subscribed atomic.Bool
+	early      atomic.Int32
+}
+
+func (l *lateWatch) WatchWithdrawn(ctx context.Context, subscribed func(), fn func(interpreter.InstanceID, []string)) error {
+	interpreter.Sleep(ctx, l.hold)
+	return l.Store.WatchWithdrawn(ctx, func() {
+		l.subscribed.Store(true)
+		subscribed()
+	}, fn)
+}
+
+func (l *lateWatch) ReadTaskBatch(ctx context.Context, consumer, queue string, want int, block time.Duration) ([]interpreter.Task, error) {
+	if !l.subscribed.Load() {
+		l.early.Add(1)
+	}
+	return l.Store.ReadTaskBatch(ctx, consumer, queue, want, block)
+}
+
+// TestNoTaskReadBeforeTheWatch: the runtime reads no task until its
+// withdrawal watch is subscribed, so a task terminated right after it is
+// read is always cancelled (Redis pub/sub keeps nothing for a subscriber
+// that comes later; before this, a terminate in that window ran on until
+// the next lease renewal).
+func TestNoTaskReadBeforeTheWatch(t *testing.T) {
+	e := newEnv(t)
+	lw := &lateWatch{Store: e.store, hold: 300 * time.Millisecond}
+	e.ts = lw
+	started := make(chan struct{})
+	e.reg.Register("Charge", func(ctx context.Context, task activity.Task) (any, error) {
+		close(started)
+		<-ctx.Done()
+		return nil, ctx.Err()
+	})
+	e.deploy(catchWorkflow("Pay", "Charge", ""))
+	e.start("Pay", "p1", 1)
+	e.runtime(activity.Options{Lease: time.Hour})
+	<-started
+	if n := lw.early.Load(); n != 0 {
+		t.Fatalf("%d task reads before the withdrawal watch was subscribed", n)
+	}
+	e.terminate("p1")
+	if st := e.wait("p1"); st.Status != interpreter.StatusTerminated {
+		t.Fatalf("p1 is %s", st.Status)
 	}
 }

@@ -364,10 +364,13 @@ func (s *Store) setIdle(ctx context.Context, name, consumer string, refs []TaskR
 // continued as new, dropped the branch, or the attempt timed out), until
 // ctx ends; then it returns nil. It subscribes to every partition's
 // withdrawn channel on one connection (re-established by the client when
-// lost). Notices published while it is not subscribed are lost, as with
-// any Redis pub/sub: the consumer's next lease renewal finds such a task
-// closed. fn runs on WatchWithdrawn's goroutine and must return quickly.
-func (s *Store) WatchWithdrawn(ctx context.Context, fn func(interpreter.InstanceID, []string)) (err error) {
+// lost) and calls subscribed, when not nil, once Redis has confirmed the
+// subscription: a consumer waits for that before its first task read, so
+// that no task it reads can be withdrawn unseen. Notices published while
+// it is not subscribed are lost, as with any Redis pub/sub: the
+// consumer's next lease renewal finds such a task closed. fn runs on
+// WatchWithdrawn's goroutine and must return quickly.
+func (s *Store) WatchWithdrawn(ctx context.Context, subscribed func(), fn func(interpreter.InstanceID, []string)) (err error) {
 	defer classify(ctx, &err)
 	chans := make([]string, s.n)
 	for p := range chans {
@@ -382,6 +385,9 @@ func (s *Store) WatchWithdrawn(ctx context.Context, fn func(interpreter.Instance
 		return fmt.Errorf("redisstore: watching withdrawn tasks: %w", err)
 	}
 	msgs := ps.Channel()
+	if subscribed != nil {
+		subscribed()
+	}
 	for {
 		select {
 		case <-ctx.Done():

@@ -43,7 +43,7 @@ func TestWithdrawOnEnd(t *testing.T) {
 	defer cancel()
 	watching := make(chan error, 1)
 	go func() {
-		watching <- e.s.WatchWithdrawn(ctx, func(id interpreter.InstanceID, tasks []string) { notices <- notice{id, tasks} })
+		watching <- e.s.WatchWithdrawn(ctx, nil, func(id interpreter.InstanceID, tasks []string) { notices <- notice{id, tasks} })
 	}()
 	// Wait until the watcher is subscribed.
 	channel := fmt.Sprintf("cairn:{%d}:withdrawn", redisstore.PartitionOf("a", e.s.Partitions()))

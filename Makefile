@@ -32,9 +32,11 @@ test: deps-test
 	CAIRN_TEST_REDIS=cluster $(GO) test -race -count=1 -timeout $(TIMEOUT) ./redisstore ./internal/e2e
 
 # bench: regenerate docs/benchmarks.md (cairn against go-workflows v1.2.0 on
-# a throwaway redis-server; about 15 minutes on 2 cores). bench/ is its own
+# a throwaway redis-server, and Temporal's dev server; about 36 minutes on 2
+# cores; wrk drives the GET status load). bench/ is its own
 # module so the main one does not depend on what it compares against.
 bench: deps-test
+	@$(call install_missing,wrk:wrk redis-benchmark:redis-tools)
 	cd bench && $(GO) run . -out ../docs/benchmarks.md
 
 # soak: the crash and Redis-restart tests at full size (2,000 instances,

@@ -413,26 +413,14 @@ func (fc *flowClient) pollStatus(ctx context.Context, rc *rawConn, id string) (s
 		if code != http.StatusOK && code != http.StatusAccepted {
 			return "", fmt.Errorf("GET status: %d %s", code, b)
 		}
-		status, err := fc.statusOf(b)
-		if err != nil {
+		var st flowStatus
+		if err := json.Unmarshal(b, &st); err != nil {
 			return "", fmt.Errorf("GET status: %w: %s", err, b)
 		}
-		if finished(status) {
-			return status, nil
+		if finished(st.RuntimeStatus) {
+			return st.RuntimeStatus, nil
 		}
 	}
-}
-
-// statusOf reads a status body's runtimeStatus: json.Unmarshal for the
-// net/http client, as before, and runtimeStatusOf's scan, which gives
-// the same answer without allocating, for the raw one.
-func (fc *flowClient) statusOf(b []byte) (string, error) {
-	if fc.raw != nil {
-		return runtimeStatusOf(b)
-	}
-	var st flowStatus
-	err := json.Unmarshal(b, &st)
-	return st.RuntimeStatus, err
 }
 
 // follow reads the instance's status stream until it reports the end,
@@ -502,12 +490,12 @@ func (fc *flowClient) followRaw(ctx context.Context, rc *rawConn, id string) (st
 		if !ok {
 			continue
 		}
-		status, err := runtimeStatusOf(data)
-		if err != nil {
+		var st flowStatus
+		if err := json.Unmarshal(data, &st); err != nil {
 			return "", fmt.Errorf("GET events: %w: %s", err, data)
 		}
-		if finished(status) {
-			return status, nil
+		if finished(st.RuntimeStatus) {
+			return st.RuntimeStatus, nil
 		}
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -319,81 +318,4 @@ func TestRawParseAllocs(t *testing.T) {
 	if n := testing.AllocsPerRun(100, parse); n != 0 || err != nil {
 		t.Errorf("%v allocations per two responses (err %v), want 0", n, err)
 	}
-}
-
-// runtimeStatusOf gives json.Unmarshal's answer (value or error) on
-// varied bodies and on random mutations of them.
-func TestRuntimeStatusOfMatchesUnmarshal(t *testing.T) {
-	real := `{"name":"ReserveTicket","instanceId":"hf0-poll-r-17","runtimeStatus":"Running","input":"user-17",` +
-		`"customStatus":{"discount":0.2,"discountTimeout":60,"bookingUrl":"","nested":[1,-2.5e3,true,false,null,{"runtimeStatus":"Failed"},[]],"s":"a\"b\\\\c\u00e9"},` +
-		`"output":null,"createdTime":"2026-12-03T12:00:00Z","lastUpdatedTime":"2026-12-03T12:00:00.012Z"}`
-	cases := []string{
-		real,
-		strings.Replace(real, `"Running"`, `"Completed"`, 1),
-		`{"runtimeStatus":"Completed"}`,
-		` { "runtimeStatus" : "Failed" , "x" : { } , "y" : [ ] } `,
-		`{"runtimeStatus":"Running","runtimeStatus":"Completed"}`,
-		`{"RuntimeStatus":"Completed"}`,
-		`{"runtimeStatus":"Completed","RUNTIMESTATUS":"Running"}`,
-		`{"runtimeStatus":"Complet\u0065d"}`,
-		`{"runtimeStatus":null}`,
-		`{"runtimeStatus":"Completed","runtimeStatus":null}`,
-		`{"runtimeStatus":"Other"}`,
-		`{"runtimeStatus":7}`,
-		`{"runtimeStatus":"Completed"}x`,
-		`{"runtimeStatus":"Completed",}`,
-		`{"a":{"runtimeStatus":"Completed"}}`,
-		`{"a":[1,2,}`,
-		`{"a":[1,2],"runtimeStatus":"Terminated"}`,
-		`{"a":{"b":[{"c":"}"}]},"runtimeStatus":"Suspended"}`,
-		`{"a":tru,"runtimeStatus":"Completed"}`,
-		`{"a":{"b" 1},"runtimeStatus":"Completed"}`,
-		`{"a":[1 2],"runtimeStatus":"Completed"}`,
-		`{"a":{]},"runtimeStatus":"Completed"}`,
-		`{}`, `[]`, `null`, ``, `"Completed"`,
-	}
-	check := func(in string) {
-		t.Helper()
-		var st flowStatus
-		wantErr := json.Unmarshal([]byte(in), &st)
-		got, err := runtimeStatusOf([]byte(in))
-		if (err != nil) != (wantErr != nil) || (err == nil && got != st.RuntimeStatus) {
-			t.Fatalf("%q: got %q, %v; json.Unmarshal %q, %v", in, got, err, st.RuntimeStatus, wantErr)
-		}
-	}
-	for _, in := range cases {
-		check(in)
-	}
-	// Every one-byte deletion and a set of one-byte substitutions.
-	for _, in := range cases[:4] {
-		for i := range len(in) {
-			check(in[:i] + in[i+1:])
-			for _, c := range []byte(`{}[]",: 0-eEtn\x`) {
-				check(in[:i] + string(c) + in[i+1:])
-			}
-		}
-	}
-	// The scan, not the fallback, reads cairn's bodies, without allocating.
-	for _, in := range cases[:4] {
-		if _, ok := scanRuntimeStatus([]byte(in)); !ok {
-			t.Errorf("the scan gave up on %q", in)
-		}
-	}
-	b := []byte(real)
-	if n := testing.AllocsPerRun(100, func() { _, _ = runtimeStatusOf(b) }); n != 0 {
-		t.Errorf("%v allocations per status, want 0", n)
-	}
-}
-
-func FuzzRuntimeStatusOf(f *testing.F) {
-	f.Add(`{"runtimeStatus":"Completed","customStatus":{"a":[1,-2.5e3,"\u00e9\n",true,null]}}`)
-	f.Add(`{"x":{"runtimeStatus":"Failed"},"runtimeStatus":"Running"}`)
-	f.Fuzz(func(t *testing.T, in string) {
-		var st flowStatus
-		wantErr := json.Unmarshal([]byte(in), &st)
-		got, err := runtimeStatusOf([]byte(in))
-		if (err != nil) != (wantErr != nil) || (err == nil && got != st.RuntimeStatus) {
-			t.Fatalf("%q: got %q, %v; json.Unmarshal %q, %v", in, got, err, st.RuntimeStatus, wantErr)
-		}
-	})
 }

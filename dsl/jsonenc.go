@@ -68,7 +68,7 @@ func appendJSON(b []byte, v any, depth int) ([]byte, bool) {
 	case float64:
 		return appendFloat(b, x)
 	case string:
-		return appendString(b, x), true
+		return AppendJSONString(b, x, true), true
 	case []any:
 		if x == nil {
 			return append(b, "null"...), true
@@ -101,7 +101,7 @@ func appendJSON(b []byte, v any, depth int) ([]byte, bool) {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendString(b, k)
+			b = AppendJSONString(b, k, true)
 			b = append(b, ':')
 			var ok bool
 			if b, ok = appendJSON(b, x[k], depth+1); !ok {
@@ -137,14 +137,17 @@ func appendFloat(b []byte, f float64) ([]byte, bool) {
 
 const hexDigits = "0123456789abcdef"
 
-// appendString writes s quoted as json.Marshal does: HTML characters
-// escaped, invalid UTF-8 as U+FFFD, U+2028 and U+2029 escaped.
-func appendString(b []byte, s string) []byte {
+// AppendJSONString appends s quoted as json.Marshal does: invalid UTF-8
+// as U+FFFD, U+2028 and U+2029 escaped, and the HTML characters <, > and
+// & escaped when html (json.Marshal's default; an Encoder with
+// SetEscapeHTML(false) writes them as they are). redisstore's hand-written
+// encoders use it too.
+func AppendJSONString(b []byte, s string, html bool) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
 		if c := s[i]; c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+			if c >= 0x20 && c != '"' && c != '\\' && (!html || (c != '<' && c != '>' && c != '&')) {
 				i++
 				continue
 			}

@@ -8,8 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
+	"github.com/cairnhq/cairn/dsl"
 	"github.com/cairnhq/cairn/interpreter"
 )
 
@@ -198,62 +198,7 @@ func decodeWork(it *interpreter.WorkItem, id string, p int, values map[string]an
 // a buffer the caller owns: reflection, boxing and a fresh slice per value
 // were most of what a commit allocated. html says whether <, > and & in
 // strings are escaped, as json.Marshal does and an Encoder with
-// SetEscapeHTML(false) does not.
-
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString appends s as a JSON string.
-func appendJSONString(dst []byte, s string, html bool) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		b := s[i]
-		if b < utf8.RuneSelf {
-			if b >= 0x20 && b != '"' && b != '\\' && (!html || (b != '<' && b != '>' && b != '&')) {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch b {
-			case '\\', '"':
-				dst = append(dst, '\\', b)
-			case '\b':
-				dst = append(dst, '\\', 'b')
-			case '\f':
-				dst = append(dst, '\\', 'f')
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		c, size := utf8.DecodeRuneInString(s[i:])
-		if c == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if c == '\u2028' || c == '\u2029' {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[c&0xF])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
-}
+// SetEscapeHTML(false) does not. Strings are dsl.AppendJSONString's.
 
 // appendRawJSON appends v as encoding/json writes a json.RawMessage: null
 // when nil, else compacted (and HTML-escaped when html), an error when it
@@ -312,7 +257,7 @@ func appendJSONStrings(dst []byte, ss []string, html bool) []byte {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = appendJSONString(dst, s, html)
+		dst = dsl.AppendJSONString(dst, s, html)
 	}
 	return append(dst, ']')
 }
@@ -339,7 +284,7 @@ func (o *object) key(k string) {
 	o.b = append(o.b, '"', ':')
 }
 
-func (o *object) str(k, v string)       { o.key(k); o.b = appendJSONString(o.b, v, true) }
+func (o *object) str(k, v string)       { o.key(k); o.b = dsl.AppendJSONString(o.b, v, true) }
 func (o *object) num(k string, v int64) { o.key(k); o.b = strconv.AppendInt(o.b, v, 10) }
 
 func (o *object) raw(k string, v json.RawMessage) (err error) {
@@ -563,7 +508,7 @@ func appendVars(dst []byte, vars map[string]json.RawMessage) ([]byte, error) {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = appendJSONString(dst, name, true)
+		dst = dsl.AppendJSONString(dst, name, true)
 		dst = append(dst, ':')
 		var err error
 		if dst, err = appendRawJSON(dst, vars[name], true); err != nil {

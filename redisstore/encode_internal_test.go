@@ -156,14 +156,14 @@ func TestAppendJSONStringIsMarshal(t *testing.T) {
 	for range 5000 {
 		s := randString(r)
 		want, _ := json.Marshal(s)
-		if got := appendJSONString(nil, s, true); string(got) != string(want) {
+		if got := dsl.AppendJSONString(nil, s, true); string(got) != string(want) {
 			t.Fatalf("%q: got %s, want %s", s, got, want)
 		}
 		var b strings.Builder
 		enc := json.NewEncoder(&b)
 		enc.SetEscapeHTML(false)
 		_ = enc.Encode(s)
-		if got := appendJSONString(nil, s, false); string(got)+"\n" != b.String() {
+		if got := dsl.AppendJSONString(nil, s, false); string(got)+"\n" != b.String() {
 			t.Fatalf("%q without HTML escaping: got %s, want %s", s, got, b.String())
 		}
 	}

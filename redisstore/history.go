@@ -93,18 +93,18 @@ func appendHistory(dst []byte, hs []interpreter.HistoryEvent) ([]byte, error) {
 			n = 1
 		}
 		dst = append(dst, ",["...)
-		dst = appendJSONString(dst, typ, false)
+		dst = dsl.AppendJSONString(dst, typ, false)
 		if n > 1 {
 			dst = append(dst, ',')
 			dst = strconv.AppendInt(dst, ms(h.Timestamp)-t, 10)
 		}
 		if n > 2 {
 			dst = append(dst, ',')
-			dst = appendJSONString(dst, string(h.StepID), false)
+			dst = dsl.AppendJSONString(dst, string(h.StepID), false)
 		}
 		if n > 3 {
 			dst = append(dst, ',')
-			dst = appendJSONString(dst, h.Name, false)
+			dst = dsl.AppendJSONString(dst, h.Name, false)
 		}
 		if n > 4 {
 			dst = append(dst, ',')
@@ -123,7 +123,7 @@ func appendHistory(dst []byte, hs []interpreter.HistoryEvent) ([]byte, error) {
 		}
 		if n > 6 {
 			dst = append(dst, ',')
-			dst = appendJSONString(dst, h.Reason, false)
+			dst = dsl.AppendJSONString(dst, h.Reason, false)
 		}
 		dst = append(dst, ']')
 	}

@@ -113,19 +113,12 @@ func (d *decoder) object(depth int) (any, bool) {
 			return nil, false
 		}
 		m[k] = v // a repeated key: the last one wins, as in Unmarshal
-		d.space()
-		if d.i >= len(d.s) {
+		more, ok := d.after('}')
+		if !ok {
 			return nil, false
 		}
-		switch d.s[d.i] {
-		case ',':
-			d.i++
-			d.space()
-		case '}':
-			d.i++
+		if !more {
 			return m, true
-		default:
-			return nil, false
 		}
 	}
 }
@@ -147,21 +140,33 @@ func (d *decoder) array(depth int) (any, bool) {
 			return nil, false
 		}
 		items = append(items, v)
-		d.space()
-		if d.i >= len(d.s) {
+		more, ok := d.after(']')
+		if !ok {
 			return nil, false
 		}
-		switch d.s[d.i] {
-		case ',':
-			d.i++
-			d.space()
-		case ']':
-			d.i++
+		if !more {
 			return append([]any(nil), items...), true
-		default:
-			return nil, false
 		}
 	}
+}
+
+// after reads what follows a member or an element: a comma (more) or the
+// closing byte (done); anything else is not JSON.
+func (d *decoder) after(closing byte) (more, ok bool) {
+	d.space()
+	if d.i >= len(d.s) {
+		return false, false
+	}
+	switch d.s[d.i] {
+	case ',':
+		d.i++
+		d.space()
+		return true, true
+	case closing:
+		d.i++
+		return false, true
+	}
+	return false, false
 }
 
 // number reads a number as JSON's grammar has it and converts it as

@@ -407,6 +407,7 @@ func runServe(ctx context.Context, stop func(), cfg serveConfig, log *slog.Logge
 	engineCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopEngine()
 	var engineDone sync.WaitGroup
+	var api httpapi.Backend = store
 	if cfg.engine() {
 		var rt *activity.Runtime
 		eng := interpreter.NewEngine(store, cat, interpreter.EngineOptions{
@@ -433,6 +434,8 @@ func runServe(ctx context.Context, stop func(), cfg serveConfig, log *slog.Logge
 			HTTPConcurrency: cfg.httpConcurrency,
 		})
 		mets.ActivityRuntime(rt.Held)
+		// Starts over HTTP run their first step on the way in.
+		api = eagerStarts{store, eng}
 		engineDone.Add(2)
 		go func() {
 			defer engineDone.Done()
@@ -464,7 +467,7 @@ func runServe(ctx context.Context, stop func(), cfg serveConfig, log *slog.Logge
 		var handler http.Handler
 		if cfg.http() {
 			handler = httpapi.New(httpapi.Config{
-				Backend: store,
+				Backend: api,
 				Tasks:   store, // the external-worker protocol under /v1/tasks
 				Catalog: cat,
 				APIKeys: cfg.apiKeys,
@@ -642,4 +645,17 @@ func printURLs(w io.Writer, addr string, cfg serveConfig, redisDesc string, defs
 	fmt.Fprintf(w, "  start one:  curl%s -X POST %s/orchestrators/%s -H 'Content-Type: application/json' -d '\"user1\"'\n", key, df, name)
 	fmt.Fprintf(w, "  instances:  curl%s %s/instances\n", key, df)
 	fmt.Fprintf(w, "  or:         cairn start %s --input '\"user1\"' && cairn list\n", name)
+}
+
+// eagerStarts is the store as the HTTP API of a process that runs an
+// engine sees it: its starts are the engine's (Engine.CreateInstance), which
+// write an instance already past its first step, so no start item goes
+// through a round.
+type eagerStarts struct {
+	*redisstore.Store
+	eng *interpreter.Engine
+}
+
+func (b eagerStarts) CreateInstance(ctx context.Context, n interpreter.NewInstance) error {
+	return b.eng.CreateInstance(ctx, n)
 }

@@ -95,6 +95,7 @@ type cairnSession struct {
 	client   *redis.Client
 	cnt      *counter
 	store    *redisstore.Store
+	eng      *interpreter.Engine // this process's: starts go through it, as cairn serve's do
 	cat      *interpreter.Catalog
 	defs     cairnDefs
 	cancel   context.CancelFunc
@@ -137,7 +138,7 @@ func startCairn(ctx context.Context, addr string, h *harness, defs cairnDefs, cf
 	}
 	rctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	runEngineAndRunners(rctx, &s.wg, s.store, s.cat, "bench-0", cfg.Runners, 0)
+	s.eng = runEngineAndRunners(rctx, &s.wg, s.store, s.cat, "bench-0", cfg.Runners, 0)
 	for k := 1; k < cfg.Engines; k++ {
 		c, err := spawnChild(addr, k, cfg)
 		if err != nil {
@@ -151,8 +152,8 @@ func startCairn(ctx context.Context, addr string, h *harness, defs cairnDefs, cf
 
 // runEngineAndRunners starts an engine and the activity runtime, wired as
 // `cairn serve` wires them, labelled for the CPU profile. batch 0 and
-// concurrency 0 are the defaults.
-func runEngineAndRunners(ctx context.Context, wg *sync.WaitGroup, store *redisstore.Store, cat *interpreter.Catalog, consumer string, concurrency, batch int) {
+// concurrency 0 are the defaults. It returns the engine.
+func runEngineAndRunners(ctx context.Context, wg *sync.WaitGroup, store *redisstore.Store, cat *interpreter.Catalog, consumer string, concurrency, batch int) *interpreter.Engine {
 	reg := activity.NewRegistry()
 	wg.Add(2)
 	eng := interpreter.NewEngine(store, cat, interpreter.EngineOptions{
@@ -170,6 +171,7 @@ func runEngineAndRunners(ctx context.Context, wg *sync.WaitGroup, store *redisst
 			Consumer: consumer, Logger: quietLogger(), Concurrency: concurrency,
 		}).Run(ctx)
 	})
+	return eng
 }
 
 // stop ends the session. Closing the client right after cancelling cuts
@@ -201,7 +203,9 @@ func (s *cairnSession) starter(shape string) starter {
 	raise := shape == shapeBooking
 	return func(ctx context.Context, i int, id string) error {
 		iid := interpreter.InstanceID(id)
-		if err := s.store.CreateInstance(ctx, interpreter.Instantiate(def, iid, input, time.Now())); err != nil {
+		// As cairn serve's HTTP starts: the engine runs the first step
+		// on the way in (Engine.CreateInstance).
+		if err := s.eng.CreateInstance(ctx, interpreter.Instantiate(def, iid, input, time.Now())); err != nil {
 			return err
 		}
 		if raise {

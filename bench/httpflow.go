@@ -58,6 +58,13 @@ type FlowSample struct {
 	// included).
 	Retries int64   `json:"clientRetries,omitempty"`
 	Cmds    float64 `json:"commands"` // commands Redis executed, Lua included
+	// ByCmd is Cmds by command name.
+	ByCmd map[string]float64 `json:"commandsByName,omitempty"`
+	// ServerReads and ServerWrites are cairn serve's read and write
+	// system calls (/proc/<pid>/io syscr, syscw): sockets, HTTP and Redis
+	// alike.
+	ServerReads  float64 `json:"serverReadCalls,omitempty"`
+	ServerWrites float64 `json:"serverWriteCalls,omitempty"`
 	// ServerUSPerCall is the server's CPU divided by every HTTP call, the
 	// engine's share included (it runs in the same process).
 	ServerUSPerCall float64 `json:"serverCpuUsPerCall"`
@@ -562,6 +569,7 @@ func flowMeasure(ctx context.Context, o options, sp flowSpec, bin string, rep in
 		return FlowSample{}, err
 	}
 	cli0 := processCPU()
+	io0, _ := pidIO(pid)
 	win, err := h.begin(ctx)
 	if err != nil {
 		return FlowSample{}, err
@@ -578,6 +586,7 @@ func flowMeasure(ctx context.Context, o options, sp flowSpec, bin string, rep in
 		return FlowSample{}, err
 	}
 	cli1 := processCPU()
+	io1, _ := pidIO(pid)
 	busy1, _ := machineBusy()
 	wall := time.Since(started).Seconds()
 	if loadErr != nil {
@@ -594,6 +603,11 @@ func flowMeasure(ctx context.Context, o options, sp flowSpec, bin string, rep in
 		ServerUS: (srv1 - srv0) * 1e6 / n, RedisUS: d.cpuSec * 1e6 / n, ClientUS: (cli1 - cli0) * 1e6 / n,
 		Cmds:    float64(d.cmds) / n,
 		Foreign: max(0, (busy1-busy0)-(srv1-srv0)-(cli1-cli0)-d.cpuSec) / wall, Quiet: quiet}
+	smp.ServerReads, smp.ServerWrites = float64(io1.reads-io0.reads)/n, float64(io1.writes-io0.writes)/n
+	smp.ByCmd = map[string]float64{}
+	for k, v := range d.byCmd {
+		smp.ByCmd[k] = float64(v) / n
+	}
 	if kb, err := peakRSSKB(pid); err == nil {
 		smp.PeakRSSMB = float64(kb) / 1024
 	}
@@ -620,6 +634,28 @@ func flowMeasure(ctx context.Context, o options, sp flowSpec, bin string, rep in
 		smp.ServerUSPerCall = (srv1 - srv0) * 1e6 / float64(all)
 	}
 	return smp, nil
+}
+
+// sysIO is a process's read and write system calls so far.
+type sysIO struct{ reads, writes int64 }
+
+// pidIO reads syscr and syscw from /proc/<pid>/io.
+func pidIO(pid int) (sysIO, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return sysIO{}, err
+	}
+	var r sysIO
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, _ := strings.Cut(line, ": ")
+		switch k {
+		case "syscr":
+			r.reads, _ = strconv.ParseInt(v, 10, 64)
+		case "syscw":
+			r.writes, _ = strconv.ParseInt(v, 10, 64)
+		}
+	}
+	return r, nil
 }
 
 // peakRSSKB is the peak resident set of process pid so far (VmHWM), in kB.
@@ -703,9 +739,10 @@ func httpFlow(ctx context.Context, o options, h *harness, addr string, rep *Repo
 				continue
 			}
 			r.Samples = append(r.Samples, smp)
-			logf("httpflow %-4s burst %-6s %7.0f/s p50 %6.2f p99 %6.2f ms, %4.2f calls (%s), serve %4.0f µs/instance %4.0f µs/call, Redis %4.0f µs, client %4.0f µs, %5.1f cmds, other load %.2f",
+			logf("httpflow %-4s burst %-6s %7.0f/s p50 %6.2f p99 %6.2f ms, %4.2f calls (%s), serve %4.0f µs/instance %4.0f µs/call, Redis %4.0f µs, client %4.0f µs, %5.1f cmds (%s), serve syscalls %.1f read %.1f write, other load %.2f",
 				r.Variant, count(smp.N), smp.PerSec, smp.P50, smp.P99, smp.AllCalls, topKeys(smp.Calls, 4, "%.2f"),
-				smp.ServerUS, smp.ServerUSPerCall, smp.RedisUS, smp.ClientUS, smp.Cmds, smp.Foreign)
+				smp.ServerUS, smp.ServerUSPerCall, smp.RedisUS, smp.ClientUS, smp.Cmds, topKeys(smp.ByCmd, 6, "%.1f"),
+				smp.ServerReads, smp.ServerWrites, smp.Foreign)
 		}
 	}
 	if err == nil && ctx.Err() == nil {

@@ -25,8 +25,7 @@ func takeAfterCommit(ts []*Transition) [][]Command {
 	var out [][]Command
 	for i, t := range ts {
 		for _, c := range t.Commands {
-			switch c.(type) {
-			case *StartChild, *TerminateChild:
+			if runsAfterCommit(c) {
 				if out == nil {
 					out = make([][]Command, len(ts))
 				}
@@ -36,9 +35,7 @@ func takeAfterCommit(ts []*Transition) [][]Command {
 		if out != nil && out[i] != nil {
 			kept := make([]Command, 0, len(t.Commands)-len(out[i]))
 			for _, c := range t.Commands {
-				switch c.(type) {
-				case *StartChild, *TerminateChild:
-				default:
+				if !runsAfterCommit(c) {
 					kept = append(kept, c)
 				}
 			}
@@ -46,6 +43,16 @@ func takeAfterCommit(ts []*Transition) [][]Command {
 		}
 	}
 	return out
+}
+
+// runsAfterCommit reports whether c is a call step's command, which the
+// engine carries out after the commit (afterCommit) rather than the store.
+func runsAfterCommit(c Command) bool {
+	switch c.(type) {
+	case *StartChild, *TerminateChild:
+		return true
+	}
+	return false
 }
 
 // afterCommit carries out a committed transition's child commands and, when

@@ -33,6 +33,7 @@ type memStore struct {
 	// commitErr and loadErr fail whole calls.
 	commitErr, loadErr error
 	nextWork           int
+	started            []InstanceID // created with a start item (CreateInstance without First)
 }
 
 func newMemStore(t *testing.T, src string) (*memStore, *dsl.Workflow) {
@@ -387,4 +388,26 @@ func TestApplyTaskOutcomeSettles(t *testing.T) {
 	if !e.ApplyTaskOutcome(context.Background(), ref, done) || m.status("k") != StatusCompleted {
 		t.Fatal("the outcome did not apply once the contention ended")
 	}
+}
+
+func (m *memStore) PartitionOf(InstanceID) int { return 0 }
+
+// CreateInstance stores ni as redisstore's does: as its first transition
+// leaves it when it has one (no start item then), else Pending with its
+// start item kept in started.
+func (m *memStore) CreateInstance(_ context.Context, ni NewInstance) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if cur := m.states[ni.State.ID]; cur != nil && !cur.Status.Terminal() {
+		return ErrAlreadyRunning
+	}
+	if ni.First != nil {
+		ni.First.State.Revision = 1
+		m.states[ni.State.ID] = ni.First.State
+		m.commits = append(m.commits, ni.First)
+		return nil
+	}
+	m.states[ni.State.ID] = ni.State
+	m.started = append(m.started, ni.State.ID)
+	return nil
 }

@@ -49,6 +49,8 @@ type WorkItem struct {
 type Store interface {
 	// Partitions is the fixed number of partitions P.
 	Partitions() int
+	// PartitionOf is the partition that holds instance id (no round trip).
+	PartitionOf(id InstanceID) int
 	// ReadWork returns up to max new work items of the given partitions for
 	// this consumer, waiting up to block for the first one.
 	ReadWork(ctx context.Context, consumer string, partitions []int, max int, block time.Duration) ([]WorkItem, error)
@@ -126,6 +128,12 @@ type Membership interface {
 type NewInstance struct {
 	State *State // status Pending, revision 0
 	Start Event  // the EvStart work item
+	// First, when set, is Start's transition of State, computed on the way
+	// in (Engine.CreateInstance): the store writes the instance as First
+	// leaves it, with First's tasks, timers and history, and no start work
+	// item, atomically, and sets First.State.Revision to 1. A store may
+	// ignore it and write the start item: an engine then steps it.
+	First *Transition
 }
 
 // InstanceStatus is everything GET status shows, read in one round trip.

@@ -119,7 +119,7 @@ func TestCommitScriptHeader(t *testing.T) {
 		t.Errorf("argv() lists\n%v\nthe fields in order are\n%v", got, wantArgs)
 	}
 
-	codes := map[string]int{"codeOK": codeOK, "codeConflict": codeConflict, "codeDuplicate": codeDuplicate, "codeGone": codeGone}
+	codes := map[string]int{"codeOK": codeOK, "codeConflict": codeConflict, "codeDuplicate": codeDuplicate, "codeAlreadyRunning": codeAlreadyRunning, "codeGone": codeGone}
 	names, values := scriptLocal(t, src, "0, ")
 	if len(names) != len(values) {
 		t.Fatalf("result codes: %v = %v", names, values)

@@ -27,7 +27,49 @@ const historyScheduled = "ExecutionScheduled"
 // or Suspended is not: ErrAlreadyRunning. One round trip.
 func (s *Store) CreateInstance(ctx context.Context, n interpreter.NewInstance) (err error) {
 	defer classify(ctx, &err)
+	if n.First != nil {
+		return s.createStarted(ctx, n)
+	}
 	return s.createWith(ctx, n, createInstanceCmd)
+}
+
+// createStarted writes n as its first transition leaves it: the
+// transition's commit_transition call, with create_instance's part after
+// it (see the script's header). No start work item is written, and one
+// script does it all, in one round trip.
+func (s *Store) createStarted(ctx context.Context, n interpreter.NewInstance) error {
+	st, t := n.State, n.First
+	if st == nil || t.State == nil || t.State.ID != st.ID || t.FromRevision != 0 || t.WorkID != "" || t.TaskAck != nil {
+		return errors.New("redisstore: create instance: the first transition is not the new instance's start")
+	}
+	if err := checkID(st.ID); err != nil {
+		return err
+	}
+	c, err := s.commitCall(t)
+	if err != nil {
+		return err
+	}
+	line, err := scheduledLine(n)
+	if err != nil {
+		return err
+	}
+	keys := append(c.keys, s.k.index(s.partition(st.ID)))
+	args := append(c.args, raw(st.Input), line)
+	args = append(args, terminalStatuses...)
+	if err := s.runCode(ctx, "create instance", commitTransitionCmd, keys, args...); err != nil {
+		return err
+	}
+	t.State.Revision = 1
+	return nil
+}
+
+// scheduledLine is the first history entry of n: the workflow scheduled.
+func scheduledLine(n interpreter.NewInstance) (string, error) {
+	line, err := encodeHistory([]interpreter.HistoryEvent{{Type: historyScheduled, Timestamp: n.Start.Time, Name: n.State.Name}})
+	if err != nil {
+		return "", fmt.Errorf("redisstore: create instance %s: %w", n.State.ID, err)
+	}
+	return line, nil
 }
 
 // createWith runs create_instance, or a script that takes its KEYS and
@@ -61,9 +103,9 @@ func (s *Store) createCall(n interpreter.NewInstance) (keys []string, args []any
 	if err != nil {
 		return nil, nil, fmt.Errorf("redisstore: create instance %s: %w", st.ID, err)
 	}
-	line, err := encodeHistory([]interpreter.HistoryEvent{{Type: historyScheduled, Timestamp: n.Start.Time, Name: st.Name}})
+	line, err := scheduledLine(n)
 	if err != nil {
-		return nil, nil, fmt.Errorf("redisstore: create instance %s: %w", st.ID, err)
+		return nil, nil, err
 	}
 	p := s.partition(st.ID)
 	keys = []string{s.k.inst(p, st.ID), s.k.hist(p, st.ID), s.k.index(p), s.k.work(p), s.k.finished(p), s.k.counts(p)}

@@ -175,6 +175,9 @@ func (s *Store) Partitions() int { return s.n }
 // partition is the partition of an instance.
 func (s *Store) partition(id interpreter.InstanceID) int { return partitionOf(id, s.n) }
 
+// PartitionOf is the partition that holds instance id.
+func (s *Store) PartitionOf(id interpreter.InstanceID) int { return s.partition(id) }
+
 // createGroups creates a consumer group reading every stream from its
 // start (so nothing added before is missed), creating the streams if need
 // be. Existing groups are left alone. One round trip.

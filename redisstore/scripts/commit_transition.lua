@@ -57,21 +57,53 @@
 -- task queued or delivered and not yet finished, so a later commit can
 -- withdraw it; finish_task drops it; '' marks one withdrawn as the
 -- instance ended.
+-- A start's first transition, computed on the way in (Engine.CreateInstance),
+-- creates the instance in the same script: then ARGV goes on past the
+-- variable part with what create_instance writes besides the state (the
+-- input JSON, '' = null; the first history entry, the Scheduled line),
+-- then the terminal status names, and the last of KEYS is the partition's
+-- index zset. There is no revision to check: an unfinished instance of
+-- the id refuses it (codeAlreadyRunning), a finished one is replaced (its
+-- history dropped), as create_instance does.
 -- Returns codeOK committed | codeGone the instance is gone | codeConflict
 -- the revision moved (or the instance was replaced) | codeDuplicate the
--- work item was already acknowledged.
+-- work item was already acknowledged | codeAlreadyRunning (creating) an
+-- unfinished instance has this id.
 local instKey, histKey, workKey, timersKey, finishedKey, ackTaskKey, countsKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local firstTaskKey = 8
 local workGroup, workID, fromRev, newRev, status, meta, output, customStatus, runtime, historyMax, statusChannel, statusChange, nTasks, nTimerAdds, nTimerRemoves, historyEntry, finishedAt, instanceID, createdAt, taskGroup, ackTaskID, ackTaskName, nCancels, withdrawnChannel, withdrawnNotice, ends, nOpen, workflow, runInput = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12], ARGV[13], ARGV[14], ARGV[15], ARGV[16], ARGV[17], ARGV[18], ARGV[19], ARGV[20], ARGV[21], ARGV[22], ARGV[23], ARGV[24], ARGV[25], ARGV[26], ARGV[27], ARGV[28], ARGV[29]
 local firstVarArg = 30
-local codeOK, codeConflict, codeDuplicate, codeGone = 0, 2, 3, 6
+local codeOK, codeConflict, codeDuplicate, codeAlreadyRunning, codeGone = 0, 2, 3, 4, 6
 
-local cur = redis.call('HMGET', instKey, 'rev', 'c', 'st')
-if not cur[1] then return codeGone end
-if cur[1] ~= fromRev then return codeConflict end
--- (instances created before the c field existed have none to compare)
-if cur[2] and cur[2] ~= createdAt then return codeConflict end
-local oldStatus = cur[3]
+local varEnd = firstVarArg + 2 * tonumber(nTasks) + 2 * tonumber(nTimerAdds) + tonumber(nTimerRemoves) + tonumber(nCancels) + tonumber(nOpen)
+local creating = #ARGV >= varEnd + 1
+local oldStatus, input, scheduled
+if creating then
+  input, scheduled = ARGV[varEnd], ARGV[varEnd + 1]
+  local cur = redis.call('HMGET', instKey, 'st', 'meta')
+  if cur[1] then
+    local finished = false
+    for i = varEnd + 2, #ARGV do
+      if ARGV[i] == cur[1] then finished = true end
+    end
+    if not finished then return codeAlreadyRunning end
+    -- A replaced instance leaves its old workflow's count of its old status.
+    local ok, m = pcall(cjson.decode, cur[2] or '')
+    local old = ''
+    if ok and type(m) == 'table' and type(m.n) == 'string' then old = m.n end
+    redis.call('HINCRBY', countsKey, old .. '\n' .. cur[1], -1)
+    redis.call('DEL', instKey, histKey)
+    redis.call('ZREM', finishedKey, instanceID)
+  end
+  redis.call('ZADD', KEYS[#KEYS], createdAt, instanceID)
+else
+  local cur = redis.call('HMGET', instKey, 'rev', 'c', 'st')
+  if not cur[1] then return codeGone end
+  if cur[1] ~= fromRev then return codeConflict end
+  -- (instances created before the c field existed have none to compare)
+  if cur[2] and cur[2] ~= createdAt then return codeConflict end
+  oldStatus = cur[3]
+end
 if workID ~= '' then
   if redis.call('XACK', workKey, workGroup, workID) == 0 then return codeDuplicate end
 end
@@ -84,6 +116,11 @@ end
 -- The tasks go first, so that the one HSET of the state also records
 -- their entry ids (no command of its own on the hot path).
 local fields = {'st', status, 'rev', newRev, 'meta', meta, 'rt', runtime, 'out', output, 'cs', customStatus}
+if creating then
+  -- c (created ms) tells this incarnation from an earlier one of the same
+  -- id at an equal revision (see the check above).
+  fields[#fields + 1], fields[#fields + 2], fields[#fields + 3], fields[#fields + 4] = 'in', input, 'c', createdAt
+end
 if runInput ~= '' then
   fields[#fields + 1] = 'in'
   fields[#fields + 1] = runInput
@@ -161,16 +198,25 @@ for _ = 1, tonumber(nOpen) do
 end
 
 local hmax = tonumber(historyMax)
-if hmax > 0 and historyEntry ~= '' then
+if hmax > 0 and (historyEntry ~= '' or creating) then
   -- Trim only past the bound: one command per transition otherwise.
-  if redis.call('RPUSH', histKey, historyEntry) > hmax then
+  local n
+  if not creating then
+    n = redis.call('RPUSH', histKey, historyEntry)
+  elseif historyEntry ~= '' then
+    n = redis.call('RPUSH', histKey, scheduled, historyEntry)
+  else
+    n = redis.call('RPUSH', histKey, scheduled)
+  end
+  if n > hmax then
     redis.call('LTRIM', histKey, -hmax, -1)
   end
 end
 if finishedAt ~= '' then redis.call('ZADD', finishedKey, finishedAt, instanceID) end
 if oldStatus ~= status then
-  -- Two commands, and only when the status changes: no round trip.
-  redis.call('HINCRBY', countsKey, workflow .. '\n' .. oldStatus, -1)
+  -- Two commands (one when creating), and only when the status changes:
+  -- no round trip.
+  if oldStatus then redis.call('HINCRBY', countsKey, workflow .. '\n' .. oldStatus, -1) end
   redis.call('HINCRBY', countsKey, workflow .. '\n' .. status, 1)
 end
 if statusChange ~= '' then redis.call('PUBLISH', statusChannel, statusChange) end

@@ -200,7 +200,7 @@ func (s *Store) appendTasks(ctx context.Context, tasks []Task, queue, stream str
 		tasks = append(tasks, Task{})
 		t := &tasks[len(tasks)-1]
 		j, _ := m.Values["j"].(string)
-		if err := json.Unmarshal(stringBytes(j), &t.Schedule); err != nil || t.Schedule.Instance == "" {
+		if err := decodeTask(j, &t.Schedule); err != nil || t.Schedule.Instance == "" {
 			tasks = tasks[:len(tasks)-1]
 			bad, cause = append(bad, m.ID), fmt.Errorf("task entry %s: %q: %v", m.ID, j, err)
 			continue

@@ -128,6 +128,9 @@ type Engine struct {
 	// retry holds work items a round left pending because the store
 	// failed; retryLoop applies them again once it answers (retry.go).
 	retry retryQueue
+	// outcomes groups the task outcomes handed over in process
+	// (ApplyTaskOutcome, outcomes.go).
+	outcomes outcomeGroups
 }
 
 // NewEngine returns an Engine; Run starts it.

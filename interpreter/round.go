@@ -151,7 +151,15 @@ func (e *Engine) ApplyTaskOutcome(ctx context.Context, ref TaskRef, ev Event) bo
 	}
 	c := &chain{id: ref.Instance, task: &ref,
 		items: []WorkItem{{Partition: ref.Partition, Instance: ref.Instance, Event: ev}}}
-	e.run(ctx, []*chain{c}) // on a failure the caller finishes the task itself
+	// On a failure the caller finishes the task itself.
+	switch g, lead := e.outcomes.join(ctx, c); {
+	case g == nil:
+		e.run(ctx, []*chain{c})
+	case lead:
+		e.applyGroups(g)
+	default:
+		<-g.done
+	}
 	return c.applied
 }
 

@@ -34,6 +34,7 @@ type memStore struct {
 	commitErr, loadErr error
 	nextWork           int
 	started            []InstanceID // created with a start item (CreateInstance without First)
+	commitCalls        int          // Commit calls
 }
 
 func newMemStore(t *testing.T, src string) (*memStore, *dsl.Workflow) {
@@ -75,6 +76,7 @@ func (m *memStore) Commit(_ context.Context, ts []*Transition) ([]error, error) 
 	if m.commitErr != nil {
 		return nil, m.commitErr
 	}
+	m.commitCalls++
 	errs := make([]error, len(ts))
 	for i, t := range ts {
 		errs[i] = m.commitOne(t)

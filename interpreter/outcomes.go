@@ -1,0 +1,73 @@
+package interpreter
+
+import (
+	"context"
+	"sync"
+)
+
+// outcomeGroups is the group commit of the task outcomes an activity
+// runtime hands over in process (ApplyTaskOutcome): while one group is
+// being applied, the outcomes that arrive form the next, which is then
+// applied as one round, one load and one commit pipeline for all of them,
+// instead of a round trip each. One group is applied at a time.
+type outcomeGroups struct {
+	mu      sync.Mutex
+	busy    bool          // a group is being applied
+	forming *outcomeGroup // the next one, nil when none waits
+}
+
+// outcomeGroup is one group: its chains, one per instance (a round applies
+// one transition of an instance at a time), and done, closed when they are
+// applied. It runs under the context of its first member, who waits for it
+// (a group whose context ends leaves its outcomes to their callers, as any
+// store failure does).
+type outcomeGroup struct {
+	ctx    context.Context
+	chains []*chain
+	ids    map[InstanceID]bool
+	done   chan struct{}
+}
+
+// join adds c to a group. lead: no group was being applied, so the caller
+// applies g, which holds c alone, itself (applyGroups). Otherwise c joins
+// the forming group, and the caller waits for g.done; g is nil when that
+// group holds an outcome of the same instance already, and the caller then
+// applies c on its own, after that group (the instance's lock orders them).
+func (o *outcomeGroups) join(ctx context.Context, c *chain) (g *outcomeGroup, lead bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if !o.busy {
+		o.busy = true
+		return &outcomeGroup{ctx: ctx, chains: []*chain{c}, done: make(chan struct{})}, true
+	}
+	g = o.forming
+	if g == nil {
+		g = &outcomeGroup{ctx: ctx, ids: map[InstanceID]bool{}, done: make(chan struct{})}
+		o.forming = g
+	}
+	if g.ids[c.id] {
+		return nil, false
+	}
+	g.ids[c.id] = true
+	g.chains = append(g.chains, c)
+	return g, false
+}
+
+// applyGroups applies g, then hands the group formed meanwhile, if any, to
+// a goroutine of its own, so that the caller, whose outcome was in g, need
+// not wait for it.
+func (e *Engine) applyGroups(g *outcomeGroup) {
+	e.run(g.ctx, g.chains)
+	close(g.done)
+	o := &e.outcomes
+	o.mu.Lock()
+	next := o.forming
+	o.forming = nil
+	if next == nil {
+		o.busy = false
+	}
+	o.mu.Unlock()
+	if next != nil {
+		go e.applyGroups(next)
+	}
+}

@@ -3,6 +3,7 @@ package interpreter
 import (
 	"context"
 	"log/slog"
+	"runtime"
 	"sync"
 	"time"
 
@@ -131,6 +132,8 @@ type Engine struct {
 	// outcomes groups the task outcomes handed over in process
 	// (ApplyTaskOutcome, outcomes.go).
 	outcomes outcomeGroups
+	// eager holds a token per first step CreateInstance computes.
+	eager chan struct{}
 }
 
 // NewEngine returns an Engine; Run starts it.
@@ -186,7 +189,8 @@ func NewEngine(store Store, cat *Catalog, opts EngineOptions) *Engine {
 	log := opts.Logger.With("engine", opts.Consumer)
 	return &Engine{store: store, cat: cat, in: opts.Interpreter, opts: opts,
 		log: log, nextDue: map[int]time.Time{}, cache: newStateCache(opts.CacheSize),
-		obs: &outageLog{Observer: opts.Observer, log: log, now: opts.Clock}}
+		eager: make(chan struct{}, runtime.GOMAXPROCS(0)),
+		obs:   &outageLog{Observer: opts.Observer, log: log, now: opts.Clock}}
 }
 
 // Consumer returns the engine's consumer name.

@@ -67,3 +67,20 @@ steps:
 		t.Fatalf("status %s, start items %v, transitions %d", st.Status, m.started, len(m.commits))
 	}
 }
+
+// With every first-step slot taken (as many as cores), a start goes the
+// engine's way at once rather than wait: the starts compute no more
+// expressions at a time than the engine's rounds would.
+func TestCreateInstanceWithNoSlotFree(t *testing.T) {
+	m, def := newMemStore(t, timedFlow)
+	e := quietEngine(m, EngineOptions{})
+	for range cap(e.eager) {
+		e.eager <- struct{}{}
+	}
+	if err := e.CreateInstance(context.Background(), Instantiate(def, "i", nil, t0)); err != nil {
+		t.Fatal(err)
+	}
+	if st := m.states["i"]; st.Status != StatusPending || len(m.started) != 1 {
+		t.Fatalf("status %s, start items %v", st.Status, m.started)
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -434,8 +435,9 @@ func runServe(ctx context.Context, stop func(), cfg serveConfig, log *slog.Logge
 			HTTPConcurrency: cfg.httpConcurrency,
 		})
 		mets.ActivityRuntime(rt.Held)
-		// Starts over HTTP run their first step on the way in.
-		api = eagerStarts{store, eng}
+		// Starts over HTTP run their first step on the way in, and
+		// raises into the instances this engine holds apply at once.
+		api = viaEngine{store, eng}
 		engineDone.Add(2)
 		go func() {
 			defer engineDone.Done()
@@ -647,15 +649,21 @@ func printURLs(w io.Writer, addr string, cfg serveConfig, redisDesc string, defs
 	fmt.Fprintf(w, "  or:         cairn start %s --input '\"user1\"' && cairn list\n", name)
 }
 
-// eagerStarts is the store as the HTTP API of a process that runs an
-// engine sees it: its starts are the engine's (Engine.CreateInstance), which
-// write an instance already past its first step, so no start item goes
-// through a round.
-type eagerStarts struct {
+// viaEngine is the store as the HTTP API of a process that runs an engine
+// sees it: its starts and raises are the engine's. A start
+// (Engine.CreateInstance) writes an instance already past its first
+// step, and a raise into an instance the engine holds
+// (Engine.RaiseEvent) commits the event's transition, so neither goes
+// through a work item and a round.
+type viaEngine struct {
 	*redisstore.Store
 	eng *interpreter.Engine
 }
 
-func (b eagerStarts) CreateInstance(ctx context.Context, n interpreter.NewInstance) error {
+func (b viaEngine) CreateInstance(ctx context.Context, n interpreter.NewInstance) error {
 	return b.eng.CreateInstance(ctx, n)
+}
+
+func (b viaEngine) RaiseEvent(ctx context.Context, id interpreter.InstanceID, name string, data json.RawMessage, now time.Time) error {
+	return b.eng.RaiseEvent(ctx, id, name, data, now)
 }

@@ -790,6 +790,12 @@ func (r *Runtime) handle(quit, base context.Context, h *held) {
 			opts = def.Activities[s.Activity]
 		}
 	}
+	// release gives back the attempt's slots (its class's and its
+	// activity's limit) once: when its outcome is known, before it is
+	// reported. The slots bound the attempts computing at once; reporting
+	// waits on the store (a commit, shared with other outcomes), and a slot
+	// held through it would leave the CPU idle while tasks queue.
+	release := func() {}
 	if defErr == nil {
 		adm, err := r.admit(base, quit, h, opts)
 		if err != nil {
@@ -798,8 +804,15 @@ func (r *Runtime) handle(quit, base context.Context, h *held) {
 			}
 			return
 		}
-		defer r.signalAdmitted()
-		defer adm.free(r)
+		freed := false
+		release = func() {
+			if !freed {
+				freed = true
+				adm.free(r)
+				r.signalAdmitted()
+			}
+		}
+		defer release()
 		r.signalAdmitted()
 	}
 
@@ -815,6 +828,7 @@ func (r *Runtime) handle(quit, base context.Context, h *held) {
 	defer func() { r.opts.Observer.TaskFinished(base, t, ended, r.opts.Clock().Sub(began)) }()
 	report := func(result json.RawMessage, err error) {
 		ended = outcomeOf(err)
+		release()
 		r.report(base, &t, it.Ref, result, err)
 	}
 	if defErr != nil {

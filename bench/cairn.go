@@ -203,13 +203,15 @@ func (s *cairnSession) starter(shape string) starter {
 	raise := shape == shapeBooking
 	return func(ctx context.Context, i int, id string) error {
 		iid := interpreter.InstanceID(id)
-		// As cairn serve's HTTP starts: the engine runs the first step
-		// on the way in (Engine.CreateInstance).
+		// As cairn serve's HTTP starts and raises: the engine runs the
+		// first step on the way in (Engine.CreateInstance), and applies
+		// the raise at once when it holds the instance
+		// (Engine.RaiseEvent).
 		if err := s.eng.CreateInstance(ctx, interpreter.Instantiate(def, iid, input, time.Now())); err != nil {
 			return err
 		}
 		if raise {
-			return s.store.RaiseEvent(ctx, iid, "BookingConfirmed", []byte(`true`), time.Now())
+			return s.eng.RaiseEvent(ctx, iid, "BookingConfirmed", []byte(`true`), time.Now())
 		}
 		return nil
 	}

@@ -77,6 +77,14 @@ type chain struct {
 	// task is set for an activity outcome handed over in process: its one
 	// item is no work item, and its commit acknowledges the task instead.
 	task *TaskRef
+	// message is set for a client message the API handed over in process
+	// (Engine.RaiseEvent): its one item is no work item either, and its
+	// commit numbers it (Transition.Message). It gets one commit: after
+	// a conflict, or any failure, the caller queues it the usual way.
+	message bool
+	// err is why a message chain's commit failed (nil: it conflicted, or
+	// never got as far).
+	err error
 	// applied: the last item settled was applied, by this engine or
 	// (a duplicate) another.
 	applied bool
@@ -84,6 +92,12 @@ type chain struct {
 
 // reset forgets the chain's state: the next round loads it.
 func (c *chain) reset() { c.st, c.src = nil, mustLoad }
+
+// direct reports whether the chain's item was handed over in process (a
+// task outcome or a client message) rather than read as a work item: it
+// has nothing to acknowledge, and what it does not apply goes back to its
+// caller, not to the engine's retries.
+func (c *chain) direct() bool { return c.task != nil || c.message }
 
 // round collects what one round does besides its transitions.
 type round struct {
@@ -98,7 +112,7 @@ type round struct {
 // outcome is declined (ApplyTaskOutcome returns false; the runtime
 // finishes the task through the store instead).
 func (r *round) drop(c *chain) {
-	if c.task == nil {
+	if !c.direct() {
 		r.acks = append(r.acks, c.items[0])
 		c.items = c.items[1:]
 		return
@@ -152,14 +166,7 @@ func (e *Engine) ApplyTaskOutcome(ctx context.Context, ref TaskRef, ev Event) bo
 	c := &chain{id: ref.Instance, task: &ref,
 		items: []WorkItem{{Partition: ref.Partition, Instance: ref.Instance, Event: ev}}}
 	// On a failure the caller finishes the task itself.
-	switch g, lead := e.outcomes.join(ctx, c); {
-	case g == nil:
-		e.run(ctx, []*chain{c})
-	case lead:
-		e.applyGroups(g)
-	default:
-		<-g.done
-	}
+	e.applyDirect(ctx, c)
 	return c.applied
 }
 
@@ -172,7 +179,7 @@ func (e *Engine) run(ctx context.Context, active []*chain) []WorkItem {
 		if !ok {
 			var left []WorkItem
 			for _, c := range active {
-				if c.task == nil {
+				if !c.direct() {
 					left = append(left, c.items...)
 				}
 			}
@@ -216,6 +223,11 @@ func (e *Engine) round(ctx context.Context, active []*chain) ([]*chain, bool) {
 		e.obs.OnStoreCall("commit", err)
 		if err != nil {
 			e.log.Warn("commit failed; the work is retried", "err", err)
+			for _, c := range r.owners {
+				if c.message {
+					c.err = err // it may have been applied: no queuing it again
+				}
+			}
 			return nil, false
 		}
 		committed := e.opts.Clock()
@@ -301,7 +313,7 @@ func (e *Engine) loaded(ctx context.Context, r *round, c *chain, st *State) {
 		case err == nil:
 			c.def = def
 		case errors.Is(err, ErrNotFound) || errors.Is(err, ErrBrokenDefinition):
-			if c.task == nil {
+			if !c.direct() {
 				e.log.Error("instance's definition is gone; dropping its work", "instance", c.id, "err", err)
 			}
 			r.dropAll(c)
@@ -310,7 +322,7 @@ func (e *Engine) loaded(ctx context.Context, r *round, c *chain, st *State) {
 			// The store did not answer: the items stay pending, and
 			// this engine applies them again soon (retry.go).
 			e.log.Warn("loading the instance's definition failed; its work is retried", "instance", c.id, "err", err)
-			if c.task == nil {
+			if !c.direct() {
 				e.retry.add(c.items, e.log)
 			}
 			c.items = nil
@@ -326,11 +338,19 @@ func (e *Engine) step(ctx context.Context, r *round, active []*chain) {
 	for _, c := range active {
 		for len(c.items) > 0 && c.st != nil {
 			it := c.items[0]
+			if c.message {
+				// Numbered next: the commit checks that the store has
+				// numbered no message since (none waits before it).
+				it.Event.Seq = c.st.MsgSeq + 1
+			}
 			tr, err := e.in.StepOnto(c.def, e.latestFor(ctx, c.def), c.st, it.Event)
 			if err == nil && tr != nil {
-				if c.task != nil {
+				switch {
+				case c.task != nil:
 					tr.TaskAck = c.task
-				} else {
+				case c.message:
+					tr.Message = it.Event.Seq
+				default:
 					tr.WorkID = it.ID
 				}
 				r.ts = append(r.ts, tr)
@@ -346,7 +366,7 @@ func (e *Engine) step(ctx context.Context, r *round, active []*chain) {
 				r.reload = true
 				break
 			}
-			if err != nil && c.task == nil {
+			if err != nil && !c.direct() {
 				e.log.Error("transition failed; dropping work item", "instance", c.id, "event", it.Event.Kind, "err", err)
 			}
 			r.drop(c)
@@ -365,6 +385,14 @@ func (e *Engine) settle(ctx context.Context, c *chain, t *Transition, after [][]
 		c.items = c.items[1:]
 		c.loads = 0 // progress: count only conflicts in a row
 		c.applied = true
+	case c.message:
+		// One try: the caller queues the message (a conflict wrote
+		// nothing) or answers the failure.
+		if !errors.Is(err, ErrConflict) {
+			c.err = err
+		}
+		c.items = nil
+		e.cache.drop(c.id)
 	case errors.Is(err, ErrDuplicate):
 		// Applied by another engine already: drop it, and read what that
 		// engine made of the instance.
@@ -397,8 +425,8 @@ func (e *Engine) remaining(active []*chain) []*chain {
 	for _, c := range active {
 		switch {
 		case len(c.items) == 0:
-		case c.task != nil && c.st == nil && c.loads == maxLoadsDirect:
-		case c.task == nil && c.st == nil && c.loads == maxLoads:
+		case c.direct() && c.st == nil && c.loads == maxLoadsDirect:
+		case !c.direct() && c.st == nil && c.loads == maxLoads:
 			e.log.Warn("giving up on a contended instance for now; its work will be reclaimed", "instance", c.id, "items", len(c.items))
 		default:
 			next = append(next, c)

@@ -35,6 +35,10 @@ type memStore struct {
 	nextWork           int
 	started            []InstanceID // created with a start item (CreateInstance without First)
 	commitCalls        int          // Commit calls
+	// mseq numbers each instance's client messages, as redisstore's
+	// instance field does; queued holds the raises queued as work items.
+	mseq   map[InstanceID]int64
+	queued []WorkItem
 }
 
 func newMemStore(t *testing.T, src string) (*memStore, *dsl.Workflow) {
@@ -44,7 +48,7 @@ func newMemStore(t *testing.T, src string) (*memStore, *dsl.Workflow) {
 		t.Fatal(err)
 	}
 	return &memStore{sources: map[string][]byte{def.Hash: []byte(src)},
-		states: map[InstanceID]*State{}, acked: map[string]bool{}}, def
+		states: map[InstanceID]*State{}, acked: map[string]bool{}, mseq: map[InstanceID]int64{}}, def
 }
 
 func (m *memStore) Partitions() int { return 1 }
@@ -94,7 +98,7 @@ func (m *memStore) commitOne(t *Transition) error {
 	if t.TaskAck != nil {
 		ack = taskKey(*t.TaskAck)
 	}
-	if m.acked[ack] {
+	if ack != "" && m.acked[ack] {
 		return ErrDuplicate
 	}
 	cur := m.states[t.State.ID]
@@ -104,8 +108,16 @@ func (m *memStore) commitOne(t *Transition) error {
 	if cur.Revision != t.FromRevision || !cur.CreatedTime.Equal(t.State.CreatedTime) {
 		return ErrConflict
 	}
+	if t.Message != 0 {
+		if m.mseq[t.State.ID] != t.Message-1 {
+			return ErrConflict
+		}
+		m.mseq[t.State.ID] = t.Message
+	}
 	m.states[t.State.ID] = t.State
-	m.acked[ack] = true
+	if ack != "" {
+		m.acked[ack] = true
+	}
 	m.commits = append(m.commits, t)
 	return nil
 }
@@ -143,6 +155,22 @@ func (m *memStore) item(id InstanceID, ev Event) WorkItem {
 
 func (m *memStore) raise(id InstanceID, name string, data string) WorkItem {
 	return m.item(id, Event{Kind: EvRaised, Name: name, Data: json.RawMessage(data)})
+}
+
+// RaiseEvent queues a numbered raise, as redisstore's does, in queued.
+func (m *memStore) RaiseEvent(_ context.Context, id InstanceID, name string, data json.RawMessage, now time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch cur := m.states[id]; {
+	case cur == nil:
+		return ErrNotFound
+	case cur.Status.Terminal():
+		return ErrFinished
+	}
+	m.mseq[id]++
+	it := m.item(id, Event{Kind: EvRaised, Time: now, Name: name, Data: data, Seq: m.mseq[id]})
+	m.queued = append(m.queued, it)
+	return nil
 }
 
 // moveUnder commits a transition of ev as another engine would: the

@@ -530,4 +530,10 @@ type Transition struct {
 	// of from a work item: the commit acknowledges that task, and fails with
 	// ErrDuplicate when it was acknowledged already.
 	TaskAck *TaskRef
+	// Message, when not 0, is the number the transition gave the client
+	// message it applied straight from the API (Engine.RaiseEvent) instead
+	// of from a work item: the commit fails with ErrConflict unless the
+	// store has numbered exactly Message-1 of the instance's messages (so
+	// none waits to be applied before this one), and counts this one.
+	Message int64
 }

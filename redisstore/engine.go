@@ -353,7 +353,7 @@ func (s *Store) commitCall(t *interpreter.Transition) (scriptCall, error) {
 		HistoryEntry: histEntry, FinishedAt: finished, InstanceID: string(st.ID), CreatedAt: ms(st.CreatedTime),
 		TaskGroup: groupWorkers, AckTaskID: ackTask, AckTaskName: ackName,
 		NCancels: nCancels, WithdrawnChannel: s.k.withdrawn(p), WithdrawnNotice: bytesString(notice),
-		Ends: ends, NOpen: len(open), Workflow: st.Name, RunInput: runInput(t),
+		Ends: ends, NOpen: len(open), Workflow: st.Name, RunInput: runInput(t), Message: t.Message,
 	}
 	// argv is the whole EVALSHA command (evalSha sends it as it is); its
 	// head is filled in last, when keys no longer grows.
@@ -391,7 +391,7 @@ type commitMem struct {
 
 // commitKeyc counts commitKeys' fields, commitArgc commitArgs'
 // (TestCommitScriptHeader checks both).
-const commitKeyc, commitArgc = 7, 29
+const commitKeyc, commitArgc = 7, 30
 
 // evalShaHead is EVALSHA's words before the keys: evalsha, the hash and
 // the number of keys.
@@ -473,6 +473,7 @@ type commitArgs struct {
 	NOpen            int
 	Workflow         string // the instance's workflow name, for the counts
 	RunInput         string // after a continueAsNew: the new run's input JSON; "" = none
+	Message          int64  // the client message applied straight from the API; 0 = none
 }
 
 // runInput is what commitArgs.RunInput says for t: the new run's input
@@ -503,7 +504,7 @@ func (a *commitArgs) appendRefs(dst []any) []any {
 		&a.HistoryEntry, &a.FinishedAt, &a.InstanceID, &a.CreatedAt,
 		&a.TaskGroup, &a.AckTaskID, &a.AckTaskName,
 		&a.NCancels, &a.WithdrawnChannel, &a.WithdrawnNotice, &a.Ends, &a.NOpen,
-		&a.Workflow, &a.RunInput,
+		&a.Workflow, &a.RunInput, &a.Message,
 	)
 }
 

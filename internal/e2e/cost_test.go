@@ -150,13 +150,13 @@ func reserveTicketBurst(t *testing.T, store *redisstore.Store, cat *interpreter.
 			defer wg.Done()
 			for i := c; i < n; i += 16 {
 				id := interpreter.InstanceID(fmt.Sprintf("cost-%04d", i))
-				// As cairn serve's HTTP starts: the first step runs on
-				// the way in.
+				// As cairn serve's HTTP starts and raises: the first step
+				// runs on the way in, and the raise applies at once.
 				if err := eng.CreateInstance(ctx, interpreter.Instantiate(def, id, []byte(`"user1"`), time.Now())); err != nil {
 					t.Error(err)
 					return
 				}
-				if err := store.RaiseEvent(ctx, id, "BookingConfirmed", []byte(`true`), time.Now()); err != nil {
+				if err := eng.RaiseEvent(ctx, id, "BookingConfirmed", []byte(`true`), time.Now()); err != nil {
 					t.Error(err)
 					return
 				}

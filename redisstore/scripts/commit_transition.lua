@@ -51,6 +51,10 @@
 --   workflow: the instance's workflow name (its field of the counts hash)
 --   runInput: the new run's input JSON after a continueAsNew, written to
 --     the input field GET status shows ('' = leave it)
+--   message: the number of the client message the transition applied
+--     straight from the API instead of from a work item ('0' = none): the
+--     instance must have numbered exactly one fewer (field mseq; none
+--     queued waits before it, else codeConflict), and counts this one
 --   then nTasks (task JSON (field j), task id) pairs, nTimerAdds (due ms,
 --   member) pairs, nTimerRemoves members, nCancels task ids, nOpen task ids.
 -- The instance hash field tk:<task id> holds the stream entry id of each
@@ -71,8 +75,8 @@
 -- unfinished instance has this id.
 local instKey, histKey, workKey, timersKey, finishedKey, ackTaskKey, countsKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local firstTaskKey = 8
-local workGroup, workID, fromRev, newRev, status, meta, output, customStatus, runtime, historyMax, statusChannel, statusChange, nTasks, nTimerAdds, nTimerRemoves, historyEntry, finishedAt, instanceID, createdAt, taskGroup, ackTaskID, ackTaskName, nCancels, withdrawnChannel, withdrawnNotice, ends, nOpen, workflow, runInput = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12], ARGV[13], ARGV[14], ARGV[15], ARGV[16], ARGV[17], ARGV[18], ARGV[19], ARGV[20], ARGV[21], ARGV[22], ARGV[23], ARGV[24], ARGV[25], ARGV[26], ARGV[27], ARGV[28], ARGV[29]
-local firstVarArg = 30
+local workGroup, workID, fromRev, newRev, status, meta, output, customStatus, runtime, historyMax, statusChannel, statusChange, nTasks, nTimerAdds, nTimerRemoves, historyEntry, finishedAt, instanceID, createdAt, taskGroup, ackTaskID, ackTaskName, nCancels, withdrawnChannel, withdrawnNotice, ends, nOpen, workflow, runInput, message = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12], ARGV[13], ARGV[14], ARGV[15], ARGV[16], ARGV[17], ARGV[18], ARGV[19], ARGV[20], ARGV[21], ARGV[22], ARGV[23], ARGV[24], ARGV[25], ARGV[26], ARGV[27], ARGV[28], ARGV[29], ARGV[30]
+local firstVarArg = 31
 local codeOK, codeConflict, codeDuplicate, codeAlreadyRunning, codeGone = 0, 2, 3, 4, 6
 
 local varEnd = firstVarArg + 2 * tonumber(nTasks) + 2 * tonumber(nTimerAdds) + tonumber(nTimerRemoves) + tonumber(nCancels) + tonumber(nOpen)
@@ -97,11 +101,12 @@ if creating then
   end
   redis.call('ZADD', KEYS[#KEYS], createdAt, instanceID)
 else
-  local cur = redis.call('HMGET', instKey, 'rev', 'c', 'st')
+  local cur = redis.call('HMGET', instKey, 'rev', 'c', 'st', 'mseq')
   if not cur[1] then return codeGone end
   if cur[1] ~= fromRev then return codeConflict end
   -- (instances created before the c field existed have none to compare)
   if cur[2] and cur[2] ~= createdAt then return codeConflict end
+  if message ~= '0' and tonumber(cur[4] or '0') ~= tonumber(message) - 1 then return codeConflict end
   oldStatus = cur[3]
 end
 if workID ~= '' then
@@ -124,6 +129,10 @@ end
 if runInput ~= '' then
   fields[#fields + 1] = 'in'
   fields[#fields + 1] = runInput
+end
+if message ~= '0' then
+  fields[#fields + 1] = 'mseq'
+  fields[#fields + 1] = message
 end
 local k, a = firstTaskKey, firstVarArg
 for _ = 1, tonumber(nTasks) do

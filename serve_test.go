@@ -4,9 +4,13 @@ import (
 	"bufio"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -165,4 +169,140 @@ func TestServeDurability(t *testing.T) {
 			t.Errorf("durabilityFor(%q, cluster %v) = %v, %v; want %s", c.setting, c.cluster, d, err, c.want)
 		}
 	}
+}
+
+// servingLine is where cairn serve says it serves the API.
+var servingLine = regexp.MustCompile(`^cairn: serving (http://\S+) `)
+
+// TestServeStartsAndRaisesThroughItsEngine: in a process that runs the API
+// and an engine, a start runs its first step on the way in and a raise
+// into the instance applies at once (Engine.CreateInstance, RaiseEvent):
+// the instance completes without a single work item written (no XADD
+// reaches Redis), and its history is the one a round would write.
+func TestServeStartsAndRaisesThroughItsEngine(t *testing.T) {
+	rs := redistest.Start(t)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "wait.yaml"), []byte("name: WaitGo\nsteps:\n  - wait: {event: go, result: x}\n  - return: ${ x + 1 }\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(cairnBin, "serve", "--addr", "127.0.0.1:0", "--workflows", dir)
+	cmd.Dir = t.TempDir()
+	cmd.Env = append(cleanEnv(), "CAIRN_REDIS="+rs.URL())
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() { _ = cmd.Process.Kill(); <-exited })
+	found := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if m := servingLine.FindStringSubmatch(sc.Text()); m != nil {
+				found <- m[1]
+			}
+		}
+	}()
+	var base string
+	select {
+	case base = <-found:
+	case <-exited:
+		t.Fatalf("cairn serve exited:\n%s", stderr)
+	case <-time.After(time.Minute):
+		t.Fatalf("cairn serve never said where it serves:\n%s", stderr)
+	}
+	redisDo(t, rs.Addr(), "CONFIG RESETSTAT")
+	df := base + "/runtime/webhooks/durabletask"
+	post := func(url, body string) {
+		t.Helper()
+		res, err := http.Post(url, "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusAccepted {
+			t.Fatalf("POST %s: %d %s", url, res.StatusCode, b)
+		}
+	}
+	post(df+"/orchestrators/WaitGo/w1", `null`)
+	post(df+"/instances/w1/raiseEvent/go", `41`)
+	var st struct {
+		RuntimeStatus string          `json:"runtimeStatus"`
+		Output        json.RawMessage `json:"output"`
+		History       []struct {
+			EventType string `json:"EventType"`
+		} `json:"historyEvents"`
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for st.RuntimeStatus != "Completed" {
+		if time.Now().After(deadline) {
+			t.Fatalf("w1 is %s after 30 s:\n%s", st.RuntimeStatus, stderr)
+		}
+		res, err := http.Get(df + "/instances/w1?showHistory=true")
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = json.NewDecoder(res.Body).Decode(&st)
+		res.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if string(st.Output) != "42" {
+		t.Errorf("output %s, want 42", st.Output)
+	}
+	var types []string
+	for _, h := range st.History {
+		types = append(types, h.EventType)
+	}
+	if got := strings.Join(types, " "); got != "ExecutionScheduled ExecutionStarted EventRaised ExecutionCompleted" {
+		t.Errorf("history %s", got)
+	}
+	if stats := redisDo(t, rs.Addr(), "INFO commandstats"); strings.Contains(stats, "cmdstat_xadd:") {
+		t.Errorf("work items were written (the start or the raise went through the work stream):\n%s", stats)
+	}
+}
+
+// redisDo sends one inline command to the Redis at addr and returns its
+// reply's text (a status line or a bulk string).
+func redisDo(t *testing.T, addr, command string) string {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, command+"\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(c)
+	line, err := r.ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	line = strings.TrimRight(line, "\r\n")
+	switch {
+	case strings.HasPrefix(line, "$"):
+		n, err := strconv.Atoi(line[1:])
+		if err != nil || n < 0 {
+			t.Fatalf("%s: reply %q", command, line)
+		}
+		b := make([]byte, n)
+		if _, err := io.ReadFull(r, b); err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	case strings.HasPrefix(line, "-"):
+		t.Fatalf("%s: %s", command, line)
+	}
+	return line
 }

@@ -49,6 +49,9 @@ type FlowSample struct {
 	Max     float64 `json:"maxms"`
 	// Per instance:
 	Calls    map[string]float64 `json:"callsByKind"` // HTTP calls by kind: start, raiseEvent, status, events
+	// CallMS is the mean time of a call of each kind, sent → answer read
+	// (events, a stream followed to its end, is left out).
+	CallMS   map[string]float64 `json:"callMsByKind,omitempty"`
 	AllCalls float64            `json:"calls"`
 	ServerUS float64            `json:"serverCpuUs"` // the cairn serve process (API and engine)
 	RedisUS  float64            `json:"redisCpuUs"`
@@ -276,6 +279,7 @@ type flowClient struct {
 	variant string
 	poll    time.Duration
 	calls   map[string]*atomic.Int64
+	nanos   map[string]*atomic.Int64 // time spent in calls of each kind
 }
 
 var flowKinds = []string{"start", "raiseEvent", "status", "events"}
@@ -283,7 +287,7 @@ var flowKinds = []string{"start", "raiseEvent", "status", "events"}
 // newFlowClient returns a client of the given kind (clientRaw or
 // clientNet) for cairn serve at base.
 func newFlowClient(kind, base, variant string, conns int, poll time.Duration) (*flowClient, error) {
-	fc := &flowClient{kind: kind, base: base, variant: variant, poll: poll, calls: map[string]*atomic.Int64{}}
+	fc := &flowClient{kind: kind, base: base, variant: variant, poll: poll, calls: map[string]*atomic.Int64{}, nanos: map[string]*atomic.Int64{}}
 	switch kind {
 	case clientRaw:
 		rc, err := newRawClient(base, time.Minute)
@@ -298,7 +302,7 @@ func newFlowClient(kind, base, variant string, conns int, poll time.Duration) (*
 		return nil, fmt.Errorf("-httpflow-client %q: want %s or %s", kind, clientRaw, clientNet)
 	}
 	for _, k := range flowKinds {
-		fc.calls[k] = new(atomic.Int64)
+		fc.calls[k], fc.nanos[k] = new(atomic.Int64), new(atomic.Int64)
 	}
 	return fc, nil
 }
@@ -320,11 +324,21 @@ func (fc *flowClient) snapshot() map[string]int64 {
 	return m
 }
 
+func (fc *flowClient) nanosSnapshot() map[string]int64 {
+	m := map[string]int64{}
+	for k, v := range fc.nanos {
+		m[k] = v.Load()
+	}
+	return m
+}
+
 // do sends one call to the path a+b+p and returns its status code and
 // body (read whole). With the raw client, rc is the connection the
 // instance holds and the body is valid until its next call.
 func (fc *flowClient) do(ctx context.Context, rc *rawConn, kind, method, a, b, p string, body []byte) (int, []byte, error) {
 	fc.calls[kind].Add(1)
+	began := time.Now()
+	defer func() { fc.nanos[kind].Add(int64(time.Since(began))) }()
 	if fc.raw != nil {
 		return fc.raw.do(ctx, rc, method, a, b, p, body)
 	}
@@ -559,7 +573,7 @@ func flowMeasure(ctx context.Context, o options, sp flowSpec, bin string, rep in
 	time.Sleep(100 * time.Millisecond)
 
 	t := newTracker(fmt.Sprintf("hf%d-%s%s-r-", rep, sp.variant, sp.tag), o.flowN, targetDone)
-	calls0 := fc.snapshot()
+	calls0, nanos0 := fc.snapshot(), fc.nanosSnapshot()
 	var logAt int64
 	if fi, err := os.Stat(logPath); err == nil {
 		logAt = fi.Size()
@@ -620,10 +634,15 @@ func flowMeasure(ctx context.Context, o options, sp flowSpec, bin string, rep in
 		smp.GCCPUUS = cpuMS * 1e3 / n
 	}
 	var all int64
+	nanos1 := fc.nanosSnapshot()
+	smp.CallMS = map[string]float64{}
 	for k, v := range fc.snapshot() {
 		if c := v - calls0[k]; c > 0 {
 			smp.Calls[k] = float64(c) / n
 			all += c
+			if ns := nanos1[k] - nanos0[k]; ns > 0 {
+				smp.CallMS[k] = float64(ns) / float64(c) / 1e6
+			}
 		}
 	}
 	smp.AllCalls = float64(all) / n
@@ -739,8 +758,8 @@ func httpFlow(ctx context.Context, o options, h *harness, addr string, rep *Repo
 				continue
 			}
 			r.Samples = append(r.Samples, smp)
-			logf("httpflow %-4s burst %-6s %7.0f/s p50 %6.2f p99 %6.2f ms, %4.2f calls (%s), serve %4.0f µs/instance %4.0f µs/call, Redis %4.0f µs, client %4.0f µs, %5.1f cmds (%s), serve syscalls %.1f read %.1f write, other load %.2f",
-				r.Variant, count(smp.N), smp.PerSec, smp.P50, smp.P99, smp.AllCalls, topKeys(smp.Calls, 4, "%.2f"),
+			logf("httpflow %-4s burst %-6s %7.0f/s p50 %6.2f p99 %6.2f ms, %4.2f calls (%s; ms each: %s), serve %4.0f µs/instance %4.0f µs/call, Redis %4.0f µs, client %4.0f µs, %5.1f cmds (%s), serve syscalls %.1f read %.1f write, other load %.2f",
+				r.Variant, count(smp.N), smp.PerSec, smp.P50, smp.P99, smp.AllCalls, topKeys(smp.Calls, 4, "%.2f"), topKeys(smp.CallMS, 4, "%.2f"),
 				smp.ServerUS, smp.ServerUSPerCall, smp.RedisUS, smp.ClientUS, smp.Cmds, topKeys(smp.ByCmd, 6, "%.1f"),
 				smp.ServerReads, smp.ServerWrites, smp.Foreign)
 		}

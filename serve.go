@@ -650,11 +650,11 @@ func printURLs(w io.Writer, addr string, cfg serveConfig, redisDesc string, defs
 }
 
 // viaEngine is the store as the HTTP API of a process that runs an engine
-// sees it: its starts and raises are the engine's. A start
+// sees it: its starts, raises and controls are the engine's. A start
 // (Engine.CreateInstance) writes an instance already past its first
-// step, and a raise into an instance the engine holds
-// (Engine.RaiseEvent) commits the event's transition, so neither goes
-// through a work item and a round.
+// step, and a raise, terminate, suspend or resume of an instance the
+// engine holds (Engine.RaiseEvent, SendControl) commits its transition,
+// so none goes through a work item and a round.
 type viaEngine struct {
 	*redisstore.Store
 	eng *interpreter.Engine
@@ -666,4 +666,8 @@ func (b viaEngine) CreateInstance(ctx context.Context, n interpreter.NewInstance
 
 func (b viaEngine) RaiseEvent(ctx context.Context, id interpreter.InstanceID, name string, data json.RawMessage, now time.Time) error {
 	return b.eng.RaiseEvent(ctx, id, name, data, now)
+}
+
+func (b viaEngine) SendControl(ctx context.Context, id interpreter.InstanceID, ev interpreter.Event) error {
+	return b.eng.SendControl(ctx, id, ev)
 }

@@ -175,10 +175,11 @@ func TestServeDurability(t *testing.T) {
 var servingLine = regexp.MustCompile(`^cairn: serving (http://\S+) `)
 
 // TestServeStartsAndRaisesThroughItsEngine: in a process that runs the API
-// and an engine, a start runs its first step on the way in and a raise
-// into the instance applies at once (Engine.CreateInstance, RaiseEvent):
-// the instance completes without a single work item written (no XADD
-// reaches Redis), and its history is the one a round would write.
+// and an engine, a start runs its first step on the way in and a raise or
+// terminate of the instance applies at once (Engine.CreateInstance,
+// RaiseEvent, SendControl): the instances end without a single work item
+// written (no XADD reaches Redis), and the history is the one a round
+// would write.
 func TestServeStartsAndRaisesThroughItsEngine(t *testing.T) {
 	rs := redistest.Start(t)
 	dir := t.TempDir()
@@ -265,6 +266,18 @@ func TestServeStartsAndRaisesThroughItsEngine(t *testing.T) {
 	}
 	if got := strings.Join(types, " "); got != "ExecutionScheduled ExecutionStarted EventRaised ExecutionCompleted" {
 		t.Errorf("history %s", got)
+	}
+	// A terminate goes the same way.
+	post(df+"/orchestrators/WaitGo/w2", `null`)
+	post(df+"/instances/w2/terminate?reason=enough", ``)
+	res, err := http.Get(df + "/instances/w2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = json.NewDecoder(res.Body).Decode(&st)
+	res.Body.Close()
+	if err != nil || st.RuntimeStatus != "Terminated" {
+		t.Errorf("w2 right after its terminate's 202: %s, %v", st.RuntimeStatus, err)
 	}
 	if stats := redisDo(t, rs.Addr(), "INFO commandstats"); strings.Contains(stats, "cmdstat_xadd:") {
 		t.Errorf("work items were written (the start or the raise went through the work stream):\n%s", stats)

@@ -48,7 +48,7 @@ type FlowSample struct {
 	P99     float64 `json:"p99ms"`
 	Max     float64 `json:"maxms"`
 	// Per instance:
-	Calls    map[string]float64 `json:"callsByKind"` // HTTP calls by kind: start, raiseEvent, status, events
+	Calls map[string]float64 `json:"callsByKind"` // HTTP calls by kind: start, raiseEvent, status, events
 	// CallMS is the mean time of a call of each kind, sent → answer read
 	// (events, a stream followed to its end, is left out).
 	CallMS   map[string]float64 `json:"callMsByKind,omitempty"`

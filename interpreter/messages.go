@@ -23,8 +23,27 @@ import (
 // ErrNotFound, ErrFinished, or a failure of the commit (the event may
 // then have been applied, as after any store call that did not answer).
 func (e *Engine) RaiseEvent(ctx context.Context, id InstanceID, name string, data json.RawMessage, now time.Time) error {
+	return e.deliver(ctx, id, Event{Kind: EvRaised, Time: now, Name: name, Data: data},
+		func() error { return e.store.RaiseEvent(ctx, id, name, data, now) })
+}
+
+// SendControl delivers a terminate, suspend or resume (ev.Kind) to
+// instance id as Store.SendControl does, applying it at once as RaiseEvent
+// applies an event, under the same conditions.
+func (e *Engine) SendControl(ctx context.Context, id InstanceID, ev Event) error {
+	queue := func() error { return e.store.SendControl(ctx, id, ev) }
+	switch ev.Kind {
+	case EvTerminate, EvSuspend, EvResume:
+		return e.deliver(ctx, id, ev, queue)
+	}
+	return queue() // the store says what is wrong with it
+}
+
+// deliver applies client message ev to instance id in the group commit,
+// or calls queue when it cannot (see RaiseEvent).
+func (e *Engine) deliver(ctx context.Context, id InstanceID, ev Event, queue func() error) error {
 	if st, _ := e.cache.get(id); st == nil || len(st.Early) > 0 || st.Status == StatusPending || st.Status.Terminal() {
-		return e.store.RaiseEvent(ctx, id, name, data, now)
+		return queue()
 	}
 	// The round may run for other callers too (a group): it gets this
 	// call's deadline, not its cancellation, which would fail them all.
@@ -34,8 +53,7 @@ func (e *Engine) RaiseEvent(ctx context.Context, id InstanceID, name string, dat
 		gctx, cancel = context.WithDeadline(gctx, d)
 		defer cancel()
 	}
-	c := &chain{id: id, message: true, items: []WorkItem{{Partition: e.store.PartitionOf(id), Instance: id,
-		Event: Event{Kind: EvRaised, Time: now, Name: name, Data: data}}}}
+	c := &chain{id: id, message: true, items: []WorkItem{{Partition: e.store.PartitionOf(id), Instance: id, Event: ev}}}
 	e.applyDirect(gctx, c)
 	switch {
 	case c.applied:
@@ -43,7 +61,7 @@ func (e *Engine) RaiseEvent(ctx context.Context, id InstanceID, name string, dat
 	case c.err != nil:
 		return c.err
 	}
-	return e.store.RaiseEvent(ctx, id, name, data, now)
+	return queue()
 }
 
 // applyDirect applies c, an item handed over in process, in the group

@@ -154,3 +154,37 @@ func TestRaiseEventGroups(t *testing.T) {
 		t.Fatalf("%d commit calls for %d raises (want 2), %d queued", got, n+1, len(m.queued))
 	}
 }
+
+// A terminate, suspend or resume of an instance this engine holds applies
+// at once too, numbered in the same sequence as the raises.
+func TestSendControlAppliesTheCachedState(t *testing.T) {
+	m, def := newMemStore(t, pairFlow)
+	e := quietEngine(m, EngineOptions{})
+	ctx := context.Background()
+	if err := e.CreateInstance(ctx, Instantiate(def, "i", nil, t0)); err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		do   func() error
+		want RuntimeStatus
+	}{
+		{func() error { return e.SendControl(ctx, "i", Event{Kind: EvSuspend, Time: t0}) }, StatusSuspended},
+		{func() error { return e.RaiseEvent(ctx, "i", "a", []byte(`1`), t0) }, StatusSuspended},
+		{func() error { return e.SendControl(ctx, "i", Event{Kind: EvResume, Time: t0}) }, StatusRunning},
+		{func() error { return e.SendControl(ctx, "i", Event{Kind: EvTerminate, Time: t0, Reason: "enough"}) }, StatusTerminated},
+	}
+	for k, s := range steps {
+		if err := s.do(); err != nil {
+			t.Fatalf("message %d: %v", k+1, err)
+		}
+		if st := m.states["i"]; st.Status != s.want || st.MsgSeq != int64(k+1) || m.mseq["i"] != int64(k+1) {
+			t.Fatalf("after message %d: status %s (want %s), applied %d, numbered %d", k+1, st.Status, s.want, st.MsgSeq, m.mseq["i"])
+		}
+	}
+	if len(m.queued) != 0 || m.loads != 0 {
+		t.Fatalf("queued %v, loads %d", m.queued, m.loads)
+	}
+	if err := e.SendControl(ctx, "i", Event{Kind: EvTerminate, Time: t0}); !errors.Is(err, ErrFinished) {
+		t.Fatalf("terminate of the terminated instance: %v", err)
+	}
+}

@@ -158,7 +158,12 @@ func (m *memStore) raise(id InstanceID, name string, data string) WorkItem {
 }
 
 // RaiseEvent queues a numbered raise, as redisstore's does, in queued.
-func (m *memStore) RaiseEvent(_ context.Context, id InstanceID, name string, data json.RawMessage, now time.Time) error {
+func (m *memStore) RaiseEvent(ctx context.Context, id InstanceID, name string, data json.RawMessage, now time.Time) error {
+	return m.SendControl(ctx, id, Event{Kind: EvRaised, Time: now, Name: name, Data: data})
+}
+
+// SendControl queues a numbered message (a raise too, here) in queued.
+func (m *memStore) SendControl(_ context.Context, id InstanceID, ev Event) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	switch cur := m.states[id]; {
@@ -168,8 +173,8 @@ func (m *memStore) RaiseEvent(_ context.Context, id InstanceID, name string, dat
 		return ErrFinished
 	}
 	m.mseq[id]++
-	it := m.item(id, Event{Kind: EvRaised, Time: now, Name: name, Data: data, Seq: m.mseq[id]})
-	m.queued = append(m.queued, it)
+	ev.Seq = m.mseq[id]
+	m.queued = append(m.queued, m.item(id, ev))
 	return nil
 }
 

@@ -851,21 +851,21 @@ func renderHTTPFlow(b *strings.Builder, f finder, rep *Report) {
 	w("**poll**: wait %g ms, `GET …/instances/{id}`, again until it answers Completed; or **sse**: `GET /v1/instances/{id}/events` read until the status stream says Completed. ", poll)
 	w("%d client goroutines over keep-alive connections, each driving one instance at a time from the start to Completed; a fresh Redis (`FLUSHALL`) and a fresh cairn serve per repetition, %d warm-up instances first. ", rep.HTTPFlow[0].Conns, warmup)
 	w("Latency is from just before the start call to the client seeing Completed. Server CPU is the child's utime + stime (`/proc/<pid>/stat`), the engine's included; client CPU is the bench process's.\n\n")
-	w("| variant | instances | instances/s | p50 ms | p99 ms | HTTP calls per instance | serve CPU µs/instance | serve CPU µs/call | Redis CPU µs/instance | client CPU µs/instance | Redis commands/instance |\n")
-	w("|---|---|---|---|---|---|---|---|---|---|---|\n")
+	w("| variant | instances | instances/s | p50 ms | p99 ms | HTTP calls per instance | ms per call (median run) | serve CPU µs/instance | serve CPU µs/call | Redis CPU µs/instance | client CPU µs/instance | Redis commands/instance |\n")
+	w("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rep.HTTPFlow {
 		ss := r.Samples
 		if r.Err != "" {
-			w("| %s | ⚠ %s ||||||||||\n", r.Variant, r.Err)
+			w("| %s | ⚠ %s |||||||||||\n", r.Variant, r.Err)
 		}
 		if len(ss) == 0 {
 			continue
 		}
 		m := ss[len(ss)/2]
 		g := func(get func(FlowSample) float64) string { return cell(flowField(ss, get)) }
-		w("| %s (%s client)%s | %s | %s | %s | %s | %s (%s) | %s | %s | %s | %s | %s |\n", r.Variant, flowClientOf(r), flowMark(ss), count(m.N),
+		w("| %s (%s client)%s | %s | %s | %s | %s | %s (%s) | %s | %s | %s | %s | %s | %s |\n", r.Variant, flowClientOf(r), flowMark(ss), count(m.N),
 			g(flowPerSec), g(func(s FlowSample) float64 { return s.P50 }), g(func(s FlowSample) float64 { return s.P99 }),
-			g(func(s FlowSample) float64 { return s.AllCalls }), topKeys(m.Calls, 4, "%.2f"),
+			g(func(s FlowSample) float64 { return s.AllCalls }), topKeys(m.Calls, 4, "%.2f"), topKeys(m.CallMS, 4, "%.2f"),
 			g(func(s FlowSample) float64 { return s.ServerUS }), g(func(s FlowSample) float64 { return s.ServerUSPerCall }),
 			g(func(s FlowSample) float64 { return s.RedisUS }), g(func(s FlowSample) float64 { return s.ClientUS }),
 			g(func(s FlowSample) float64 { return s.Cmds }))

@@ -171,9 +171,6 @@ func TestServeDurability(t *testing.T) {
 	}
 }
 
-// servingLine is where cairn serve says it serves the API.
-var servingLine = regexp.MustCompile(`^cairn: serving (http://\S+) `)
-
 // TestServeStartsAndRaisesThroughItsEngine: in a process that runs the API
 // and an engine, a start runs its first step on the way in and a raise or
 // terminate of the instance applies at once (Engine.CreateInstance,
@@ -186,38 +183,8 @@ func TestServeStartsAndRaisesThroughItsEngine(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "wait.yaml"), []byte("name: WaitGo\nsteps:\n  - wait: {event: go, result: x}\n  - return: ${ x + 1 }\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(cairnBin, "serve", "--addr", "127.0.0.1:0", "--workflows", dir)
-	cmd.Dir = t.TempDir()
-	cmd.Env = append(cleanEnv(), "CAIRN_REDIS="+rs.URL())
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stderr := &syncBuffer{}
-	cmd.Stderr = stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() { _ = cmd.Process.Kill(); <-exited })
-	found := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if m := servingLine.FindStringSubmatch(sc.Text()); m != nil {
-				found <- m[1]
-			}
-		}
-	}()
-	var base string
-	select {
-	case base = <-found:
-	case <-exited:
-		t.Fatalf("cairn serve exited:\n%s", stderr)
-	case <-time.After(time.Minute):
-		t.Fatalf("cairn serve never said where it serves:\n%s", stderr)
-	}
+	srv := startServe(t, t.TempDir(), []string{"CAIRN_REDIS=" + rs.URL()}, "--workflows", dir)
+	base, stderr := srv.url, srv.stderr
 	redisDo(t, rs.Addr(), "CONFIG RESETSTAT")
 	df := base + "/runtime/webhooks/durabletask"
 	post := func(url, body string) {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"testing"
 )
 
@@ -112,19 +111,7 @@ func TestRaiseEventGroups(t *testing.T) {
 		}
 	}
 	calls := m.commitCalls
-	release, committing := make(chan struct{}), make(chan struct{})
-	var first atomic.Bool
-	m.mu.Lock()
-	m.answer = func(*Transition) error {
-		if first.CompareAndSwap(false, true) {
-			close(committing)
-			m.mu.Unlock() // Commit holds it; the others join meanwhile
-			<-release
-			m.mu.Lock()
-		}
-		return nil
-	}
-	m.mu.Unlock()
+	release, committing := m.holdFirstCommit()
 	errs := make([]error, n+1)
 	var wg sync.WaitGroup
 	raise := func(k int) {
@@ -138,11 +125,7 @@ func TestRaiseEventGroups(t *testing.T) {
 		wg.Add(1)
 		go raise(k)
 	}
-	waitFor(t, "the group to form", func() bool {
-		e.outcomes.mu.Lock()
-		defer e.outcomes.mu.Unlock()
-		return e.outcomes.forming != nil && len(e.outcomes.forming.chains) == n
-	})
+	waitForGroup(t, e, n)
 	close(release)
 	wg.Wait()
 	for k := 0; k <= n; k++ {

@@ -24,19 +24,7 @@ func TestApplyTaskOutcomeGroups(t *testing.T) {
 	calls := m.commitCalls
 
 	// The first outcome's commit waits until the others have joined.
-	release, committing := make(chan struct{}), make(chan struct{})
-	var first atomic.Bool
-	m.mu.Lock()
-	m.answer = func(*Transition) error {
-		if first.CompareAndSwap(false, true) {
-			close(committing)
-			m.mu.Unlock() // Commit holds it; the others commit meanwhile
-			<-release
-			m.mu.Lock()
-		}
-		return nil
-	}
-	m.mu.Unlock()
+	release, committing := m.holdFirstCommit()
 	applied := make([]bool, n+2)
 	var wg sync.WaitGroup
 	run := func(k int, ref TaskRef, ev Event) {
@@ -50,11 +38,7 @@ func TestApplyTaskOutcomeGroups(t *testing.T) {
 		wg.Add(1)
 		go run(k, refs[k], evs[k])
 	}
-	waitFor(t, "the group to form", func() bool {
-		e.outcomes.mu.Lock()
-		defer e.outcomes.mu.Unlock()
-		return e.outcomes.forming != nil && len(e.outcomes.forming.chains) == n
-	})
+	waitForGroup(t, e, n)
 	// i1 again: it cannot join the group that holds i1, so it goes alone
 	// (and, the instance having completed by then, takes no transition).
 	wg.Add(1)
@@ -83,6 +67,36 @@ func TestApplyTaskOutcomeGroups(t *testing.T) {
 	if got := m.commitCalls - calls; got != want {
 		t.Fatalf("%d commit calls for %d outcomes, want %d", got, n+1, want)
 	}
+}
+
+// holdFirstCommit makes the store's next commit wait, from the moment it
+// is under way (committing closes) until release is closed; other commits
+// go on meanwhile.
+func (m *memStore) holdFirstCommit() (release, committing chan struct{}) {
+	release, committing = make(chan struct{}), make(chan struct{})
+	var first atomic.Bool
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.answer = func(*Transition) error {
+		if first.CompareAndSwap(false, true) {
+			close(committing)
+			m.mu.Unlock() // Commit holds it; the others commit meanwhile
+			<-release
+			m.mu.Lock()
+		}
+		return nil
+	}
+	return release, committing
+}
+
+// waitForGroup waits until the group forming holds n chains.
+func waitForGroup(t *testing.T, e *Engine, n int) {
+	t.Helper()
+	waitFor(t, "the group to form", func() bool {
+		e.outcomes.mu.Lock()
+		defer e.outcomes.mu.Unlock()
+		return e.outcomes.forming != nil && len(e.outcomes.forming.chains) == n
+	})
 }
 
 func waitFor(t *testing.T, what string, ok func() bool) {

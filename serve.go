@@ -436,7 +436,8 @@ func runServe(ctx context.Context, stop func(), cfg serveConfig, log *slog.Logge
 		})
 		mets.ActivityRuntime(rt.Held)
 		// Starts over HTTP run their first step on the way in, and
-		// raises into the instances this engine holds apply at once.
+		// raises and controls of the instances this engine holds apply
+		// at once.
 		api = viaEngine{store, eng}
 		engineDone.Add(2)
 		go func() {

@@ -2,6 +2,7 @@ package activity_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cairnhq/cairn/activity"
+	"github.com/cairnhq/cairn/interpreter"
 )
 
 // peak counts attempts in flight and remembers the most at once.
@@ -141,5 +143,58 @@ func TestGlobalConcurrencyLimit(t *testing.T) {
 	}
 	if by["a"] == 0 || by["b"] == 0 {
 		t.Fatalf("one runtime ran nothing (%v): the case of two runtimes is not covered", by)
+	}
+}
+
+// heldRecording is a TaskStore whose first CompleteTask waits until
+// release is closed: an outcome being recorded for long (a slow commit).
+type heldRecording struct {
+	activity.TaskStore
+	first   atomic.Bool
+	waiting chan struct{} // closed once the first recording waits
+	release chan struct{}
+}
+
+func (h *heldRecording) CompleteTask(ctx context.Context, ref interpreter.TaskRef, result json.RawMessage, now time.Time) error {
+	if h.first.CompareAndSwap(false, true) {
+		close(h.waiting)
+		<-h.release
+	}
+	return h.TaskStore.CompleteTask(ctx, ref, result, now)
+}
+
+// TestSlotFreeWhileRecording: with one CPU slot, a second attempt runs
+// while the first one's outcome is still being recorded: the slot bounds
+// attempts computing, and recording waits on the store, not the CPU.
+func TestSlotFreeWhileRecording(t *testing.T) {
+	e := newEnv(t)
+	h := &heldRecording{TaskStore: e.ts, waiting: make(chan struct{}), release: make(chan struct{})}
+	e.ts = h
+	ran := make(chan string, 2)
+	e.reg.Register("Work", func(ctx context.Context, task activity.Task) (any, error) {
+		ran <- string(task.InstanceID)
+		return 1, nil
+	})
+	e.deploy(catchWorkflow("Two", "Work", ""))
+	e.start("Two", "a", 1)
+	e.runtime(activity.Options{Concurrency: 1})
+	let := sync.OnceFunc(func() { close(h.release) })
+	t.Cleanup(let) // before the runtime's own cleanup waits for it to stop
+	<-ran
+	<-h.waiting // a's outcome is being recorded, and held there
+	e.start("Two", "b", 2)
+	select {
+	case got := <-ran:
+		if got != "b" {
+			t.Fatalf("ran %s, want b", got)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the second attempt did not run while the first outcome was being recorded: the slot was held through the recording")
+	}
+	let()
+	for _, id := range []string{"a", "b"} {
+		if o := e.outcome(id); string(o.Result) != "1" {
+			t.Fatalf("%s: %+v", id, o)
+		}
 	}
 }

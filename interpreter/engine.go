@@ -129,8 +129,8 @@ type Engine struct {
 	// retry holds work items a round left pending because the store
 	// failed; retryLoop applies them again once it answers (retry.go).
 	retry retryQueue
-	// outcomes groups the task outcomes handed over in process
-	// (ApplyTaskOutcome, outcomes.go).
+	// outcomes groups the task outcomes and client messages handed over
+	// in process (ApplyTaskOutcome, RaiseEvent, SendControl; outcomes.go).
 	outcomes outcomeGroups
 	// eager holds a token per first step CreateInstance computes.
 	eager chan struct{}

@@ -5,11 +5,12 @@ import (
 	"sync"
 )
 
-// outcomeGroups is the group commit of the task outcomes an activity
-// runtime hands over in process (ApplyTaskOutcome): while one group is
-// being applied, the outcomes that arrive form the next, which is then
-// applied as one round, one load and one commit pipeline for all of them,
-// instead of a round trip each. One group is applied at a time.
+// outcomeGroups is the group commit of what is handed over in process:
+// the task outcomes of an activity runtime (ApplyTaskOutcome) and the
+// client messages of the API (RaiseEvent, SendControl). While one group
+// is being applied, those that arrive form the next, which is then applied
+// as one round, one load and one commit pipeline for all of them, instead
+// of a round trip each. One group is applied at a time.
 type outcomeGroups struct {
 	mu      sync.Mutex
 	busy    bool          // a group is being applied
@@ -31,7 +32,7 @@ type outcomeGroup struct {
 // join adds c to a group. lead: no group was being applied, so the caller
 // applies g, which holds c alone, itself (applyGroups). Otherwise c joins
 // the forming group, and the caller waits for g.done; g is nil when that
-// group holds an outcome of the same instance already, and the caller then
+// group holds an item of the same instance already, and the caller then
 // applies c on its own, after that group (the instance's lock orders them).
 func (o *outcomeGroups) join(ctx context.Context, c *chain) (g *outcomeGroup, lead bool) {
 	o.mu.Lock()

@@ -147,12 +147,6 @@ func startServe(ctx context.Context, bin, addr, workflows, durability, logPath s
 	if err != nil {
 		return nil, err
 	}
-	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("cairn serve's log: %w", err)
-	}
-	defer logFile.Close() // the child holds its own descriptor
 	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--redis", "redis://" + addr,
 		"--workflows", abs, "--durability", durability, "--log-level", "warn"}, extra...)
 	cmd := exec.Command(bin, args...)
@@ -160,56 +154,7 @@ func startServe(ctx context.Context, bin, addr, workflows, durability, logPath s
 	if env != nil {
 		cmd.Env = append(os.Environ(), env...) // the later of two settings of a name wins
 	}
-	cmd.Stderr = logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		os.RemoveAll(dir)
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("starting %s: %w", bin, err)
-	}
-	s := &serveChild{cmd: cmd, dir: dir}
-	// The first line says where it listens: "cairn: serving http://… (…)".
-	lines := make(chan string, 1)
-	go func() {
-		r := bufio.NewReader(out)
-		line, _ := r.ReadString('\n')
-		lines <- line
-		_, _ = io.Copy(io.Discard, r)
-	}()
-	select {
-	case line := <-lines:
-		rest, ok := strings.CutPrefix(line, "cairn: serving ")
-		base, _, _ := strings.Cut(rest, " ")
-		if !ok || !strings.HasPrefix(base, "http://") {
-			s.stop()
-			return nil, fmt.Errorf("cairn serve did not start (see %s): %q", logPath, line)
-		}
-		s.base = base
-	case <-time.After(60 * time.Second):
-		s.stop()
-		return nil, fmt.Errorf("cairn serve did not start within 60 s (see %s)", logPath)
-	case <-ctx.Done():
-		s.stop()
-		return nil, ctx.Err()
-	}
-	for t0 := time.Now(); ; {
-		resp, err := http.Get(s.base + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return s, nil
-			}
-		}
-		if time.Since(t0) > 30*time.Second {
-			s.stop()
-			return nil, fmt.Errorf("cairn serve not ready within 30 s: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return startChild(ctx, cmd, dir, logPath, "cairn serve")
 }
 
 // stop ends the child gracefully (SIGTERM), killing it after 15 s.
@@ -533,6 +478,9 @@ type flowSpec struct {
 	env     []string
 	gctrace bool
 	tag     string // in instance ids and log file names
+	// floor, when set, is the floor server's variant (floor.go) to run
+	// instead of cairn serve.
+	floor string
 }
 
 // flowMeasure runs one repetition of a variant: a fresh Redis (FLUSHALL)
@@ -551,7 +499,13 @@ func flowMeasure(ctx context.Context, o options, sp flowSpec, bin string, rep in
 		logPath = filepath.Join(o.resultsDir, "cairn-serve-gc.log")
 		env = append(slices.Clip(env), "GODEBUG=gctrace=1")
 	}
-	s, err := startServe(ctx, bin, sp.addr, o.workflows, sp.durability, logPath, env)
+	var s *serveChild
+	var err error
+	if sp.floor != "" {
+		s, err = startFloor(ctx, sp.floor, filepath.Join(o.resultsDir, "floor.log"))
+	} else {
+		s, err = startServe(ctx, bin, sp.addr, o.workflows, sp.durability, logPath, env)
+	}
 	if err != nil {
 		return FlowSample{}, err
 	}
@@ -732,9 +686,9 @@ func gcTrace(path string, offset int64) (int, float64, error) {
 // repetition like the other sections.
 func httpFlow(ctx context.Context, o options, h *harness, addr string, rep *Report, logf func(string, ...any)) []FlowResult {
 	var out []*FlowResult
-	for _, v := range []string{flowPoll, flowSSE} {
+	for _, v := range append([]string{flowPoll, flowSSE}, floorVariants...) {
 		r := &FlowResult{Variant: v, Client: *flowClientKind, Durability: o.flowDurability, Conns: o.flowConns}
-		if v == flowPoll {
+		if v != flowSSE {
 			r.PollMS = float64(o.flowPoll) / float64(time.Millisecond)
 		}
 		out = append(out, r)
@@ -746,6 +700,9 @@ func httpFlow(ctx context.Context, o options, h *harness, addr string, rep *Repo
 				continue
 			}
 			sp := flowSpec{variant: r.Variant, h: h, addr: addr, durability: o.flowDurability}
+			if isFloor(r.Variant) {
+				sp.floor = r.Variant
+			}
 			smp, err := flowMeasure(ctx, o, sp, bin, k)
 			if err == nil && smp.Foreign > disturbedCores && ctx.Err() == nil {
 				rep.Retried++
@@ -872,7 +829,7 @@ func renderHTTPFlow(b *strings.Builder, f finder, rep *Report) {
 	}
 	w("\n")
 	for _, r := range rep.HTTPFlow {
-		if len(r.Samples) == 0 {
+		if len(r.Samples) == 0 || isFloor(r.Variant) {
 			continue
 		}
 		mode, peer, inproc := flowPeer(f, rep, r.Samples[0].N)
@@ -888,6 +845,7 @@ func renderHTTPFlow(b *strings.Builder, f finder, rep *Report) {
 		}
 		w(".\n")
 	}
+	renderFloor(w, rep.HTTPFlow)
 	w("\nThe client holds %d instances in flight, so throughput is at most %d ÷ the latency: ", rep.HTTPFlow[0].Conns, rep.HTTPFlow[0].Conns)
 	w("the poll variant's latency includes up to one poll interval after the instance completed. Server CPU per call divides the whole process's CPU, the engine's transitions included, by the HTTP calls.\n\n")
 	if p := rep.HTTPFlowProfile; p != nil {

@@ -54,6 +54,10 @@ type options struct {
 }
 
 func main() {
+	if v := os.Getenv(floorEnv); v != "" {
+		floorMain(v)
+		return
+	}
 	if addr := os.Getenv(childEnv); addr != "" {
 		childMain(addr)
 		return

@@ -211,6 +211,9 @@ const (
 	clientNet = "net" // Go's net/http client
 )
 
+var flowVariants = flag.String("httpflow-variants", strings.Join(append([]string{flowPoll, flowSSE}, floorVariants...), ","),
+	"httpflow's variants, comma-separated")
+
 var flowClientKind = flag.String("httpflow-client", clientRaw,
 	"httpflow's HTTP client: raw (a lean keep-alive HTTP/1.1 client, so the client's CPU takes less from the cores cairn serve runs on) or net (net/http)")
 
@@ -686,8 +689,14 @@ func gcTrace(path string, offset int64) (int, float64, error) {
 // repetition like the other sections.
 func httpFlow(ctx context.Context, o options, h *harness, addr string, rep *Report, logf func(string, ...any)) []FlowResult {
 	var out []*FlowResult
-	for _, v := range append([]string{flowPoll, flowSSE}, floorVariants...) {
+	for _, v := range strings.Split(*flowVariants, ",") {
+		if v = strings.TrimSpace(v); v == "" {
+			continue
+		}
 		r := &FlowResult{Variant: v, Client: *flowClientKind, Durability: o.flowDurability, Conns: o.flowConns}
+		if v != flowPoll && v != flowSSE && !slices.Contains(floorVariants, v) {
+			r.Err = fmt.Sprintf("unknown -httpflow-variants entry %q", v)
+		}
 		if v != flowSSE {
 			r.PollMS = float64(o.flowPoll) / float64(time.Millisecond)
 		}

@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -83,6 +84,24 @@ func floorGet(id string) []byte {
 // floorMain serves variant on a loopback port until killed, saying where
 // on its first line as cairn serve does.
 func floorMain(variant string) {
+	h, err := floorHandler(variant)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	fmt.Printf("cairn: serving http://%s (%s)\n", l.Addr(), variant)
+	err = (&http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}).Serve(l)
+	fmt.Fprintln(os.Stderr, err)
+	os.Exit(1)
+}
+
+// floorHandler is the floor server of variant.
+func floorHandler(variant string) (http.Handler, error) {
 	var h http.Handler
 	switch variant {
 	case floorNetHTTP:
@@ -136,18 +155,9 @@ func floorMain(variant string) {
 		})
 		h = g
 	default:
-		fmt.Fprintf(os.Stderr, "unknown floor variant %q\n", variant)
-		os.Exit(2)
+		return nil, fmt.Errorf("unknown floor variant %q", variant)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	fmt.Printf("cairn: serving http://%s (%s)\n", l.Addr(), variant)
-	err = (&http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}).Serve(l)
-	fmt.Fprintln(os.Stderr, err)
-	os.Exit(1)
+	return h, nil
 }
 
 // startFloor starts the floor server of variant as a child process of the
@@ -229,7 +239,7 @@ func startChild(ctx context.Context, cmd *exec.Cmd, dir, logPath, what string) (
 	}
 }
 
-func isFloor(variant string) bool { return strings.HasPrefix(variant, "floor-") }
+func isFloor(variant string) bool { return slices.Contains(floorVariants, variant) }
 
 // renderFloor says what the floor servers cost per call and what of cairn
 // serve's CPU per call is above them.

@@ -694,7 +694,7 @@ func httpFlow(ctx context.Context, o options, h *harness, addr string, rep *Repo
 			continue
 		}
 		r := &FlowResult{Variant: v, Client: *flowClientKind, Durability: o.flowDurability, Conns: o.flowConns}
-		if v != flowPoll && v != flowSSE && !slices.Contains(floorVariants, v) {
+		if v != flowPoll && v != flowSSE && !isFloor(v) {
 			r.Err = fmt.Sprintf("unknown -httpflow-variants entry %q", v)
 		}
 		if v != flowSSE {

@@ -8,6 +8,12 @@ package main
 // plain net/http ServeMux or as gin, the router cairn's API is built on.
 // Its CPU per call is the part of cairn serve's that the kernel's loopback
 // TCP, net/http and the router take whatever the handlers do.
+//
+// floor-redis is gin plus the least a durable store must do per call: one
+// Redis command each (start HSETs the instance's record, raiseEvent
+// RPUSHes the event, GET status HMGETs the record), through go-redis's
+// pool, no engine. Its CPU per call above floor-gin is what one Redis round
+// trip costs the server; cairn serve makes at least one per call too.
 
 import (
 	"bufio"
@@ -25,19 +31,25 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/redis/go-redis/v9"
 )
 
 // floorEnv, in a child's environment, makes the bench binary the floor
-// server of the variant it names.
-const floorEnv = "CAIRN_BENCH_FLOOR"
+// server of the variant it names; floorRedisEnv gives floor-redis its
+// Redis address.
+const (
+	floorEnv      = "CAIRN_BENCH_FLOOR"
+	floorRedisEnv = "CAIRN_BENCH_FLOOR_REDIS"
+)
 
 // Floor variants.
 const (
 	floorNetHTTP = "floor-nethttp" // net/http's ServeMux
 	floorGin     = "floor-gin"
+	floorRedis   = "floor-redis" // gin and one Redis command per call
 )
 
-var floorVariants = []string{floorNetHTTP, floorGin}
+var floorVariants = []string{floorNetHTTP, floorGin, floorRedis}
 
 // floorPayload is the start answer's body, Durable Functions'
 // check-status payload.
@@ -73,18 +85,58 @@ func floorStart(host, id string) ([]byte, string) {
 	return b, base
 }
 
+// floorCustom is the custom status the floor's instances show, ReserveTicket's.
+const floorCustom = `{"discount":20,"discountTimeout":60,"bookingUrl":"https://example.com/book/user-1"}`
+
 func floorGet(id string) []byte {
 	now := time.Now().UTC().Format(time.RFC3339Nano)
 	b, _ := json.Marshal(floorStatus{Name: "ReserveTicket", InstanceID: id, RuntimeStatus: "Completed",
-		Input: json.RawMessage(`"user-1"`), CustomStatus: json.RawMessage(`{"discount":20,"discountTimeout":60,"bookingUrl":"https://example.com/book/user-1"}`),
+		Input: json.RawMessage(`"user-1"`), CustomStatus: json.RawMessage(floorCustom),
 		Output: json.RawMessage(`true`), CreatedTime: now, LastUpdatedTime: now})
 	return b
+}
+
+// floorStore is floor-redis's store: an instance is a hash of its fields,
+// its events a list.
+type floorStore struct{ rdb *redis.Client }
+
+var floorFields = []string{"name", "status", "input", "custom", "output", "created", "updated"}
+
+func floorInstKey(id string) string   { return "floor:{" + id + "}:inst" }
+func floorEventsKey(id string) string { return "floor:{" + id + "}:events" }
+
+// create records instance id; with no engine to run it, it is recorded
+// Completed, as the other floors answer.
+func (fs floorStore) create(ctx context.Context, id string, input []byte) error {
+	now := time.Now().UTC().Format(time.RFC3339Nano)
+	return fs.rdb.HSet(ctx, floorInstKey(id), "name", "ReserveTicket", "status", "Completed", "input", input,
+		"custom", floorCustom, "output", "true", "created", now, "updated", now).Err()
+}
+
+func (fs floorStore) raise(ctx context.Context, id string, data []byte) error {
+	return fs.rdb.RPush(ctx, floorEventsKey(id), data).Err()
+}
+
+// get is the status of instance id, or nil when it is not recorded.
+func (fs floorStore) get(ctx context.Context, id string) ([]byte, error) {
+	v, err := fs.rdb.HMGet(ctx, floorInstKey(id), floorFields...).Result()
+	if err != nil || v[0] == nil {
+		return nil, err
+	}
+	f := func(i int) string { s, _ := v[i].(string); return s }
+	input := f(2)
+	if input == "" {
+		input = "null"
+	}
+	return json.Marshal(floorStatus{Name: f(0), InstanceID: id, RuntimeStatus: f(1),
+		Input: json.RawMessage(input), CustomStatus: json.RawMessage(f(3)), Output: json.RawMessage(f(4)),
+		CreatedTime: f(5), LastUpdatedTime: f(6)})
 }
 
 // floorMain serves variant on a loopback port until killed, saying where
 // on its first line as cairn serve does.
 func floorMain(variant string) {
-	h, err := floorHandler(variant)
+	h, err := floorHandler(variant, os.Getenv(floorRedisEnv))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
@@ -100,8 +152,9 @@ func floorMain(variant string) {
 	os.Exit(1)
 }
 
-// floorHandler is the floor server of variant.
-func floorHandler(variant string) (http.Handler, error) {
+// floorHandler is the floor server of variant; redisAddr is floor-redis's
+// Redis.
+func floorHandler(variant, redisAddr string) (http.Handler, error) {
 	var h http.Handler
 	switch variant {
 	case floorNetHTTP:
@@ -154,6 +207,55 @@ func floorHandler(variant string) (http.Handler, error) {
 			c.Data(http.StatusOK, "application/json; charset=utf-8", floorGet(c.Param("id")))
 		})
 		h = g
+	case floorRedis:
+		if redisAddr == "" {
+			return nil, fmt.Errorf("%s needs a Redis address", variant)
+		}
+		fs := floorStore{rdb: redis.NewClient(&redis.Options{Addr: redisAddr})}
+		if err := fs.rdb.Ping(context.Background()).Err(); err != nil {
+			return nil, fmt.Errorf("%s: Redis at %s: %w", variant, redisAddr, err)
+		}
+		gin.SetMode(gin.ReleaseMode)
+		g := gin.New()
+		g.GET("/readyz", func(c *gin.Context) { c.Status(http.StatusOK) })
+		g.POST(dfBase+"/orchestrators/:name/:id", func(c *gin.Context) {
+			input, err := io.ReadAll(c.Request.Body)
+			if err != nil {
+				c.AbortWithStatus(http.StatusBadRequest)
+				return
+			}
+			if err := fs.create(c.Request.Context(), c.Param("id"), input); err != nil {
+				c.AbortWithStatus(http.StatusServiceUnavailable)
+				return
+			}
+			b, loc := floorStart(c.Request.Host, c.Param("id"))
+			c.Header("Location", loc)
+			c.Data(http.StatusAccepted, "application/json; charset=utf-8", b)
+		})
+		g.POST(dfBase+"/instances/:id/raiseEvent/:event", func(c *gin.Context) {
+			data, err := io.ReadAll(c.Request.Body)
+			if err != nil {
+				c.AbortWithStatus(http.StatusBadRequest)
+				return
+			}
+			if err := fs.raise(c.Request.Context(), c.Param("id"), data); err != nil {
+				c.AbortWithStatus(http.StatusServiceUnavailable)
+				return
+			}
+			c.Status(http.StatusAccepted)
+		})
+		g.GET(dfBase+"/instances/:id", func(c *gin.Context) {
+			b, err := fs.get(c.Request.Context(), c.Param("id"))
+			switch {
+			case err != nil:
+				c.AbortWithStatus(http.StatusServiceUnavailable)
+			case b == nil:
+				c.AbortWithStatus(http.StatusNotFound)
+			default:
+				c.Data(http.StatusOK, "application/json; charset=utf-8", b)
+			}
+		})
+		h = g
 	default:
 		return nil, fmt.Errorf("unknown floor variant %q", variant)
 	}
@@ -162,7 +264,7 @@ func floorHandler(variant string) (http.Handler, error) {
 
 // startFloor starts the floor server of variant as a child process of the
 // bench (this binary, with floorEnv set) and waits until it is ready.
-func startFloor(ctx context.Context, variant, logPath string) (*serveChild, error) {
+func startFloor(ctx context.Context, variant, redisAddr, logPath string) (*serveChild, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -173,7 +275,7 @@ func startFloor(ctx context.Context, variant, logPath string) (*serveChild, erro
 	}
 	cmd := exec.Command(self)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), floorEnv+"="+variant)
+	cmd.Env = append(os.Environ(), floorEnv+"="+variant, floorRedisEnv+"="+redisAddr)
 	return startChild(ctx, cmd, dir, logPath, variant)
 }
 
@@ -256,7 +358,11 @@ func renderFloor(w func(string, ...any), rs []FlowResult) {
 			continue
 		}
 		fl := flowField(r.Samples, perCall)
-		w("- %s: the same client and calls against a server of the bench with no engine and no store (start answers 202 with the management URLs, raiseEvent 202, GET status 200 Completed, bodies encoded with encoding/json): %s µs of CPU per call", r.Variant, cell(fl))
+		what := "no engine and no store (start answers 202 with the management URLs, raiseEvent 202, GET status 200 Completed, bodies encoded with encoding/json)"
+		if r.Variant == floorRedis {
+			what = "gin, no engine, and one Redis command per call through go-redis's pool (start HSETs the instance's record, raiseEvent RPUSHes the event, GET status HMGETs the record; answers as floor-gin's)"
+		}
+		w("- %s: the same client and calls against a server of the bench with %s: %s µs of CPU per call", r.Variant, what, cell(fl))
 		if len(serve) > 0 {
 			w("; cairn serve's %s µs per call is %s µs above it", cell(serve), fmt.Sprintf("%.0f", median(serve)-median(fl)))
 		}

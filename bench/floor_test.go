@@ -10,9 +10,14 @@ import (
 // client expects of cairn serve (start 202, raiseEvent 202, GET status
 // Completed): otherwise its figures would be of failed calls.
 func TestFloorAnswersLikeCairnServe(t *testing.T) {
+	rs, err := startRedis("redis-server")
+	if err != nil {
+		t.Fatalf("floor-redis needs redis-server (apt-get install redis-server): %v", err)
+	}
+	defer rs.stop()
 	for _, v := range floorVariants {
 		t.Run(v, func(t *testing.T) {
-			h, err := floorHandler(v)
+			h, err := floorHandler(v, rs.addr)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -37,7 +42,10 @@ func TestFloorAnswersLikeCairnServe(t *testing.T) {
 			}
 		})
 	}
-	if _, err := floorHandler("floor-none"); err == nil {
+	if _, err := floorHandler("floor-none", rs.addr); err == nil {
 		t.Error("an unknown variant made a handler")
+	}
+	if _, err := floorHandler(floorRedis, ""); err == nil {
+		t.Error("floor-redis made a handler without a Redis")
 	}
 }

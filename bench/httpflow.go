@@ -505,7 +505,7 @@ func flowMeasure(ctx context.Context, o options, sp flowSpec, bin string, rep in
 	var s *serveChild
 	var err error
 	if sp.floor != "" {
-		s, err = startFloor(ctx, sp.floor, filepath.Join(o.resultsDir, "floor.log"))
+		s, err = startFloor(ctx, sp.floor, sp.addr, filepath.Join(o.resultsDir, "floor.log"))
 	} else {
 		s, err = startServe(ctx, bin, sp.addr, o.workflows, sp.durability, logPath, env)
 	}

@@ -74,5 +74,9 @@ func (e *Engine) applyDirect(ctx context.Context, c *chain) {
 		e.applyGroups(g)
 	default:
 		<-g.done
+		if c.alone { // it rode on an outcome that could not carry it
+			c.alone = false
+			e.run(ctx, []*chain{c})
+		}
 	}
 }

@@ -25,7 +25,7 @@ type outcomeGroups struct {
 type outcomeGroup struct {
 	ctx    context.Context
 	chains []*chain
-	ids    map[InstanceID]bool
+	ids    map[InstanceID]int // index in chains
 	done   chan struct{}
 }
 
@@ -34,6 +34,13 @@ type outcomeGroup struct {
 // the forming group, and the caller waits for g.done; g is nil when that
 // group holds an item of the same instance already, and the caller then
 // applies c on its own, after that group (the instance's lock orders them).
+//
+// A task outcome and a client message of one instance in the forming
+// group share a transition instead: the message rides on the outcome's
+// chain (chain.rider), its event applied on top of the outcome's, one
+// commit for both. Over HTTP the two often meet (a raise sent right after
+// the start, the activity's outcome arriving meanwhile), and the message
+// would otherwise wait for the group and then take a round trip of its own.
 func (o *outcomeGroups) join(ctx context.Context, c *chain) (g *outcomeGroup, lead bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -43,13 +50,24 @@ func (o *outcomeGroups) join(ctx context.Context, c *chain) (g *outcomeGroup, le
 	}
 	g = o.forming
 	if g == nil {
-		g = &outcomeGroup{ctx: ctx, ids: map[InstanceID]bool{}, done: make(chan struct{})}
+		g = &outcomeGroup{ctx: ctx, ids: map[InstanceID]int{}, done: make(chan struct{})}
 		o.forming = g
 	}
-	if g.ids[c.id] {
-		return nil, false
+	if i, ok := g.ids[c.id]; ok {
+		switch x := g.chains[i]; {
+		case x.rider != nil:
+			return nil, false
+		case x.task != nil && c.message:
+			x.rider = c
+		case x.message && c.task != nil:
+			c.rider = x
+			g.chains[i] = c
+		default:
+			return nil, false
+		}
+		return g, false
 	}
-	g.ids[c.id] = true
+	g.ids[c.id] = len(g.chains)
 	g.chains = append(g.chains, c)
 	return g, false
 }
@@ -59,6 +77,11 @@ func (o *outcomeGroups) join(ctx context.Context, c *chain) (g *outcomeGroup, le
 // not wait for it.
 func (e *Engine) applyGroups(g *outcomeGroup) {
 	e.run(g.ctx, g.chains)
+	for _, c := range g.chains {
+		if c.rider != nil { // the round ended before its outcome's commit
+			c.rider.alone, c.rider = true, nil
+		}
+	}
 	close(g.done)
 	o := &e.outcomes
 	o.mu.Lock()

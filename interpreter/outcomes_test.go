@@ -2,11 +2,16 @@ package interpreter
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cairnhq/cairn/dsl"
 )
 
 // Outcomes handed over while one is being applied form a group that is
@@ -108,4 +113,175 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// foldFlow waits for an event after its activity, as ReserveTicket does.
+const foldFlow = `name: Fold
+activities:
+  Calc: {expr: "input + 1"}
+steps:
+  - activity: Calc
+    input: 1
+    result: r
+  - wait: {event: go, timeout: 1m, result: g}
+  - return: ${ r * 10 + g }
+`
+
+// startCached starts instance id the eager way (its state cached, its task
+// queued) and returns its task's ref and completion (Calc's 2).
+func startCached(t *testing.T, m *memStore, e *Engine, def *dsl.Workflow, id InstanceID) (TaskRef, Event) {
+	t.Helper()
+	if err := e.CreateInstance(context.Background(), Instantiate(def, id, nil, t0)); err != nil {
+		t.Fatal(err)
+	}
+	last := m.commits[len(m.commits)-1]
+	i := slices.IndexFunc(last.Commands, func(c Command) bool { _, ok := c.(*ScheduleTask); return ok })
+	if i < 0 {
+		t.Fatalf("no task scheduled: %v", last.Commands)
+	}
+	st := last.Commands[i].(*ScheduleTask)
+	return TaskRef{Instance: id, TaskID: st.TaskID}, Event{Kind: EvCompleted, Time: t0, TaskID: st.TaskID, Data: json.RawMessage(`2`)}
+}
+
+// foldSetup starts "held" and "x", holds the commit of held's outcome
+// while x's outcome and a raise into x join the forming group (in the
+// order given: outcome first, or the raise first), and returns when both
+// are in it, with release to let the commit go on and wait for both
+// callers' answers.
+func foldSetup(t *testing.T, m *memStore, e *Engine, def *dsl.Workflow, raiseFirst bool) (release func(), wait func() (applied bool, raised error)) {
+	t.Helper()
+	heldRef, heldEv := startCached(t, m, e, def, "held")
+	ref, ev := startCached(t, m, e, def, "x")
+	rel, committing := m.holdFirstCommit()
+	var wg sync.WaitGroup
+	var applied bool
+	var raised error
+	wg.Add(3)
+	go func() { defer wg.Done(); e.ApplyTaskOutcome(context.Background(), heldRef, heldEv) }()
+	<-committing
+	outcome := func() { defer wg.Done(); applied = e.ApplyTaskOutcome(context.Background(), ref, ev) }
+	raise := func() { defer wg.Done(); raised = e.RaiseEvent(context.Background(), "x", "go", []byte(`5`), t0) }
+	first, second := outcome, raise
+	if raiseFirst {
+		first, second = raise, outcome
+	}
+	go first()
+	waitForGroup(t, e, 1)
+	go second()
+	waitFor(t, "the message to ride on the outcome", func() bool {
+		e.outcomes.mu.Lock()
+		defer e.outcomes.mu.Unlock()
+		g := e.outcomes.forming
+		return g != nil && len(g.chains) == 1 && g.chains[0].rider != nil
+	})
+	return func() { close(rel) }, func() (bool, error) { wg.Wait(); return applied, raised }
+}
+
+// A task outcome and a raise of one instance that meet in a group are one
+// transition: one commit that acknowledges the task and numbers the
+// message, the wait's timer neither set nor cancelled; whichever came first.
+func TestOutcomeAndRaiseFold(t *testing.T) {
+	for _, raiseFirst := range []bool{false, true} {
+		t.Run(fmt.Sprintf("raiseFirst=%v", raiseFirst), func(t *testing.T) {
+			m, def := newMemStore(t, foldFlow)
+			e := quietEngine(m, EngineOptions{})
+			release, wait := foldSetup(t, m, e, def, raiseFirst)
+			calls, commits := m.commitCalls, len(m.commits)
+			release()
+			applied, raised := wait()
+			if !applied || raised != nil {
+				t.Fatalf("outcome applied %v, raise %v", applied, raised)
+			}
+			st := m.states["x"]
+			if st.Status != StatusCompleted || string(st.Output) != "25" || st.MsgSeq != 1 || st.Revision != 2 {
+				t.Fatalf("status %s output %s mseq %d revision %d", st.Status, st.Output, st.MsgSeq, st.Revision)
+			}
+			// held's commit was under way already; then the group: x alone.
+			if got := m.commitCalls - calls; got != 1 {
+				t.Fatalf("%d commit calls after the held one, want 1", got)
+			}
+			var tr *Transition
+			for _, c := range m.commits[commits:] {
+				if c.State.ID == "x" {
+					if tr != nil {
+						t.Fatal("x took two transitions")
+					}
+					tr = c
+				}
+			}
+			if tr == nil || tr.TaskAck == nil || tr.Message != 1 || tr.FromRevision != 1 || !tr.StatusChanged {
+				t.Fatalf("folded transition %+v", tr)
+			}
+			for _, c := range tr.Commands {
+				switch c.(type) {
+				case *StartTimer, *CancelTimer:
+					t.Fatalf("the folded commit carries %T", c)
+				}
+			}
+			if len(m.queued) != 0 || m.loads != 0 {
+				t.Fatalf("queued %v, loads %d", m.queued, m.loads)
+			}
+		})
+	}
+}
+
+// A raise that cannot ride goes alone, with the answers it gets without a
+// fold: into an instance the outcome ends, the store refuses it; after the
+// folded commit conflicts, the outcome reloads and the raise applies on
+// its own; after the commit fails, the raise answers the failure (it may
+// have been applied) and the runtime finishes the task itself.
+func TestOutcomeAndRaiseFoldFallsBack(t *testing.T) {
+	t.Run("ended", func(t *testing.T) {
+		m, def := newMemStore(t, taskFlow)
+		e := quietEngine(m, EngineOptions{})
+		release, wait := foldSetup(t, m, e, def, false)
+		release()
+		if applied, raised := wait(); !applied || !errors.Is(raised, ErrFinished) {
+			t.Fatalf("outcome applied %v, raise %v", applied, raised)
+		}
+		if m.status("x") != StatusCompleted {
+			t.Fatalf("x is %s", m.status("x"))
+		}
+	})
+	t.Run("conflict", func(t *testing.T) {
+		m, def := newMemStore(t, foldFlow)
+		e := quietEngine(m, EngineOptions{})
+		release, wait := foldSetup(t, m, e, def, false)
+		hold := m.answer
+		var folded atomic.Int32
+		m.answer = func(tr *Transition) error {
+			if tr.TaskAck != nil && tr.Message != 0 {
+				folded.Add(1)
+				return ErrConflict
+			}
+			return hold(tr)
+		}
+		release()
+		if applied, raised := wait(); !applied || raised != nil {
+			t.Fatalf("outcome applied %v, raise %v", applied, raised)
+		}
+		if st := m.states["x"]; st.Status != StatusCompleted || string(st.Output) != "25" || folded.Load() != 1 {
+			t.Fatalf("status %s output %s, folded commits %d", st.Status, st.Output, folded.Load())
+		}
+	})
+	t.Run("failure", func(t *testing.T) {
+		m, def := newMemStore(t, foldFlow)
+		e := quietEngine(m, EngineOptions{})
+		release, wait := foldSetup(t, m, e, def, false)
+		hold := m.answer
+		down := fmt.Errorf("the store is down: %w", ErrUnavailable)
+		m.answer = func(tr *Transition) error {
+			if tr.TaskAck != nil && tr.Message != 0 {
+				return down
+			}
+			return hold(tr)
+		}
+		release()
+		if applied, raised := wait(); applied || !errors.Is(raised, ErrUnavailable) {
+			t.Fatalf("outcome applied %v, raise %v", applied, raised)
+		}
+		if m.status("x") != StatusRunning || len(m.queued) != 0 {
+			t.Fatalf("x is %s, queued %v", m.status("x"), m.queued)
+		}
+	})
 }

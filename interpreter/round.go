@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/cairnhq/cairn/dsl"
@@ -88,6 +89,16 @@ type chain struct {
 	// applied: the last item settled was applied, by this engine or
 	// (a duplicate) another.
 	applied bool
+	// rider, on a task outcome's chain, is a client message for the same
+	// instance that joined the same group (see outcomeGroups.join): its
+	// event is applied on top of the outcome's and the two are committed
+	// as one transition (fold). carried: the transition of this round
+	// carries it. alone, on a rider, means it was not carried (it could
+	// not be folded, or the commit wrote nothing) and its caller applies
+	// it on its own once the group is done.
+	rider   *chain
+	carried bool
+	alone   bool
 }
 
 // reset forgets the chain's state: the next round loads it.
@@ -227,13 +238,17 @@ func (e *Engine) round(ctx context.Context, active []*chain) ([]*chain, bool) {
 				if c.message {
 					c.err = err // it may have been applied: no queuing it again
 				}
+				if c.carried {
+					c.rider.err, c.rider.items = err, nil
+					c.carried, c.rider = false, nil
+				}
 			}
 			return nil, false
 		}
 		committed := e.opts.Clock()
 		for k, err := range errs {
 			if err == nil {
-				e.observe(r.owners[k], r.ts[k], r.began, committed)
+				e.observe(r.owners[k], r.ts[k], r.began, committed) // a fold is one transition
 			}
 			e.settle(ctx, r.owners[k], r.ts[k], after, k, err)
 		}
@@ -353,6 +368,9 @@ func (e *Engine) step(ctx context.Context, r *round, active []*chain) {
 				default:
 					tr.WorkID = it.ID
 				}
+				if c.rider != nil {
+					tr = e.fold(ctx, c, tr)
+				}
 				r.ts = append(r.ts, tr)
 				r.owners = append(r.owners, c)
 				break
@@ -371,11 +389,79 @@ func (e *Engine) step(ctx context.Context, r *round, active []*chain) {
 			}
 			r.drop(c)
 		}
+		if c.rider != nil && !c.carried && len(c.items) == 0 {
+			// The outcome takes no transition: the message goes alone.
+			c.rider.alone, c.rider = true, nil
+		}
 	}
+}
+
+// fold applies the event of c's rider on top of tr, the transition of c's
+// task outcome, and returns the two as one transition, which acknowledges
+// the task and numbers the message; c.carried says it did. When the
+// rider's event takes no transition of its own there, or either transition
+// starts or stops a child (those run after their own commit), it returns
+// tr, and the rider goes alone.
+func (e *Engine) fold(ctx context.Context, c *chain, tr *Transition) *Transition {
+	rd := c.rider
+	ev := rd.items[0].Event
+	ev.Seq = tr.State.MsgSeq + 1
+	t2, err := e.in.StepOnto(c.def, e.latestFor(ctx, c.def), tr.State, ev)
+	if err != nil || t2 == nil || slices.ContainsFunc(tr.Commands, runsAfterCommit) || slices.ContainsFunc(t2.Commands, runsAfterCommit) {
+		rd.alone, c.rider = true, nil
+		return tr
+	}
+	rd.items[0].Event.Seq = ev.Seq
+	c.carried = true
+	t2.FromRevision = tr.FromRevision
+	t2.State.Revision = tr.State.Revision
+	t2.Commands = foldCommands(tr.Commands, t2.Commands)
+	t2.History = bounded(append(slices.Clip(tr.History), t2.History...), ev.Time.UTC())
+	t2.StatusChanged = t2.StatusChanged || tr.StatusChanged
+	t2.TaskAck, t2.Message = tr.TaskAck, ev.Seq
+	return t2
+}
+
+// foldCommands is the commands of a transition followed by those of the
+// next one computed on top of it, less each timer the first started and
+// the second cancelled: it never reaches the store.
+func foldCommands(first, second []Command) []Command {
+	out := make([]Command, 0, len(first)+len(second))
+	for _, c := range first {
+		if st, ok := c.(*StartTimer); ok && slices.ContainsFunc(second, func(d Command) bool {
+			ct, ok := d.(*CancelTimer)
+			return ok && ct.ID == st.ID
+		}) {
+			continue
+		}
+		out = append(out, c)
+	}
+	for _, d := range second {
+		if ct, ok := d.(*CancelTimer); ok && slices.ContainsFunc(first, func(c Command) bool {
+			st, ok := c.(*StartTimer)
+			return ok && st.ID == ct.ID
+		}) {
+			continue
+		}
+		out = append(out, d)
+	}
+	return out
 }
 
 // settle moves a chain on by what the commit of its transition t answered.
 func (e *Engine) settle(ctx context.Context, c *chain, t *Transition, after [][]Command, k int, err error) {
+	if c.carried {
+		rd := c.rider
+		c.carried, c.rider = false, nil
+		switch {
+		case err == nil:
+			rd.applied, rd.items = true, nil
+		case errors.Is(err, ErrConflict) || errors.Is(err, ErrDuplicate):
+			rd.alone = true // nothing was written
+		default:
+			rd.err, rd.items = err, nil // it may have been applied
+		}
+	}
 	switch {
 	case err == nil:
 		e.noteTimers(c.items[0].Partition, t.Commands)

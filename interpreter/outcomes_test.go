@@ -2,10 +2,8 @@ package interpreter
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -134,13 +132,7 @@ func startCached(t *testing.T, m *memStore, e *Engine, def *dsl.Workflow, id Ins
 	if err := e.CreateInstance(context.Background(), Instantiate(def, id, nil, t0)); err != nil {
 		t.Fatal(err)
 	}
-	last := m.commits[len(m.commits)-1]
-	i := slices.IndexFunc(last.Commands, func(c Command) bool { _, ok := c.(*ScheduleTask); return ok })
-	if i < 0 {
-		t.Fatalf("no task scheduled: %v", last.Commands)
-	}
-	st := last.Commands[i].(*ScheduleTask)
-	return TaskRef{Instance: id, TaskID: st.TaskID}, Event{Kind: EvCompleted, Time: t0, TaskID: st.TaskID, Data: json.RawMessage(`2`)}
+	return lastTask(t, m, id)
 }
 
 // foldSetup starts "held" and "x", holds the commit of held's outcome

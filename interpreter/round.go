@@ -426,24 +426,31 @@ func (e *Engine) fold(ctx context.Context, c *chain, tr *Transition) *Transition
 // next one computed on top of it, less each timer the first started and
 // the second cancelled: it never reaches the store.
 func foldCommands(first, second []Command) []Command {
-	out := make([]Command, 0, len(first)+len(second))
-	for _, c := range first {
-		if st, ok := c.(*StartTimer); ok && slices.ContainsFunc(second, func(d Command) bool {
-			ct, ok := d.(*CancelTimer)
-			return ok && ct.ID == st.ID
-		}) {
-			continue
-		}
-		out = append(out, c)
-	}
+	var gone []string
 	for _, d := range second {
 		if ct, ok := d.(*CancelTimer); ok && slices.ContainsFunc(first, func(c Command) bool {
 			st, ok := c.(*StartTimer)
 			return ok && st.ID == ct.ID
 		}) {
-			continue
+			gone = append(gone, ct.ID)
 		}
-		out = append(out, d)
+	}
+	if len(gone) == 0 {
+		return append(slices.Clip(first), second...)
+	}
+	out := make([]Command, 0, len(first)+len(second)-2*len(gone))
+	for _, c := range slices.Concat(first, second) {
+		switch c := c.(type) {
+		case *StartTimer:
+			if slices.Contains(gone, c.ID) {
+				continue
+			}
+		case *CancelTimer:
+			if slices.Contains(gone, c.ID) {
+				continue
+			}
+		}
+		out = append(out, c)
 	}
 	return out
 }

@@ -372,6 +372,13 @@ steps:
 func startTask(t *testing.T, m *memStore, e *Engine, def *dsl.Workflow, id InstanceID) (TaskRef, Event) {
 	t.Helper()
 	e.Process(context.Background(), []WorkItem{m.create(def, id)})
+	return lastTask(t, m, id)
+}
+
+// lastTask is the ref and completion (Calc's 2) of the task the last commit
+// scheduled for instance id.
+func lastTask(t *testing.T, m *memStore, id InstanceID) (TaskRef, Event) {
+	t.Helper()
 	last := m.commits[len(m.commits)-1]
 	i := slices.IndexFunc(last.Commands, func(c Command) bool { _, ok := c.(*ScheduleTask); return ok })
 	if i < 0 {

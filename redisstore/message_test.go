@@ -3,6 +3,7 @@ package redisstore_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/cairnhq/cairn/interpreter"
@@ -65,5 +66,48 @@ func TestCommitMessage(t *testing.T) {
 	}
 	if work := e.readAll("engine"); len(work) != 1 || work[0].Event.Seq != 3 {
 		t.Fatalf("work after the direct message = %+v", work)
+	}
+}
+
+// A transition that applies a task outcome and a client message together
+// (the engine folds the two when they meet in one group commit)
+// acknowledges the task and numbers the message in its one commit; when
+// the task was acknowledged already it writes nothing, the message's
+// number included.
+func TestCommitTaskAndMessage(t *testing.T) {
+	e := newEnv(t, redisstore.Options{})
+	e.create("a", t0)
+	e.readAll("engine")
+	e.schedule("a", "t1", "")
+	tasks, err := e.s.ReadTasks(e.ctx, "w", interpreter.LocalQueue, 10, 0)
+	if err != nil || len(tasks) != 1 {
+		t.Fatal(tasks, err)
+	}
+	ref := tasks[0].Ref
+	numbered := func(msg int64) *interpreter.Transition {
+		tr := e.transition("a", "", func(s *interpreter.State) { s.MsgSeq = msg })
+		tr.TaskAck, tr.Message = &ref, msg
+		return tr
+	}
+	if errs := e.commit(numbered(1)); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	stream := fmt.Sprintf("cairn:{%d}:tasks:%s", ref.Partition, interpreter.LocalQueue)
+	if e.client.XLen(e.ctx, stream).Val() != 0 || e.client.XPending(e.ctx, stream, "workers").Val().Count != 0 {
+		t.Fatalf("task left in %s", stream)
+	}
+	rev := e.load("a").Revision
+	if errs := e.commit(numbered(2)); !errors.Is(errs[0], interpreter.ErrDuplicate) {
+		t.Fatalf("the task's outcome again, with message 2: %v", errs[0])
+	}
+	if got := e.load("a"); got.Revision != rev || got.MsgSeq != 1 {
+		t.Fatalf("the refused commit wrote: revision %d, mseq %d", got.Revision, got.MsgSeq)
+	}
+	// Message 1 was numbered by the commit, 2 by none: the next raise is 2.
+	if err := e.s.RaiseEvent(e.ctx, "a", "Go", json.RawMessage(`2`), t0); err != nil {
+		t.Fatal(err)
+	}
+	if work := e.readAll("engine"); len(work) != 1 || work[0].Event.Seq != 2 {
+		t.Fatalf("work after the fold = %+v", work)
 	}
 }

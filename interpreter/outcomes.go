@@ -77,11 +77,6 @@ func (o *outcomeGroups) join(ctx context.Context, c *chain) (g *outcomeGroup, le
 // not wait for it.
 func (e *Engine) applyGroups(g *outcomeGroup) {
 	e.run(g.ctx, g.chains)
-	for _, c := range g.chains {
-		if c.rider != nil { // the round ended before its outcome's commit
-			c.rider.alone, c.rider = true, nil
-		}
-	}
 	close(g.done)
 	o := &e.outcomes
 	o.mu.Lock()

@@ -220,8 +220,9 @@ func TestOutcomeAndRaiseFold(t *testing.T) {
 // A raise that cannot ride goes alone, with the answers it gets without a
 // fold: into an instance the outcome ends, the store refuses it; after the
 // folded commit conflicts, the outcome reloads and the raise applies on
-// its own; after the commit fails, the raise answers the failure (it may
-// have been applied) and the runtime finishes the task itself.
+// its own; when the round cannot load the instance, the raise is queued;
+// after the commit fails, the raise answers the failure (it may have been
+// applied) and the runtime finishes the task itself.
 func TestOutcomeAndRaiseFoldFallsBack(t *testing.T) {
 	t.Run("ended", func(t *testing.T) {
 		m, def := newMemStore(t, taskFlow)
@@ -254,6 +255,22 @@ func TestOutcomeAndRaiseFoldFallsBack(t *testing.T) {
 		}
 		if st := m.states["x"]; st.Status != StatusCompleted || string(st.Output) != "25" || folded.Load() != 1 {
 			t.Fatalf("status %s output %s, folded commits %d", st.Status, st.Output, folded.Load())
+		}
+	})
+	t.Run("load", func(t *testing.T) {
+		m, def := newMemStore(t, foldFlow)
+		e := quietEngine(m, EngineOptions{})
+		release, wait := foldSetup(t, m, e, def, false)
+		e.cache.drop("x") // so the round loads x, and fails
+		m.mu.Lock()
+		m.loadErr = fmt.Errorf("the store is down: %w", ErrUnavailable)
+		m.mu.Unlock()
+		release()
+		if applied, raised := wait(); applied || raised != nil {
+			t.Fatalf("outcome applied %v, raise %v", applied, raised)
+		}
+		if m.status("x") != StatusRunning || len(m.queued) != 1 || m.queued[0].Event.Name != "go" {
+			t.Fatalf("x is %s, queued %v", m.status("x"), m.queued)
 		}
 	})
 	t.Run("failure", func(t *testing.T) {

@@ -95,7 +95,9 @@ type chain struct {
 	// as one transition (fold). carried: the transition of this round
 	// carries it. alone, on a rider, means it was not carried (it could
 	// not be folded, or the commit wrote nothing) and its caller applies
-	// it on its own once the group is done.
+	// it on its own once the group is done; a rider neither carried nor
+	// alone (the round failed before its commit) goes its caller's usual
+	// way, as the failed outcome does.
 	rider   *chain
 	carried bool
 	alone   bool

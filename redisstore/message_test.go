@@ -3,7 +3,6 @@ package redisstore_test
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"testing"
 
 	"github.com/cairnhq/cairn/interpreter"
@@ -78,12 +77,7 @@ func TestCommitTaskAndMessage(t *testing.T) {
 	e := newEnv(t, redisstore.Options{})
 	e.create("a", t0)
 	e.readAll("engine")
-	e.schedule("a", "t1", "")
-	tasks, err := e.s.ReadTasks(e.ctx, "w", interpreter.LocalQueue, 10, 0)
-	if err != nil || len(tasks) != 1 {
-		t.Fatal(tasks, err)
-	}
-	ref := tasks[0].Ref
+	ref := e.takeLocalTask("a", "t1")
 	numbered := func(msg int64) *interpreter.Transition {
 		tr := e.transition("a", "", func(s *interpreter.State) { s.MsgSeq = msg })
 		tr.TaskAck, tr.Message = &ref, msg
@@ -92,10 +86,7 @@ func TestCommitTaskAndMessage(t *testing.T) {
 	if errs := e.commit(numbered(1)); errs[0] != nil {
 		t.Fatal(errs[0])
 	}
-	stream := fmt.Sprintf("cairn:{%d}:tasks:%s", ref.Partition, interpreter.LocalQueue)
-	if e.client.XLen(e.ctx, stream).Val() != 0 || e.client.XPending(e.ctx, stream, "workers").Val().Count != 0 {
-		t.Fatalf("task left in %s", stream)
-	}
+	e.taskGone(ref)
 	rev := e.load("a").Revision
 	if errs := e.commit(numbered(2)); !errors.Is(errs[0], interpreter.ErrDuplicate) {
 		t.Fatalf("the task's outcome again, with message 2: %v", errs[0])

@@ -746,21 +746,13 @@ func TestCommitAcknowledgesATask(t *testing.T) {
 	e.create("a", t0)
 	e.create("b", t0)
 	e.readAll("engine")
-	e.schedule("a", "t1", "")
-	tasks, err := e.s.ReadTasks(e.ctx, "w", interpreter.LocalQueue, 10, 0)
-	if err != nil || len(tasks) != 1 {
-		t.Fatal(tasks, err)
-	}
-	ref := tasks[0].Ref
+	ref := e.takeLocalTask("a", "t1")
 	tr := e.transition("a", "", nil)
 	tr.TaskAck = &ref
 	if errs := e.commit(tr); errs[0] != nil {
 		t.Fatal(errs[0])
 	}
-	stream := fmt.Sprintf("cairn:{%d}:tasks:%s", ref.Partition, interpreter.LocalQueue)
-	if e.client.XLen(e.ctx, stream).Val() != 0 || e.client.XPending(e.ctx, stream, "workers").Val().Count != 0 {
-		t.Fatalf("task left in %s", stream)
-	}
+	e.taskGone(ref)
 	rev := e.load("a").Revision
 	again := e.transition("a", "", nil)
 	again.TaskAck = &ref

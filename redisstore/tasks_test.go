@@ -29,6 +29,28 @@ func (e *env) schedule(id, task, queue string) {
 	}
 }
 
+// takeLocalTask schedules task for id on the local queue, reads it as
+// worker w (the only task there) and returns its ref.
+func (e *env) takeLocalTask(id, task string) interpreter.TaskRef {
+	e.t.Helper()
+	e.schedule(id, task, "")
+	tasks, err := e.s.ReadTasks(e.ctx, "w", interpreter.LocalQueue, 10, 0)
+	if err != nil || len(tasks) != 1 {
+		e.t.Fatal(tasks, err)
+	}
+	return tasks[0].Ref
+}
+
+// taskGone fails unless the task is out of its stream and of the group's
+// pending entries.
+func (e *env) taskGone(ref interpreter.TaskRef) {
+	e.t.Helper()
+	stream := fmt.Sprintf("cairn:{%d}:tasks:%s", ref.Partition, interpreter.LocalQueue)
+	if e.client.XLen(e.ctx, stream).Val() != 0 || e.client.XPending(e.ctx, stream, "workers").Val().Count != 0 {
+		e.t.Fatalf("task left in %s", stream)
+	}
+}
+
 func TestTasks(t *testing.T) {
 	e := newEnv(t, redisstore.Options{})
 	e.create("a", t0)
